@@ -1,0 +1,310 @@
+//! The embedded store for local mode: SQLite (bundled, so there is nothing to install) in WAL mode
+//! with full fsync. An alert change and its outbox event commit in one transaction, so an
+//! acknowledged change is never lost and never notified twice, whatever crashes when.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::domain::alert::Alert;
+use crate::domain::person::Person;
+use crate::error::{Error, Result};
+use crate::ports::{AlertStore, Created, PersonStore};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS people (
+    person_id  TEXT PRIMARY KEY,
+    body       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id     TEXT PRIMARY KEY,
+    person_id    TEXT NOT NULL,
+    consulate_id TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    created_at   TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    expires_at   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_consulate ON alerts (consulate_id, status, created_at);
+-- The local twin of a DynamoDB stream: one row per alert change, deleted once notified.
+CREATE TABLE IF NOT EXISTS outbox (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    alert    TEXT NOT NULL,
+    UNIQUE (alert_id, seq)
+);
+";
+
+/// One pending change: the alert as it was right after the change, and the change's sequence number.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub id: i64,
+    pub alert: Alert,
+    pub seq: u32,
+}
+
+pub struct EmbeddedStore {
+    connection: Arc<Mutex<Connection>>,
+    /// Woken after every commit that adds outbox events, so the relay does not have to poll fast.
+    outbox_ready: Arc<Notify>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<EmbeddedStore> {
+        let connection = Connection::open(path).map_err(Error::store)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(Error::store)?;
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(Error::store)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(Error::store)?;
+        connection.execute_batch(SCHEMA).map_err(Error::store)?;
+        Ok(EmbeddedStore {
+            connection: Arc::new(Mutex::new(connection)),
+            outbox_ready: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn outbox_ready(&self) -> Arc<Notify> {
+        self.outbox_ready.clone()
+    }
+
+    /// Runs blocking SQLite work off the async runtime's threads.
+    async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection
+                .lock()
+                .map_err(|_| Error::Store("the store's connection lock is poisoned".into()))?;
+            work(&mut connection)
+        })
+        .await
+        .map_err(Error::store)?
+    }
+
+    /// The oldest pending events, in commit order.
+    pub async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>> {
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT id, seq, alert FROM outbox ORDER BY id LIMIT ?1")
+                .map_err(Error::store)?;
+            let rows = statement
+                .query_map(params![limit as i64], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(Error::store)?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (id, seq, body) = row.map_err(Error::store)?;
+                let alert = serde_json::from_str(&body).map_err(Error::store)?;
+                events.push(OutboxEvent { id, alert, seq });
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    pub async fn mark_delivered(&self, event_id: i64) -> Result<()> {
+        self.run(move |connection| {
+            connection
+                .execute("DELETE FROM outbox WHERE id = ?1", params![event_id])
+                .map_err(Error::store)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes people and alerts whose retention has run out, as DynamoDB's TTL does in AWS.
+    pub async fn purge_expired(&self, now_unix: i64) -> Result<usize> {
+        self.run(move |connection| {
+            let transaction = connection.transaction().map_err(Error::store)?;
+            let mut removed = transaction
+                .execute(
+                    "DELETE FROM people WHERE expires_at < ?1",
+                    params![now_unix],
+                )
+                .map_err(Error::store)?;
+            removed += transaction
+                .execute(
+                    "DELETE FROM alerts WHERE expires_at < ?1 AND alert_id NOT IN (SELECT alert_id FROM outbox)",
+                    params![now_unix],
+                )
+                .map_err(Error::store)?;
+            transaction.commit().map_err(Error::store)?;
+            Ok(removed)
+        })
+        .await
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(Error::store)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T> {
+    serde_json::from_str(body).map_err(Error::store)
+}
+
+fn insert_outbox(connection: &Connection, alert: &Alert, body: &str) -> Result<()> {
+    connection
+        .execute(
+            "INSERT INTO outbox (alert_id, seq, alert) VALUES (?1, ?2, ?3)",
+            params![alert.alert_id.to_string(), alert.version(), body],
+        )
+        .map_err(Error::store)?;
+    Ok(())
+}
+
+#[async_trait]
+impl PersonStore for EmbeddedStore {
+    async fn put_person(&self, person: &Person) -> Result<()> {
+        let id = person.person_id.to_string();
+        let body = to_json(person)?;
+        let expires_at = person.expires_at;
+        self.run(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (person_id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
+                    params![id, body, expires_at],
+                )
+                .map_err(Error::store)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
+        let id = person_id.to_string();
+        let body: Option<String> = self
+            .run(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT body FROM people WHERE person_id = ?1",
+                        params![id],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(Error::store)
+            })
+            .await?;
+        body.as_deref().map(from_json).transpose()
+    }
+}
+
+#[async_trait]
+impl AlertStore for EmbeddedStore {
+    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
+        let alert = alert.clone();
+        let body = to_json(&alert)?;
+        let created = self
+            .run(move |connection| {
+                let transaction = connection
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(Error::store)?;
+                let existing: Option<String> = transaction
+                    .query_row(
+                        "SELECT body FROM alerts WHERE alert_id = ?1",
+                        params![alert.alert_id.to_string()],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(Error::store)?;
+                if let Some(existing) = existing {
+                    return Ok(Created::Existing(Box::new(from_json(&existing)?)));
+                }
+                transaction
+                    .execute(
+                        "INSERT INTO alerts (alert_id, person_id, consulate_id, status, version, created_at, body, expires_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            alert.alert_id.to_string(),
+                            alert.person_id.to_string(),
+                            alert.consulate_id,
+                            alert.status.as_str(),
+                            alert.version(),
+                            alert.created_at.unix_timestamp(),
+                            body,
+                            alert.expires_at,
+                        ],
+                    )
+                    .map_err(Error::store)?;
+                insert_outbox(&transaction, &alert, &body)?;
+                transaction.commit().map_err(Error::store)?;
+                Ok(Created::New)
+            })
+            .await?;
+        if created == Created::New {
+            self.outbox_ready.notify_one();
+        }
+        Ok(created)
+    }
+
+    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
+        let id = alert_id.to_string();
+        let body: Option<String> = self
+            .run(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT body FROM alerts WHERE alert_id = ?1",
+                        params![id],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(Error::store)
+            })
+            .await?;
+        body.as_deref().map(from_json).transpose()
+    }
+
+    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
+        let alert = alert.clone();
+        let body = to_json(&alert)?;
+        self.run(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::store)?;
+            let updated = transaction
+                .execute(
+                    "UPDATE alerts SET status = ?2, version = ?3, body = ?4, expires_at = ?5
+                     WHERE alert_id = ?1 AND version = ?6",
+                    params![
+                        alert.alert_id.to_string(),
+                        alert.status.as_str(),
+                        alert.version(),
+                        body,
+                        alert.expires_at,
+                        expected_version,
+                    ],
+                )
+                .map_err(Error::store)?;
+            if updated == 0 {
+                return Err(Error::ConcurrentUpdate);
+            }
+            insert_outbox(&transaction, &alert, &body)?;
+            transaction.commit().map_err(Error::store)
+        })
+        .await?;
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+}

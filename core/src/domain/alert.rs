@@ -1,0 +1,491 @@
+//! Alerts and their lifecycle. Every change appends one entry to the alert's history; each entry is
+//! an event that the fan-out turns into notifications, so the history is both the audit trail and
+//! the outbox.
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::consulate::Directory;
+use super::geography::GeoPoint;
+use super::person::{Person, validate_text};
+use crate::error::{Error, Result};
+
+const MAX_CLIENT_ALERT_ID_CHARS: usize = 64;
+const MAX_NOTE_CHARS: usize = 500;
+const MAX_ACCURACY_M: f64 = 100_000.0;
+/// Bounds an alert's item size (DynamoDB caps an item at 400 KB) and how long a client can stream.
+pub const MAX_HISTORY_ENTRIES: usize = 1_000;
+
+/// Alert ids are derived from the person and the client's own id, so a retried request addresses
+/// the same alert in every store without a lookup table.
+const ALERT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a1e_27b0_7c4e_4f0e_9d3a_5b1c_2e8f_4a61);
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_m: Option<f64>,
+}
+
+impl Location {
+    /// `prefix` is the JSON path of the location in the request, for error messages.
+    pub fn validate(self, prefix: &str) -> Result<Location> {
+        let field = |name: &str| {
+            if prefix.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{prefix}.{name}")
+            }
+        };
+        if !self.lat.is_finite() || !(-90.0..=90.0).contains(&self.lat) {
+            return Err(Error::invalid(
+                field("lat"),
+                "must be a latitude between -90 and 90",
+            ));
+        }
+        if !self.lon.is_finite() || !(-180.0..=180.0).contains(&self.lon) {
+            return Err(Error::invalid(
+                field("lon"),
+                "must be a longitude between -180 and 180",
+            ));
+        }
+        if let Some(accuracy) = self.accuracy_m
+            && (!accuracy.is_finite() || !(0.0..=MAX_ACCURACY_M).contains(&accuracy))
+        {
+            return Err(Error::invalid(
+                field("accuracy_m"),
+                format!("must be between 0 and {MAX_ACCURACY_M} metres"),
+            ));
+        }
+        Ok(self)
+    }
+
+    pub fn point(&self) -> GeoPoint {
+        GeoPoint {
+            lat: self.lat,
+            lon: self.lon,
+        }
+    }
+}
+
+/// The body of `POST /v1/alerts`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRequest {
+    pub client_alert_id: String,
+    pub location: Location,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl AlertRequest {
+    pub fn validate(mut self) -> Result<AlertRequest> {
+        let id = &self.client_alert_id;
+        let well_formed = !id.is_empty()
+            && id.len() <= MAX_CLIENT_ALERT_ID_CHARS
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if !well_formed {
+            return Err(Error::invalid(
+                "client_alert_id",
+                format!(
+                    "1 to {MAX_CLIENT_ALERT_ID_CHARS} characters: letters, digits, `-`, `_`, `.` or `:`"
+                ),
+            ));
+        }
+        self.location = self.location.validate("location")?;
+        if let Some(note) = &self.note {
+            self.note = Some(validate_text("note", note, MAX_NOTE_CHARS)?);
+        }
+        Ok(self)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CancelReason {
+    /// "I'm safe".
+    Safe,
+    /// Pressed by mistake.
+    Mistake,
+}
+
+/// The body of `POST /v1/alerts/{id}/cancel`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub reason: CancelReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Open,
+    Acknowledged,
+    Resolved,
+    Cancelled,
+}
+
+impl AlertStatus {
+    pub fn is_active(self) -> bool {
+        matches!(self, AlertStatus::Open | AlertStatus::Acknowledged)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Resolved => "resolved",
+            AlertStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertEvent {
+    Opened,
+    LocationUpdated,
+    Cancelled,
+    Acknowledged,
+    Resolved,
+}
+
+impl AlertEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::Opened => "opened",
+            AlertEvent::LocationUpdated => "location_updated",
+            AlertEvent::Cancelled => "cancelled",
+            AlertEvent::Acknowledged => "acknowledged",
+            AlertEvent::Resolved => "resolved",
+        }
+    }
+}
+
+/// One change of an alert, in order; `seq` starts at 1 with `opened`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub seq: u32,
+    pub event: AlertEvent,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CancelReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Why an alert went to its consulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingReason {
+    /// The nearest office by great-circle distance.
+    Nearest,
+}
+
+/// How long personal data is kept after its last change. Stores set it as a TTL attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub active_alert: Duration,
+    pub closed_alert: Duration,
+    pub person: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            active_alert: Duration::days(90),
+            closed_alert: Duration::days(30),
+            person: Duration::days(365),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub alert_id: Uuid,
+    pub person_id: Uuid,
+    pub client_alert_id: String,
+    pub status: AlertStatus,
+    pub consulate_id: String,
+    pub routing_reason: RoutingReason,
+    /// The latest known location.
+    pub location: Location,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Copied from the person when the alert opens, so messages read the same even if it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub history: Vec<HistoryEntry>,
+    /// Unix seconds after which the alert may be deleted (a TTL attribute in DynamoDB).
+    pub expires_at: i64,
+}
+
+pub fn alert_id_for(person_id: Uuid, client_alert_id: &str) -> Uuid {
+    let mut name = person_id.as_bytes().to_vec();
+    name.extend_from_slice(client_alert_id.as_bytes());
+    Uuid::new_v5(&ALERT_ID_NAMESPACE, &name)
+}
+
+impl Alert {
+    pub fn open(
+        person: &Person,
+        request: AlertRequest,
+        directory: &Directory,
+        now: OffsetDateTime,
+        retention: &Retention,
+    ) -> Result<Alert> {
+        let nearest = directory
+            .nearest(request.location.point(), 1)
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound("consulate"))?;
+        Ok(Alert {
+            alert_id: alert_id_for(person.person_id, &request.client_alert_id),
+            person_id: person.person_id,
+            client_alert_id: request.client_alert_id,
+            status: AlertStatus::Open,
+            consulate_id: nearest.consulate.id.clone(),
+            routing_reason: RoutingReason::Nearest,
+            location: request.location,
+            note: request.note.clone(),
+            display_name: person.display_name.clone(),
+            created_at: now,
+            updated_at: now,
+            history: vec![HistoryEntry {
+                seq: 1,
+                event: AlertEvent::Opened,
+                at: now,
+                location: Some(request.location),
+                reason: None,
+                note: request.note,
+            }],
+            expires_at: (now + retention.active_alert).unix_timestamp(),
+        })
+    }
+
+    /// The number of changes so far; stores use it for optimistic concurrency.
+    pub fn version(&self) -> u32 {
+        self.history.len() as u32
+    }
+
+    pub fn latest_entry(&self) -> &HistoryEntry {
+        // An alert is created with its `opened` entry and entries are never removed.
+        self.history
+            .last()
+            .expect("an alert always has its opened entry")
+    }
+
+    /// The entries added after the alert had `version` entries, for a fan-out that sees two snapshots.
+    pub fn entries_after(&self, version: u32) -> &[HistoryEntry] {
+        let start = (version as usize).min(self.history.len());
+        &self.history[start..]
+    }
+
+    pub fn update_location(
+        &mut self,
+        location: Location,
+        now: OffsetDateTime,
+        retention: &Retention,
+    ) -> Result<()> {
+        self.ensure_active()?;
+        self.location = location;
+        self.record(
+            AlertEvent::LocationUpdated,
+            now,
+            retention,
+            Some(location),
+            None,
+            None,
+        )
+    }
+
+    pub fn cancel(
+        &mut self,
+        reason: CancelReason,
+        now: OffsetDateTime,
+        retention: &Retention,
+    ) -> Result<()> {
+        self.ensure_active()?;
+        self.status = AlertStatus::Cancelled;
+        self.record(
+            AlertEvent::Cancelled,
+            now,
+            retention,
+            None,
+            Some(reason),
+            None,
+        )
+    }
+
+    fn ensure_active(&self) -> Result<()> {
+        if self.status.is_active() {
+            Ok(())
+        } else {
+            Err(Error::Conflict {
+                code: "alert_closed",
+                message: format!("the alert is {}", self.status.as_str()),
+            })
+        }
+    }
+
+    fn record(
+        &mut self,
+        event: AlertEvent,
+        now: OffsetDateTime,
+        retention: &Retention,
+        location: Option<Location>,
+        reason: Option<CancelReason>,
+        note: Option<String>,
+    ) -> Result<()> {
+        if self.history.len() >= MAX_HISTORY_ENTRIES {
+            return Err(Error::Conflict {
+                code: "alert_history_full",
+                message: format!("an alert holds at most {MAX_HISTORY_ENTRIES} changes"),
+            });
+        }
+        self.updated_at = now;
+        let keep_for = if self.status.is_active() {
+            retention.active_alert
+        } else {
+            retention.closed_alert
+        };
+        self.expires_at = (now + keep_for).unix_timestamp();
+        self.history.push(HistoryEntry {
+            seq: self.version() + 1,
+            event,
+            at: now,
+            location,
+            reason,
+            note,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::credential;
+    use crate::domain::person::Language;
+    use time::macros::datetime;
+
+    fn person() -> Person {
+        let person_id = Uuid::new_v4();
+        let now = datetime!(2026-11-25 12:00 UTC);
+        Person {
+            person_id,
+            display_name: Some("Ana".into()),
+            language: Language::Es,
+            contacts: vec![],
+            token: credential::issue(person_id).1,
+            created_at: now,
+            updated_at: now,
+            expires_at: 0,
+        }
+    }
+
+    fn request(lat: f64, lon: f64) -> AlertRequest {
+        AlertRequest {
+            client_alert_id: "c-1".into(),
+            location: Location {
+                lat,
+                lon,
+                accuracy_m: Some(10.0),
+            },
+            note: None,
+        }
+    }
+
+    #[test]
+    fn the_alert_id_depends_on_person_and_client_id_only() {
+        let a = Uuid::new_v4();
+        let b = Uuid::new_v4();
+        assert_eq!(alert_id_for(a, "x"), alert_id_for(a, "x"));
+        assert_ne!(alert_id_for(a, "x"), alert_id_for(a, "y"));
+        assert_ne!(alert_id_for(a, "x"), alert_id_for(b, "x"));
+    }
+
+    #[test]
+    fn an_alert_opens_at_the_nearest_consulate_and_closes_once() {
+        let now = datetime!(2026-11-25 12:00 UTC);
+        let retention = Retention::default();
+        let mut alert = Alert::open(
+            &person(),
+            request(32.72, -117.16),
+            &Directory::bundled(),
+            now,
+            &retention,
+        )
+        .unwrap();
+        assert_eq!(alert.consulate_id, "mx-consul-san-diego");
+        assert_eq!(alert.version(), 1);
+        alert
+            .update_location(
+                Location {
+                    lat: 32.8,
+                    lon: -117.1,
+                    accuracy_m: None,
+                },
+                now,
+                &retention,
+            )
+            .unwrap();
+        alert.cancel(CancelReason::Safe, now, &retention).unwrap();
+        assert_eq!(alert.status, AlertStatus::Cancelled);
+        assert_eq!(alert.version(), 3);
+        assert_eq!(alert.entries_after(1).len(), 2);
+        assert!(matches!(
+            alert.cancel(CancelReason::Safe, now, &retention),
+            Err(Error::Conflict {
+                code: "alert_closed",
+                ..
+            })
+        ));
+        assert_eq!(
+            alert.expires_at,
+            (now + retention.closed_alert).unix_timestamp()
+        );
+    }
+
+    #[test]
+    fn locations_must_be_finite_and_in_range() {
+        for (lat, lon, field) in [
+            (f64::NAN, 0.0, "location.lat"),
+            (91.0, 0.0, "location.lat"),
+            (0.0, f64::INFINITY, "location.lon"),
+            (0.0, -180.5, "location.lon"),
+        ] {
+            let err = request(lat, lon).validate().unwrap_err();
+            assert!(
+                matches!(&err, Error::Invalid { field: f, .. } if f == field),
+                "{err:?}"
+            );
+        }
+        let mut bad_accuracy = request(0.0, 0.0);
+        bad_accuracy.location.accuracy_m = Some(-1.0);
+        assert!(bad_accuracy.validate().is_err());
+    }
+
+    #[test]
+    fn client_alert_ids_are_bounded() {
+        let mut r = request(0.0, 0.0);
+        r.client_alert_id = "a b".into();
+        assert!(r.clone().validate().is_err());
+        r.client_alert_id = "x".repeat(65);
+        assert!(r.clone().validate().is_err());
+        r.client_alert_id = "2026-11-25T12:00:00Z.abc_1".into();
+        assert!(r.validate().is_ok());
+    }
+}

@@ -1,0 +1,219 @@
+//! What the fan-out sends for one alert change: one message per family language and one for the
+//! consulate. The same plan drives the SNS publisher (where subscription filter policies route each
+//! message to its audience) and the local notifier.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::alert::{Alert, AlertEvent, HistoryEntry};
+use super::consulate::{Directory, distance_km};
+use super::person::{Language, Person};
+use super::templates;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// The person's registered contacts.
+    Family,
+    /// Staff of the alert's consulate.
+    Consulate,
+}
+
+impl Audience {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Audience::Family => "family",
+            Audience::Consulate => "consulate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Unique per event, audience and language: receivers use it to drop a redelivery.
+    pub notification_id: String,
+    pub event: AlertEvent,
+    pub audience: Audience,
+    pub alert_id: Uuid,
+    pub seq: u32,
+    pub person_id: Uuid,
+    pub consulate_id: String,
+    pub language: Language,
+    /// How many contacts this message is for (1 for a consulate).
+    pub recipients: usize,
+    pub subject: String,
+    pub sms: String,
+    pub text: String,
+}
+
+/// The notifications for one history entry of an alert. `person` is absent when the person's record
+/// has expired or been deleted; the consulate is still told.
+pub fn plan(
+    alert: &Alert,
+    entry: &HistoryEntry,
+    person: Option<&Person>,
+    directory: &Directory,
+) -> Vec<Notification> {
+    let Some(consulate) = directory.get(&alert.consulate_id) else {
+        tracing::error!(
+            alert_id = %alert.alert_id,
+            consulate_id = %alert.consulate_id,
+            "the alert's consulate is not in the directory"
+        );
+        return Vec::new();
+    };
+    let notification =
+        |audience: Audience, language: Language, recipients, message: templates::Message| {
+            Notification {
+                notification_id: format!(
+                    "{}:{}:{}:{}",
+                    alert.alert_id,
+                    entry.seq,
+                    audience.as_str(),
+                    language.code()
+                ),
+                event: entry.event,
+                audience,
+                alert_id: alert.alert_id,
+                seq: entry.seq,
+                person_id: alert.person_id,
+                consulate_id: alert.consulate_id.clone(),
+                language,
+                recipients,
+                subject: message.subject,
+                sms: message.sms,
+                text: message.text,
+            }
+        };
+
+    let mut notifications: Vec<Notification> = person
+        .map(Person::contacts_by_language)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(language, recipients)| {
+            let message = templates::family_message(alert, entry, consulate, language);
+            notification(Audience::Family, language, recipients, message)
+        })
+        .collect();
+    let distance = distance_km(alert.location.point(), consulate.point());
+    let message = templates::consulate_message(alert, entry, distance);
+    notifications.push(notification(Audience::Consulate, Language::Es, 1, message));
+    notifications
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::alert::{AlertRequest, CancelReason, Location, Retention};
+    use crate::domain::credential;
+    use crate::domain::person::Contact;
+    use time::macros::datetime;
+
+    fn person(contact_languages: &[Option<Language>]) -> Person {
+        let person_id = Uuid::new_v4();
+        let now = datetime!(2026-11-25 12:00 UTC);
+        Person {
+            person_id,
+            display_name: Some("Ana".into()),
+            language: Language::Es,
+            contacts: contact_languages
+                .iter()
+                .enumerate()
+                .map(|(i, language)| Contact {
+                    name: format!("c{i}"),
+                    phone: Some(format!("+1303555{i:04}")),
+                    email: None,
+                    language: *language,
+                })
+                .collect(),
+            token: credential::issue(person_id).1,
+            created_at: now,
+            updated_at: now,
+            expires_at: 0,
+        }
+    }
+
+    fn alert(person: &Person) -> Alert {
+        let request = AlertRequest {
+            client_alert_id: "c-1".into(),
+            location: Location {
+                lat: 41.88,
+                lon: -87.63,
+                accuracy_m: None,
+            },
+            note: None,
+        };
+        Alert::open(
+            person,
+            request,
+            &Directory::bundled(),
+            datetime!(2026-11-25 12:00 UTC),
+            &Retention::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn one_message_per_family_language_and_one_for_the_consulate() {
+        let person = person(&[None, Some(Language::En), Some(Language::Es)]);
+        let alert = alert(&person);
+        let plan = plan(
+            &alert,
+            alert.latest_entry(),
+            Some(&person),
+            &Directory::bundled(),
+        );
+        let summary: Vec<_> = plan
+            .iter()
+            .map(|n| (n.audience, n.language, n.recipients))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (Audience::Family, Language::Es, 2),
+                (Audience::Family, Language::En, 1),
+                (Audience::Consulate, Language::Es, 1),
+            ]
+        );
+        assert!(plan[0].sms.starts_with("ALERTA de Ana"));
+        assert!(plan[1].sms.starts_with("ALERT from Ana"));
+        assert!(
+            plan[0]
+                .sms
+                .contains("https://maps.google.com/?q=41.88000,-87.63000")
+        );
+        assert!(plan[2].sms.contains(&alert.alert_id.to_string()));
+        assert_eq!(plan[2].consulate_id, "mx-cg-chicago");
+    }
+
+    #[test]
+    fn the_consulate_is_told_even_without_the_person() {
+        let person = person(&[None]);
+        let alert = alert(&person);
+        let plan = plan(&alert, alert.latest_entry(), None, &Directory::bundled());
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].audience, Audience::Consulate);
+    }
+
+    #[test]
+    fn a_cancel_says_why_in_each_language() {
+        let person = person(&[Some(Language::Es), Some(Language::En)]);
+        let mut alert = alert(&person);
+        alert
+            .cancel(
+                CancelReason::Mistake,
+                datetime!(2026-11-25 12:05 UTC),
+                &Retention::default(),
+            )
+            .unwrap();
+        let plan = plan(
+            &alert,
+            alert.latest_entry(),
+            Some(&person),
+            &Directory::bundled(),
+        );
+        assert!(plan[0].sms.contains("fue un error"), "{}", plan[0].sms);
+        assert!(plan[1].sms.contains("by mistake"), "{}", plan[1].sms);
+        assert!(plan.iter().all(|n| n.notification_id.contains(":2:")));
+    }
+}

@@ -1,0 +1,274 @@
+//! People at risk and their family contacts, as registered through the API.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::credential::StoredSecret;
+use crate::error::{Error, Result};
+
+pub const MAX_CONTACTS: usize = 15;
+pub const MAX_NAME_CHARS: usize = 100;
+const MAX_EMAIL_CHARS: usize = 254;
+
+/// The languages messages are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Es,
+    En,
+}
+
+impl Language {
+    pub const ALL: [Language; 2] = [Language::Es, Language::En];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Es => "es",
+            Language::En => "en",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The contact's own language; the person's language when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub person_id: Uuid,
+    /// How the family knows the person; used in the messages they receive.
+    pub display_name: Option<String>,
+    pub language: Language,
+    pub contacts: Vec<Contact>,
+    pub token: StoredSecret,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Personal data expires when the person stops using the service (renewed on every change).
+    pub expires_at: i64,
+}
+
+impl Person {
+    pub fn contact_language(&self, contact: &Contact) -> Language {
+        contact.language.unwrap_or(self.language)
+    }
+
+    /// How many contacts read each language, for the languages that have any.
+    pub fn contacts_by_language(&self) -> Vec<(Language, usize)> {
+        Language::ALL
+            .into_iter()
+            .map(|language| {
+                let count = self
+                    .contacts
+                    .iter()
+                    .filter(|c| self.contact_language(c) == language)
+                    .count();
+                (language, count)
+            })
+            .filter(|&(_, count)| count > 0)
+            .collect()
+    }
+}
+
+/// The body of `POST /v1/people`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub language: Language,
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+}
+
+/// The body of `PUT /v1/people/me/contacts`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactsReplacement {
+    pub contacts: Vec<Contact>,
+}
+
+impl Registration {
+    pub fn validate(mut self) -> Result<Registration> {
+        if let Some(name) = &self.display_name {
+            self.display_name = Some(validate_text("display_name", name, MAX_NAME_CHARS)?);
+        }
+        self.contacts = validate_contacts(self.contacts)?;
+        Ok(self)
+    }
+}
+
+pub fn validate_contacts(contacts: Vec<Contact>) -> Result<Vec<Contact>> {
+    if contacts.len() > MAX_CONTACTS {
+        return Err(Error::invalid(
+            "contacts",
+            format!("at most {MAX_CONTACTS} contacts"),
+        ));
+    }
+    let mut seen_phones = Vec::new();
+    let mut seen_emails = Vec::new();
+    contacts
+        .into_iter()
+        .enumerate()
+        .map(|(index, contact)| {
+            let field = |name: &str| format!("contacts[{index}].{name}");
+            let name = validate_text(&field("name"), &contact.name, MAX_NAME_CHARS)?;
+            if contact.phone.is_none() && contact.email.is_none() {
+                return Err(Error::invalid(
+                    format!("contacts[{index}]"),
+                    "a contact needs a phone, an email or both",
+                ));
+            }
+            if let Some(phone) = &contact.phone {
+                if !is_e164(phone) {
+                    return Err(Error::invalid(
+                        field("phone"),
+                        "must be in E.164 form, e.g. +13035550123",
+                    ));
+                }
+                if seen_phones.contains(phone) {
+                    return Err(Error::invalid(field("phone"), "listed twice"));
+                }
+                seen_phones.push(phone.clone());
+            }
+            let email = match &contact.email {
+                Some(email) => {
+                    let email = email.trim().to_ascii_lowercase();
+                    if !is_plausible_email(&email) {
+                        return Err(Error::invalid(field("email"), "must be an e-mail address"));
+                    }
+                    if seen_emails.contains(&email) {
+                        return Err(Error::invalid(field("email"), "listed twice"));
+                    }
+                    seen_emails.push(email.clone());
+                    Some(email)
+                }
+                None => None,
+            };
+            Ok(Contact {
+                name,
+                phone: contact.phone,
+                email,
+                language: contact.language,
+            })
+        })
+        .collect()
+}
+
+/// Trims, and rejects empty, over-long or control-character text.
+pub fn validate_text(field: &str, value: &str, max_chars: usize) -> Result<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > max_chars {
+        return Err(Error::invalid(
+            field,
+            format!("at most {max_chars} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+/// E.164: a plus, a country code that does not start with 0, and at most 15 digits in all.
+pub fn is_e164(phone: &str) -> bool {
+    let Some(digits) = phone.strip_prefix('+') else {
+        return false;
+    };
+    (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// Deliberately loose: one `@`, a dotted domain, no spaces. Delivery is the real test.
+fn is_plausible_email(email: &str) -> bool {
+    if email.len() > MAX_EMAIL_CHARS || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(phone: Option<&str>, email: Option<&str>) -> Contact {
+        Contact {
+            name: "Ana".into(),
+            phone: phone.map(Into::into),
+            email: email.map(Into::into),
+            language: None,
+        }
+    }
+
+    #[test]
+    fn phones_must_be_e164() {
+        assert!(is_e164("+13035550123"));
+        assert!(is_e164("+525512345678"));
+        assert!(!is_e164("3035550123"));
+        assert!(!is_e164("+1 303 555 0123"));
+        assert!(!is_e164("+0123456789"));
+        assert!(!is_e164("+1234567890123456"));
+    }
+
+    #[test]
+    fn a_contact_needs_a_way_to_reach_them() {
+        let err = validate_contacts(vec![contact(None, None)]).unwrap_err();
+        assert!(matches!(err, Error::Invalid { field, .. } if field == "contacts[0]"));
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        let ok = validate_contacts(vec![contact(None, Some(" Ana@Example.ORG "))]).unwrap();
+        assert_eq!(ok[0].email.as_deref(), Some("ana@example.org"));
+        for bad in ["ana", "ana@", "@x.org", "ana@x", "a na@x.org", "a@x..org"] {
+            let err = validate_contacts(vec![contact(None, Some(bad))]).unwrap_err();
+            assert!(
+                matches!(&err, Error::Invalid { field, .. } if field == "contacts[0].email"),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn at_most_fifteen_contacts_and_no_repeats() {
+        let many: Vec<Contact> = (0..16)
+            .map(|i| contact(Some(&format!("+1303555{i:04}")), None))
+            .collect();
+        assert!(validate_contacts(many[..15].to_vec()).is_ok());
+        assert!(validate_contacts(many).is_err());
+        let twice = vec![contact(Some("+13035550123"), None); 2];
+        let err = validate_contacts(twice).unwrap_err();
+        assert!(matches!(err, Error::Invalid { field, .. } if field == "contacts[1].phone"));
+    }
+
+    #[test]
+    fn text_is_bounded() {
+        assert!(validate_text("n", "  ", 10).is_err());
+        assert!(validate_text("n", &"x".repeat(11), 10).is_err());
+        assert!(validate_text("n", "a\u{0}b", 10).is_err());
+        assert_eq!(validate_text("n", " Ana ", 10).unwrap(), "Ana");
+    }
+}

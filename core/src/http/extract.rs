@@ -1,0 +1,224 @@
+//! Strict request parsing: every way a request can be malformed ends as an `ApiError`, never as a
+//! framework's plain-text rejection or a panic.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::domain::person::Person;
+use crate::service::AlertService;
+
+/// No request of the contract needs more: the largest, a registration with 15 contacts, is ~5 KB.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A JSON body: `application/json`, at most `MAX_BODY_BYTES`, no unknown fields, no trailing data.
+pub struct StrictJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        if !is_json(request.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with `Content-Type: application/json`",
+            ));
+        }
+        let declared_too_large = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|length| length > MAX_BODY_BYTES);
+        if declared_too_large {
+            return Err(too_large());
+        }
+        let bytes = read_body(request.into_body()).await?;
+        parse_json(&bytes).map(StrictJson)
+    }
+}
+
+async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
+        let too_long = std::error::Error::source(&err)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_long {
+            too_large()
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "the request body could not be read",
+            )
+        }
+    })
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body must be at most {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// Parses JSON into `T`, naming the offending field on a type, range or unknown-field error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the body is empty; a JSON object is expected",
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|err| json_error(err.path().to_string(), err.into_inner()))?;
+    deserializer
+        .end()
+        .map_err(|err| json_error(String::new(), err))?;
+    Ok(value)
+}
+
+fn json_error(path: String, err: serde_json::Error) -> ApiError {
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {err}"),
+        ),
+        Category::Data => {
+            let message = strip_position(&err.to_string());
+            let (code, field) = if let Some(name) = quoted_after(&message, "unknown field `") {
+                ("unknown_field", join_path(&path, &name))
+            } else if let Some(name) = quoted_after(&message, "missing field `") {
+                ("missing_field", join_path(&path, &name))
+            } else {
+                ("invalid_field", path_or_body(&path))
+            };
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with_field(field)
+        }
+    }
+}
+
+/// serde_json appends " at line L column C"; the field name says more to a client.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+fn path_or_body(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        "body".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+/// serde_path_to_error reports an unknown or missing key at its parent (or at the key itself for
+/// unknown fields); the client wants the full path to the key.
+fn join_path(path: &str, name: &str) -> String {
+    if path == "." || path.is_empty() {
+        name.to_owned()
+    } else if path == name || path.ends_with(&format!(".{name}")) {
+        path.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// The person presenting `Authorization: Bearer <token>`.
+pub struct Authenticated(pub Person);
+
+impl FromRequestParts<Arc<AlertService>> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<AlertService>,
+    ) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or_else(|| ApiError::from(crate::error::Error::Unauthenticated))?;
+        Ok(Authenticated(service.authenticate(token).await?))
+    }
+}
+
+/// An alert id from the path. A malformed id names no alert, so it is a 404 like an unknown one.
+pub struct AlertIdPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for AlertIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("alert"))?;
+        Uuid::parse_str(&raw)
+            .map(AlertIdPath)
+            .map_err(|_| ApiError::not_found("alert"))
+    }
+}
+
+/// Query parameters, parsed by hand so that an unknown or repeated parameter is a clear 400.
+pub fn query_params(
+    raw: Option<&str>,
+    allowed: &[&str],
+) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "the query string could not be parsed",
+            )
+        })?;
+    for (index, (name, _)) in pairs.iter().enumerate() {
+        if !allowed.contains(&name.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_parameter",
+                format!("unknown query parameter; expected {}", allowed.join(", ")),
+            )
+            .with_field(name.clone()));
+        }
+        if pairs[..index].iter().any(|(other, _)| other == name) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "repeated_parameter",
+                "a query parameter is given twice",
+            )
+            .with_field(name.clone()));
+        }
+    }
+    Ok(pairs)
+}

@@ -1,0 +1,97 @@
+//! The HTTP contract (v1) as one axum router. The same router is served by `lambda_http` in the
+//! Lambda functions and by a TCP listener in the local runner; each function mounts only its part.
+
+mod error;
+mod extract;
+mod handlers;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use error::ApiError;
+pub use extract::{MAX_BODY_BYTES, parse_json};
+
+use crate::domain::consulate::Directory;
+use crate::service::AlertService;
+
+/// Every route of the contract, as (method, path) pairs, for checks against the deployed template.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/v1/consulates"),
+    ("GET", "/v1/consulates/nearest"),
+    ("POST", "/v1/people"),
+    ("PUT", "/v1/people/me/contacts"),
+    ("POST", "/v1/alerts"),
+    ("GET", "/v1/alerts/{alert_id}"),
+    ("POST", "/v1/alerts/{alert_id}/locations"),
+    ("POST", "/v1/alerts/{alert_id}/cancel"),
+];
+
+/// The public, personal-data-free part: the consulate directory and the nearest lookup.
+pub fn consulate_routes(directory: Arc<Directory>) -> Router {
+    Router::new()
+        .route("/v1/consulates", get(handlers::list_consulates))
+        .route("/v1/consulates/nearest", get(handlers::nearest_consulates))
+        .with_state(directory)
+}
+
+/// The person's side: registration, contacts and alerts.
+pub fn person_routes(service: Arc<AlertService>) -> Router {
+    Router::new()
+        .route("/v1/people", post(handlers::register))
+        .route("/v1/people/me/contacts", put(handlers::replace_contacts))
+        .route("/v1/alerts", post(handlers::raise_alert))
+        .route("/v1/alerts/{alert_id}", get(handlers::get_alert))
+        .route(
+            "/v1/alerts/{alert_id}/locations",
+            post(handlers::add_location),
+        )
+        .route("/v1/alerts/{alert_id}/cancel", post(handlers::cancel_alert))
+        .with_state(service)
+}
+
+/// The consulate lookup function's API.
+pub fn lookup_api(directory: Arc<Directory>) -> Router {
+    finish(consulate_routes(directory))
+}
+
+/// The alert intake function's API.
+pub fn intake_api(service: Arc<AlertService>) -> Router {
+    finish(person_routes(service))
+}
+
+/// The whole API on one port, as the local runner serves it.
+pub fn full_api(service: Arc<AlertService>, directory: Arc<Directory>) -> Router {
+    finish(consulate_routes(directory).merge(person_routes(service)))
+}
+
+/// What every API shares: the health check, JSON answers for unknown routes and methods, no
+/// caching of personal data, and a last-resort 500 instead of a dropped connection on a panic.
+fn finish(routes: Router) -> Router {
+    routes
+        .route("/healthz", get(handlers::healthz))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "an unexpected error occurred",
+    )
+    .into_response()
+}

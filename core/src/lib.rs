@@ -1,0 +1,16 @@
+//! Alert Button's shared library: the domain (pure rules), the ports it needs, their adapters, the
+//! use cases, and the HTTP contract. The binaries under `functions/` and `runner/` only wire these.
+
+pub mod adapters;
+pub mod backend;
+pub mod domain;
+pub mod error;
+pub mod fanout;
+pub mod http;
+pub mod local;
+pub mod ports;
+pub mod service;
+pub mod stream;
+pub mod telemetry;
+
+pub use error::{Error, Result};

@@ -1,0 +1,59 @@
+//! The ports: what the domain needs from the outside world, as narrow traits. Each has an AWS
+//! adapter and an embedded one for local mode; the concrete pair is chosen once, at start-up.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::alert::Alert;
+use crate::domain::notification::Notification;
+use crate::domain::person::Person;
+use crate::error::Result;
+
+#[async_trait]
+pub trait PersonStore: Send + Sync {
+    /// Creates or replaces the person's record.
+    async fn put_person(&self, person: &Person) -> Result<()>;
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>>;
+}
+
+/// The outcome of an idempotent create.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    New,
+    /// An alert with the same id was already stored: this is it, unchanged.
+    Existing(Box<Alert>),
+}
+
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Stores a new alert and its `opened` event atomically, unless an alert with the same id exists.
+    async fn create_alert(&self, alert: &Alert) -> Result<Created>;
+    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>>;
+    /// Stores a changed alert and its new event atomically, if the stored alert still has
+    /// `expected_version` history entries; `Error::ConcurrentUpdate` otherwise.
+    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers one notification to its audience. Must tolerate a redelivery of the same
+    /// `notification_id` (the fan-out retries a whole event after a partial failure).
+    async fn send(&self, notification: &Notification) -> Result<()>;
+}
+
+/// Time, as a port, so that expiry and (later) escalation can be tested without waiting.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    /// Milliseconds are plenty for an audit trail and keep timestamps short.
+    fn now(&self) -> OffsetDateTime {
+        let now = OffsetDateTime::now_utc();
+        now.replace_millisecond(now.millisecond()).unwrap_or(now)
+    }
+}

@@ -1,0 +1,19 @@
+//! Notification fan-out: triggered by the table's stream, it notifies family and consulate of
+//! every alert change and reports undeliverable records as batch item failures.
+
+use alert_button_core::{backend::Backend, stream, telemetry};
+use aws_lambda_events::event::dynamodb::Event;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init();
+    let fanout = Backend::from_env().await?.fanout();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| {
+        let fanout = fanout.clone();
+        async move {
+            Ok::<_, lambda_runtime::Error>(stream::fan_out_batch(&fanout, event.payload).await)
+        }
+    }))
+    .await
+}

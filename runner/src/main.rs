@@ -1,0 +1,198 @@
+//! `alert-button`: the whole service on one port for local use, the directory validator and the
+//! nearest-consulate lookup.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use alert_button_core::domain::consulate::Directory;
+use alert_button_core::domain::geography::GeoPoint;
+use alert_button_core::domain::templates::format_phone;
+use alert_button_core::local::LocalMode;
+use alert_button_core::telemetry;
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    name = "alert-button",
+    version,
+    about = "Alert Button: run it locally, check the consulate directory, find the nearest consulate"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the whole API on one port, with the embedded store and the local notifier.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: SocketAddr,
+        /// Where the store and notifications.jsonl live; kept across restarts.
+        #[arg(long, default_value = ".alert-button")]
+        data_dir: PathBuf,
+    },
+    /// Work with a consulate directory file.
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+    /// The nearest consulates to a point, from the bundled directory.
+    Nearest {
+        #[arg(long, allow_hyphen_values = true)]
+        lat: f64,
+        #[arg(long, allow_hyphen_values = true)]
+        lon: f64,
+        #[arg(long, default_value_t = 1)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum DirectoryCommand {
+    /// Validate a directory CSV; every problem is printed with its line number.
+    Check { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve { addr, data_dir } => serve(addr, data_dir),
+        Command::Directory {
+            command: DirectoryCommand::Check { file },
+        } => check_directory(&file),
+        Command::Nearest { lat, lon, limit } => nearest(lat, lon, limit),
+    }
+}
+
+fn serve(addr: SocketAddr, data_dir: PathBuf) -> ExitCode {
+    telemetry::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_server(addr, data_dir)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+    let local = LocalMode::open(&data_dir, Arc::new(Directory::bundled()), true)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let purged = local.store.purge_expired(now).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+
+    let (stop, stopped) = watch::channel(false);
+    let relay = local.spawn_relay(stopped);
+
+    println!("Alert Button listening on http://{bound}");
+    println!("  data:          {}", local.data_dir.display());
+    println!("  notifications: {}", local.notifier.path().display());
+    println!("  consulates:    {} offices", local.directory.all().len());
+    if purged > 0 {
+        println!("  expired:       {purged} records removed");
+    }
+    println!("Try: curl http://{bound}/v1/consulates/nearest?lat=34.05&lon=-118.24");
+
+    axum::serve(listener, local.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    let _ = stop.send(true);
+    relay.await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+fn check_directory(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("{}: cannot read: {err}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    match Directory::from_csv(&text) {
+        Ok(directory) => {
+            println!(
+                "{}: {} offices, no problems",
+                file.display(),
+                directory.all().len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{}:{}: {}", file.display(), problem.line, problem.message);
+            }
+            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn nearest(lat: f64, lon: f64, limit: usize) -> ExitCode {
+    if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+        eprintln!("error: --lat must be a latitude between -90 and 90");
+        return ExitCode::from(2);
+    }
+    if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
+        eprintln!("error: --lon must be a longitude between -180 and 180");
+        return ExitCode::from(2);
+    }
+    if !(1..=10).contains(&limit) {
+        eprintln!("error: --limit must be from 1 to 10");
+        return ExitCode::from(2);
+    }
+    let directory = Directory::bundled();
+    for (rank, nearby) in directory
+        .nearest(GeoPoint { lat, lon }, limit)
+        .iter()
+        .enumerate()
+    {
+        let consulate = nearby.consulate;
+        let (phone, _) = consulate.phone_to_call();
+        println!(
+            "{}. {} — {:.1} km\n   id: {}\n   {}\n   phone: {}",
+            rank + 1,
+            consulate.name,
+            nearby.distance_km,
+            consulate.id,
+            consulate.address.clone().unwrap_or_else(|| format!(
+                "{}, {} (street address unknown)",
+                consulate.city, consulate.state
+            )),
+            format_phone(phone),
+        );
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,355 @@
+//! The person's side of the HTTP contract, driven through the real router over the embedded store:
+//! register → alert → replay → notifications for both audiences → location → cancel → restart.
+
+use alert_button_core::local::JOURNAL_FILE;
+use alert_button_tests::{LocalApi, of_change, read_journal, wait_for_journal};
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+fn alert_body(client_alert_id: &str, lat: f64, lon: f64) -> serde_json::Value {
+    json!({
+        "client_alert_id": client_alert_id,
+        "location": {"lat": lat, "lon": lon, "accuracy_m": 20},
+        "note": "stopped at a checkpoint"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_alert_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+
+    let health = api.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json, json!({"status": "ok"}));
+
+    let (person_id, token) = api.register("Ana").await;
+    assert!(token.starts_with(&person_id));
+
+    // Raise an alert in Chicago: 201 with the nearest consulate at once.
+    let created = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&token),
+            Some(alert_body("press-1", 41.88, -87.63)),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    let alert = &created.json;
+    let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
+    assert_eq!(alert["status"], "open");
+    assert_eq!(alert["consulate"]["id"], "mx-cg-chicago");
+    assert_eq!(alert["consulate"]["phone"], "+13127382383");
+    assert!(alert["consulate"]["distance_km"].as_f64().unwrap() < 5.0);
+    assert!(alert["created_at"].is_string());
+
+    // The same client_alert_id again: 200 and the very same alert.
+    let replay = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&token),
+            Some(alert_body("press-1", 40.0, -100.0)),
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert_eq!(replay.json["alert_id"], alert_id.as_str());
+    assert_eq!(replay.json["created_at"], alert["created_at"]);
+    assert_eq!(replay.json["location"]["lat"], 41.88);
+
+    // Family (one message per language) and consulate are told once.
+    let journal = api.journal();
+    let lines = wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 1).len() >= 3).await;
+    let opened = of_change(&lines, &alert_id, 1);
+    let audiences: Vec<(String, String)> = opened
+        .iter()
+        .map(|n| {
+            (
+                n["audience"].as_str().unwrap().to_owned(),
+                n["language"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        audiences,
+        [("family", "es"), ("family", "en"), ("consulate", "es")]
+            .map(|(a, l)| (a.to_owned(), l.to_owned()))
+    );
+    for notification in &opened {
+        assert_eq!(notification["event"], "opened");
+        assert_eq!(notification["consulate_id"], "mx-cg-chicago");
+        assert!(
+            notification["text"]
+                .as_str()
+                .unwrap()
+                .contains("41.88000,-87.63000")
+        );
+    }
+    assert!(
+        opened[0]["sms"]
+            .as_str()
+            .unwrap()
+            .starts_with("ALERTA de Ana")
+    );
+    assert!(
+        opened[1]["sms"]
+            .as_str()
+            .unwrap()
+            .starts_with("ALERT from Ana")
+    );
+
+    // A location update while open.
+    let moved = api
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{alert_id}/locations"),
+            Some(&token),
+            Some(json!({"lat": 41.9, "lon": -87.7})),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.json);
+    assert_eq!(moved.json["location"]["lat"], 41.9);
+    assert_eq!(moved.json["history"].as_array().unwrap().len(), 2);
+
+    // Cancel: "I'm safe".
+    let cancelled = api
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{alert_id}/cancel"),
+            Some(&token),
+            Some(json!({"reason": "safe"})),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.json);
+    assert_eq!(cancelled.json["status"], "cancelled");
+
+    let lines = wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 3).len() >= 3).await;
+    // The replay produced no second round: still exactly three messages for the opening.
+    assert_eq!(of_change(&lines, &alert_id, 1).len(), 3);
+    assert_eq!(
+        of_change(&lines, &alert_id, 2)[0]["event"],
+        "location_updated"
+    );
+    let cancel_lines = of_change(&lines, &alert_id, 3);
+    assert_eq!(cancel_lines[0]["event"], "cancelled");
+    assert!(cancel_lines[0]["sms"].as_str().unwrap().contains("a salvo"));
+    assert!(cancel_lines[1]["sms"].as_str().unwrap().contains("safe"));
+    assert_eq!(lines.len(), 9);
+
+    // A closed alert takes no more changes.
+    let late = api
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{alert_id}/locations"),
+            Some(&token),
+            Some(json!({"lat": 41.9, "lon": -87.7})),
+        )
+        .await;
+    assert_eq!(late.status, StatusCode::CONFLICT);
+    assert_eq!(late.json["error"]["code"], "alert_closed");
+    let again = api
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{alert_id}/cancel"),
+            Some(&token),
+            Some(json!({"reason": "mistake"})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    // Restart: everything acknowledged is still there.
+    api.stop().await;
+    let api = LocalApi::start(dir.path());
+    let after = api
+        .call(
+            Method::GET,
+            &format!("/v1/alerts/{alert_id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_eq!(after.json["status"], "cancelled");
+    let events: Vec<&str> = after.json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["opened", "location_updated", "cancelled"]);
+    // And nothing is notified twice after the restart.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(read_journal(&dir.path().join(JOURNAL_FILE)).len(), 9);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_cannot_see_or_touch_another_persons_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (_, ana) = api.register("Ana").await;
+    let (_, bea) = api.register("Bea").await;
+
+    let created = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&ana),
+            Some(alert_body("a-1", 29.76, -95.37)),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let alert_id = created.json["alert_id"].as_str().unwrap();
+
+    let attempts = [
+        (Method::GET, format!("/v1/alerts/{alert_id}"), None),
+        (
+            Method::POST,
+            format!("/v1/alerts/{alert_id}/locations"),
+            Some(json!({"lat": 1.0, "lon": 1.0})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/alerts/{alert_id}/cancel"),
+            Some(json!({"reason": "safe"})),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let reply = api.call(method.clone(), &path, Some(&bea), body).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(reply.json["error"]["code"], "not_found");
+    }
+
+    // Bea using the same client id gets her own, separate alert.
+    let hers = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&bea),
+            Some(alert_body("a-1", 29.76, -95.37)),
+        )
+        .await;
+    assert_eq!(hers.status, StatusCode::CREATED);
+    assert_ne!(hers.json["alert_id"], created.json["alert_id"]);
+
+    // Ana's alert is untouched.
+    let mine = api
+        .call(
+            Method::GET,
+            &format!("/v1/alerts/{alert_id}"),
+            Some(&ana),
+            None,
+        )
+        .await;
+    assert_eq!(mine.json["status"], "open");
+    assert_eq!(mine.json["history"].as_array().unwrap().len(), 1);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_are_replaced_and_the_next_change_uses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (person_id, token) = api.register("Ana").await;
+
+    let replaced = api
+        .call(
+            Method::PUT,
+            "/v1/people/me/contacts",
+            Some(&token),
+            Some(
+                json!({"contacts": [{"name": "Kim", "phone": "+447700900123", "language": "en"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.json);
+    assert_eq!(replaced.json["person_id"], person_id.as_str());
+    assert_eq!(replaced.json["contacts"].as_array().unwrap().len(), 1);
+
+    let created = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&token),
+            Some(alert_body("x", 33.45, -112.07)),
+        )
+        .await;
+    let alert_id = created.json["alert_id"].as_str().unwrap().to_owned();
+    assert_eq!(created.json["consulate"]["id"], "mx-cg-phoenix");
+    let lines = wait_for_journal(&api.journal(), |l| of_change(l, &alert_id, 1).len() >= 2).await;
+    let family: Vec<_> = of_change(&lines, &alert_id, 1)
+        .into_iter()
+        .filter(|n| n["audience"] == "family")
+        .collect();
+    assert_eq!(family.len(), 1);
+    assert_eq!(family[0]["language"], "en");
+    assert_eq!(family[0]["recipients"], 1);
+
+    // Registration without a display name still reads well.
+    let anonymous = api
+        .call(
+            Method::POST,
+            "/v1/people",
+            None,
+            Some(json!({"language": "en", "contacts": []})),
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::CREATED);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_and_nearest_lookup_answer_as_the_contract_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+
+    let all = api.call(Method::GET, "/v1/consulates", None, None).await;
+    assert_eq!(all.status, StatusCode::OK);
+    let consulates = all.json["consulates"].as_array().unwrap();
+    assert_eq!(consulates.len(), 53);
+    for c in consulates {
+        for field in ["id", "name", "city", "state", "phone"] {
+            assert!(c[field].is_string(), "{field} in {c}");
+        }
+        assert!(c["latitude"].is_f64() && c["longitude"].is_f64());
+        assert!(c.get("distance_km").is_none());
+    }
+    // An office without a known phone answers with the CIAM 24/7 line.
+    let austin = consulates
+        .iter()
+        .find(|c| c["id"] == "mx-consul-austin")
+        .unwrap();
+    assert_eq!(austin["phone"], "+15206237874");
+    assert_eq!(austin["phone_kind"], "ciam");
+
+    let nearest = api
+        .call(
+            Method::GET,
+            "/v1/consulates/nearest?lat=32.72&lon=-117.16",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(nearest.status, StatusCode::OK);
+    let list = nearest.json["consulates"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["id"], "mx-consul-san-diego");
+
+    let three = api
+        .call(
+            Method::GET,
+            "/v1/consulates/nearest?lat=34.05&lon=-118.25&limit=10",
+            None,
+            None,
+        )
+        .await;
+    let list = three.json["consulates"].as_array().unwrap();
+    assert_eq!(list.len(), 10);
+    let distances: Vec<f64> = list
+        .iter()
+        .map(|c| c["distance_km"].as_f64().unwrap())
+        .collect();
+    assert!(distances.windows(2).all(|w| w[0] <= w[1]), "{distances:?}");
+    api.stop().await;
+}

@@ -1,0 +1,195 @@
+//! The `alert-button` binary as a newcomer runs it: `serve` over real TCP, killed and restarted,
+//! `directory check` on the bundled and on broken files, and `nearest`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use alert_button_core::local::JOURNAL_FILE;
+use alert_button_tests::{Runner, binary, of_change, read_journal, wait_for_journal};
+use serde_json::{Value, json};
+
+fn data_file() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/consulates.csv")
+}
+
+#[test]
+fn the_bundled_directory_passes_the_check() {
+    let output = Command::new(binary("alert-button"))
+        .args(["directory", "check"])
+        .arg(data_file())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("53 offices, no problems"));
+}
+
+#[test]
+fn a_broken_directory_fails_with_line_numbers() {
+    let original = std::fs::read_to_string(data_file()).unwrap();
+    let mut lines: Vec<String> = original.lines().map(str::to_owned).collect();
+    // Line 3: an impossible latitude; line 5: a phone in the wrong form; line 6: a copy of line 2's id.
+    lines[2] = lines[2].replacen(",35.0844,", ",135.0844,", 1);
+    lines[4] = lines[4].replacen(",,30.2672,", ",512-555-0100,30.2672,", 1);
+    let second_id = lines[1].split(',').next().unwrap().to_owned();
+    let sixth_id = lines[5].split(',').next().unwrap().to_owned();
+    lines[5] = lines[5].replacen(&sixth_id, &second_id, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("consulates.csv");
+    std::fs::write(&broken, lines.join("\n")).unwrap();
+
+    let output = Command::new(binary("alert-button"))
+        .args(["directory", "check"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("consulates.csv:3: latitude"), "{stderr}");
+    assert!(stderr.contains("consulates.csv:5: phone"), "{stderr}");
+    assert!(
+        stderr.contains("consulates.csv:6: duplicate id `mx-emb-washington` (first on line 2)"),
+        "{stderr}"
+    );
+
+    let missing = Command::new(binary("alert-button"))
+        .args(["directory", "check", "/nonexistent/consulates.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn nearest_prints_the_offices_in_order() {
+    let output = Command::new(binary("alert-button"))
+        .args([
+            "nearest", "--lat", "29.42", "--lon", "-98.49", "--limit", "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let first = stdout.find("San Antonio").expect("San Antonio listed");
+    let second = stdout.find("2. ").expect("a second office");
+    assert!(first < second, "{stdout}");
+    assert!(
+        stdout.contains("+1 520 623 7874"),
+        "unknown office phone falls back to CIAM: {stdout}"
+    );
+
+    let bad = Command::new(binary("alert-button"))
+        .args(["nearest", "--lat", "95", "--lon", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("the runner answers");
+    (
+        response.status().as_u16(),
+        response.json().await.expect("JSON"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_survives_a_kill_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let runner = Runner::start(dir.path());
+
+    let health: Value = client
+        .get(runner.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health, json!({"status": "ok"}));
+
+    let (status, registered) = post(
+        &client,
+        runner.url("/v1/people"),
+        None,
+        json!({"display_name": "Ana", "language": "es", "contacts": [{"name": "Luis", "phone": "+13125550100"}]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let token = registered["token"].as_str().unwrap().to_owned();
+
+    let (status, alert) = post(
+        &client,
+        runner.url("/v1/alerts"),
+        Some(&token),
+        json!({"client_alert_id": "k-1", "location": {"lat": 33.75, "lon": -84.39}}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
+    assert_eq!(alert["consulate"]["id"], "mx-cg-atlanta");
+
+    let journal = dir.path().join(JOURNAL_FILE);
+    wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 1).len() >= 2).await;
+    // The local notifier also prints what it sends.
+    let printed = runner.stdout.lock().unwrap().join("\n");
+    assert!(printed.contains("ALERTA de Ana"), "{printed}");
+
+    // SIGKILL: no graceful shutdown at all.
+    runner.kill();
+    let runner = Runner::start(dir.path());
+
+    let alert_url = runner.url(&format!("/v1/alerts/{alert_id}"));
+    let response = client
+        .get(&alert_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let restored: Value = response.json().await.unwrap();
+    assert_eq!(restored["status"], "open");
+
+    // The replay after the restart is still the same alert, and notifies nobody again.
+    let (status, replay) = post(
+        &client,
+        runner.url("/v1/alerts"),
+        Some(&token),
+        json!({"client_alert_id": "k-1", "location": {"lat": 33.75, "lon": -84.39}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(replay["alert_id"], alert_id.as_str());
+
+    let (status, _) = post(
+        &client,
+        runner.url(&format!("/v1/alerts/{alert_id}/cancel")),
+        Some(&token),
+        json!({"reason": "mistake"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let lines = wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 2).len() >= 2).await;
+    assert_eq!(of_change(&lines, &alert_id, 1).len(), 2);
+
+    // A clean stop on SIGTERM.
+    let status = runner.terminate();
+    assert!(status.success(), "{status}");
+    assert_eq!(read_journal(&journal).len(), 4);
+}

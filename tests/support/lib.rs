@@ -1,0 +1,315 @@
+//! Shared test support: the API in-process over the embedded store, the runner binary as a child
+//! process, and reading the local notifier's journal.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use alert_button_core::domain::consulate::Directory;
+use alert_button_core::local::{JOURNAL_FILE, LocalMode};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// How long a test waits for something that should happen in milliseconds (a notification, a
+/// server start) before it gives up. Generous: a slow shared machine must not fail a correct test.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The whole API in-process on a fresh embedded store, with the outbox relay running.
+pub struct LocalApi {
+    pub local: LocalMode,
+    pub router: Router,
+    stop: watch::Sender<bool>,
+    relay: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LocalApi {
+    pub fn start(data_dir: &Path) -> LocalApi {
+        let local = LocalMode::open(data_dir, Arc::new(Directory::bundled()), false)
+            .expect("the local mode opens");
+        let router = local.router();
+        let (stop, stopped) = watch::channel(false);
+        let relay = Some(local.spawn_relay(stopped));
+        LocalApi {
+            local,
+            router,
+            stop,
+            relay,
+        }
+    }
+
+    /// Stops the relay and releases the store, as a process exit would.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(relay) = self.relay.take() {
+            relay.await.expect("the relay stops cleanly");
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .expect("a valid request");
+        self.send(request).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a readable body")
+            .to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "every answer is JSON; got {status} {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        Reply {
+            status,
+            json,
+            headers,
+        }
+    }
+
+    /// Registers a person with one Spanish and one English contact; returns (person_id, token).
+    pub async fn register(&self, display_name: &str) -> (String, String) {
+        let reply = self
+            .call(
+                Method::POST,
+                "/v1/people",
+                None,
+                Some(serde_json::json!({
+                    "display_name": display_name,
+                    "language": "es",
+                    "contacts": [
+                        {"name": "Luis", "phone": "+13125550100"},
+                        {"name": "Kim", "email": "kim@example.org", "language": "en"}
+                    ]
+                })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+        (
+            reply.json["person_id"].as_str().unwrap().to_owned(),
+            reply.json["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub fn journal(&self) -> PathBuf {
+        self.local.data_dir.join(JOURNAL_FILE)
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub json: Value,
+    pub headers: axum::http::HeaderMap,
+}
+
+/// The notifications journalled so far.
+pub fn read_journal(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).expect("every journal line is JSON"))
+        .collect()
+}
+
+/// Waits until the journal satisfies `done`, then returns it; panics after `PATIENCE`.
+pub async fn wait_for_journal(path: &Path, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let lines = read_journal(path);
+        if done(&lines) {
+            return lines;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the journal never reached the expected state: {lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Journal lines of one alert change.
+pub fn of_change<'a>(lines: &'a [Value], alert_id: &str, seq: u64) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|n| n["alert_id"] == alert_id && n["seq"] == seq)
+        .collect()
+}
+
+/// The path of a workspace binary, built (incrementally) on first use so that a plain
+/// `cargo test` works without a separate build step.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
+    let mut built = built
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    // Cargo hands a test process variables of its own (the package's, a library path); passed on to
+    // a nested build they change build-script fingerprints and force a rebuild.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_for_tests = (key.starts_with("CARGO_")
+            && !key.starts_with("CARGO_HOME")
+            && !key.starts_with("CARGO_TARGET_DIR")
+            && !key.starts_with("CARGO_BUILD"))
+            || key == "LD_LIBRARY_PATH"
+            || key == "OUT_DIR"
+            || key.starts_with("RUST_TEST");
+        if set_for_tests {
+            command.env_remove(key.as_ref());
+        }
+    }
+    let output = command
+        .args([
+            "build",
+            "--workspace",
+            "--bin",
+            name,
+            "--message-format=json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(output.status.success(), "building {name} failed");
+    let path = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .find(|p| p.file_name().is_some_and(|f| f == name))
+        .unwrap_or_else(|| panic!("cargo did not report the {name} executable"));
+    built.push((name.to_owned(), path.clone()));
+    path
+}
+
+/// `alert-button serve` as a child process on a free loopback port.
+pub struct Runner {
+    child: Child,
+    pub base_url: String,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Runner {
+    pub fn start(data_dir: &Path) -> Runner {
+        let mut child = Command::new(binary("alert-button"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the runner starts");
+        let stdout = collect_lines(child.stdout.take().unwrap());
+        let stderr = collect_lines(child.stderr.take().unwrap());
+        let start = Instant::now();
+        let base_url = loop {
+            let announced = stdout.lock().unwrap().iter().find_map(|line| {
+                line.strip_prefix("Alert Button listening on ")
+                    .map(str::to_owned)
+            });
+            if let Some(url) = announced {
+                break url;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the runner exited with {status}: {:?}",
+                    stderr.lock().unwrap()
+                );
+            }
+            assert!(start.elapsed() < PATIENCE, "the runner did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Runner {
+            child,
+            base_url,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// SIGKILL: no chance to flush or shut down cleanly.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "the runner did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
