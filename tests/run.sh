@@ -3,8 +3,27 @@
 # Usage: tests/run.sh            (CI runs exactly this through .ci/run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# Logs of the servers the tests start live outside the repository (cargo lambda watch rebuilds
+# when files change under it).
+logs=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+step "test tools in .venv: moto, cargo-lambda, cfn-lint, aws-sam-translator"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+export PATH="$root/.venv/bin:$PATH"
+cargo lambda --version
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -16,5 +35,17 @@ cargo build --workspace --bins
 step "the bundled consulate directory"
 cargo run --quiet --bin alert-button -- directory check data/consulates.csv
 
-step "unit, contract and local-runner tests"
+step "moto server (the AWS API) on a free loopback port"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$port" >"$logs/moto.log" 2>&1 &
+pids+=($!)
+export MOTO_URL="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do
+    if curl -fsS "$MOTO_URL/moto-api/" >/dev/null 2>&1; then break; fi
+    sleep 0.2
+done
+curl -fsS "$MOTO_URL/moto-api/" >/dev/null || { cat "$logs/moto.log"; exit 1; }
+echo "moto at $MOTO_URL"
+
+step "unit, contract, local-runner, moto and cargo-lambda tests"
 cargo test --workspace

@@ -1,39 +1,152 @@
 //! The one place where the concrete adapters are chosen, from the environment, at start-up.
 //!
-//! - `ALERT_BUTTON_DATA_DIR` (default `/tmp/alert-button`): the embedded store and the journal
-//!   notifier live there.
+//! - `ALERT_BUTTON_TABLE` set: AWS. DynamoDB table `ALERT_BUTTON_TABLE`, SNS topic
+//!   `ALERT_BUTTON_TOPIC_ARN`, family SMS by `ALERT_BUTTON_FAMILY_SMS` (`subscriptions`, the
+//!   default, or `direct`). Region, credentials and endpoint (`AWS_ENDPOINT_URL`, e.g. an emulator)
+//!   come from the standard AWS configuration.
+//! - otherwise: embedded, under `ALERT_BUTTON_DATA_DIR` (default `/tmp/alert-button`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::sns::{FamilySms, SnsFamilySubscriptions, SnsNotifier};
+use crate::domain::alert::Retention;
 use crate::domain::consulate::Directory;
-use crate::error::Result;
 use crate::fanout::FanOut;
 use crate::local::LocalMode;
+use crate::ports::SystemClock;
 use crate::service::AlertService;
 
-pub struct Backend {
-    local: LocalMode,
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    #[error("{name} has an unsupported value `{value}` ({expected})")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+}
+
+/// Where the AWS adapters point.
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    pub table: String,
+    pub topic_arn: String,
+    pub family_sms: FamilySms,
+}
+
+impl AwsSettings {
+    /// `None` when `ALERT_BUTTON_TABLE` is not set (embedded mode).
+    pub fn from_env() -> Result<Option<AwsSettings>, ConfigError> {
+        let Ok(table) = std::env::var("ALERT_BUTTON_TABLE") else {
+            return Ok(None);
+        };
+        let topic_arn = std::env::var("ALERT_BUTTON_TOPIC_ARN")
+            .map_err(|_| ConfigError::Missing("ALERT_BUTTON_TOPIC_ARN"))?;
+        let family_sms = match std::env::var("ALERT_BUTTON_FAMILY_SMS") {
+            Err(_) => FamilySms::Subscriptions,
+            Ok(value) => FamilySms::parse(&value).ok_or(ConfigError::Invalid {
+                name: "ALERT_BUTTON_FAMILY_SMS",
+                value,
+                expected: "`subscriptions` or `direct`",
+            })?,
+        };
+        Ok(Some(AwsSettings {
+            table,
+            topic_arn,
+            family_sms,
+        }))
+    }
+}
+
+/// The AWS adapters, built once per execution environment.
+pub struct AwsBackend {
+    pub sdk_config: SdkConfig,
+    pub settings: AwsSettings,
+    pub service: Arc<AlertService>,
+    pub fanout: Arc<FanOut>,
+}
+
+impl AwsBackend {
+    pub async fn new(settings: AwsSettings, directory: Arc<Directory>) -> AwsBackend {
+        let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        Self::with_config(sdk_config, settings, directory)
+    }
+
+    pub fn with_config(
+        sdk_config: SdkConfig,
+        settings: AwsSettings,
+        directory: Arc<Directory>,
+    ) -> AwsBackend {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
+        let sns = aws_sdk_sns::Client::new(&sdk_config);
+        let store = Arc::new(DynamoStore::new(dynamodb, &settings.table));
+        let service = Arc::new(AlertService::new(
+            directory.clone(),
+            store.clone(),
+            store.clone(),
+            Arc::new(SnsFamilySubscriptions::new(
+                sns.clone(),
+                &settings.topic_arn,
+                settings.family_sms,
+            )),
+            Arc::new(SystemClock),
+            Retention::default(),
+        ));
+        let notifier = Arc::new(SnsNotifier::new(
+            sns,
+            &settings.topic_arn,
+            settings.family_sms,
+        ));
+        let fanout = Arc::new(FanOut::new(directory, store, notifier));
+        AwsBackend {
+            sdk_config,
+            settings,
+            service,
+            fanout,
+        }
+    }
+}
+
+pub enum Backend {
+    Embedded(LocalMode),
+    Aws(Box<AwsBackend>),
 }
 
 impl Backend {
-    pub async fn from_env() -> Result<Backend> {
+    pub async fn from_env() -> Result<Backend, ConfigError> {
+        let directory = Arc::new(Directory::bundled());
+        if let Some(settings) = AwsSettings::from_env()? {
+            return Ok(Backend::Aws(Box::new(
+                AwsBackend::new(settings, directory).await,
+            )));
+        }
         let data_dir = std::env::var_os("ALERT_BUTTON_DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/tmp/alert-button"));
-        let local = LocalMode::open(&data_dir, Arc::new(Directory::bundled()), false)?;
-        Ok(Backend { local })
-    }
-
-    pub fn directory(&self) -> Arc<Directory> {
-        self.local.directory.clone()
+        Ok(Backend::Embedded(LocalMode::open(
+            &data_dir, directory, false,
+        )?))
     }
 
     pub fn alert_service(&self) -> Arc<AlertService> {
-        self.local.service.clone()
+        match self {
+            Backend::Embedded(local) => local.service.clone(),
+            Backend::Aws(aws) => aws.service.clone(),
+        }
     }
 
     pub fn fanout(&self) -> Arc<FanOut> {
-        self.local.fanout.clone()
+        match self {
+            Backend::Embedded(local) => local.fanout.clone(),
+            Backend::Aws(aws) => aws.fanout.clone(),
+        }
     }
 }

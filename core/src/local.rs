@@ -16,7 +16,7 @@ use crate::domain::consulate::Directory;
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
 use crate::http;
-use crate::ports::{Clock, SystemClock};
+use crate::ports::{Clock, NoSubscriptions, SystemClock};
 use crate::service::AlertService;
 
 pub const STORE_FILE: &str = "alert-button.sqlite3";
@@ -52,6 +52,7 @@ impl LocalMode {
             directory.clone(),
             store.clone(),
             store.clone(),
+            Arc::new(NoSubscriptions),
             clock,
             Retention::default(),
         ));

@@ -42,6 +42,31 @@ pub trait Notifier: Send + Sync {
     async fn send(&self, notification: &Notification) -> Result<()>;
 }
 
+/// The family's standing subscriptions to an alert's notifications (SNS subscriptions with the
+/// person's filter policy in AWS). Local mode needs none: its notifier addresses contacts itself.
+#[async_trait]
+pub trait FamilySubscriptions: Send + Sync {
+    /// Subscribes every contact of `person`; returns handles to keep with the person. On error,
+    /// nothing stays subscribed.
+    async fn subscribe(&self, person: &Person) -> Result<Vec<String>>;
+    async fn unsubscribe(&self, subscriptions: &[String]) -> Result<()>;
+}
+
+/// For adapters whose notifier reaches contacts without subscriptions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSubscriptions;
+
+#[async_trait]
+impl FamilySubscriptions for NoSubscriptions {
+    async fn subscribe(&self, _person: &Person) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    async fn unsubscribe(&self, _subscriptions: &[String]) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// Time, as a port, so that expiry and (later) escalation can be tested without waiting.
 pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;

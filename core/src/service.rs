@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::domain::alert::{Alert, AlertRequest, CancelRequest, Location, Retention};
@@ -10,7 +10,7 @@ use crate::domain::consulate::Directory;
 use crate::domain::credential::{self, PresentedToken};
 use crate::domain::person::{ContactsReplacement, Person, Registration, validate_contacts};
 use crate::error::{Error, Result};
-use crate::ports::{AlertStore, Clock, Created, PersonStore};
+use crate::ports::{AlertStore, Clock, Created, FamilySubscriptions, PersonStore};
 
 /// How often a change is re-read and re-applied when it races with another change of the same alert.
 const MAX_UPDATE_ATTEMPTS: usize = 5;
@@ -19,6 +19,7 @@ pub struct AlertService {
     directory: Arc<Directory>,
     people: Arc<dyn PersonStore>,
     alerts: Arc<dyn AlertStore>,
+    subscriptions: Arc<dyn FamilySubscriptions>,
     clock: Arc<dyn Clock>,
     retention: Retention,
 }
@@ -34,6 +35,7 @@ impl AlertService {
         directory: Arc<Directory>,
         people: Arc<dyn PersonStore>,
         alerts: Arc<dyn AlertStore>,
+        subscriptions: Arc<dyn FamilySubscriptions>,
         clock: Arc<dyn Clock>,
         retention: Retention,
     ) -> Self {
@@ -41,6 +43,7 @@ impl AlertService {
             directory,
             people,
             alerts,
+            subscriptions,
             clock,
             retention,
         }
@@ -56,19 +59,32 @@ impl AlertService {
         let now = self.clock.now();
         let person_id = Uuid::new_v4();
         let (token, stored) = credential::issue(person_id);
-        let person = Person {
+        let mut person = Person {
             person_id,
             display_name: registration.display_name,
             language: registration.language,
             contacts: registration.contacts,
             token: stored,
+            subscriptions: Vec::new(),
             created_at: now,
             updated_at: now,
             expires_at: (now + self.retention.person).unix_timestamp(),
         };
-        self.people.put_person(&person).await?;
+        person.subscriptions = self.subscriptions.subscribe(&person).await?;
+        if let Err(err) = self.people.put_person(&person).await {
+            self.discard_subscriptions(&person.subscriptions).await;
+            return Err(err);
+        }
         info!(person_id = %person.person_id, contacts = person.contacts.len(), "person registered");
         Ok((person, token))
+    }
+
+    /// Removes subscriptions no record points at; a failure leaves a subscription whose filter
+    /// policy names a person with no alerts to come, so it is logged, not fatal.
+    async fn discard_subscriptions(&self, subscriptions: &[String]) {
+        if let Err(err) = self.subscriptions.unsubscribe(subscriptions).await {
+            warn!(error = %err, "stale family subscriptions were left behind");
+        }
     }
 
     /// The person a bearer token belongs to. Unknown, malformed and wrong tokens look alike.
@@ -95,7 +111,14 @@ impl AlertService {
         let now = self.clock.now();
         person.updated_at = now;
         person.expires_at = (now + self.retention.person).unix_timestamp();
-        self.people.put_person(&person).await?;
+        // New subscriptions first: until the record points at them, the old ones keep working.
+        let new = self.subscriptions.subscribe(&person).await?;
+        let old = std::mem::replace(&mut person.subscriptions, new);
+        if let Err(err) = self.people.put_person(&person).await {
+            self.discard_subscriptions(&person.subscriptions).await;
+            return Err(err);
+        }
+        self.discard_subscriptions(&old).await;
         info!(person_id = %person.person_id, contacts = person.contacts.len(), "contacts replaced");
         Ok(person)
     }

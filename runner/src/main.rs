@@ -5,12 +5,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
+use alert_button_core::adapters::stream_poller::StreamPoller;
+use alert_button_core::backend::{AwsBackend, AwsSettings};
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::geography::GeoPoint;
 use alert_button_core::domain::templates::format_phone;
 use alert_button_core::local::LocalMode;
-use alert_button_core::telemetry;
+use alert_button_core::{http, telemetry};
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
@@ -34,6 +37,10 @@ enum Command {
         /// Where the store and notifications.jsonl live; kept across restarts.
         #[arg(long, default_value = ".alert-button")]
         data_dir: PathBuf,
+        /// `embedded`, or `aws`: DynamoDB and SNS as configured by `ALERT_BUTTON_TABLE`,
+        /// `ALERT_BUTTON_TOPIC_ARN` and the standard AWS settings (`AWS_ENDPOINT_URL` for an emulator).
+        #[arg(long, env = "ALERT_BUTTON_BACKEND", default_value = "embedded")]
+        backend: BackendKind,
     },
     /// Work with a consulate directory file.
     Directory {
@@ -51,6 +58,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackendKind {
+    Embedded,
+    Aws,
+}
+
 #[derive(Subcommand)]
 enum DirectoryCommand {
     /// Validate a directory CSV; every problem is printed with its line number.
@@ -59,7 +72,11 @@ enum DirectoryCommand {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Serve { addr, data_dir } => serve(addr, data_dir),
+        Command::Serve {
+            addr,
+            data_dir,
+            backend,
+        } => serve(addr, data_dir, backend),
         Command::Directory {
             command: DirectoryCommand::Check { file },
         } => check_directory(&file),
@@ -67,7 +84,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(addr: SocketAddr, data_dir: PathBuf) -> ExitCode {
+fn serve(addr: SocketAddr, data_dir: PathBuf, backend: BackendKind) -> ExitCode {
     telemetry::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -76,7 +93,11 @@ fn serve(addr: SocketAddr, data_dir: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_server(addr, data_dir)) {
+    let served = match backend {
+        BackendKind::Embedded => runtime.block_on(run_server(addr, data_dir)),
+        BackendKind::Aws => runtime.block_on(run_aws_server(addr)),
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
@@ -105,6 +126,46 @@ async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn s
     println!("Try: curl http://{bound}/v1/consulates/nearest?lat=34.05&lon=-118.24");
 
     axum::serve(listener, local.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    let _ = stop.send(true);
+    relay.await?;
+    Ok(())
+}
+
+/// The API against DynamoDB and SNS, with a stream poller standing in for the Lambda trigger.
+async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let settings =
+        AwsSettings::from_env()?.ok_or("ALERT_BUTTON_TABLE must be set for --backend aws")?;
+    let directory = Arc::new(Directory::bundled());
+    let aws = AwsBackend::new(settings, directory.clone()).await;
+    let mut poller = StreamPoller::connect(&aws.sdk_config, &aws.settings.table).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+
+    let (stop, mut stopped) = watch::channel(false);
+    let fanout = aws.fanout.clone();
+    let relay = tokio::spawn(async move {
+        loop {
+            let pause = match poller.deliver_once(&fanout).await {
+                Ok((seen, 0)) if seen > 0 => Duration::ZERO,
+                Ok(_) => Duration::from_millis(500),
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading the table's stream failed; will retry");
+                    Duration::from_secs(2)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+    });
+
+    println!("Alert Button listening on http://{bound}");
+    println!("  table:         {}", aws.settings.table);
+    println!("  topic:         {}", aws.settings.topic_arn);
+    axum::serve(listener, http::full_api(aws.service.clone(), directory))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     let _ = stop.send(true);

@@ -1,5 +1,7 @@
 //! Shared test support: the API in-process over the embedded store, the runner binary as a child
-//! process, and reading the local notifier's journal.
+//! process, and reading the local notifier's journal; `aws` has the moto side.
+
+pub mod aws;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -97,6 +97,7 @@ mod tests {
                 language: Some(Language::En),
             }],
             token: credential::issue(person_id).1,
+            subscriptions: vec![],
             created_at: now,
             updated_at: now,
             expires_at: 1_900_000_000,

@@ -1,6 +1,9 @@
 //! Adapters: the concrete implementations of the ports.
 
+pub mod dynamodb;
 pub mod dynamodb_item;
 pub mod embedded;
 pub mod journal;
 pub mod relay;
+pub mod sns;
+pub mod stream_poller;

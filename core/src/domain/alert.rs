@@ -390,6 +390,7 @@ mod tests {
             language: Language::Es,
             contacts: vec![],
             token: credential::issue(person_id).1,
+            subscriptions: vec![],
             created_at: now,
             updated_at: now,
             expires_at: 0,

@@ -44,6 +44,10 @@ pub struct Notification {
     pub subject: String,
     pub sms: String,
     pub text: String,
+    /// The phones of the family contacts this message is for, for notifiers that text them
+    /// directly. Never written out with the notification.
+    #[serde(skip)]
+    pub phones: Vec<String>,
 }
 
 /// The notifications for one history entry of an alert. `person` is absent when the person's record
@@ -62,42 +66,53 @@ pub fn plan(
         );
         return Vec::new();
     };
-    let notification =
-        |audience: Audience, language: Language, recipients, message: templates::Message| {
-            Notification {
-                notification_id: format!(
-                    "{}:{}:{}:{}",
-                    alert.alert_id,
-                    entry.seq,
-                    audience.as_str(),
-                    language.code()
-                ),
-                event: entry.event,
-                audience,
-                alert_id: alert.alert_id,
-                seq: entry.seq,
-                person_id: alert.person_id,
-                consulate_id: alert.consulate_id.clone(),
-                language,
-                recipients,
-                subject: message.subject,
-                sms: message.sms,
-                text: message.text,
-            }
-        };
+    let notification = |audience: Audience,
+                        language: Language,
+                        recipients,
+                        phones,
+                        message: templates::Message| {
+        Notification {
+            notification_id: format!(
+                "{}:{}:{}:{}",
+                alert.alert_id,
+                entry.seq,
+                audience.as_str(),
+                language.code()
+            ),
+            event: entry.event,
+            audience,
+            alert_id: alert.alert_id,
+            seq: entry.seq,
+            person_id: alert.person_id,
+            consulate_id: alert.consulate_id.clone(),
+            language,
+            recipients,
+            subject: message.subject,
+            sms: message.sms,
+            text: message.text,
+            phones,
+        }
+    };
 
     let mut notifications: Vec<Notification> = person
         .map(Person::contacts_by_language)
         .unwrap_or_default()
         .into_iter()
-        .map(|(language, recipients)| {
+        .map(|(language, contacts)| {
             let message = templates::family_message(alert, entry, consulate, language);
-            notification(Audience::Family, language, recipients, message)
+            let phones = contacts.iter().filter_map(|c| c.phone.clone()).collect();
+            notification(Audience::Family, language, contacts.len(), phones, message)
         })
         .collect();
     let distance = distance_km(alert.location.point(), consulate.point());
     let message = templates::consulate_message(alert, entry, distance);
-    notifications.push(notification(Audience::Consulate, Language::Es, 1, message));
+    notifications.push(notification(
+        Audience::Consulate,
+        Language::Es,
+        1,
+        Vec::new(),
+        message,
+    ));
     notifications
 }
 
@@ -127,6 +142,7 @@ mod tests {
                 })
                 .collect(),
             token: credential::issue(person_id).1,
+            subscriptions: vec![],
             created_at: now,
             updated_at: now,
             expires_at: 0,

@@ -51,6 +51,9 @@ pub struct Person {
     pub language: Language,
     pub contacts: Vec<Contact>,
     pub token: StoredSecret,
+    /// Handles of the contacts' standing subscriptions (SNS subscription ARNs), to remove on change.
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -64,19 +67,19 @@ impl Person {
         contact.language.unwrap_or(self.language)
     }
 
-    /// How many contacts read each language, for the languages that have any.
-    pub fn contacts_by_language(&self) -> Vec<(Language, usize)> {
+    /// The contacts grouped by the language they read, for the languages that have any.
+    pub fn contacts_by_language(&self) -> Vec<(Language, Vec<&Contact>)> {
         Language::ALL
             .into_iter()
             .map(|language| {
-                let count = self
+                let contacts: Vec<&Contact> = self
                     .contacts
                     .iter()
                     .filter(|c| self.contact_language(c) == language)
-                    .count();
-                (language, count)
+                    .collect();
+                (language, contacts)
             })
-            .filter(|&(_, count)| count > 0)
+            .filter(|(_, contacts)| !contacts.is_empty())
             .collect()
     }
 }

@@ -1,0 +1,254 @@
+//! The DynamoDB store. Every write of an alert is a conditional put of the whole item (the alert with
+//! its history); the table's stream then carries each change to the fan-out, so the write and its
+//! event are one atomic operation, as in the embedded store's outbox.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use uuid::Uuid;
+
+use super::dynamodb_item::{AlertItem, PersonItem, alert_key, person_key};
+use crate::domain::alert::Alert;
+use crate::domain::person::Person;
+use crate::error::{Error, Result};
+use crate::ports::{AlertStore, Created, PersonStore};
+
+type Item = HashMap<String, AttributeValue>;
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            // A person re-reads what they just wrote; an eventually consistent read could miss it.
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.item)
+    }
+}
+
+fn sdk_error<E, R>(err: SdkError<E, R>) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    Error::Store(DisplayErrorContext(err).to_string())
+}
+
+fn to_item<T: serde::Serialize>(value: T) -> Result<Item> {
+    serde_dynamo::to_item(value).map_err(Error::store)
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T> {
+    serde_dynamo::from_item(item).map_err(Error::store)
+}
+
+#[async_trait]
+impl PersonStore for DynamoStore {
+    async fn put_person(&self, person: &Person) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(PersonItem::new(person.clone()))?))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
+        self.get(person_key(person_id), "PERSON")
+            .await?
+            .map(|item| from_item::<PersonItem>(item).map(|i| i.person))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl AlertStore for DynamoStore {
+    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(AlertItem::new(alert.clone()))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::New),
+            Err(err) => {
+                let service_error = err.as_service_error();
+                if !service_error.is_some_and(|e| e.is_conditional_check_failed_exception()) {
+                    return Err(sdk_error(err));
+                }
+                let returned = match err.into_service_error() {
+                    PutItemError::ConditionalCheckFailedException(e) => e.item,
+                    _ => None,
+                };
+                let existing = match returned {
+                    Some(item) => item,
+                    // Not every DynamoDB implementation returns the old item; read it instead.
+                    None => self
+                        .get(alert_key(alert.alert_id), "ALERT")
+                        .await?
+                        .ok_or_else(|| Error::Store("the conflicting alert vanished".into()))?,
+                };
+                let existing: AlertItem = from_item(existing)?;
+                Ok(Created::Existing(Box::new(existing.alert)))
+            }
+        }
+    }
+
+    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
+        self.get(alert_key(alert_id), "ALERT")
+            .await?
+            .map(|item| from_item::<AlertItem>(item).map(|i| i.alert))
+            .transpose()
+    }
+
+    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(AlertItem::new(alert.clone()))?))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::ConcurrentUpdate)
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+}
+
+/// Faults a DynamoDB server cannot be made to produce on demand, forced with the SDK's own mocks.
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::error::{
+        ConditionalCheckFailedException, ProvisionedThroughputExceededException,
+    };
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::domain::alert::{AlertRequest, Location, Retention};
+    use crate::domain::consulate::Directory;
+    use crate::domain::credential;
+    use crate::domain::person::Language;
+
+    fn alert() -> Alert {
+        let person_id = Uuid::new_v4();
+        let now = datetime!(2026-11-25 12:00 UTC);
+        let person = Person {
+            person_id,
+            display_name: None,
+            language: Language::Es,
+            contacts: vec![],
+            token: credential::issue(person_id).1,
+            subscriptions: vec![],
+            created_at: now,
+            updated_at: now,
+            expires_at: 0,
+        };
+        let request = AlertRequest {
+            client_alert_id: "c".into(),
+            location: Location {
+                lat: 32.7,
+                lon: -117.1,
+                accuracy_m: None,
+            },
+            note: None,
+        };
+        Alert::open(
+            &person,
+            request,
+            &Directory::bundled(),
+            now,
+            &Retention::default(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_create_without_the_old_item_reads_it_back() {
+        let stored = alert();
+        let conflict = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder().build(),
+            )
+        });
+        let item = to_item(AlertItem::new(stored.clone())).unwrap();
+        let read = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(item.clone()))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&conflict, &read]);
+        let store = DynamoStore::new(client, "t");
+
+        let mut retried = stored.clone();
+        retried.location.lat = 10.0;
+        match store.create_alert(&retried).await.unwrap() {
+            Created::Existing(existing) => assert_eq!(*existing, stored),
+            Created::New => panic!("a conflicting create must not count as new"),
+        }
+        assert_eq!(read.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn throttling_is_a_store_error_not_a_conflict() {
+        let throttled = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+            PutItemError::ProvisionedThroughputExceededException(
+                ProvisionedThroughputExceededException::builder().build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled]);
+        let store = DynamoStore::new(client, "t");
+        let alert = alert();
+        assert!(matches!(
+            store.create_alert(&alert).await,
+            Err(Error::Store(_))
+        ));
+        assert!(matches!(
+            store.update_alert(&alert, 1).await,
+            Err(Error::Store(_))
+        ));
+    }
+}

@@ -1,0 +1,516 @@
+//! The AWS adapters against a real AWS API on loopback (moto): the DynamoDB store, idempotency under
+//! concurrency, the table's stream fed to the fan-out handler, SNS filter policies proven with SQS
+//! probe subscriptions, SMS publishes, family subscriptions, and an SNS outage with nothing lost.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use alert_button_core::Error;
+use alert_button_core::adapters::dynamodb::DynamoStore;
+use alert_button_core::adapters::sns::{FamilySms, SnsNotifier, family_filter_policy};
+use alert_button_core::adapters::stream_poller::StreamPoller;
+use alert_button_core::backend::{AwsBackend, AwsSettings};
+use alert_button_core::domain::alert::{AlertRequest, CancelReason, CancelRequest, Location};
+use alert_button_core::domain::consulate::Directory;
+use alert_button_core::domain::person::{Contact, ContactsReplacement, Language, Registration};
+use alert_button_core::fanout::FanOut;
+use alert_button_core::ports::AlertStore;
+use alert_button_tests::aws::{Stack, sdk_config, sms_sent_to};
+use serde_json::{Value, json};
+
+fn backend(stack: &Stack, family_sms: FamilySms) -> AwsBackend {
+    AwsBackend::with_config(
+        stack.config.clone(),
+        AwsSettings {
+            table: stack.table.clone(),
+            topic_arn: stack.topic_arn.clone(),
+            family_sms,
+        },
+        Arc::new(Directory::bundled()),
+    )
+}
+
+/// A phone number no other test uses, so moto's global SMS log can be read per test.
+fn unique_phone() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 10_000_000;
+    format!("+1555{n:07}")
+}
+
+fn registration(phone: &str, email: &str) -> Registration {
+    Registration {
+        display_name: Some("Ana".into()),
+        language: Language::Es,
+        contacts: vec![
+            Contact {
+                name: "Luis".into(),
+                phone: Some(phone.into()),
+                email: None,
+                language: None,
+            },
+            Contact {
+                name: "Kim".into(),
+                phone: None,
+                email: Some(email.into()),
+                language: Some(Language::En),
+            },
+        ],
+    }
+}
+
+fn press(client_alert_id: &str, lat: f64, lon: f64) -> AlertRequest {
+    AlertRequest {
+        client_alert_id: client_alert_id.into(),
+        location: Location {
+            lat,
+            lon,
+            accuracy_m: Some(25.0),
+        },
+        note: None,
+    }
+}
+
+/// Runs the stream through the fan-out until a pass finds nothing new.
+async fn drain_stream(poller: &mut StreamPoller, fanout: &FanOut) {
+    for _ in 0..20 {
+        let (seen, failed) = poller.deliver_once(fanout).await.expect("stream read");
+        assert_eq!(failed, 0, "the fan-out reported failures");
+        if seen == 0 {
+            return;
+        }
+    }
+    panic!("the stream kept producing records");
+}
+
+fn field<'a>(messages: &'a [Value], name: &str) -> Vec<&'a str> {
+    let mut values: Vec<&str> = messages.iter().filter_map(|m| m[name].as_str()).collect();
+    values.sort_unstable();
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (person, token) = aws
+        .service
+        .register(registration(&unique_phone(), "kim@example.org"))
+        .await
+        .unwrap();
+    let authenticated = aws.service.authenticate(&token).await.unwrap();
+    assert_eq!(authenticated.person_id, person.person_id);
+    assert!(matches!(
+        aws.service
+            .authenticate(&format!("{}.{}", person.person_id, "0".repeat(64)))
+            .await,
+        Err(Error::Unauthenticated)
+    ));
+
+    let raised = aws
+        .service
+        .raise_alert(&person, press("s-1", 29.76, -95.37))
+        .await
+        .unwrap();
+    assert!(raised.created);
+    let alert_id = raised.alert.alert_id;
+    aws.service
+        .update_location(
+            &person,
+            alert_id,
+            Location {
+                lat: 29.7,
+                lon: -95.4,
+                accuracy_m: None,
+            },
+        )
+        .await
+        .unwrap();
+    aws.service
+        .cancel(
+            &person,
+            alert_id,
+            CancelRequest {
+                reason: CancelReason::Safe,
+            },
+        )
+        .await
+        .unwrap();
+    let stored = aws.service.alert_of(&person, alert_id).await.unwrap();
+    assert_eq!(stored.version(), 3);
+    assert_eq!(stored.location.lat, 29.7);
+
+    // The raw item: keys, the consulate index keys, the TTL attribute.
+    let item = aws_sdk_dynamodb::Client::new(&stack.config)
+        .get_item()
+        .table_name(&stack.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("ALERT#{alert_id}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ALERT".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        item["consulate_status"].as_s().unwrap(),
+        "mx-cg-houston#cancelled"
+    );
+    assert_eq!(item["version"].as_n().unwrap(), "3");
+    assert!(
+        item["expires_at"].as_n().unwrap().parse::<i64>().unwrap()
+            > stored.updated_at.unix_timestamp()
+    );
+
+    // A write based on a stale version is refused.
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    assert!(matches!(
+        store.update_alert(&stored, 2).await,
+        Err(Error::ConcurrentUpdate)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_presses_make_one_alert_and_one_round_of_notifications() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let phone = unique_phone();
+    let (person, _) = aws
+        .service
+        .register(registration(&phone, "kim@example.org"))
+        .await
+        .unwrap();
+    let pid = person.person_id.to_string();
+    let family = stack
+        .probe(&json!({"audience": ["family"], "person_id": [pid]}).to_string())
+        .await;
+    let consulate = stack
+        .probe(&json!({"audience": ["consulate"], "consulate_id": ["mx-cg-houston"]}).to_string())
+        .await;
+
+    let person = Arc::new(person);
+    let presses: Vec<_> = (0..100)
+        .map(|_| {
+            let service = aws.service.clone();
+            let person = person.clone();
+            tokio::spawn(async move {
+                service
+                    .raise_alert(&person, press("double-press", 29.76, -95.37))
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    for press in presses {
+        let raised = press.await.unwrap().expect("every press is answered");
+        created += usize::from(raised.created);
+        ids.insert(raised.alert.alert_id);
+    }
+    assert_eq!(created, 1, "exactly one press created the alert");
+    assert_eq!(ids.len(), 1, "every press got the same alert");
+
+    let items = aws_sdk_dynamodb::Client::new(&stack.config)
+        .scan()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let alerts = items
+        .iter()
+        .filter(|i| i["kind"].as_s().is_ok_and(|k| k == "alert"))
+        .count();
+    assert_eq!(alerts, 1);
+
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    drain_stream(&mut poller, &aws.fanout).await;
+    let family_messages = family.wait_for(2).await;
+    let consulate_messages = consulate.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let family_late = family.drain().await;
+    let consulate_late = consulate.drain().await;
+    assert!(
+        family_late.is_empty() && consulate_late.is_empty(),
+        "a second round was sent"
+    );
+    assert_eq!(field(&family_messages, "language"), ["en", "es"]);
+    assert_eq!(consulate_messages.len(), 1);
+    assert_eq!(
+        sms_sent_to(&phone).await.len(),
+        1,
+        "one SMS to the family phone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn filter_policies_give_each_audience_exactly_its_messages() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana_phone, bea_phone) = (unique_phone(), unique_phone());
+    let (ana, _) = aws
+        .service
+        .register(registration(&ana_phone, "kim@example.org"))
+        .await
+        .unwrap();
+    let (bea, _) = aws
+        .service
+        .register(registration(&bea_phone, "lee@example.org"))
+        .await
+        .unwrap();
+    let (ana_id, bea_id) = (ana.person_id.to_string(), bea.person_id.to_string());
+
+    // The probes carry the very policies the family subscriptions carry.
+    let ana_es = stack.probe(&family_filter_policy(&ana_id, "es")).await;
+    let ana_en = stack.probe(&family_filter_policy(&ana_id, "en")).await;
+    let bea_all = stack
+        .probe(&json!({"audience": ["family"], "person_id": [bea_id]}).to_string())
+        .await;
+    let chicago = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-cg-chicago",
+        ))
+        .await;
+    let houston = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-cg-houston",
+        ))
+        .await;
+
+    let ana_alert = aws
+        .service
+        .raise_alert(&ana, press("a", 41.88, -87.63))
+        .await
+        .unwrap()
+        .alert;
+    let bea_alert = aws
+        .service
+        .raise_alert(&bea, press("b", 29.76, -95.37))
+        .await
+        .unwrap()
+        .alert;
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    drain_stream(&mut poller, &aws.fanout).await;
+
+    // A location update is a MODIFY record: only its new entry is notified.
+    aws.service
+        .update_location(
+            &ana,
+            ana_alert.alert_id,
+            Location {
+                lat: 41.9,
+                lon: -87.7,
+                accuracy_m: None,
+            },
+        )
+        .await
+        .unwrap();
+    drain_stream(&mut poller, &aws.fanout).await;
+
+    let ana_es_messages = ana_es.wait_for(2).await;
+    let ana_en_messages = ana_en.wait_for(2).await;
+    let bea_messages = bea_all.wait_for(2).await;
+    let chicago_messages = chicago.wait_for(2).await;
+    let houston_messages = houston.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for probe in [&ana_es, &ana_en, &bea_all, &chicago, &houston] {
+        assert!(
+            probe.drain().await.is_empty(),
+            "a probe got more than its share"
+        );
+    }
+
+    let ana_alert_id = ana_alert.alert_id.to_string();
+    let bea_alert_id = bea_alert.alert_id.to_string();
+    assert_eq!(
+        field(&ana_es_messages, "event"),
+        ["location_updated", "opened"]
+    );
+    assert!(
+        ana_es_messages
+            .iter()
+            .all(|m| m["language"] == "es" && m["alert_id"] == ana_alert_id.as_str())
+    );
+    assert!(
+        ana_en_messages
+            .iter()
+            .all(|m| m["language"] == "en" && m["alert_id"] == ana_alert_id.as_str())
+    );
+    assert!(ana_es_messages[0]["sms"].as_str().unwrap().contains("Ana"));
+    assert_eq!(field(&bea_messages, "language"), ["en", "es"]);
+    assert!(
+        bea_messages
+            .iter()
+            .all(|m| m["alert_id"] == bea_alert_id.as_str())
+    );
+    assert!(
+        chicago_messages
+            .iter()
+            .all(|m| m["alert_id"] == ana_alert_id.as_str() && m["audience"] == "consulate")
+    );
+    assert_eq!(houston_messages[0]["alert_id"], bea_alert_id.as_str());
+
+    // Direct SMS: the family phones got the opening and (Ana) the location update.
+    assert_eq!(sms_sent_to(&ana_phone).await.len(), 2);
+    assert_eq!(sms_sent_to(&bea_phone).await.len(), 1);
+    assert!(sms_sent_to(&bea_phone).await[0].starts_with("ALERTA de Ana"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_them() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Subscriptions);
+    let phone = unique_phone();
+    let (person, _) = aws
+        .service
+        .register(registration(&phone, "kim@example.org"))
+        .await
+        .unwrap();
+    let pid = person.person_id.to_string();
+    let sns = aws_sdk_sns::Client::new(&stack.config);
+
+    let subscriptions = |sns: aws_sdk_sns::Client, topic: String| async move {
+        let listed = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(topic)
+            .send()
+            .await
+            .unwrap()
+            .subscriptions
+            .unwrap_or_default();
+        let mut found = HashMap::new();
+        for subscription in listed {
+            let arn = subscription.subscription_arn.unwrap();
+            let attributes = sns
+                .get_subscription_attributes()
+                .subscription_arn(&arn)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap_or_default();
+            found.insert(
+                (
+                    subscription.protocol.unwrap(),
+                    subscription.endpoint.unwrap(),
+                ),
+                attributes.get("FilterPolicy").cloned().unwrap_or_default(),
+            );
+        }
+        found
+    };
+
+    let found = subscriptions(sns.clone(), stack.topic_arn.clone()).await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    let policy =
+        |language| serde_json::from_str::<Value>(&family_filter_policy(&pid, language)).unwrap();
+    let sms_policy: Value =
+        serde_json::from_str(&found[&("sms".to_owned(), phone.clone())]).unwrap();
+    let email_policy: Value =
+        serde_json::from_str(&found[&("email".to_owned(), "kim@example.org".to_owned())]).unwrap();
+    assert_eq!(sms_policy, policy("es"));
+    assert_eq!(email_policy, policy("en"));
+
+    let new_phone = unique_phone();
+    let updated = aws
+        .service
+        .replace_contacts(
+            person,
+            ContactsReplacement {
+                contacts: vec![Contact {
+                    name: "Rosa".into(),
+                    phone: Some(new_phone.clone()),
+                    email: None,
+                    language: Some(Language::En),
+                }],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.subscriptions.len(), 1);
+    let found = subscriptions(sns, stack.topic_arn.clone()).await;
+    assert_eq!(found.len(), 1, "the old subscriptions are gone: {found:?}");
+    let new_policy: Value = serde_json::from_str(&found[&("sms".to_owned(), new_phone)]).unwrap();
+    assert_eq!(new_policy, policy("en"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_sns_down_for_a_while_every_alert_is_delivered_once_it_recovers() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let phone = unique_phone();
+    let (person, _) = aws
+        .service
+        .register(registration(&phone, "kim@example.org"))
+        .await
+        .unwrap();
+    let family = stack
+        .probe(
+            &json!({"audience": ["family"], "person_id": [person.person_id.to_string()]})
+                .to_string(),
+        )
+        .await;
+    let consulate = stack
+        .probe(
+            &json!({"audience": ["consulate"], "consulate_id": ["mx-consul-denver"]}).to_string(),
+        )
+        .await;
+    let mut alert_ids = Vec::new();
+    for n in 0..5 {
+        let raised = aws
+            .service
+            .raise_alert(&person, press(&format!("outage-{n}"), 39.74, -104.99))
+            .await
+            .unwrap();
+        alert_ids.push(raised.alert.alert_id.to_string());
+    }
+
+    // SNS unreachable: nothing listens on this port, so every publish fails for real.
+    let unreachable = sdk_config("http://127.0.0.1:9").await;
+    let broken = FanOut::new(
+        Arc::new(Directory::bundled()),
+        Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&stack.config),
+            &stack.table,
+        )),
+        Arc::new(SnsNotifier::new(
+            aws_sdk_sns::Client::new(&unreachable),
+            &stack.topic_arn,
+            FamilySms::Direct,
+        )),
+    );
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let (seen, failed) = poller.deliver_once(&broken).await.unwrap();
+        assert!(seen >= 5, "the stream is read again from the first failure");
+        // Every alert record fails (the person's record before them needs no notification), and
+        // nothing after a failure is delivered out of order.
+        assert_eq!(failed, 5);
+    }
+    assert!(family.drain().await.is_empty());
+    assert!(sms_sent_to(&phone).await.is_empty());
+
+    // SNS is back: every alert goes out, each exactly once.
+    drain_stream(&mut poller, &aws.fanout).await;
+    let family_messages = family.wait_for(10).await;
+    let consulate_messages = consulate.wait_for(5).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(family.drain().await.is_empty() && consulate.drain().await.is_empty());
+    let mut delivered: Vec<&str> = field(&consulate_messages, "alert_id");
+    delivered.dedup();
+    let mut expected: Vec<&str> = alert_ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(delivered, expected);
+    assert_eq!(family_messages.len(), 10);
+    assert_eq!(sms_sent_to(&phone).await.len(), 5);
+}

@@ -1,0 +1,274 @@
+//! The Lambda functions through the real runtime interface: `cargo lambda watch` serves them against
+//! moto, `cargo lambda invoke` sends the API Gateway and DynamoDB stream events kept in
+//! `tests/events/`, and plain HTTP reaches them through the function URL emulation.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alert_button_core::adapters::stream_poller::StreamPoller;
+use alert_button_tests::PATIENCE;
+use alert_button_tests::aws::{Stack, moto_url, sms_sent_to};
+use serde_json::{Value, json};
+
+/// Building the functions the first time can take minutes on a small machine.
+const FIRST_BUILD: Duration = Duration::from_secs(900);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Watch {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+impl Watch {
+    fn start(table: &str, topic_arn: &str) -> Watch {
+        let port = free_port();
+        // Outside the repository: watch rebuilds whenever files change under it.
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("watch.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("cargo")
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--invoke-address",
+                "127.0.0.1",
+            ])
+            .args(["--invoke-port", &port.to_string()])
+            .current_dir(workspace())
+            .env("AWS_ENDPOINT_URL", moto_url())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("ALERT_BUTTON_TABLE", table)
+            .env("ALERT_BUTTON_TOPIC_ARN", topic_arn)
+            .env("ALERT_BUTTON_FAMILY_SMS", "direct")
+            .env("RUST_LOG", "info")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("cargo lambda is installed (tests/run.sh installs it)");
+        let mut watch = Watch {
+            child,
+            port,
+            log,
+            _log_dir: log_dir,
+        };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = watch.child.try_wait() {
+                panic!(
+                    "cargo lambda watch exited with {status}:\n{}",
+                    watch.log_text()
+                );
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "cargo lambda watch did not start:\n{}",
+                watch.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        watch
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `cargo lambda invoke FUNCTION --data-file FILE`, returning the function's JSON answer.
+    fn invoke(&self, function: &str, data_file: &Path) -> Value {
+        let output = Command::new("cargo")
+            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &self.port.to_string()])
+            .args(["--output-format", "json", "--data-file"])
+            .arg(data_file)
+            .arg(function)
+            .current_dir(workspace())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "invoking {function} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.log_text()
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+            panic!(
+                "{function} answered: {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An event fixture with its `{{NAME}}` placeholders filled in.
+fn fixture(name: &str, values: &[(&str, &str)], dir: &Path) -> PathBuf {
+    let mut text = std::fs::read_to_string(workspace().join("tests/events").join(name)).unwrap();
+    for (key, value) in values {
+        text = text.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// An API Gateway answer: (status, JSON body).
+fn http_answer(answer: &Value) -> (u64, Value) {
+    let body = answer["body"].as_str().unwrap_or("null");
+    (
+        answer["statusCode"].as_u64().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_functions_run_an_alert_from_intake_to_sns() {
+    let stack = Stack::create().await;
+    let family = stack
+        .probe(&json!({"audience": ["family"], "event": ["opened"]}).to_string())
+        .await;
+    let consulate = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-cg-los-angeles",
+        ))
+        .await;
+    let san_diego = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-consul-san-diego",
+        ))
+        .await;
+    let watch = Watch::start(&stack.table, &stack.topic_arn);
+    let events = tempfile::tempdir().unwrap();
+    let phone = format!("+1555{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000);
+
+    // Registration through the runtime interface (the first invoke also builds the function).
+    let started = Instant::now();
+    let answer = watch.invoke(
+        "alert-intake",
+        &fixture("apigw-register.json", &[("PHONE", &phone)], events.path()),
+    );
+    assert!(started.elapsed() < FIRST_BUILD);
+    let (status, registered) = http_answer(&answer);
+    assert_eq!(status, 201, "{answer}");
+    let token = registered["token"].as_str().unwrap().to_owned();
+
+    // The alert through the function URL emulation, as a phone would send it.
+    let client = reqwest::Client::builder()
+        .timeout(FIRST_BUILD)
+        .build()
+        .unwrap();
+    let response = client
+        .post(format!(
+            "http://127.0.0.1:{}/lambda-url/alert-intake/v1/alerts",
+            watch.port
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"client_alert_id": "url-1", "location": {"lat": 34.05, "lon": -118.25}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let alert: Value = response.json().await.unwrap();
+    let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
+    assert_eq!(alert["consulate"]["id"], "mx-cg-los-angeles");
+
+    // The same alert again through invoke: 200 and the same alert; then read it back.
+    let replay = fixture("apigw-alert.json", &[("TOKEN", &token)], events.path());
+    let (status, first) = http_answer(&watch.invoke("alert-intake", &replay));
+    assert_eq!(status, 201);
+    let (status, again) = http_answer(&watch.invoke("alert-intake", &replay));
+    assert_eq!(status, 200);
+    assert_eq!(again["alert_id"], first["alert_id"]);
+    let get = fixture(
+        "apigw-get-alert.json",
+        &[("TOKEN", &token), ("ALERT_ID", &alert_id)],
+        events.path(),
+    );
+    let (status, fetched) = http_answer(&watch.invoke("alert-intake", &get));
+    assert_eq!(status, 200);
+    assert_eq!(fetched["status"], "open");
+
+    // Bad input through Lambda: a 4xx JSON error, not a crash.
+    let bad = fixture("apigw-bad-alert.json", &[("TOKEN", &token)], events.path());
+    let (status, error) = http_answer(&watch.invoke("alert-intake", &bad));
+    assert_eq!(status, 422);
+    assert_eq!(error["error"]["field"], "location.lat");
+
+    // The public lookup function.
+    let (status, nearest) = http_answer(&watch.invoke(
+        "consulate-lookup",
+        &workspace().join("tests/events/apigw-nearest.json"),
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(nearest["consulates"][0]["id"], "mx-cg-miami");
+    assert_eq!(nearest["consulates"].as_array().unwrap().len(), 2);
+
+    // The table's stream, read back as Lambda would deliver it, into the fan-out function.
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    let batches = poller.fetch().await.unwrap();
+    let batch = batches.iter().find(|b| b.len > 0).expect("stream records");
+    let batch_file = events.path().join("stream-batch.json");
+    std::fs::write(&batch_file, batch.json.to_string()).unwrap();
+    let response = watch.invoke("notification-fanout", &batch_file);
+    assert_eq!(response, json!({"batchItemFailures": []}));
+
+    let family_messages = family.wait_for(4).await;
+    let consulate_messages = consulate.wait_for(2).await;
+    let mut alerts: Vec<&str> = consulate_messages
+        .iter()
+        .filter_map(|m| m["alert_id"].as_str())
+        .collect();
+    alerts.sort_unstable();
+    let mut expected = vec![alert_id.as_str(), first["alert_id"].as_str().unwrap()];
+    expected.sort_unstable();
+    assert_eq!(alerts, expected);
+    assert_eq!(family_messages.len(), 4, "two alerts, each in es and en");
+    assert_eq!(
+        sms_sent_to(&phone).await.len(),
+        2,
+        "one SMS per alert to the family phone"
+    );
+
+    // The stream batch kept in tests/events: a person, an alert and its location update.
+    let response = watch.invoke(
+        "notification-fanout",
+        &workspace().join("tests/events/dynamodb-stream-batch.json"),
+    );
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    let fixture_messages = san_diego.wait_for(2).await;
+    let mut events_seen: Vec<&str> = fixture_messages
+        .iter()
+        .filter_map(|m| m["event"].as_str())
+        .collect();
+    events_seen.sort_unstable();
+    assert_eq!(events_seen, ["location_updated", "opened"]);
+}

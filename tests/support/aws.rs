@@ -1,0 +1,249 @@
+//! The AWS side of the tests: a moto server on loopback (started by `tests/run.sh`, found through
+//! `MOTO_URL`), a fresh table/topic per test, and SQS probe queues subscribed with filter policies.
+
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+use serde_json::Value;
+
+use super::PATIENCE;
+
+pub fn moto_url() -> String {
+    std::env::var("MOTO_URL").expect(
+        "MOTO_URL is not set: these tests need the moto server that tests/run.sh installs and starts",
+    )
+}
+
+/// An SDK configuration aimed at moto, with the dummy credentials it accepts.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await
+}
+
+/// A table and topic of this test's own, so tests can share one moto server.
+pub struct Stack {
+    pub config: SdkConfig,
+    pub table: String,
+    pub topic_arn: String,
+}
+
+impl Stack {
+    pub async fn create() -> Stack {
+        let config = sdk_config(&moto_url()).await;
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let table = format!("alert-button-{suffix}");
+        create_table(&config, &table).await;
+        let topic_arn = aws_sdk_sns::Client::new(&config)
+            .create_topic()
+            .name(format!("alert-button-{suffix}"))
+            .send()
+            .await
+            .expect("topic created")
+            .topic_arn
+            .expect("a topic ARN");
+        Stack {
+            config,
+            table,
+            topic_arn,
+        }
+    }
+
+    /// An SQS queue subscribed to the topic with `filter_policy`, raw delivery.
+    pub async fn probe(&self, filter_policy: &str) -> Probe {
+        let sqs = aws_sdk_sqs::Client::new(&self.config);
+        let name = format!("probe-{}", uuid::Uuid::new_v4().simple());
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .expect("queue created")
+            .queue_url
+            .expect("a queue URL");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .expect("a queue ARN");
+        aws_sdk_sns::Client::new(&self.config)
+            .subscribe()
+            .topic_arn(&self.topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("FilterPolicy", filter_policy)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .expect("probe subscribed");
+        Probe { sqs, queue_url }
+    }
+}
+
+async fn create_table(config: &SdkConfig, table: &str) {
+    let client = aws_sdk_dynamodb::Client::new(config);
+    let attribute = |name: &str, kind| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("sk", ScalarAttributeType::S))
+        .attribute_definitions(attribute("consulate_status", ScalarAttributeType::S))
+        .attribute_definitions(attribute("created_ms", ScalarAttributeType::N))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_consulate")
+                .key_schema(key("consulate_status", KeyType::Hash))
+                .key_schema(key("created_ms", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("table created");
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("TTL enabled");
+}
+
+pub struct Probe {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl Probe {
+    /// Every message now in the queue (each body is a notification as JSON), removing them.
+    pub async fn drain(&self) -> Vec<Value> {
+        let mut messages = Vec::new();
+        loop {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let batch = output.messages.unwrap_or_default();
+            if batch.is_empty() {
+                return messages;
+            }
+            for message in batch {
+                let body = message.body.unwrap_or_default();
+                messages.push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+                if let Some(handle) = message.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+        }
+    }
+
+    /// Drains until at least `count` messages arrived (SNS to SQS delivery is asynchronous).
+    pub async fn wait_for(&self, count: usize) -> Vec<Value> {
+        let start = Instant::now();
+        let mut all = Vec::new();
+        loop {
+            all.extend(self.drain().await);
+            if all.len() >= count {
+                return all;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "expected {count} messages, got {}: {all:#?}",
+                all.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The SMS messages moto recorded as sent to `phone`.
+pub async fn sms_sent_to(phone: &str) -> Vec<String> {
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_url()))
+        .await
+        .expect("moto answers")
+        .json()
+        .await
+        .expect("JSON");
+    let mut found = Vec::new();
+    collect_sms(&data["sns"]["SMS"], phone, &mut found);
+    found
+}
+
+fn collect_sms(value: &Value, phone: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| collect_sms(v, phone, found)),
+        Value::Object(map) => {
+            if map.get("phone_number").and_then(Value::as_str) == Some(phone) {
+                if let Some(message) = map.get("message").and_then(Value::as_str) {
+                    found.push(message.to_owned());
+                }
+            } else {
+                map.values().for_each(|v| collect_sms(v, phone, found));
+            }
+        }
+        _ => {}
+    }
+}
