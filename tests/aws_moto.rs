@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use alert_button_core::Error;
 use alert_button_core::adapters::dynamodb::DynamoStore;
-use alert_button_core::adapters::sns::{FamilySms, SnsNotifier, family_filter_policy};
+use alert_button_core::adapters::sns::{
+    FamilySms, SnsNotifier, family_filter_policy, family_sms_filter_policy,
+};
 use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
 use alert_button_core::domain::alert::{AlertRequest, CancelReason, CancelRequest, Location};
@@ -358,8 +360,8 @@ async fn filter_policies_give_each_audience_exactly_its_messages() {
     );
     assert_eq!(houston_messages[0]["alert_id"], bea_alert_id.as_str());
 
-    // Direct SMS: the family phones got the opening and (Ana) the location update.
-    assert_eq!(sms_sent_to(&ana_phone).await.len(), 2);
+    // Direct SMS: the family phones got the opening; a location update goes by e-mail only.
+    assert_eq!(sms_sent_to(&ana_phone).await.len(), 1);
     assert_eq!(sms_sent_to(&bea_phone).await.len(), 1);
     assert!(sms_sent_to(&bea_phone).await[0].starts_with("ALERTA de Ana"));
 }
@@ -416,7 +418,14 @@ async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_
         serde_json::from_str(&found[&("sms".to_owned(), phone.clone())]).unwrap();
     let email_policy: Value =
         serde_json::from_str(&found[&("email".to_owned(), "kim@example.org".to_owned())]).unwrap();
-    assert_eq!(sms_policy, policy("es"));
+    let sms_only: Value = serde_json::from_str(&family_sms_filter_policy(&pid, "es")).unwrap();
+    assert_eq!(sms_policy, sms_only);
+    assert!(
+        !sms_only["event"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("location_updated"))
+    );
     assert_eq!(email_policy, policy("en"));
 
     let new_phone = unique_phone();
@@ -439,7 +448,10 @@ async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_
     let found = subscriptions(sns, stack.topic_arn.clone()).await;
     assert_eq!(found.len(), 1, "the old subscriptions are gone: {found:?}");
     let new_policy: Value = serde_json::from_str(&found[&("sms".to_owned(), new_phone)]).unwrap();
-    assert_eq!(new_policy, policy("en"));
+    assert_eq!(
+        new_policy,
+        serde_json::from_str::<Value>(&family_sms_filter_policy(&pid, "en")).unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -353,3 +353,42 @@ async fn the_directory_and_nearest_lookup_answer_as_the_contract_says() {
     assert!(distances.windows(2).all(|w| w[0] <= w[1]), "{distances:?}");
     api.stop().await;
 }
+
+/// `http::ROUTES` (which the deployment template is checked against) is exactly what the router
+/// serves: each listed route reaches a handler, and near-misses reach the fallbacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_list_is_what_the_router_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let is_fallback = |reply: &alert_button_tests::Reply| {
+        reply.status == StatusCode::METHOD_NOT_ALLOWED
+            || (reply.status == StatusCode::NOT_FOUND
+                && reply.json["error"]["message"] == "route not found")
+    };
+    for (method, path) in alert_button_core::http::ROUTES {
+        let path = path.replace("{alert_id}", "00000000-0000-4000-8000-000000000000");
+        let reply = api.call(method.parse().unwrap(), &path, None, None).await;
+        assert!(
+            !is_fallback(&reply),
+            "{method} {path} is not served: {}",
+            reply.json
+        );
+    }
+    for (method, path) in [
+        ("GET", "/v1/people"),
+        ("DELETE", "/v1/alerts/00000000-0000-4000-8000-000000000000"),
+        ("GET", "/v1/people/me/contacts"),
+        ("POST", "/v1/consulates"),
+        (
+            "GET",
+            "/v1/alerts/00000000-0000-4000-8000-000000000000/history",
+        ),
+    ] {
+        let reply = api.call(method.parse().unwrap(), path, None, None).await;
+        assert!(
+            is_fallback(&reply),
+            "{method} {path} is served but not listed"
+        );
+    }
+    api.stop().await;
+}

@@ -35,6 +35,10 @@ cargo build --workspace --bins
 step "the bundled consulate directory"
 cargo run --quiet --bin alert-button -- directory check data/consulates.csv
 
+step "the deployment template: cfn-lint, its CloudFormation translation, routes, IAM"
+cargo run --quiet --bin alert-button -- routes >"$logs/routes.txt"
+AWS_DEFAULT_REGION=us-east-1 python tests/check_template.py infra/template.yaml "$logs/routes.txt"
+
 step "moto server (the AWS API) on a free loopback port"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 moto_server -H 127.0.0.1 -p "$port" >"$logs/moto.log" 2>&1 &

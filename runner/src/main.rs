@@ -47,6 +47,8 @@ enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
+    /// Print the HTTP routes this build serves, one `METHOD /path` per line.
+    Routes,
     /// The nearest consulates to a point, from the bundled directory.
     Nearest {
         #[arg(long, allow_hyphen_values = true)]
@@ -81,6 +83,12 @@ fn main() -> ExitCode {
             command: DirectoryCommand::Check { file },
         } => check_directory(&file),
         Command::Nearest { lat, lon, limit } => nearest(lat, lon, limit),
+        Command::Routes => {
+            for (method, path) in http::ROUTES {
+                println!("{method} {path}");
+            }
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use serde_json::json;
 use tracing::warn;
 
+use crate::domain::alert::AlertEvent;
 use crate::domain::notification::{Audience, Notification};
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
@@ -146,7 +147,8 @@ impl Notifier for SnsNotifier {
             .await
             .map_err(sns_error)?;
 
-        if self.family_sms == FamilySms::Direct && notification.audience == Audience::Family {
+        let texted = notification.audience == Audience::Family && notification.event.is_texted();
+        if self.family_sms == FamilySms::Direct && texted {
             for phone in &notification.phones {
                 self.client
                     .publish()
@@ -189,6 +191,18 @@ pub fn family_filter_policy(person_id: &str, language: &str) -> String {
     .to_string()
 }
 
+/// The filter policy of one person's SMS subscriptions: only the changes worth a text.
+pub fn family_sms_filter_policy(person_id: &str, language: &str) -> String {
+    let events: Vec<&str> = AlertEvent::texted().map(AlertEvent::as_str).collect();
+    json!({
+        "audience": ["family"],
+        "person_id": [person_id],
+        "language": [language],
+        "event": events,
+    })
+    .to_string()
+}
+
 /// The filter policy of one consulate's staff subscriptions.
 pub fn consulate_filter_policy(consulate_id: &str) -> String {
     json!({"audience": ["consulate"], "consulate_id": [consulate_id]}).to_string()
@@ -199,18 +213,24 @@ impl FamilySubscriptions for SnsFamilySubscriptions {
     async fn subscribe(&self, person: &Person) -> Result<Vec<String>> {
         let mut created = Vec::new();
         for contact in &person.contacts {
-            let policy = family_filter_policy(
-                &person.person_id.to_string(),
-                person.contact_language(contact).code(),
-            );
+            let person_id = person.person_id.to_string();
+            let language = person.contact_language(contact).code();
             let mut endpoints = Vec::new();
             if let (Some(phone), FamilySms::Subscriptions) = (&contact.phone, self.family_sms) {
-                endpoints.push(("sms", phone.as_str()));
+                endpoints.push((
+                    "sms",
+                    phone.as_str(),
+                    family_sms_filter_policy(&person_id, language),
+                ));
             }
             if let Some(email) = &contact.email {
-                endpoints.push(("email", email.as_str()));
+                endpoints.push((
+                    "email",
+                    email.as_str(),
+                    family_filter_policy(&person_id, language),
+                ));
             }
-            for (protocol, endpoint) in endpoints {
+            for (protocol, endpoint, policy) in endpoints {
                 let result = self
                     .client
                     .subscribe()
@@ -260,7 +280,6 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::domain::alert::AlertEvent;
     use crate::domain::credential;
     use crate::domain::person::{Contact, Language};
 

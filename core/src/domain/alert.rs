@@ -156,6 +156,24 @@ pub enum AlertEvent {
 }
 
 impl AlertEvent {
+    /// Whether the family gets this change by SMS. Location updates go by e-mail only: a text
+    /// per update floods a frightened family's phone and multiplies the SMS bill.
+    pub fn is_texted(self) -> bool {
+        !matches!(self, AlertEvent::LocationUpdated)
+    }
+
+    /// The events texted to the family, as SMS subscription filter policies list them.
+    pub fn texted() -> impl Iterator<Item = AlertEvent> {
+        [
+            AlertEvent::Opened,
+            AlertEvent::Cancelled,
+            AlertEvent::Acknowledged,
+            AlertEvent::Resolved,
+        ]
+        .into_iter()
+        .filter(|event| event.is_texted())
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertEvent::Opened => "opened",
