@@ -27,6 +27,7 @@ fn backend(stack: &Stack, family_sms: FamilySms) -> AwsBackend {
             table: stack.table.clone(),
             topic_arn: stack.topic_arn.clone(),
             family_sms,
+            staff_issuer: None,
         },
         Arc::new(Directory::bundled()),
     )
@@ -132,6 +133,7 @@ async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
             alert_id,
             CancelRequest {
                 reason: CancelReason::Safe,
+                pin: None,
             },
         )
         .await
@@ -525,4 +527,154 @@ async fn with_sns_down_for_a_while_every_alert_is_delivered_once_it_recovers() {
     assert_eq!(delivered, expected);
     assert_eq!(family_messages.len(), 10);
     assert_eq!(sms_sent_to(&phone).await.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn consulate_staff_list_acknowledge_and_resolve_against_dynamodb() {
+    use alert_button_core::domain::alert::{
+        AcknowledgeRequest, AlertStatus, Outcome, ResolveRequest,
+    };
+    use alert_button_core::ports::StaffMember;
+
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, _) = aws
+        .service
+        .register(registration(&unique_phone(), "kim@example.org"))
+        .await
+        .unwrap();
+    let family = stack
+        .probe(&json!({"audience": ["family"], "event": ["acknowledged", "resolved"]}).to_string())
+        .await;
+    let mut chicago_alerts = Vec::new();
+    for n in 0..3 {
+        let raised = aws
+            .service
+            .raise_alert(&ana, press(&format!("c{n}"), 41.88, -87.63))
+            .await
+            .unwrap();
+        chicago_alerts.push(raised.alert.alert_id);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let houston_alert = aws
+        .service
+        .raise_alert(&ana, press("h", 29.76, -95.37))
+        .await
+        .unwrap()
+        .alert;
+    let member = |consulate: &str| StaffMember {
+        subject: "tester".into(),
+        consulate_id: consulate.into(),
+        national: false,
+    };
+    let chicago = member("mx-cg-chicago");
+    let houston = member("mx-cg-houston");
+
+    // Pages of 2 through the by_consulate index, newest first.
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = aws
+            .service
+            .list_for_staff(
+                &chicago,
+                "mx-cg-chicago",
+                AlertStatus::Open,
+                2,
+                cursor.as_deref(),
+            )
+            .await
+            .unwrap();
+        assert!(page.alerts.len() <= 2);
+        listed.extend(page.alerts.iter().map(|a| a.alert_id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut newest_first = chicago_alerts.clone();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first);
+
+    // The matrix, against the real store.
+    assert!(matches!(
+        aws.service
+            .list_for_staff(&houston, "mx-cg-chicago", AlertStatus::Open, 10, None)
+            .await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        aws.service
+            .alert_for_staff(&houston, chicago_alerts[0])
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        aws.service
+            .acknowledge(
+                &chicago,
+                houston_alert.alert_id,
+                AcknowledgeRequest::default()
+            )
+            .await,
+        Err(Error::NotFound(_))
+    ));
+
+    // Acknowledge moves the alert between listings and reaches the family through SNS.
+    let acknowledged = aws
+        .service
+        .acknowledge(
+            &chicago,
+            chicago_alerts[0],
+            AcknowledgeRequest {
+                note: Some("En camino".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(acknowledged.status, AlertStatus::Acknowledged);
+    let open = aws
+        .service
+        .list_for_staff(&chicago, "mx-cg-chicago", AlertStatus::Open, 10, None)
+        .await
+        .unwrap();
+    let acked = aws
+        .service
+        .list_for_staff(
+            &chicago,
+            "mx-cg-chicago",
+            AlertStatus::Acknowledged,
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(open.alerts.len(), 2);
+    assert_eq!(acked.alerts[0].alert_id, chicago_alerts[0]);
+    aws.service
+        .resolve(
+            &chicago,
+            chicago_alerts[0],
+            ResolveRequest {
+                outcome: Outcome::Safe,
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    drain_stream(&mut poller, &aws.fanout).await;
+    let messages = family.wait_for(4).await;
+    assert_eq!(
+        field(&messages, "event"),
+        ["acknowledged", "acknowledged", "resolved", "resolved"]
+    );
+    let es = messages
+        .iter()
+        .find(|m| m["event"] == "acknowledged" && m["language"] == "es")
+        .unwrap();
+    assert!(es["sms"].as_str().unwrap().contains("En camino"));
 }

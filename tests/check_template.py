@@ -64,13 +64,17 @@ def translated_lint(template):
 
 
 def routes_in(template):
+    """(method, path, who): who is "staff" where the JWT authorizer guards the route."""
     routes = set()
     for resource in template["Resources"].values():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         for event in resource["Properties"].get("Events", {}).values():
             if event.get("Type") == "HttpApi":
-                routes.add((event["Properties"]["Method"].upper(), event["Properties"]["Path"]))
+                properties = event["Properties"]
+                authorizer = properties.get("Auth", {}).get("Authorizer")
+                who = "staff" if authorizer == "StaffJwt" else "anyone"
+                routes.add((properties["Method"].upper(), properties["Path"], who))
     return routes
 
 
@@ -87,9 +91,11 @@ def statements(template):
 def main():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template_path = pathlib.Path(sys.argv[1])
-    router_routes = {
-        tuple(line.split(" ", 1)) for line in pathlib.Path(sys.argv[2]).read_text().split("\n") if line
-    }
+    router_routes = set()
+    for line in pathlib.Path(sys.argv[2]).read_text().splitlines():
+        parts = line.split()
+        if parts:
+            router_routes.add((parts[0], parts[1], parts[2] if len(parts) > 2 else "anyone"))
     template = yaml_parse(template_path.read_text())
 
     ok, detail = cfn_lint(template_path)
@@ -106,7 +112,7 @@ def main():
 
     in_template = routes_in(template)
     check(
-        "the template routes are the router's routes",
+        "the template routes (and their authorizers) are the router's routes",
         in_template == router_routes,
         f"only in the template: {sorted(in_template - router_routes)}; "
         f"only in the router: {sorted(router_routes - in_template)}",

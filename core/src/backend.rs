@@ -4,6 +4,9 @@
 //!   `ALERT_BUTTON_TOPIC_ARN`, family SMS by `ALERT_BUTTON_FAMILY_SMS` (`subscriptions`, the
 //!   default, or `direct`). Region, credentials and endpoint (`AWS_ENDPOINT_URL`, e.g. an emulator)
 //!   come from the standard AWS configuration.
+//!   Staff tokens are Cognito ID tokens of the pool `ALERT_BUTTON_STAFF_ISSUER`
+//!   (`https://cognito-idp.<region>.amazonaws.com/<pool id>`) for the app client
+//!   `ALERT_BUTTON_STAFF_AUDIENCE`; without them no staff token is accepted.
 //! - otherwise: embedded, under `ALERT_BUTTON_DATA_DIR` (default `/tmp/alert-button`).
 
 use std::path::PathBuf;
@@ -13,11 +16,12 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::sns::{FamilySms, SnsFamilySubscriptions, SnsNotifier};
+use crate::adapters::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
 use crate::domain::alert::Retention;
 use crate::domain::consulate::Directory;
 use crate::fanout::FanOut;
 use crate::local::LocalMode;
-use crate::ports::SystemClock;
+use crate::ports::{StaffVerifier, SystemClock};
 use crate::service::AlertService;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,8 @@ pub struct AwsSettings {
     pub table: String,
     pub topic_arn: String,
     pub family_sms: FamilySms,
+    /// The staff identity provider: (issuer, audience).
+    pub staff_issuer: Option<(String, String)>,
 }
 
 impl AwsSettings {
@@ -58,10 +64,18 @@ impl AwsSettings {
                 expected: "`subscriptions` or `direct`",
             })?,
         };
+        let staff_issuer = match (
+            std::env::var("ALERT_BUTTON_STAFF_ISSUER"),
+            std::env::var("ALERT_BUTTON_STAFF_AUDIENCE"),
+        ) {
+            (Ok(issuer), Ok(audience)) => Some((issuer, audience)),
+            _ => None,
+        };
         Ok(Some(AwsSettings {
             table,
             topic_arn,
             family_sms,
+            staff_issuer,
         }))
     }
 }
@@ -97,6 +111,7 @@ impl AwsBackend {
                 &settings.topic_arn,
                 settings.family_sms,
             )),
+            staff_verifier(&settings),
             Arc::new(SystemClock),
             Retention::default(),
         ));
@@ -112,6 +127,13 @@ impl AwsBackend {
             service,
             fanout,
         }
+    }
+}
+
+fn staff_verifier(settings: &AwsSettings) -> Arc<dyn StaffVerifier> {
+    match &settings.staff_issuer {
+        Some((issuer, audience)) => Arc::new(CognitoStaffTokens::new(issuer, audience)),
+        None => Arc::new(NoStaffAccess),
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::adapters::embedded::EmbeddedStore;
 use crate::adapters::journal::JournalNotifier;
 use crate::adapters::relay::relay_outbox;
+use crate::adapters::staff_tokens::LocalStaffTokens;
 use crate::domain::alert::Retention;
 use crate::domain::consulate::Directory;
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ use crate::service::AlertService;
 
 pub const STORE_FILE: &str = "alert-button.sqlite3";
 pub const JOURNAL_FILE: &str = "notifications.jsonl";
+pub const STAFF_KEY_FILE: &str = "staff-signing-key";
 
 pub struct LocalMode {
     pub directory: Arc<Directory>,
@@ -28,6 +30,8 @@ pub struct LocalMode {
     pub notifier: Arc<JournalNotifier>,
     pub service: Arc<AlertService>,
     pub fanout: Arc<FanOut>,
+    /// Mints and checks local staff tokens (`alert-button staff-token`).
+    pub staff_tokens: Arc<LocalStaffTokens>,
     pub data_dir: PathBuf,
 }
 
@@ -48,11 +52,15 @@ impl LocalMode {
             .map_err(|err| Error::Store(format!("cannot create {}: {err}", data_dir.display())))?;
         let store = Arc::new(EmbeddedStore::open(&data_dir.join(STORE_FILE))?);
         let notifier = Arc::new(JournalNotifier::open(&data_dir.join(JOURNAL_FILE), print)?);
+        let staff_tokens = Arc::new(LocalStaffTokens::open_or_create(
+            &data_dir.join(STAFF_KEY_FILE),
+        )?);
         let service = Arc::new(AlertService::new(
             directory.clone(),
             store.clone(),
             store.clone(),
             Arc::new(NoSubscriptions),
+            staff_tokens.clone(),
             clock,
             Retention::default(),
         ));
@@ -67,6 +75,7 @@ impl LocalMode {
             notifier,
             service,
             fanout,
+            staff_tokens,
             data_dir: data_dir.to_owned(),
         })
     }

@@ -25,8 +25,24 @@ pub enum Created {
     Existing(Box<Alert>),
 }
 
+/// One page of a consulate's alerts, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertPage {
+    pub alerts: Vec<Alert>,
+    /// Opaque; pass it back to get the next page. Absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
 #[async_trait]
 pub trait AlertStore: Send + Sync {
+    /// Alerts routed to `consulate_id` in `status`, newest first, at most `limit`.
+    async fn list_by_consulate(
+        &self,
+        consulate_id: &str,
+        status: crate::domain::alert::AlertStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<AlertPage>;
     /// Stores a new alert and its `opened` event atomically, unless an alert with the same id exists.
     async fn create_alert(&self, alert: &Alert) -> Result<Created>;
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>>;
@@ -65,6 +81,28 @@ impl FamilySubscriptions for NoSubscriptions {
     async fn unsubscribe(&self, _subscriptions: &[String]) -> Result<()> {
         Ok(())
     }
+}
+
+/// A member of a consulate's staff, as their verified credential names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffMember {
+    /// Who, for the audit trail (the identity provider's subject).
+    pub subject: String,
+    pub consulate_id: String,
+    /// The Embassy's national desk sees every consulate's alerts.
+    pub national: bool,
+}
+
+impl StaffMember {
+    pub fn serves(&self, consulate_id: &str) -> bool {
+        self.national || self.consulate_id == consulate_id
+    }
+}
+
+/// Checks a staff bearer token (a JWT) and says whose it is.
+#[async_trait]
+pub trait StaffVerifier: Send + Sync {
+    async fn verify(&self, token: &str) -> Result<StaffMember>;
 }
 
 /// Time, as a port, so that expiry and (later) escalation can be tested without waiting.

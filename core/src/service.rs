@@ -5,12 +5,23 @@ use std::sync::Arc;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::domain::alert::{Alert, AlertRequest, CancelRequest, Location, Retention};
+use crate::domain::alert::{
+    AcknowledgeRequest, Alert, AlertRequest, AlertStatus, CancelRequest, Location, ResolveRequest,
+    Retention, validate_note,
+};
 use crate::domain::consulate::Directory;
 use crate::domain::credential::{self, PresentedToken};
-use crate::domain::person::{ContactsReplacement, Person, Registration, validate_contacts};
+use crate::domain::person::{
+    CancelPins, ContactsReplacement, Person, PinsRequest, Registration, validate_contacts,
+};
 use crate::error::{Error, Result};
-use crate::ports::{AlertStore, Clock, Created, FamilySubscriptions, PersonStore};
+use crate::ports::{
+    AlertPage, AlertStore, Clock, Created, FamilySubscriptions, PersonStore, StaffMember,
+    StaffVerifier,
+};
+
+/// The most alerts one listing page holds.
+pub const MAX_PAGE: usize = 100;
 
 /// How often a change is re-read and re-applied when it races with another change of the same alert.
 const MAX_UPDATE_ATTEMPTS: usize = 5;
@@ -20,6 +31,7 @@ pub struct AlertService {
     people: Arc<dyn PersonStore>,
     alerts: Arc<dyn AlertStore>,
     subscriptions: Arc<dyn FamilySubscriptions>,
+    staff: Arc<dyn StaffVerifier>,
     clock: Arc<dyn Clock>,
     retention: Retention,
 }
@@ -36,6 +48,7 @@ impl AlertService {
         people: Arc<dyn PersonStore>,
         alerts: Arc<dyn AlertStore>,
         subscriptions: Arc<dyn FamilySubscriptions>,
+        staff: Arc<dyn StaffVerifier>,
         clock: Arc<dyn Clock>,
         retention: Retention,
     ) -> Self {
@@ -44,6 +57,7 @@ impl AlertService {
             people,
             alerts,
             subscriptions,
+            staff,
             clock,
             retention,
         }
@@ -66,6 +80,7 @@ impl AlertService {
             contacts: registration.contacts,
             token: stored,
             subscriptions: Vec::new(),
+            pins: None,
             created_at: now,
             updated_at: now,
             expires_at: (now + self.retention.person).unix_timestamp(),
@@ -85,6 +100,11 @@ impl AlertService {
         if let Err(err) = self.subscriptions.unsubscribe(subscriptions).await {
             warn!(error = %err, "stale family subscriptions were left behind");
         }
+    }
+
+    /// The staff member a bearer JWT belongs to.
+    pub async fn authenticate_staff(&self, token: &str) -> Result<StaffMember> {
+        self.staff.verify(token).await
     }
 
     /// The person a bearer token belongs to. Unknown, malformed and wrong tokens look alike.
@@ -154,12 +174,30 @@ impl AlertService {
         Ok(raised)
     }
 
-    /// The alert, if it is the person's own; someone else's alert is "not found".
+    /// The alert as its person sees it (see `Alert::as_seen_by_person`); someone else's alert is
+    /// "not found".
     pub async fn alert_of(&self, person: &Person, alert_id: Uuid) -> Result<Alert> {
+        Ok(self.own_alert(person, alert_id).await?.as_seen_by_person())
+    }
+
+    async fn own_alert(&self, person: &Person, alert_id: Uuid) -> Result<Alert> {
         match self.alerts.get_alert(alert_id).await? {
             Some(alert) if alert.person_id == person.person_id => Ok(alert),
             _ => Err(Error::NotFound("alert")),
         }
+    }
+
+    /// Sets (or replaces) the person's cancel and duress PINs.
+    pub async fn set_pins(&self, mut person: Person, request: PinsRequest) -> Result<()> {
+        let request = request.validate()?;
+        person.pins = Some(CancelPins {
+            cancel: credential::hash_secret(&request.cancel_pin),
+            duress: credential::hash_secret(&request.duress_pin),
+        });
+        person.updated_at = self.clock.now();
+        self.people.put_person(&person).await?;
+        info!(person_id = %person.person_id, "cancel PINs set");
+        Ok(())
     }
 
     pub async fn update_location(
@@ -175,22 +213,122 @@ impl AlertService {
             })
             .await?;
         info!(alert_id = %alert.alert_id, "location updated");
-        Ok(alert)
+        Ok(alert.as_seen_by_person())
     }
 
+    /// Cancels the alert, or, with the duress PIN, answers exactly as if it had while the alert
+    /// stays open for the family and the consulate. The log says the same either way.
     pub async fn cancel(
         &self,
         person: &Person,
         alert_id: Uuid,
         request: CancelRequest,
     ) -> Result<Alert> {
+        let duress = match (&person.pins, &request.pin) {
+            (None, None) => false,
+            (None, Some(_)) => {
+                return Err(Error::invalid("pin", "no PINs are set for this person"));
+            }
+            (Some(_), None) => return Err(Error::invalid("pin", "the cancel PIN is required")),
+            (Some(pins), Some(pin)) => {
+                // Both comparisons always run, so timing does not tell which PIN was used.
+                let is_cancel = credential::secret_matches(pin, &pins.cancel);
+                let is_duress = credential::secret_matches(pin, &pins.duress);
+                if !is_cancel && !is_duress {
+                    return Err(Error::Forbidden);
+                }
+                is_duress
+            }
+        };
         let alert = self
             .change(person, alert_id, |alert, now, retention| {
-                alert.cancel(request.reason, now, retention)
+                if duress {
+                    alert.cancel_under_duress(request.reason, now, retention)
+                } else {
+                    alert.cancel(request.reason, now, retention)
+                }
             })
             .await?;
         info!(alert_id = %alert.alert_id, "alert cancelled");
+        Ok(alert.as_seen_by_person())
+    }
+
+    /// The alert, for staff of its consulate (or the national desk); any other is "not found".
+    pub async fn alert_for_staff(&self, staff: &StaffMember, alert_id: Uuid) -> Result<Alert> {
+        match self.alerts.get_alert(alert_id).await? {
+            Some(alert) if staff.serves(&alert.consulate_id) => Ok(alert),
+            _ => Err(Error::NotFound("alert")),
+        }
+    }
+
+    pub async fn list_for_staff(
+        &self,
+        staff: &StaffMember,
+        consulate_id: &str,
+        status: AlertStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<AlertPage> {
+        if self.directory.get(consulate_id).is_none() {
+            return Err(Error::NotFound("consulate"));
+        }
+        if !staff.serves(consulate_id) {
+            return Err(Error::Forbidden);
+        }
+        self.alerts
+            .list_by_consulate(consulate_id, status, limit.clamp(1, MAX_PAGE), cursor)
+            .await
+    }
+
+    pub async fn acknowledge(
+        &self,
+        staff: &StaffMember,
+        alert_id: Uuid,
+        request: AcknowledgeRequest,
+    ) -> Result<Alert> {
+        let note = validate_note(request.note)?;
+        let alert = self
+            .change_as_staff(staff, alert_id, |alert, now, retention| {
+                alert.acknowledge(note.clone(), now, retention)
+            })
+            .await?;
+        info!(alert_id = %alert.alert_id, staff = %staff.subject, "alert acknowledged");
         Ok(alert)
+    }
+
+    pub async fn resolve(
+        &self,
+        staff: &StaffMember,
+        alert_id: Uuid,
+        request: ResolveRequest,
+    ) -> Result<Alert> {
+        let note = validate_note(request.note)?;
+        let alert = self
+            .change_as_staff(staff, alert_id, |alert, now, retention| {
+                alert.resolve(request.outcome, note.clone(), now, retention)
+            })
+            .await?;
+        info!(alert_id = %alert.alert_id, staff = %staff.subject, "alert resolved");
+        Ok(alert)
+    }
+
+    async fn change_as_staff(
+        &self,
+        staff: &StaffMember,
+        alert_id: Uuid,
+        apply: impl Fn(&mut Alert, time::OffsetDateTime, &Retention) -> Result<()>,
+    ) -> Result<Alert> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let mut alert = self.alert_for_staff(staff, alert_id).await?;
+            let version = alert.version();
+            apply(&mut alert, self.clock.now(), &self.retention)?;
+            match self.alerts.update_alert(&alert, version).await {
+                Ok(()) => return Ok(alert),
+                Err(Error::ConcurrentUpdate) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(Error::ConcurrentUpdate)
     }
 
     /// Applies a change to the person's alert with optimistic concurrency: a race re-reads and
@@ -202,7 +340,7 @@ impl AlertService {
         apply: impl Fn(&mut Alert, time::OffsetDateTime, &Retention) -> Result<()>,
     ) -> Result<Alert> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let mut alert = self.alert_of(person, alert_id).await?;
+            let mut alert = self.own_alert(person, alert_id).await?;
             let version = alert.version();
             apply(&mut alert, self.clock.now(), &self.retention)?;
             match self.alerts.update_alert(&alert, version).await {

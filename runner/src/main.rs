@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alert_button_core::adapters::staff_tokens::LocalStaffTokens;
 use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::geography::GeoPoint;
 use alert_button_core::domain::templates::format_phone;
-use alert_button_core::local::LocalMode;
+use alert_button_core::local::{LocalMode, STAFF_KEY_FILE};
 use alert_button_core::{http, telemetry};
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
@@ -47,7 +48,25 @@ enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
-    /// Print the HTTP routes this build serves, one `METHOD /path` per line.
+    /// Mint a local staff token (a JWT) for a consulate, signed with the data directory's key.
+    StaffToken {
+        /// The consulate the staff member works at, e.g. mx-cg-chicago.
+        #[arg(long)]
+        consulate: String,
+        /// The Embassy's national desk: sees every consulate's alerts.
+        #[arg(long)]
+        national: bool,
+        /// Who the token is for, for the audit trail.
+        #[arg(long, default_value = "local-staff")]
+        subject: String,
+        #[arg(long, default_value = ".alert-button")]
+        data_dir: PathBuf,
+        /// Validity in hours.
+        #[arg(long, default_value_t = 12)]
+        hours: u64,
+    },
+    /// Print the HTTP routes this build serves, one `METHOD /path` per line (`staff` after those
+    /// only consulate staff may call).
     Routes,
     /// The nearest consulates to a point, from the bundled directory.
     Nearest {
@@ -83,9 +102,21 @@ fn main() -> ExitCode {
             command: DirectoryCommand::Check { file },
         } => check_directory(&file),
         Command::Nearest { lat, lon, limit } => nearest(lat, lon, limit),
+        Command::StaffToken {
+            consulate,
+            national,
+            subject,
+            data_dir,
+            hours,
+        } => staff_token(&consulate, national, &subject, &data_dir, hours),
         Command::Routes => {
-            for (method, path) in http::ROUTES {
-                println!("{method} {path}");
+            for route @ (method, path) in http::ROUTES {
+                let staff = if http::STAFF_ROUTES.contains(route) {
+                    " staff"
+                } else {
+                    ""
+                };
+                println!("{method} {path}{staff}");
             }
             ExitCode::SUCCESS
         }
@@ -132,6 +163,10 @@ async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn s
         println!("  expired:       {purged} records removed");
     }
     println!("Try: curl http://{bound}/v1/consulates/nearest?lat=34.05&lon=-118.24");
+    println!(
+        "Staff: alert-button staff-token --consulate mx-cg-chicago --data-dir {} prints a bearer token",
+        local.data_dir.display()
+    );
 
     axum::serve(listener, local.router())
         .with_graceful_shutdown(shutdown_signal())
@@ -199,6 +234,47 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {}
         () = terminate => {}
+    }
+}
+
+fn staff_token(
+    consulate: &str,
+    national: bool,
+    subject: &str,
+    data_dir: &std::path::Path,
+    hours: u64,
+) -> ExitCode {
+    if Directory::bundled().get(consulate).is_none() {
+        eprintln!(
+            "error: `{consulate}` is not a consulate id (see `alert-button nearest` or GET /v1/consulates)"
+        );
+        return ExitCode::from(2);
+    }
+    let issued = std::fs::create_dir_all(data_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            LocalStaffTokens::open_or_create(&data_dir.join(STAFF_KEY_FILE))
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|tokens| {
+            tokens
+                .issue(
+                    subject,
+                    consulate,
+                    national,
+                    Duration::from_secs(hours * 3600),
+                )
+                .map_err(|e| e.to_string())
+        });
+    match issued {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

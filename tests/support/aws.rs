@@ -221,15 +221,29 @@ impl Probe {
 
 /// The SMS messages moto recorded as sent to `phone`.
 pub async fn sms_sent_to(phone: &str) -> Vec<String> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_url()))
-        .await
-        .expect("moto answers")
-        .json()
-        .await
-        .expect("JSON");
+    let data = moto_data().await;
     let mut found = Vec::new();
     collect_sms(&data["sns"]["SMS"], phone, &mut found);
     found
+}
+
+/// moto's whole state. It is serialized while other tests change it, which now and then fails on
+/// moto's side, so a failed read is retried.
+async fn moto_data() -> Value {
+    let url = format!("{}/moto-api/data.json", moto_url());
+    let mut last_error = String::new();
+    for _ in 0..20 {
+        match reqwest::get(&url).await {
+            Ok(response) if response.status().is_success() => match response.json().await {
+                Ok(data) => return data,
+                Err(err) => last_error = err.to_string(),
+            },
+            Ok(response) => last_error = format!("status {}", response.status()),
+            Err(err) => last_error = err.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("moto's data.json could not be read: {last_error}");
 }
 
 fn collect_sms(value: &Value, phone: &str, found: &mut Vec<String>) {

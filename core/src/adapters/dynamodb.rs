@@ -11,11 +11,12 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use uuid::Uuid;
 
-use super::dynamodb_item::{AlertItem, PersonItem, alert_key, person_key};
-use crate::domain::alert::Alert;
+use super::cursor::{decode_cursor, encode_cursor};
+use super::dynamodb_item::{AlertItem, BY_CONSULATE_INDEX, PersonItem, alert_key, person_key};
+use crate::domain::alert::{Alert, AlertStatus};
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
-use crate::ports::{AlertStore, Created, PersonStore};
+use crate::ports::{AlertPage, AlertStore, Created, PersonStore};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -122,6 +123,69 @@ impl AlertStore for DynamoStore {
         }
     }
 
+    async fn list_by_consulate(
+        &self,
+        consulate_id: &str,
+        status: AlertStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<AlertPage> {
+        let partition = format!("{consulate_id}#{}", status.as_str());
+        let start = cursor
+            .map(decode_cursor)
+            .transpose()?
+            .map(|(created_ms, alert_id)| {
+                HashMap::from([
+                    (
+                        "pk".to_owned(),
+                        AttributeValue::S(format!("ALERT#{alert_id}")),
+                    ),
+                    ("sk".to_owned(), AttributeValue::S("ALERT".into())),
+                    (
+                        "consulate_status".to_owned(),
+                        AttributeValue::S(partition.clone()),
+                    ),
+                    (
+                        "created_ms".to_owned(),
+                        AttributeValue::N(created_ms.to_string()),
+                    ),
+                ])
+            });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_CONSULATE_INDEX)
+            .key_condition_expression("consulate_status = :partition")
+            .expression_attribute_values(":partition", AttributeValue::S(partition.clone()))
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let alerts = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<AlertItem>(item).map(|i| i.alert))
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = output.last_evaluated_key.and_then(|key| {
+            let created_ms = key.get("created_ms")?.as_n().ok()?.parse::<i64>().ok()?;
+            let alert_id = key
+                .get("pk")?
+                .as_s()
+                .ok()?
+                .strip_prefix("ALERT#")?
+                .to_owned();
+            Some(encode_cursor(created_ms, &alert_id))
+        });
+        Ok(AlertPage {
+            alerts,
+            next_cursor,
+        })
+    }
+
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
         self.get(alert_key(alert_id), "ALERT")
             .await?
@@ -183,6 +247,7 @@ mod tests {
             contacts: vec![],
             token: credential::issue(person_id).1,
             subscriptions: vec![],
+            pins: None,
             created_at: now,
             updated_at: now,
             expires_at: 0,

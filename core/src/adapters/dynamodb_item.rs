@@ -98,6 +98,7 @@ mod tests {
             }],
             token: credential::issue(person_id).1,
             subscriptions: vec![],
+            pins: None,
             created_at: now,
             updated_at: now,
             expires_at: 1_900_000_000,

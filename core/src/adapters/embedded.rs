@@ -10,10 +10,11 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::alert::Alert;
+use super::cursor::{decode_cursor, encode_cursor};
+use crate::domain::alert::{Alert, AlertStatus};
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
-use crate::ports::{AlertStore, Created, PersonStore};
+use crate::ports::{AlertPage, AlertStore, Created, PersonStore};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS people (
@@ -27,11 +28,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     consulate_id TEXT NOT NULL,
     status       TEXT NOT NULL,
     version      INTEGER NOT NULL,
-    created_at   TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL,
     body         TEXT NOT NULL,
     expires_at   INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS alerts_by_consulate ON alerts (consulate_id, status, created_at);
+CREATE INDEX IF NOT EXISTS alerts_by_consulate ON alerts (consulate_id, status, created_ms);
 -- The local twin of a DynamoDB stream: one row per alert change, deleted once notified.
 CREATE TABLE IF NOT EXISTS outbox (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -164,6 +165,10 @@ fn from_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T> {
     serde_json::from_str(body).map_err(Error::store)
 }
 
+fn created_ms(alert: &Alert) -> i64 {
+    (alert.created_at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 fn insert_outbox(connection: &Connection, alert: &Alert, body: &str) -> Result<()> {
     connection
         .execute(
@@ -234,7 +239,7 @@ impl AlertStore for EmbeddedStore {
                 }
                 transaction
                     .execute(
-                        "INSERT INTO alerts (alert_id, person_id, consulate_id, status, version, created_at, body, expires_at)
+                        "INSERT INTO alerts (alert_id, person_id, consulate_id, status, version, created_ms, body, expires_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                         params![
                             alert.alert_id.to_string(),
@@ -242,7 +247,7 @@ impl AlertStore for EmbeddedStore {
                             alert.consulate_id,
                             alert.status.as_str(),
                             alert.version(),
-                            alert.created_at.unix_timestamp(),
+                            created_ms(&alert),
                             body,
                             alert.expires_at,
                         ],
@@ -257,6 +262,54 @@ impl AlertStore for EmbeddedStore {
             self.outbox_ready.notify_one();
         }
         Ok(created)
+    }
+
+    async fn list_by_consulate(
+        &self,
+        consulate_id: &str,
+        status: AlertStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<AlertPage> {
+        let after = cursor.map(decode_cursor).transpose()?;
+        let consulate_id = consulate_id.to_owned();
+        let fetch = limit as i64 + 1;
+        let mut alerts: Vec<Alert> = self
+            .run(move |connection| {
+                let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT body FROM alerts
+                         WHERE consulate_id = ?1 AND status = ?2
+                           AND (created_ms < ?3 OR (created_ms = ?3 AND alert_id < ?4))
+                         ORDER BY created_ms DESC, alert_id DESC LIMIT ?5",
+                    )
+                    .map_err(Error::store)?;
+                let bodies = statement
+                    .query_map(
+                        params![consulate_id, status.as_str(), after_ms, after_id, fetch],
+                        |row| row.get::<_, String>(0),
+                    )
+                    .map_err(Error::store)?;
+                let mut alerts = Vec::new();
+                for body in bodies {
+                    alerts.push(from_json(&body.map_err(Error::store)?)?);
+                }
+                Ok(alerts)
+            })
+            .await?;
+        let next_cursor = if alerts.len() > limit {
+            alerts.truncate(limit);
+            alerts
+                .last()
+                .map(|last| encode_cursor(created_ms(last), &last.alert_id.to_string()))
+        } else {
+            None
+        };
+        Ok(AlertPage {
+            alerts,
+            next_cursor,
+        })
     }
 
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {

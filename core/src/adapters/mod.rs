@@ -1,9 +1,11 @@
 //! Adapters: the concrete implementations of the ports.
 
+pub mod cursor;
 pub mod dynamodb;
 pub mod dynamodb_item;
 pub mod embedded;
 pub mod journal;
 pub mod relay;
 pub mod sns;
+pub mod staff_tokens;
 pub mod stream_poller;

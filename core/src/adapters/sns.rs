@@ -306,6 +306,7 @@ mod tests {
             ],
             token: credential::issue(person_id).1,
             subscriptions: vec![],
+            pins: None,
             created_at: now,
             updated_at: now,
             expires_at: 0,

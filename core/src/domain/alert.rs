@@ -119,6 +119,9 @@ pub enum CancelReason {
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     pub reason: CancelReason,
+    /// Required once the person has set PINs: the cancel PIN cancels, the duress PIN only seems to.
+    #[serde(default)]
+    pub pin: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -151,6 +154,8 @@ pub enum AlertEvent {
     Opened,
     LocationUpdated,
     Cancelled,
+    /// Cancelled with the duress PIN: the person is shown a cancel, responders keep the alert open.
+    DuressCancelled,
     Acknowledged,
     Resolved,
 }
@@ -167,6 +172,7 @@ impl AlertEvent {
         [
             AlertEvent::Opened,
             AlertEvent::Cancelled,
+            AlertEvent::DuressCancelled,
             AlertEvent::Acknowledged,
             AlertEvent::Resolved,
         ]
@@ -179,6 +185,7 @@ impl AlertEvent {
             AlertEvent::Opened => "opened",
             AlertEvent::LocationUpdated => "location_updated",
             AlertEvent::Cancelled => "cancelled",
+            AlertEvent::DuressCancelled => "duress_cancelled",
             AlertEvent::Acknowledged => "acknowledged",
             AlertEvent::Resolved => "resolved",
         }
@@ -198,6 +205,45 @@ pub struct HistoryEntry {
     pub reason: Option<CancelReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// How a consulate closed an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The person is safe or was released.
+    Safe,
+    /// The person is detained; the consulate is assisting.
+    Detained,
+    /// The consulate could not reach or locate the person.
+    Unreachable,
+    /// Not a detention (e.g. a false alarm confirmed by the consulate).
+    NoIncident,
+}
+
+/// The body of `POST /v1/alerts/{id}/acknowledge`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeRequest {
+    /// Shown to the family in the notification.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The body of `POST /v1/alerts/{id}/resolve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+pub fn validate_note(note: Option<String>) -> Result<Option<String>> {
+    note.map(|n| validate_text("note", &n, MAX_NOTE_CHARS))
+        .transpose()
 }
 
 /// Why an alert went to its consulate.
@@ -248,6 +294,10 @@ pub struct Alert {
     pub history: Vec<HistoryEntry>,
     /// Unix seconds after which the alert may be deleted (a TTL attribute in DynamoDB).
     pub expires_at: i64,
+    /// Set when the person "cancelled" with the duress PIN: the alert stays open for responders
+    /// while the person (and whoever holds their phone) sees it cancelled.
+    #[serde(default)]
+    pub duress: bool,
 }
 
 pub fn alert_id_for(person_id: Uuid, client_alert_id: &str) -> Uuid {
@@ -288,8 +338,10 @@ impl Alert {
                 location: Some(request.location),
                 reason: None,
                 note: request.note,
+                outcome: None,
             }],
             expires_at: (now + retention.active_alert).unix_timestamp(),
+            duress: false,
         })
     }
 
@@ -317,7 +369,7 @@ impl Alert {
         now: OffsetDateTime,
         retention: &Retention,
     ) -> Result<()> {
-        self.ensure_active()?;
+        self.ensure_active_for_person()?;
         self.location = location;
         self.record(
             AlertEvent::LocationUpdated,
@@ -335,7 +387,7 @@ impl Alert {
         now: OffsetDateTime,
         retention: &Retention,
     ) -> Result<()> {
-        self.ensure_active()?;
+        self.ensure_active_for_person()?;
         self.status = AlertStatus::Cancelled;
         self.record(
             AlertEvent::Cancelled,
@@ -345,6 +397,68 @@ impl Alert {
             Some(reason),
             None,
         )
+    }
+
+    /// Looks to the caller exactly like `cancel`; see `Alert::duress`.
+    pub fn cancel_under_duress(
+        &mut self,
+        reason: CancelReason,
+        now: OffsetDateTime,
+        retention: &Retention,
+    ) -> Result<()> {
+        self.ensure_active_for_person()?;
+        self.duress = true;
+        self.record(
+            AlertEvent::DuressCancelled,
+            now,
+            retention,
+            None,
+            Some(reason),
+            None,
+        )
+    }
+
+    pub fn acknowledge(
+        &mut self,
+        note: Option<String>,
+        now: OffsetDateTime,
+        retention: &Retention,
+    ) -> Result<()> {
+        if self.status != AlertStatus::Open {
+            return Err(Error::Conflict {
+                code: "not_open",
+                message: format!("the alert is {}", self.status.as_str()),
+            });
+        }
+        self.status = AlertStatus::Acknowledged;
+        self.record(AlertEvent::Acknowledged, now, retention, None, None, note)
+    }
+
+    pub fn resolve(
+        &mut self,
+        outcome: Outcome,
+        note: Option<String>,
+        now: OffsetDateTime,
+        retention: &Retention,
+    ) -> Result<()> {
+        self.ensure_active()?;
+        self.status = AlertStatus::Resolved;
+        self.record(AlertEvent::Resolved, now, retention, None, None, note)?;
+        if let Some(entry) = self.history.last_mut() {
+            entry.outcome = Some(outcome);
+        }
+        Ok(())
+    }
+
+    /// What the person may still do: nothing once they cancelled, even under duress.
+    fn ensure_active_for_person(&self) -> Result<()> {
+        if self.duress {
+            return Err(Error::Conflict {
+                code: "alert_closed",
+                message: "the alert is cancelled".into(),
+            });
+        }
+        self.ensure_active()
     }
 
     fn ensure_active(&self) -> Result<()> {
@@ -387,8 +501,36 @@ impl Alert {
             location,
             reason,
             note,
+            outcome: None,
         });
         Ok(())
+    }
+
+    /// The alert as its person sees it. After a duress cancel it reads exactly as if cancelled
+    /// then, whatever responders have done since, because someone else may be holding the phone.
+    pub fn as_seen_by_person(&self) -> Alert {
+        if !self.duress {
+            return self.clone();
+        }
+        let mut seen = self.clone();
+        let cut = seen
+            .history
+            .iter()
+            .position(|e| e.event == AlertEvent::DuressCancelled)
+            .unwrap_or(seen.history.len().saturating_sub(1));
+        seen.history.truncate(cut + 1);
+        let cancel = &mut seen.history[cut];
+        cancel.event = AlertEvent::Cancelled;
+        seen.status = AlertStatus::Cancelled;
+        seen.updated_at = cancel.at;
+        seen.location = seen
+            .history
+            .iter()
+            .rev()
+            .find_map(|e| e.location)
+            .unwrap_or(seen.location);
+        seen.duress = false;
+        seen
     }
 }
 
@@ -409,6 +551,7 @@ mod tests {
             contacts: vec![],
             token: credential::issue(person_id).1,
             subscriptions: vec![],
+            pins: None,
             created_at: now,
             updated_at: now,
             expires_at: 0,

@@ -47,6 +47,14 @@ impl PresentedToken {
     }
 }
 
+/// Whether `secret` (a PIN) is the one stored. Constant time in the secret's content.
+pub fn secret_matches(secret: &str, stored: &StoredSecret) -> bool {
+    let (Ok(salt), Ok(expected)) = (hex::decode(&stored.salt), hex::decode(&stored.hash)) else {
+        return false;
+    };
+    salted_hash(&salt, secret).ct_eq(&expected).into()
+}
+
 /// Issues a new token for `person_id`: the string handed to the client once, and what to store.
 pub fn issue(person_id: Uuid) -> (String, StoredSecret) {
     let secret = hex::encode(random_bytes::<SECRET_BYTES>());

@@ -143,6 +143,7 @@ mod tests {
                 .collect(),
             token: credential::issue(person_id).1,
             subscriptions: vec![],
+            pins: None,
             created_at: now,
             updated_at: now,
             expires_at: 0,

@@ -54,6 +54,9 @@ pub struct Person {
     /// Handles of the contacts' standing subscriptions (SNS subscription ARNs), to remove on change.
     #[serde(default)]
     pub subscriptions: Vec<String>,
+    /// Once set, a cancel needs one of these PINs; the duress PIN only appears to cancel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pins: Option<CancelPins>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -81,6 +84,41 @@ impl Person {
             })
             .filter(|(_, contacts)| !contacts.is_empty())
             .collect()
+    }
+}
+
+/// The hashed PINs of a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelPins {
+    pub cancel: StoredSecret,
+    pub duress: StoredSecret,
+}
+
+/// The body of `PUT /v1/people/me/pins`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinsRequest {
+    pub cancel_pin: String,
+    pub duress_pin: String,
+}
+
+impl PinsRequest {
+    pub fn validate(self) -> Result<PinsRequest> {
+        for (field, pin) in [
+            ("cancel_pin", &self.cancel_pin),
+            ("duress_pin", &self.duress_pin),
+        ] {
+            if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::invalid(field, "4 to 8 digits"));
+            }
+        }
+        if self.cancel_pin == self.duress_pin {
+            return Err(Error::invalid(
+                "duress_pin",
+                "must differ from the cancel PIN",
+            ));
+        }
+        Ok(self)
     }
 }
 

@@ -62,11 +62,18 @@ pub fn family_message(
                         format!("{name} canceló la alerta: {why}."),
                     )
                 }
+                AlertEvent::DuressCancelled => (
+                    format!("URGENTE: {name} canceló la alerta bajo presión"),
+                    format!(
+                        "URGENTE: {name} canceló la alerta con su clave de emergencia: puede estar bajo presión. La alerta SIGUE ACTIVA. No responda a su teléfono sobre esto. Consulado: {phone}"
+                    ),
+                ),
                 AlertEvent::Acknowledged => (
                     format!("El consulado atiende la alerta de {name}"),
                     format!(
-                        "El consulado en {} está atendiendo la alerta de {name}.",
-                        consulate.city
+                        "El consulado en {} está atendiendo la alerta de {name}.{}",
+                        consulate.city,
+                        note_suffix(entry, "Nota")
                     ),
                 ),
                 AlertEvent::Resolved => (
@@ -113,11 +120,18 @@ pub fn family_message(
                         format!("{name} cancelled the alert: {why}."),
                     )
                 }
+                AlertEvent::DuressCancelled => (
+                    format!("URGENT: {name} cancelled the alert under pressure"),
+                    format!(
+                        "URGENT: {name} cancelled the alert with their emergency PIN: they may be under pressure. The alert is STILL ACTIVE. Do not reply to their phone about this. Consulate: {phone}"
+                    ),
+                ),
                 AlertEvent::Acknowledged => (
                     format!("The consulate is on {name}'s alert"),
                     format!(
-                        "The Mexican consulate in {} is on {name}'s alert.",
-                        consulate.city
+                        "The Mexican consulate in {} is on {name}'s alert.{}",
+                        consulate.city,
+                        note_suffix(entry, "Note")
                     ),
                 ),
                 AlertEvent::Resolved => (
@@ -177,6 +191,13 @@ pub fn consulate_message(alert: &Alert, entry: &HistoryEntry, distance_km: f64) 
                 format!("Alerta {} cancelada por {name}: {why}.", alert.alert_id),
             )
         }
+        AlertEvent::DuressCancelled => (
+            format!("URGENTE: alerta {} cancelada bajo coacción", alert.alert_id),
+            format!(
+                "URGENTE: alerta {}: {name} la canceló con su clave de coacción. Trátela como ACTIVA; no contacte a la persona por su teléfono.",
+                alert.alert_id
+            ),
+        ),
         AlertEvent::Acknowledged => (
             format!("Alerta {} atendida", alert.alert_id),
             format!("Alerta {} atendida por el consulado.", alert.alert_id),
@@ -193,6 +214,14 @@ pub fn consulate_message(alert: &Alert, entry: &HistoryEntry, distance_km: f64) 
         alert.alert_id
     );
     Message { subject, sms, text }
+}
+
+fn note_suffix(entry: &HistoryEntry, label: &str) -> String {
+    entry
+        .note
+        .as_deref()
+        .map(|note| format!(" {label}: {note}"))
+        .unwrap_or_default()
 }
 
 /// `+15206237874` → `+1 520 623 7874`, for reading aloud; other numbers unchanged.

@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::domain::person::Person;
+use crate::error::Error;
+use crate::ports::StaffMember;
 use crate::service::AlertService;
 
 /// No request of the contract needs more: the largest, a registration with 15 contacts, is ~5 KB.
@@ -150,6 +152,18 @@ fn join_path(path: &str, name: &str) -> String {
     }
 }
 
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or_else(|| ApiError::from(Error::Unauthenticated))
+}
+
 /// The person presenting `Authorization: Bearer <token>`.
 pub struct Authenticated(pub Person);
 
@@ -160,16 +174,57 @@ impl FromRequestParts<Arc<AlertService>> for Authenticated {
         parts: &mut Parts,
         service: &Arc<AlertService>,
     ) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .ok_or_else(|| ApiError::from(crate::error::Error::Unauthenticated))?;
-        Ok(Authenticated(service.authenticate(token).await?))
+        Ok(Authenticated(service.authenticate(bearer(parts)?).await?))
+    }
+}
+
+/// Consulate staff presenting `Authorization: Bearer <JWT>`.
+pub struct Staff(pub StaffMember);
+
+impl FromRequestParts<Arc<AlertService>> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<AlertService>,
+    ) -> Result<Self, ApiError> {
+        Ok(Staff(service.authenticate_staff(bearer(parts)?).await?))
+    }
+}
+
+/// Either kind of caller: a person's token has two parts, a JWT three.
+pub enum Caller {
+    Person(Box<Person>),
+    Staff(StaffMember),
+}
+
+impl FromRequestParts<Arc<AlertService>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<AlertService>,
+    ) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if token.split('.').count() == 3 {
+            Ok(Caller::Staff(service.authenticate_staff(token).await?))
+        } else {
+            Ok(Caller::Person(Box::new(service.authenticate(token).await?)))
+        }
+    }
+}
+
+/// A consulate id from the path.
+pub struct ConsulateIdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ConsulateIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("consulate"))?;
+        Ok(ConsulateIdPath(raw))
     }
 }
 

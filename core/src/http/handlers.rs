@@ -9,13 +9,19 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::{AlertIdPath, Authenticated, StrictJson, query_params};
-use super::views::{AlertView, ConsulateView, ConsulatesView, ContactsView, RegisteredView};
-use crate::domain::alert::{AlertRequest, CancelRequest, Location};
+use super::extract::{
+    AlertIdPath, Authenticated, Caller, ConsulateIdPath, Staff, StrictJson, query_params,
+};
+use super::views::{
+    AlertListView, AlertView, ConsulateView, ConsulatesView, ContactsView, RegisteredView,
+};
+use crate::domain::alert::{
+    AcknowledgeRequest, AlertRequest, AlertStatus, CancelRequest, Location, ResolveRequest,
+};
 use crate::domain::consulate::Directory;
 use crate::domain::geography::GeoPoint;
-use crate::domain::person::{ContactsReplacement, Registration};
-use crate::service::AlertService;
+use crate::domain::person::{ContactsReplacement, PinsRequest, Registration};
+use crate::service::{AlertService, MAX_PAGE};
 
 pub const MAX_NEAREST: usize = 10;
 
@@ -129,11 +135,107 @@ pub async fn raise_alert(
 
 pub async fn get_alert(
     State(service): State<Arc<AlertService>>,
-    Authenticated(person): Authenticated,
+    caller: Caller,
     AlertIdPath(alert_id): AlertIdPath,
 ) -> Result<Response, ApiError> {
-    let alert = service.alert_of(&person, alert_id).await?;
-    Ok(Json(AlertView::new(&alert, service.directory())).into_response())
+    match caller {
+        Caller::Person(person) => {
+            let alert = service.alert_of(&person, alert_id).await?;
+            Ok(Json(AlertView::new(&alert, service.directory())).into_response())
+        }
+        Caller::Staff(staff) => {
+            let alert = service.alert_for_staff(&staff, alert_id).await?;
+            Ok(Json(AlertView::for_staff(&alert, service.directory())).into_response())
+        }
+    }
+}
+
+pub async fn set_pins(
+    State(service): State<Arc<AlertService>>,
+    Authenticated(person): Authenticated,
+    StrictJson(request): StrictJson<PinsRequest>,
+) -> Result<Response, ApiError> {
+    let person_id = person.person_id;
+    service.set_pins(person, request).await?;
+    Ok(Json(json!({ "person_id": person_id, "pins_set": true })).into_response())
+}
+
+pub const DEFAULT_PAGE: usize = 20;
+
+pub async fn list_consulate_alerts(
+    State(service): State<Arc<AlertService>>,
+    Staff(staff): Staff,
+    ConsulateIdPath(consulate_id): ConsulateIdPath,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = query_params(query.as_deref(), &["status", "limit", "cursor"])?;
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let status = match get("status").unwrap_or("open") {
+        "open" => AlertStatus::Open,
+        "acknowledged" => AlertStatus::Acknowledged,
+        "resolved" => AlertStatus::Resolved,
+        "cancelled" => AlertStatus::Cancelled,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "one of open, acknowledged, resolved, cancelled",
+            )
+            .with_field("status"));
+        }
+    };
+    let limit = match get("limit") {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    format!("must be a whole number from 1 to {MAX_PAGE}"),
+                )
+                .with_field("limit")
+            })?,
+    };
+    let page = service
+        .list_for_staff(&staff, &consulate_id, status, limit, get("cursor"))
+        .await?;
+    let view = AlertListView {
+        alerts: page
+            .alerts
+            .iter()
+            .map(|a| AlertView::for_staff(a, service.directory()))
+            .collect(),
+        next_cursor: page.next_cursor.as_deref(),
+    };
+    Ok(Json(view).into_response())
+}
+
+pub async fn acknowledge_alert(
+    State(service): State<Arc<AlertService>>,
+    Staff(staff): Staff,
+    AlertIdPath(alert_id): AlertIdPath,
+    StrictJson(request): StrictJson<AcknowledgeRequest>,
+) -> Result<Response, ApiError> {
+    let alert = service.acknowledge(&staff, alert_id, request).await?;
+    Ok(Json(AlertView::for_staff(&alert, service.directory())).into_response())
+}
+
+pub async fn resolve_alert(
+    State(service): State<Arc<AlertService>>,
+    Staff(staff): Staff,
+    AlertIdPath(alert_id): AlertIdPath,
+    StrictJson(request): StrictJson<ResolveRequest>,
+) -> Result<Response, ApiError> {
+    let alert = service.resolve(&staff, alert_id, request).await?;
+    Ok(Json(AlertView::for_staff(&alert, service.directory())).into_response())
 }
 
 pub async fn add_location(

@@ -32,6 +32,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/alerts/{alert_id}"),
     ("POST", "/v1/alerts/{alert_id}/locations"),
     ("POST", "/v1/alerts/{alert_id}/cancel"),
+    ("PUT", "/v1/people/me/pins"),
+    ("GET", "/v1/consulates/{consulate_id}/alerts"),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"),
+    ("POST", "/v1/alerts/{alert_id}/resolve"),
+];
+
+/// The routes only consulate staff may call; the deployment puts the JWT authorizer on these.
+pub const STAFF_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/consulates/{consulate_id}/alerts"),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"),
+    ("POST", "/v1/alerts/{alert_id}/resolve"),
 ];
 
 /// The public, personal-data-free part: the consulate directory and the nearest lookup.
@@ -42,7 +53,7 @@ pub fn consulate_routes(directory: Arc<Directory>) -> Router {
         .with_state(directory)
 }
 
-/// The person's side: registration, contacts and alerts.
+/// The person's side (registration, contacts, PINs, alerts) and the consulate staff's.
 pub fn person_routes(service: Arc<AlertService>) -> Router {
     Router::new()
         .route("/v1/people", post(handlers::register))
@@ -54,6 +65,19 @@ pub fn person_routes(service: Arc<AlertService>) -> Router {
             post(handlers::add_location),
         )
         .route("/v1/alerts/{alert_id}/cancel", post(handlers::cancel_alert))
+        .route("/v1/people/me/pins", put(handlers::set_pins))
+        .route(
+            "/v1/consulates/{consulate_id}/alerts",
+            get(handlers::list_consulate_alerts),
+        )
+        .route(
+            "/v1/alerts/{alert_id}/acknowledge",
+            post(handlers::acknowledge_alert),
+        )
+        .route(
+            "/v1/alerts/{alert_id}/resolve",
+            post(handlers::resolve_alert),
+        )
         .with_state(service)
 }
 

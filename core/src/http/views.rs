@@ -84,9 +84,37 @@ pub struct AlertView<'a> {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub history: &'a [HistoryEntry],
+    /// Staff only: who raised it and whether the last cancel was made under duress.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub responder: Option<ResponderFields<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResponderFields<'a> {
+    pub person_id: Uuid,
+    pub display_name: Option<&'a str>,
+    pub duress: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AlertListView<'a> {
+    pub alerts: Vec<AlertView<'a>>,
+    pub next_cursor: Option<&'a str>,
 }
 
 impl<'a> AlertView<'a> {
+    /// What staff see: the whole truth, including a duress cancel.
+    pub fn for_staff(alert: &'a Alert, directory: &'a Directory) -> Self {
+        let mut view = AlertView::new(alert, directory);
+        view.responder = Some(ResponderFields {
+            person_id: alert.person_id,
+            display_name: alert.display_name.as_deref(),
+            duress: alert.duress,
+        });
+        view
+    }
+
+    /// What the person sees; the alert must already be `Alert::as_seen_by_person`.
     pub fn new(alert: &'a Alert, directory: &'a Directory) -> Self {
         let consulate = directory.get(&alert.consulate_id).map(|consulate| {
             let distance = distance_km(alert.location.point(), consulate.point());
@@ -105,6 +133,7 @@ impl<'a> AlertView<'a> {
             created_at: alert.created_at,
             updated_at: alert.updated_at,
             history: &alert.history,
+            responder: None,
         }
     }
 }

@@ -1,0 +1,244 @@
+//! Staff credentials: JWTs whose claims name the consulate. Claim names follow Cognito's, so one
+//! parser serves both verifiers: `custom:consulate_id`, and `custom:national` = "true" for the
+//! Embassy's national desk.
+//!
+//! - In AWS, Cognito signs ID tokens (RS256); they are checked against the pool's published keys.
+//! - Locally, the runner signs tokens (HS256) with a key kept in its data directory; the
+//!   `alert-button staff-token` command mints one.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use crate::error::{Error, Result};
+use crate::ports::{StaffMember, StaffVerifier};
+
+pub const LOCAL_ISSUER: &str = "alert-button-local";
+pub const LOCAL_AUDIENCE: &str = "alert-button-staff";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(rename = "custom:consulate_id")]
+    consulate_id: String,
+    #[serde(
+        rename = "custom:national",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    national: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_use: Option<String>,
+    iss: String,
+    aud: String,
+    exp: u64,
+    iat: u64,
+}
+
+impl Claims {
+    fn member(self) -> StaffMember {
+        StaffMember {
+            subject: self.sub,
+            consulate_id: self.consulate_id,
+            national: self.national.as_deref() == Some("true"),
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = 30;
+    validation
+}
+
+/// Local mode's staff tokens, signed with a key that never leaves the data directory.
+pub struct LocalStaffTokens {
+    key: Vec<u8>,
+}
+
+impl LocalStaffTokens {
+    /// Loads the signing key from `path`, creating it (readable by the owner only) the first time.
+    pub fn open_or_create(path: &Path) -> Result<LocalStaffTokens> {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let key = hex::decode(text.trim()).map_err(Error::store)?;
+            return Ok(LocalStaffTokens { key });
+        }
+        let mut key = vec![0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| Error::Store(e.to_string()))?;
+        std::fs::write(path, hex::encode(&key)).map_err(Error::store)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(Error::store)?;
+        }
+        Ok(LocalStaffTokens { key })
+    }
+
+    /// A token for staff of `consulate_id`, valid for `ttl`.
+    pub fn issue(
+        &self,
+        subject: &str,
+        consulate_id: &str,
+        national: bool,
+        ttl: Duration,
+    ) -> Result<String> {
+        let now = now_secs();
+        let claims = Claims {
+            sub: subject.to_owned(),
+            consulate_id: consulate_id.to_owned(),
+            national: national.then(|| "true".to_owned()),
+            token_use: Some("id".into()),
+            iss: LOCAL_ISSUER.into(),
+            aud: LOCAL_AUDIENCE.into(),
+            exp: now + ttl.as_secs(),
+            iat: now,
+        };
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.key),
+        )
+        .map_err(|e| Error::Store(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl StaffVerifier for LocalStaffTokens {
+    async fn verify(&self, token: &str) -> Result<StaffMember> {
+        decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(&self.key),
+            &validation(Algorithm::HS256, LOCAL_ISSUER, LOCAL_AUDIENCE),
+        )
+        .map(|data| data.claims.member())
+        .map_err(|_| Error::Unauthenticated)
+    }
+}
+
+/// Cognito ID tokens, checked against the user pool's keys (fetched once per execution environment).
+pub struct CognitoStaffTokens {
+    issuer: String,
+    audience: String,
+    http: reqwest::Client,
+    keys: OnceCell<JwkSet>,
+}
+
+impl CognitoStaffTokens {
+    /// `issuer` is `https://cognito-idp.<region>.amazonaws.com/<pool id>`; `audience` the app client id.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        CognitoStaffTokens {
+            issuer: issuer.into().trim_end_matches('/').to_owned(),
+            audience: audience.into(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            keys: OnceCell::new(),
+        }
+    }
+
+    async fn keys(&self) -> Result<&JwkSet> {
+        self.keys
+            .get_or_try_init(|| async {
+                let url = format!("{}/.well-known/jwks.json", self.issuer);
+                let response = self
+                    .http
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| Error::Store(e.to_string()))?;
+                response
+                    .error_for_status()
+                    .map_err(|e| Error::Store(e.to_string()))?
+                    .json::<JwkSet>()
+                    .await
+                    .map_err(|e| Error::Store(e.to_string()))
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl StaffVerifier for CognitoStaffTokens {
+    async fn verify(&self, token: &str) -> Result<StaffMember> {
+        let header = decode_header(token).map_err(|_| Error::Unauthenticated)?;
+        let kid = header.kid.ok_or(Error::Unauthenticated)?;
+        let keys = self.keys().await?;
+        let jwk = keys.find(&kid).ok_or(Error::Unauthenticated)?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| Error::Unauthenticated)?;
+        let claims = decode::<Claims>(
+            token,
+            &key,
+            &validation(Algorithm::RS256, &self.issuer, &self.audience),
+        )
+        .map_err(|_| Error::Unauthenticated)?
+        .claims;
+        if claims.token_use.as_deref() != Some("id") {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(claims.member())
+    }
+}
+
+/// For a deployment with no staff identity provider configured: every staff token is refused.
+pub struct NoStaffAccess;
+
+#[async_trait]
+impl StaffVerifier for NoStaffAccess {
+    async fn verify(&self, _token: &str) -> Result<StaffMember> {
+        Err(Error::Unauthenticated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_local_token_names_its_consulate_and_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let tokens = LocalStaffTokens::open_or_create(&path).unwrap();
+        let token = tokens
+            .issue("ana", "mx-cg-chicago", false, Duration::from_secs(600))
+            .unwrap();
+        let member = tokens.verify(&token).await.unwrap();
+        assert_eq!(member.consulate_id, "mx-cg-chicago");
+        assert!(!member.national);
+
+        // The same key is loaded again after a restart; another key rejects the token.
+        let reopened = LocalStaffTokens::open_or_create(&path).unwrap();
+        assert!(reopened.verify(&token).await.is_ok());
+        let other = LocalStaffTokens::open_or_create(&dir.path().join("other")).unwrap();
+        assert!(matches!(
+            other.verify(&token).await,
+            Err(Error::Unauthenticated)
+        ));
+
+        let national = tokens
+            .issue("emb", "mx-emb-washington", true, Duration::from_secs(600))
+            .unwrap();
+        assert!(tokens.verify(&national).await.unwrap().national);
+
+        let mut tampered = token.clone();
+        tampered.push('x');
+        assert!(tokens.verify(&tampered).await.is_err());
+    }
+}
