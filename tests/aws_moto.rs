@@ -678,3 +678,54 @@ async fn consulate_staff_list_acknowledge_and_resolve_against_dynamodb() {
         .unwrap();
     assert!(es["sms"].as_str().unwrap().contains("En camino"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_overdue_alert_escalates_once_through_sns() {
+    use alert_button_core::domain::alert::EscalationPolicy;
+    use time::{Duration as Span, OffsetDateTime};
+
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, _) = aws
+        .service
+        .register(registration(&unique_phone(), "kim@example.org"))
+        .await
+        .unwrap();
+    let ciam = stack
+        .probe(&json!({"audience": ["escalation"]}).to_string())
+        .await;
+    let milwaukee = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-consul-milwaukee",
+        ))
+        .await;
+    let alert = aws
+        .service
+        .raise_alert(&ana, press("late", 41.88, -87.63))
+        .await
+        .unwrap()
+        .alert;
+
+    let policy = EscalationPolicy::default();
+    let later = OffsetDateTime::now_utc() + Span::minutes(11);
+    let (a, b) = tokio::join!(
+        aws.service.escalate_overdue(later, &policy),
+        aws.service.escalate_overdue(later, &policy)
+    );
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        1,
+        "two concurrent sweeps escalate once"
+    );
+
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    drain_stream(&mut poller, &aws.fanout).await;
+    let told = ciam.wait_for(1).await;
+    let further = milwaukee.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(ciam.drain().await.is_empty() && milwaukee.drain().await.is_empty());
+    assert_eq!(told[0]["alert_id"], alert.alert_id.to_string());
+    assert_eq!(further[0]["event"], "escalated");
+}

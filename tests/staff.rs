@@ -466,3 +466,115 @@ async fn a_duress_cancel_looks_like_a_cancel_but_the_alert_stays_open() {
     assert_eq!(same.status, StatusCode::UNPROCESSABLE_ENTITY);
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_alert_escalates_once_per_level() {
+    use alert_button_core::domain::alert::EscalationPolicy;
+    use time::{Duration as Span, OffsetDateTime};
+
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (_, ana) = api.register("Ana").await;
+    let waiting = raise(&api, &ana, "waiting", CHICAGO).await;
+    let answered = raise(&api, &ana, "answered", CHICAGO).await;
+    let chicago = staff(&api, "mx-cg-chicago", false);
+    api.call(
+        Method::POST,
+        &format!("/v1/alerts/{answered}/acknowledge"),
+        Some(&chicago),
+        Some(json!({})),
+    )
+    .await;
+
+    let policy = EscalationPolicy::default();
+    let service = &api.local.service;
+    let start = OffsetDateTime::now_utc();
+    assert_eq!(
+        service
+            .escalate_overdue(start + Span::minutes(5), &policy)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        service
+            .escalate_overdue(start + Span::minutes(11), &policy)
+            .await
+            .unwrap(),
+        1
+    );
+    // Again at the same time, or concurrently: nothing more.
+    let (a, b) = tokio::join!(
+        service.escalate_overdue(start + Span::minutes(11), &policy),
+        service.escalate_overdue(start + Span::minutes(12), &policy)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 0);
+    assert_eq!(
+        service
+            .escalate_overdue(start + Span::minutes(21), &policy)
+            .await
+            .unwrap(),
+        1
+    );
+
+    let seen = api
+        .call(
+            Method::GET,
+            &format!("/v1/alerts/{waiting}"),
+            Some(&chicago),
+            None,
+        )
+        .await;
+    let levels: Vec<(u64, &str)> = seen.json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "escalated")
+        .map(|e| {
+            (
+                e["level"].as_u64().unwrap(),
+                e["escalated_to"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // The second and third nearest offices to downtown Chicago.
+    assert_eq!(
+        levels,
+        [(1, "mx-consul-milwaukee"), (2, "mx-consul-indianapolis")]
+    );
+
+    let lines = wait_for_journal(&api.journal(), |l| of_change(l, &waiting, 3).len() >= 5).await;
+    let first = of_change(&lines, &waiting, 2);
+    let targets: Vec<(&str, &str)> = first
+        .iter()
+        .map(|n| {
+            (
+                n["audience"].as_str().unwrap(),
+                n["consulate_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("family", "mx-cg-chicago"),
+            ("family", "mx-cg-chicago"),
+            ("consulate", "mx-cg-chicago"),
+            ("consulate", "mx-consul-milwaukee"),
+            ("escalation", "mx-cg-chicago"),
+        ]
+    );
+    assert!(
+        first[4]["sms"]
+            .as_str()
+            .unwrap()
+            .starts_with("ESCALADA (nivel 1)")
+    );
+    // The acknowledged alert never escalated.
+    assert!(
+        lines
+            .iter()
+            .all(|n| !(n["alert_id"] == answered.as_str() && n["event"] == "escalated"))
+    );
+    api.stop().await;
+}

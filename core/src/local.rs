@@ -12,7 +12,7 @@ use crate::adapters::embedded::EmbeddedStore;
 use crate::adapters::journal::JournalNotifier;
 use crate::adapters::relay::relay_outbox;
 use crate::adapters::staff_tokens::LocalStaffTokens;
-use crate::domain::alert::Retention;
+use crate::domain::alert::{EscalationPolicy, Retention};
 use crate::domain::consulate::Directory;
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
@@ -82,6 +82,30 @@ impl LocalMode {
 
     pub fn router(&self) -> Router {
         http::full_api(self.service.clone(), self.directory.clone())
+    }
+
+    /// Escalates overdue alerts every `every`, as the scheduled function does in AWS.
+    pub fn spawn_escalation(
+        &self,
+        policy: EscalationPolicy,
+        every: std::time::Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let service = self.service.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = service
+                    .escalate_overdue(time::OffsetDateTime::now_utc(), &policy)
+                    .await
+                {
+                    tracing::warn!(error = %err, "the escalation sweep failed; will retry");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        })
     }
 
     /// Starts delivering outbox events; the task ends when `shutdown` turns true.

@@ -45,6 +45,12 @@ pub trait AlertStore: Send + Sync {
     ) -> Result<AlertPage>;
     /// Stores a new alert and its `opened` event atomically, unless an alert with the same id exists.
     async fn create_alert(&self, alert: &Alert) -> Result<Created>;
+    /// Open (unacknowledged) alerts of `consulate_id` created at or before `created_before`.
+    async fn open_alerts_created_before(
+        &self,
+        consulate_id: &str,
+        created_before: OffsetDateTime,
+    ) -> Result<Vec<Alert>>;
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>>;
     /// Stores a changed alert and its new event atomically, if the stored alert still has
     /// `expected_version` history entries; `Error::ConcurrentUpdate` otherwise.

@@ -6,8 +6,8 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::domain::alert::{
-    AcknowledgeRequest, Alert, AlertRequest, AlertStatus, CancelRequest, Location, ResolveRequest,
-    Retention, validate_note,
+    AcknowledgeRequest, Alert, AlertRequest, AlertStatus, CancelRequest, EscalationPolicy,
+    Location, ResolveRequest, Retention, validate_note,
 };
 use crate::domain::consulate::Directory;
 use crate::domain::credential::{self, PresentedToken};
@@ -310,6 +310,57 @@ impl AlertService {
             .await?;
         info!(alert_id = %alert.alert_id, staff = %staff.subject, "alert resolved");
         Ok(alert)
+    }
+
+    /// Escalates every unacknowledged alert past its next threshold, one level each. Safe to run
+    /// often and concurrently: each level is recorded once (the store's version check decides).
+    pub async fn escalate_overdue(
+        &self,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+    ) -> Result<usize> {
+        let mut escalated = 0;
+        for consulate in self.directory.all() {
+            let overdue = self
+                .alerts
+                .open_alerts_created_before(&consulate.id, now - policy.after)
+                .await?;
+            for alert in overdue {
+                if alert.escalation_due(now, policy).is_some()
+                    && self.escalate(alert.alert_id, now, policy).await?
+                {
+                    escalated += 1;
+                }
+            }
+        }
+        Ok(escalated)
+    }
+
+    async fn escalate(
+        &self,
+        alert_id: Uuid,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+    ) -> Result<bool> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let Some(mut alert) = self.alerts.get_alert(alert_id).await? else {
+                return Ok(false);
+            };
+            let Some(level) = alert.escalation_due(now, policy) else {
+                return Ok(false);
+            };
+            let version = alert.version();
+            alert.escalate(level, &self.directory, now, &self.retention)?;
+            match self.alerts.update_alert(&alert, version).await {
+                Ok(()) => {
+                    info!(alert_id = %alert_id, level, "alert escalated");
+                    return Ok(true);
+                }
+                Err(Error::ConcurrentUpdate) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(Error::ConcurrentUpdate)
     }
 
     async fn change_as_staff(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use alert_button_core::adapters::staff_tokens::LocalStaffTokens;
 use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
+use alert_button_core::domain::alert::EscalationPolicy;
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::geography::GeoPoint;
 use alert_button_core::domain::templates::format_phone;
@@ -153,12 +154,18 @@ async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn s
     let bound = listener.local_addr()?;
 
     let (stop, stopped) = watch::channel(false);
-    let relay = local.spawn_relay(stopped);
+    let relay = local.spawn_relay(stopped.clone());
+    let policy = EscalationPolicy::from_env();
+    let escalation = local.spawn_escalation(policy, ESCALATION_SWEEP, stopped);
 
     println!("Alert Button listening on http://{bound}");
     println!("  data:          {}", local.data_dir.display());
     println!("  notifications: {}", local.notifier.path().display());
     println!("  consulates:    {} offices", local.directory.all().len());
+    println!(
+        "  escalation:    unacknowledged alerts escalate every {} min",
+        policy.after.whole_minutes()
+    );
     if purged > 0 {
         println!("  expired:       {purged} records removed");
     }
@@ -173,8 +180,12 @@ async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn s
         .await?;
     let _ = stop.send(true);
     relay.await?;
+    escalation.await?;
     Ok(())
 }
+
+/// How often the local runner looks for alerts to escalate.
+const ESCALATION_SWEEP: Duration = Duration::from_secs(30);
 
 /// The API against DynamoDB and SNS, with a stream poller standing in for the Lambda trigger.
 async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {

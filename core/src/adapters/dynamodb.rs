@@ -186,6 +186,40 @@ impl AlertStore for DynamoStore {
         })
     }
 
+    async fn open_alerts_created_before(
+        &self,
+        consulate_id: &str,
+        created_before: time::OffsetDateTime,
+    ) -> Result<Vec<Alert>> {
+        let cutoff = (created_before.unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut alerts = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_CONSULATE_INDEX)
+                .key_condition_expression("consulate_status = :partition AND created_ms <= :cutoff")
+                .expression_attribute_values(
+                    ":partition",
+                    AttributeValue::S(format!("{consulate_id}#open")),
+                )
+                .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in output.items.unwrap_or_default() {
+                alerts.push(from_item::<AlertItem>(item)?.alert);
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(alerts),
+            }
+        }
+    }
+
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
         self.get(alert_key(alert_id), "ALERT")
             .await?

@@ -312,6 +312,31 @@ impl AlertStore for EmbeddedStore {
         })
     }
 
+    async fn open_alerts_created_before(
+        &self,
+        consulate_id: &str,
+        created_before: time::OffsetDateTime,
+    ) -> Result<Vec<Alert>> {
+        let consulate_id = consulate_id.to_owned();
+        let cutoff = (created_before.unix_timestamp_nanos() / 1_000_000) as i64;
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT body FROM alerts WHERE consulate_id = ?1 AND status = 'open' AND created_ms <= ?2",
+                )
+                .map_err(Error::store)?;
+            let bodies = statement
+                .query_map(params![consulate_id, cutoff], |row| row.get::<_, String>(0))
+                .map_err(Error::store)?;
+            let mut alerts = Vec::new();
+            for body in bodies {
+                alerts.push(from_json(&body.map_err(Error::store)?)?);
+            }
+            Ok(alerts)
+        })
+        .await
+    }
+
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
         let id = alert_id.to_string();
         let body: Option<String> = self

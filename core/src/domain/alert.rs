@@ -158,6 +158,8 @@ pub enum AlertEvent {
     DuressCancelled,
     Acknowledged,
     Resolved,
+    /// Nobody acknowledged in time: the CIAM 24/7 centre and the next nearest consulate are told.
+    Escalated,
 }
 
 impl AlertEvent {
@@ -175,6 +177,7 @@ impl AlertEvent {
             AlertEvent::DuressCancelled,
             AlertEvent::Acknowledged,
             AlertEvent::Resolved,
+            AlertEvent::Escalated,
         ]
         .into_iter()
         .filter(|event| event.is_texted())
@@ -188,6 +191,7 @@ impl AlertEvent {
             AlertEvent::DuressCancelled => "duress_cancelled",
             AlertEvent::Acknowledged => "acknowledged",
             AlertEvent::Resolved => "resolved",
+            AlertEvent::Escalated => "escalated",
         }
     }
 }
@@ -207,6 +211,42 @@ pub struct HistoryEntry {
     pub note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// For `escalated`: the level reached (1, 2, …) and the further consulate now told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_to: Option<String>,
+}
+
+/// When an unacknowledged alert escalates: one level per `after`, up to `max_level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EscalationPolicy {
+    pub after: Duration,
+    pub max_level: u32,
+}
+
+impl EscalationPolicy {
+    /// `ALERT_BUTTON_ESCALATE_AFTER_MINUTES` (default 10).
+    pub fn from_env() -> EscalationPolicy {
+        let mut policy = EscalationPolicy::default();
+        if let Some(minutes) = std::env::var("ALERT_BUTTON_ESCALATE_AFTER_MINUTES")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|m| *m > 0)
+        {
+            policy.after = Duration::minutes(minutes);
+        }
+        policy
+    }
+}
+
+impl Default for EscalationPolicy {
+    fn default() -> Self {
+        EscalationPolicy {
+            after: Duration::minutes(10),
+            max_level: 3,
+        }
+    }
 }
 
 /// How a consulate closed an alert.
@@ -298,6 +338,9 @@ pub struct Alert {
     /// while the person (and whoever holds their phone) sees it cancelled.
     #[serde(default)]
     pub duress: bool,
+    /// How many times the alert has escalated; each level happens once.
+    #[serde(default)]
+    pub escalation_level: u32,
 }
 
 pub fn alert_id_for(person_id: Uuid, client_alert_id: &str) -> Uuid {
@@ -339,9 +382,12 @@ impl Alert {
                 reason: None,
                 note: request.note,
                 outcome: None,
+                level: None,
+                escalated_to: None,
             }],
             expires_at: (now + retention.active_alert).unix_timestamp(),
             duress: false,
+            escalation_level: 0,
         })
     }
 
@@ -502,7 +548,48 @@ impl Alert {
             reason,
             note,
             outcome: None,
+            level: None,
+            escalated_to: None,
         });
+        Ok(())
+    }
+
+    /// The level this alert is due for at `now`, if it is still unacknowledged and past the
+    /// policy's next threshold.
+    pub fn escalation_due(&self, now: OffsetDateTime, policy: &EscalationPolicy) -> Option<u32> {
+        let next = self.escalation_level + 1;
+        let due_at = self.created_at + policy.after * next as i32;
+        (self.status == AlertStatus::Open && next <= policy.max_level && now >= due_at)
+            .then_some(next)
+    }
+
+    /// Escalates one level: to the `level + 1`-th nearest consulate. Idempotent per level, so a
+    /// sweep that runs twice, or twice at once, escalates once.
+    pub fn escalate(
+        &mut self,
+        level: u32,
+        directory: &Directory,
+        now: OffsetDateTime,
+        retention: &Retention,
+    ) -> Result<()> {
+        if level != self.escalation_level + 1 || self.status != AlertStatus::Open {
+            return Err(Error::Conflict {
+                code: "not_due",
+                message: "the alert is not due for this escalation".into(),
+            });
+        }
+        let further = directory
+            .nearest(self.location.point(), level as usize + 1)
+            .into_iter()
+            .map(|n| n.consulate.id.clone())
+            .filter(|id| *id != self.consulate_id)
+            .nth(level as usize - 1);
+        self.escalation_level = level;
+        self.record(AlertEvent::Escalated, now, retention, None, None, None)?;
+        if let Some(entry) = self.history.last_mut() {
+            entry.level = Some(level);
+            entry.escalated_to = further;
+        }
         Ok(())
     }
 

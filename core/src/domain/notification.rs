@@ -15,8 +15,10 @@ use super::templates;
 pub enum Audience {
     /// The person's registered contacts.
     Family,
-    /// Staff of the alert's consulate.
+    /// Staff of a consulate: the alert's own, or a further one it escalated to.
     Consulate,
+    /// The SRE's 24/7 centre (CIAM), told when an alert goes unacknowledged.
+    Escalation,
 }
 
 impl Audience {
@@ -24,6 +26,7 @@ impl Audience {
         match self {
             Audience::Family => "family",
             Audience::Consulate => "consulate",
+            Audience::Escalation => "escalation",
         }
     }
 }
@@ -67,24 +70,27 @@ pub fn plan(
         return Vec::new();
     };
     let notification = |audience: Audience,
+                        target: &str,
                         language: Language,
                         recipients,
                         phones,
                         message: templates::Message| {
         Notification {
             notification_id: format!(
-                "{}:{}:{}:{}",
+                "{}:{}:{}:{target}",
                 alert.alert_id,
                 entry.seq,
                 audience.as_str(),
-                language.code()
             ),
             event: entry.event,
             audience,
             alert_id: alert.alert_id,
             seq: entry.seq,
             person_id: alert.person_id,
-            consulate_id: alert.consulate_id.clone(),
+            consulate_id: match audience {
+                Audience::Consulate => target.to_owned(),
+                _ => alert.consulate_id.clone(),
+            },
             language,
             recipients,
             subject: message.subject,
@@ -101,18 +107,53 @@ pub fn plan(
         .map(|(language, contacts)| {
             let message = templates::family_message(alert, entry, consulate, language);
             let phones = contacts.iter().filter_map(|c| c.phone.clone()).collect();
-            notification(Audience::Family, language, contacts.len(), phones, message)
+            notification(
+                Audience::Family,
+                language.code(),
+                language,
+                contacts.len(),
+                phones,
+                message,
+            )
         })
         .collect();
     let distance = distance_km(alert.location.point(), consulate.point());
     let message = templates::consulate_message(alert, entry, distance);
     notifications.push(notification(
         Audience::Consulate,
+        &alert.consulate_id,
         Language::Es,
         1,
         Vec::new(),
         message,
     ));
+    if entry.event == AlertEvent::Escalated {
+        let further = entry
+            .escalated_to
+            .as_deref()
+            .and_then(|id| directory.get(id));
+        if let Some(further) = further {
+            let distance = distance_km(alert.location.point(), further.point());
+            let message = templates::consulate_message(alert, entry, distance);
+            notifications.push(notification(
+                Audience::Consulate,
+                &further.id,
+                Language::Es,
+                1,
+                Vec::new(),
+                message,
+            ));
+        }
+        let message = templates::escalation_message(alert, entry, consulate, further);
+        notifications.push(notification(
+            Audience::Escalation,
+            "ciam",
+            Language::Es,
+            1,
+            Vec::new(),
+            message,
+        ));
+    }
     notifications
 }
 

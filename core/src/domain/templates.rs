@@ -76,6 +76,13 @@ pub fn family_message(
                         note_suffix(entry, "Nota")
                     ),
                 ),
+                AlertEvent::Escalated => (
+                    format!("La alerta de {name} se escaló"),
+                    format!(
+                        "El consulado aún no responde a la alerta de {name}: se avisó al centro 24/7 del CIAM ({}) y a otro consulado.",
+                        format_phone(CIAM_PHONE)
+                    ),
+                ),
                 AlertEvent::Resolved => (
                     format!("Alerta de {name} cerrada por el consulado"),
                     format!(
@@ -132,6 +139,13 @@ pub fn family_message(
                         "The Mexican consulate in {} is on {name}'s alert.{}",
                         consulate.city,
                         note_suffix(entry, "Note")
+                    ),
+                ),
+                AlertEvent::Escalated => (
+                    format!("{name}'s alert was escalated"),
+                    format!(
+                        "The consulate has not yet answered {name}'s alert: the CIAM 24/7 centre ({}) and another consulate were told.",
+                        format_phone(CIAM_PHONE)
                     ),
                 ),
                 AlertEvent::Resolved => (
@@ -202,6 +216,18 @@ pub fn consulate_message(alert: &Alert, entry: &HistoryEntry, distance_km: f64) 
             format!("Alerta {} atendida", alert.alert_id),
             format!("Alerta {} atendida por el consulado.", alert.alert_id),
         ),
+        AlertEvent::Escalated => (
+            format!(
+                "ESCALADA (nivel {}): alerta {} sin atender",
+                entry.level.unwrap_or(1),
+                alert.alert_id
+            ),
+            format!(
+                "ESCALADA (nivel {}): la alerta {} de {name} sigue sin atender. Ubicación: {link} a {distance_km:.0} km.",
+                entry.level.unwrap_or(1),
+                alert.alert_id
+            ),
+        ),
         AlertEvent::Resolved => (
             format!("Alerta {} resuelta", alert.alert_id),
             format!("Alerta {} resuelta.", alert.alert_id),
@@ -222,6 +248,37 @@ fn note_suffix(entry: &HistoryEntry, label: &str) -> String {
         .as_deref()
         .map(|note| format!(" {label}: {note}"))
         .unwrap_or_default()
+}
+
+/// The message for the CIAM 24/7 centre when an alert goes unacknowledged.
+pub fn escalation_message(
+    alert: &Alert,
+    entry: &HistoryEntry,
+    consulate: &Consulate,
+    further: Option<&Consulate>,
+) -> Message {
+    let link = map_link(&alert.location);
+    let level = entry.level.unwrap_or(1);
+    let name = alert
+        .display_name
+        .as_deref()
+        .unwrap_or("persona registrada");
+    let subject = format!("ESCALADA (nivel {level}): alerta {}", alert.alert_id);
+    let sms = format!(
+        "ESCALADA (nivel {level}): alerta {} de {name} sin atender por {}. Ubicación: {link}",
+        alert.alert_id, consulate.name
+    );
+    let text = format!(
+        "{sms}\n\nConsulado asignado: {} ({})\nTambién avisado: {}\nCreada: {}",
+        consulate.name,
+        format_phone(consulate.phone_to_call().0),
+        further.map_or("—", |c| c.name.as_str()),
+        alert
+            .created_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    );
+    Message { subject, sms, text }
 }
 
 /// `+15206237874` → `+1 520 623 7874`, for reading aloud; other numbers unchanged.
