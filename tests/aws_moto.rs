@@ -729,3 +729,76 @@ async fn an_overdue_alert_escalates_once_through_sns() {
     assert_eq!(told[0]["alert_id"], alert.alert_id.to_string());
     assert_eq!(further[0]["event"], "escalated");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
+    use alert_button_core::domain::alert::EscalationPolicy;
+    use alert_button_core::domain::checkin::{CheckInRequest, CheckInStatus};
+    use time::{Duration as Span, OffsetDateTime};
+
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let phone = unique_phone();
+    let (ana, _) = aws
+        .service
+        .register(registration(&phone, "kim@example.org"))
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let checkin = aws
+        .service
+        .start_checkin(
+            &ana,
+            CheckInRequest {
+                deadline: now + Span::minutes(5),
+                location: Location {
+                    lat: 33.45,
+                    lon: -112.07,
+                    accuracy_m: None,
+                },
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+    let policy = EscalationPolicy::default();
+    assert_eq!(
+        aws.service
+            .sweep(now + Span::minutes(4), &policy)
+            .await
+            .unwrap()
+            .0,
+        0
+    );
+    let (a, b) = tokio::join!(
+        aws.service.sweep(now + Span::minutes(6), &policy),
+        aws.service.sweep(now + Span::minutes(6), &policy)
+    );
+    assert_eq!(
+        a.unwrap().0 + b.unwrap().0,
+        1,
+        "concurrent sweeps raise one alert"
+    );
+    let missed = aws
+        .service
+        .checkin_of(&ana, checkin.checkin_id)
+        .await
+        .unwrap();
+    assert_eq!(missed.status, CheckInStatus::Missed);
+    let alert = aws
+        .service
+        .alert_of(&ana, missed.alert_id.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(alert.consulate_id, "mx-cg-phoenix");
+
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    drain_stream(&mut poller, &aws.fanout).await;
+    assert_eq!(
+        sms_sent_to(&phone).await.len(),
+        1,
+        "the family is texted once"
+    );
+}

@@ -22,7 +22,7 @@ use crate::domain::consulate::Directory;
 use crate::fanout::FanOut;
 use crate::local::LocalMode;
 use crate::ports::{StaffVerifier, SystemClock};
-use crate::service::AlertService;
+use crate::service::{AlertService, Ports};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -102,17 +102,21 @@ impl AwsBackend {
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
         let sns = aws_sdk_sns::Client::new(&sdk_config);
         let store = Arc::new(DynamoStore::new(dynamodb, &settings.table));
-        let service = Arc::new(AlertService::new(
-            directory.clone(),
-            store.clone(),
-            store.clone(),
-            Arc::new(SnsFamilySubscriptions::new(
+        let ports = Ports {
+            people: store.clone(),
+            alerts: store.clone(),
+            checkins: store.clone(),
+            subscriptions: Arc::new(SnsFamilySubscriptions::new(
                 sns.clone(),
                 &settings.topic_arn,
                 settings.family_sms,
             )),
-            staff_verifier(&settings),
-            Arc::new(SystemClock),
+            staff: staff_verifier(&settings),
+            clock: Arc::new(SystemClock),
+        };
+        let service = Arc::new(AlertService::new(
+            directory.clone(),
+            ports,
             Retention::default(),
         ));
         let notifier = Arc::new(SnsNotifier::new(

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::fanout::FanOut;
 use crate::http;
 use crate::ports::{Clock, NoSubscriptions, SystemClock};
-use crate::service::AlertService;
+use crate::service::{AlertService, Ports};
 
 pub const STORE_FILE: &str = "alert-button.sqlite3";
 pub const JOURNAL_FILE: &str = "notifications.jsonl";
@@ -55,13 +55,17 @@ impl LocalMode {
         let staff_tokens = Arc::new(LocalStaffTokens::open_or_create(
             &data_dir.join(STAFF_KEY_FILE),
         )?);
+        let ports = Ports {
+            people: store.clone(),
+            alerts: store.clone(),
+            checkins: store.clone(),
+            subscriptions: Arc::new(NoSubscriptions),
+            staff: staff_tokens.clone(),
+            clock,
+        };
         let service = Arc::new(AlertService::new(
             directory.clone(),
-            store.clone(),
-            store.clone(),
-            Arc::new(NoSubscriptions),
-            staff_tokens.clone(),
-            clock,
+            ports,
             Retention::default(),
         ));
         let fanout = Arc::new(FanOut::new(
@@ -84,7 +88,8 @@ impl LocalMode {
         http::full_api(self.service.clone(), self.directory.clone())
     }
 
-    /// Escalates overdue alerts every `every`, as the scheduled function does in AWS.
+    /// Escalates overdue alerts and raises missed check-ins every `every`, as the scheduled
+    /// function does in AWS.
     pub fn spawn_escalation(
         &self,
         policy: EscalationPolicy,
@@ -95,10 +100,10 @@ impl LocalMode {
         tokio::spawn(async move {
             loop {
                 if let Err(err) = service
-                    .escalate_overdue(time::OffsetDateTime::now_utc(), &policy)
+                    .sweep(time::OffsetDateTime::now_utc(), &policy)
                     .await
                 {
-                    tracing::warn!(error = %err, "the escalation sweep failed; will retry");
+                    tracing::warn!(error = %err, "the overdue sweep failed; will retry");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}

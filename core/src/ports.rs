@@ -25,6 +25,21 @@ pub enum Created {
     Existing(Box<Alert>),
 }
 
+#[async_trait]
+pub trait CheckInStore: Send + Sync {
+    /// Creates or replaces a check-in.
+    async fn put_checkin(&self, checkin: &crate::domain::checkin::CheckIn) -> Result<()>;
+    async fn get_checkin(
+        &self,
+        checkin_id: Uuid,
+    ) -> Result<Option<crate::domain::checkin::CheckIn>>;
+    /// Pending check-ins whose deadline is at or before `deadline`.
+    async fn checkins_due(
+        &self,
+        deadline: OffsetDateTime,
+    ) -> Result<Vec<crate::domain::checkin::CheckIn>>;
+}
+
 /// One page of a consulate's alerts, newest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertPage {

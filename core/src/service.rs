@@ -9,6 +9,7 @@ use crate::domain::alert::{
     AcknowledgeRequest, Alert, AlertRequest, AlertStatus, CancelRequest, EscalationPolicy,
     Location, ResolveRequest, Retention, validate_note,
 };
+use crate::domain::checkin::{CheckIn, CheckInRequest};
 use crate::domain::consulate::Directory;
 use crate::domain::credential::{self, PresentedToken};
 use crate::domain::person::{
@@ -16,8 +17,8 @@ use crate::domain::person::{
 };
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertPage, AlertStore, Clock, Created, FamilySubscriptions, PersonStore, StaffMember,
-    StaffVerifier,
+    AlertPage, AlertStore, CheckInStore, Clock, Created, FamilySubscriptions, PersonStore,
+    StaffMember, StaffVerifier,
 };
 
 /// The most alerts one listing page holds.
@@ -26,10 +27,21 @@ pub const MAX_PAGE: usize = 100;
 /// How often a change is re-read and re-applied when it races with another change of the same alert.
 const MAX_UPDATE_ATTEMPTS: usize = 5;
 
+/// The adapters a service runs on, chosen once at start-up.
+pub struct Ports {
+    pub people: Arc<dyn PersonStore>,
+    pub alerts: Arc<dyn AlertStore>,
+    pub checkins: Arc<dyn CheckInStore>,
+    pub subscriptions: Arc<dyn FamilySubscriptions>,
+    pub staff: Arc<dyn StaffVerifier>,
+    pub clock: Arc<dyn Clock>,
+}
+
 pub struct AlertService {
     directory: Arc<Directory>,
     people: Arc<dyn PersonStore>,
     alerts: Arc<dyn AlertStore>,
+    checkins: Arc<dyn CheckInStore>,
     subscriptions: Arc<dyn FamilySubscriptions>,
     staff: Arc<dyn StaffVerifier>,
     clock: Arc<dyn Clock>,
@@ -43,22 +55,15 @@ pub struct RaisedAlert {
 }
 
 impl AlertService {
-    pub fn new(
-        directory: Arc<Directory>,
-        people: Arc<dyn PersonStore>,
-        alerts: Arc<dyn AlertStore>,
-        subscriptions: Arc<dyn FamilySubscriptions>,
-        staff: Arc<dyn StaffVerifier>,
-        clock: Arc<dyn Clock>,
-        retention: Retention,
-    ) -> Self {
+    pub fn new(directory: Arc<Directory>, ports: Ports, retention: Retention) -> Self {
         AlertService {
             directory,
-            people,
-            alerts,
-            subscriptions,
-            staff,
-            clock,
+            people: ports.people,
+            alerts: ports.alerts,
+            checkins: ports.checkins,
+            subscriptions: ports.subscriptions,
+            staff: ports.staff,
+            clock: ports.clock,
             retention,
         }
     }
@@ -312,6 +317,18 @@ impl AlertService {
         Ok(alert)
     }
 
+    /// The scheduled work: raise the alerts of missed check-ins, then escalate overdue alerts.
+    /// Returns (alerts raised, alerts escalated).
+    pub async fn sweep(
+        &self,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+    ) -> Result<(usize, usize)> {
+        let raised = self.raise_missed_checkins(now).await?;
+        let escalated = self.escalate_overdue(now, policy).await?;
+        Ok((raised, escalated))
+    }
+
     /// Escalates every unacknowledged alert past its next threshold, one level each. Safe to run
     /// often and concurrently: each level is recorded once (the store's version check decides).
     pub async fn escalate_overdue(
@@ -361,6 +378,61 @@ impl AlertService {
             }
         }
         Err(Error::ConcurrentUpdate)
+    }
+
+    pub async fn start_checkin(&self, person: &Person, request: CheckInRequest) -> Result<CheckIn> {
+        let checkin = CheckIn::start(person.person_id, request, self.clock.now(), &self.retention)?;
+        self.checkins.put_checkin(&checkin).await?;
+        info!(checkin_id = %checkin.checkin_id, person_id = %person.person_id, "check-in started");
+        Ok(checkin)
+    }
+
+    /// The person's own check-in; anyone else's is "not found".
+    pub async fn checkin_of(&self, person: &Person, checkin_id: Uuid) -> Result<CheckIn> {
+        match self.checkins.get_checkin(checkin_id).await? {
+            Some(checkin) if checkin.person_id == person.person_id => Ok(checkin),
+            _ => Err(Error::NotFound("check-in")),
+        }
+    }
+
+    pub async fn confirm_checkin(&self, person: &Person, checkin_id: Uuid) -> Result<CheckIn> {
+        let mut checkin = self.checkin_of(person, checkin_id).await?;
+        checkin.confirm(self.clock.now())?;
+        self.checkins.put_checkin(&checkin).await?;
+        info!(checkin_id = %checkin_id, "check-in confirmed");
+        Ok(checkin)
+    }
+
+    pub async fn update_checkin_location(
+        &self,
+        person: &Person,
+        checkin_id: Uuid,
+        location: Location,
+    ) -> Result<CheckIn> {
+        let mut checkin = self.checkin_of(person, checkin_id).await?;
+        checkin.update_location(location, self.clock.now())?;
+        self.checkins.put_checkin(&checkin).await?;
+        Ok(checkin)
+    }
+
+    /// Raises the alert of every check-in whose deadline passed. Running twice raises each once:
+    /// the alert's id derives from the check-in.
+    pub async fn raise_missed_checkins(&self, now: time::OffsetDateTime) -> Result<usize> {
+        let mut raised = 0;
+        for mut checkin in self.checkins.checkins_due(now).await? {
+            if !checkin.is_overdue(now) {
+                continue;
+            }
+            let Some(person) = self.people.get_person(checkin.person_id).await? else {
+                continue;
+            };
+            let alert = self.raise_alert(&person, checkin.alert_request()).await?;
+            checkin.mark_missed(alert.alert.alert_id, now);
+            self.checkins.put_checkin(&checkin).await?;
+            info!(checkin_id = %checkin.checkin_id, alert_id = %alert.alert.alert_id, "check-in missed: alert raised");
+            raised += usize::from(alert.created);
+        }
+        Ok(raised)
     }
 
     async fn change_as_staff(

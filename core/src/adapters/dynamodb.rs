@@ -12,11 +12,15 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use uuid::Uuid;
 
 use super::cursor::{decode_cursor, encode_cursor};
-use super::dynamodb_item::{AlertItem, BY_CONSULATE_INDEX, PersonItem, alert_key, person_key};
+use super::dynamodb_item::{
+    AlertItem, BY_CONSULATE_INDEX, CheckInItem, PENDING_CHECKINS, PersonItem, alert_key,
+    checkin_key, person_key,
+};
 use crate::domain::alert::{Alert, AlertStatus};
+use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
-use crate::ports::{AlertPage, AlertStore, Created, PersonStore};
+use crate::ports::{AlertPage, AlertStore, CheckInStore, Created, PersonStore};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -250,6 +254,54 @@ impl AlertStore for DynamoStore {
                 Err(Error::ConcurrentUpdate)
             }
             Err(err) => Err(sdk_error(err)),
+        }
+    }
+}
+
+#[async_trait]
+impl CheckInStore for DynamoStore {
+    async fn put_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(CheckInItem::new(checkin.clone()))?))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
+        self.get(checkin_key(checkin_id), "CHECKIN")
+            .await?
+            .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
+            .transpose()
+    }
+
+    async fn checkins_due(&self, deadline: time::OffsetDateTime) -> Result<Vec<CheckIn>> {
+        let cutoff = (deadline.unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut due = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_CONSULATE_INDEX)
+                .key_condition_expression("consulate_status = :pending AND created_ms <= :cutoff")
+                .expression_attribute_values(":pending", AttributeValue::S(PENDING_CHECKINS.into()))
+                .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in output.items.unwrap_or_default() {
+                due.push(from_item::<CheckInItem>(item)?.checkin);
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(due),
+            }
         }
     }
 }

@@ -5,14 +5,17 @@
 //! |--------|-----------------|----------|----------------------------------------------------------|
 //! | person | `PERSON#<uuid>` | `PERSON` | the person's fields, `expires_at` (TTL)                  |
 //! | alert  | `ALERT#<uuid>`  | `ALERT`  | the alert's fields, `version`, `expires_at` (TTL), and the `by_consulate` GSI keys `consulate_status` / `created_ms` |
+//! | check-in | `CHECKIN#<uuid>` | `CHECKIN` | the check-in's fields, `expires_at` (TTL); in the same index as `checkin#<status>` / deadline, so due check-ins are one query |
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::alert::Alert;
+use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 
 pub const PERSON_KIND: &str = "person";
+pub const CHECKIN_KIND: &str = "checkin";
 pub const ALERT_KIND: &str = "alert";
 pub const BY_CONSULATE_INDEX: &str = "by_consulate";
 
@@ -40,6 +43,38 @@ impl PersonItem {
             sk: "PERSON".into(),
             kind: PERSON_KIND.into(),
             person,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckInItem {
+    pub pk: String,
+    pub sk: String,
+    pub kind: String,
+    /// `checkin#<status>`: pending check-ins share one index partition, ordered by deadline.
+    pub consulate_status: String,
+    /// The deadline in Unix milliseconds.
+    pub created_ms: i64,
+    #[serde(flatten)]
+    pub checkin: CheckIn,
+}
+
+pub const PENDING_CHECKINS: &str = "checkin#pending";
+
+pub fn checkin_key(checkin_id: Uuid) -> String {
+    format!("CHECKIN#{checkin_id}")
+}
+
+impl CheckInItem {
+    pub fn new(checkin: CheckIn) -> Self {
+        CheckInItem {
+            pk: checkin_key(checkin.checkin_id),
+            sk: "CHECKIN".into(),
+            kind: CHECKIN_KIND.into(),
+            consulate_status: format!("checkin#{}", checkin.status.as_str()),
+            created_ms: (checkin.deadline.unix_timestamp_nanos() / 1_000_000) as i64,
+            checkin,
         }
     }
 }

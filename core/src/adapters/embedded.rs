@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 use super::cursor::{decode_cursor, encode_cursor};
 use crate::domain::alert::{Alert, AlertStatus};
+use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
-use crate::ports::{AlertPage, AlertStore, Created, PersonStore};
+use crate::ports::{AlertPage, AlertStore, CheckInStore, Created, PersonStore};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS people (
@@ -33,6 +34,15 @@ CREATE TABLE IF NOT EXISTS alerts (
     expires_at   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_consulate ON alerts (consulate_id, status, created_ms);
+CREATE TABLE IF NOT EXISTS checkins (
+    checkin_id  TEXT PRIMARY KEY,
+    person_id   TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    deadline_ms INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkins_due ON checkins (status, deadline_ms);
 -- The local twin of a DynamoDB stream: one row per alert change, deleted once notified.
 CREATE TABLE IF NOT EXISTS outbox (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -141,6 +151,12 @@ impl EmbeddedStore {
             let mut removed = transaction
                 .execute(
                     "DELETE FROM people WHERE expires_at < ?1",
+                    params![now_unix],
+                )
+                .map_err(Error::store)?;
+            removed += transaction
+                .execute(
+                    "DELETE FROM checkins WHERE expires_at < ?1",
                     params![now_unix],
                 )
                 .map_err(Error::store)?;
@@ -384,5 +400,73 @@ impl AlertStore for EmbeddedStore {
         .await?;
         self.outbox_ready.notify_one();
         Ok(())
+    }
+}
+
+fn unix_ms(at: time::OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[async_trait]
+impl CheckInStore for EmbeddedStore {
+    async fn put_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        let body = to_json(checkin)?;
+        let (id, person, status, deadline, expires) = (
+            checkin.checkin_id.to_string(),
+            checkin.person_id.to_string(),
+            checkin.status.as_str(),
+            unix_ms(checkin.deadline),
+            checkin.expires_at,
+        );
+        self.run(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO checkins (checkin_id, person_id, status, deadline_ms, body, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (checkin_id) DO UPDATE SET status = excluded.status,
+                       deadline_ms = excluded.deadline_ms, body = excluded.body, expires_at = excluded.expires_at",
+                    params![id, person, status, deadline, body, expires],
+                )
+                .map_err(Error::store)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
+        let id = checkin_id.to_string();
+        let body: Option<String> = self
+            .run(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT body FROM checkins WHERE checkin_id = ?1",
+                        params![id],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(Error::store)
+            })
+            .await?;
+        body.as_deref().map(from_json).transpose()
+    }
+
+    async fn checkins_due(&self, deadline: time::OffsetDateTime) -> Result<Vec<CheckIn>> {
+        let cutoff = unix_ms(deadline);
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT body FROM checkins WHERE status = 'pending' AND deadline_ms <= ?1",
+                )
+                .map_err(Error::store)?;
+            let bodies = statement
+                .query_map(params![cutoff], |row| row.get::<_, String>(0))
+                .map_err(Error::store)?;
+            let mut due = Vec::new();
+            for body in bodies {
+                due.push(from_json(&body.map_err(Error::store)?)?);
+            }
+            Ok(due)
+        })
+        .await
     }
 }

@@ -2,6 +2,7 @@
 //! what the family and the consulate are told.
 
 pub mod alert;
+pub mod checkin;
 pub mod consulate;
 pub mod credential;
 pub mod geography;

@@ -214,6 +214,22 @@ impl FromRequestParts<Arc<AlertService>> for Caller {
     }
 }
 
+/// A check-in id from the path; malformed is "not found", like an unknown one.
+pub struct CheckInIdPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for CheckInIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("check-in"))?;
+        Uuid::parse_str(&raw)
+            .map(CheckInIdPath)
+            .map_err(|_| ApiError::not_found("check-in"))
+    }
+}
+
 /// A consulate id from the path.
 pub struct ConsulateIdPath(pub String);
 

@@ -10,14 +10,17 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{
-    AlertIdPath, Authenticated, Caller, ConsulateIdPath, Staff, StrictJson, query_params,
+    AlertIdPath, Authenticated, Caller, CheckInIdPath, ConsulateIdPath, Staff, StrictJson,
+    query_params,
 };
 use super::views::{
-    AlertListView, AlertView, ConsulateView, ConsulatesView, ContactsView, RegisteredView,
+    AlertListView, AlertView, CheckInView, ConsulateView, ConsulatesView, ContactsView,
+    RegisteredView,
 };
 use crate::domain::alert::{
     AcknowledgeRequest, AlertRequest, AlertStatus, CancelRequest, Location, ResolveRequest,
 };
+use crate::domain::checkin::CheckInRequest;
 use crate::domain::consulate::Directory;
 use crate::domain::geography::GeoPoint;
 use crate::domain::person::{ContactsReplacement, PinsRequest, Registration};
@@ -268,4 +271,44 @@ pub async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this method is not allowed on this path",
     )
+}
+
+pub async fn start_checkin(
+    State(service): State<Arc<AlertService>>,
+    Authenticated(person): Authenticated,
+    StrictJson(request): StrictJson<CheckInRequest>,
+) -> Result<Response, ApiError> {
+    let checkin = service.start_checkin(&person, request).await?;
+    Ok((StatusCode::CREATED, Json(CheckInView::new(&checkin))).into_response())
+}
+
+pub async fn get_checkin(
+    State(service): State<Arc<AlertService>>,
+    Authenticated(person): Authenticated,
+    CheckInIdPath(checkin_id): CheckInIdPath,
+) -> Result<Response, ApiError> {
+    let checkin = service.checkin_of(&person, checkin_id).await?;
+    Ok(Json(CheckInView::new(&checkin)).into_response())
+}
+
+/// "I am fine": the check-in closes and no alert is raised.
+pub async fn confirm_checkin(
+    State(service): State<Arc<AlertService>>,
+    Authenticated(person): Authenticated,
+    CheckInIdPath(checkin_id): CheckInIdPath,
+) -> Result<Response, ApiError> {
+    let checkin = service.confirm_checkin(&person, checkin_id).await?;
+    Ok(Json(CheckInView::new(&checkin)).into_response())
+}
+
+pub async fn checkin_location(
+    State(service): State<Arc<AlertService>>,
+    Authenticated(person): Authenticated,
+    CheckInIdPath(checkin_id): CheckInIdPath,
+    StrictJson(location): StrictJson<Location>,
+) -> Result<Response, ApiError> {
+    let checkin = service
+        .update_checkin_location(&person, checkin_id, location)
+        .await?;
+    Ok(Json(CheckInView::new(&checkin)).into_response())
 }

@@ -36,6 +36,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/consulates/{consulate_id}/alerts"),
     ("POST", "/v1/alerts/{alert_id}/acknowledge"),
     ("POST", "/v1/alerts/{alert_id}/resolve"),
+    ("POST", "/v1/checkins"),
+    ("GET", "/v1/checkins/{checkin_id}"),
+    ("POST", "/v1/checkins/{checkin_id}/confirm"),
+    ("POST", "/v1/checkins/{checkin_id}/locations"),
 ];
 
 /// The routes only consulate staff may call; the deployment puts the JWT authorizer on these.
@@ -77,6 +81,16 @@ pub fn person_routes(service: Arc<AlertService>) -> Router {
         .route(
             "/v1/alerts/{alert_id}/resolve",
             post(handlers::resolve_alert),
+        )
+        .route("/v1/checkins", post(handlers::start_checkin))
+        .route("/v1/checkins/{checkin_id}", get(handlers::get_checkin))
+        .route(
+            "/v1/checkins/{checkin_id}/confirm",
+            post(handlers::confirm_checkin),
+        )
+        .route(
+            "/v1/checkins/{checkin_id}/locations",
+            post(handlers::checkin_location),
         )
         .with_state(service)
 }

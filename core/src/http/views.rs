@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::alert::{Alert, AlertStatus, HistoryEntry, Location, RoutingReason};
+use crate::domain::checkin::{CheckIn, CheckInStatus};
 use crate::domain::consulate::{
     CIAM_PHONE, Consulate, CoordinatePrecision, Directory, PhoneKind, distance_km,
 };
@@ -156,6 +157,39 @@ impl<'a> ContactsView<'a> {
         ContactsView {
             person_id: person.person_id,
             contacts: &person.contacts,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckInView<'a> {
+    pub checkin_id: Uuid,
+    pub status: CheckInStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub deadline: OffsetDateTime,
+    pub location: Location,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
+    /// The alert raised when the deadline passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl<'a> CheckInView<'a> {
+    pub fn new(checkin: &'a CheckIn) -> Self {
+        CheckInView {
+            checkin_id: checkin.checkin_id,
+            status: checkin.status,
+            deadline: checkin.deadline,
+            location: checkin.location,
+            note: checkin.note.as_deref(),
+            alert_id: checkin.alert_id,
+            created_at: checkin.created_at,
+            updated_at: checkin.updated_at,
         }
     }
 }

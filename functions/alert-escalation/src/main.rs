@@ -1,4 +1,5 @@
-//! Alert escalation: run on a schedule, it escalates every alert no consulate acknowledged in time.
+//! Alert escalation, every minute: raises the alert of every missed check-in, and escalates every
+//! alert no consulate acknowledged in time.
 
 use alert_button_core::backend::Backend;
 use alert_button_core::domain::alert::EscalationPolicy;
@@ -15,8 +16,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let service = service.clone();
         async move {
             let now = time::OffsetDateTime::now_utc();
-            let escalated = service.escalate_overdue(now, &policy).await?;
-            Ok::<_, lambda_runtime::Error>(json!({ "escalated": escalated }))
+            let (raised, escalated) = service.sweep(now, &policy).await?;
+            Ok::<_, lambda_runtime::Error>(json!({ "raised": raised, "escalated": escalated }))
         }
     }))
     .await
