@@ -802,3 +802,74 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
         "the family is texted once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
+    use alert_button_core::domain::alert::AlertStatus;
+    use alert_button_core::domain::person::PinsRequest;
+    use alert_button_core::ports::StaffMember;
+
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, token) = aws
+        .service
+        .register(registration(&unique_phone(), "kim@example.org"))
+        .await
+        .unwrap();
+    aws.service
+        .set_pins(
+            ana,
+            PinsRequest {
+                cancel_pin: "2468".into(),
+                duress_pin: "1357".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let ana = aws.service.authenticate(&token).await.unwrap();
+    let alert = aws
+        .service
+        .raise_alert(&ana, press("d", 41.88, -87.63))
+        .await
+        .unwrap()
+        .alert;
+    let shown = aws
+        .service
+        .cancel(
+            &ana,
+            alert.alert_id,
+            CancelRequest {
+                reason: CancelReason::Safe,
+                pin: Some("1357".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown.status, AlertStatus::Cancelled);
+    assert_eq!(
+        aws.service
+            .alert_of(&ana, alert.alert_id)
+            .await
+            .unwrap()
+            .status,
+        AlertStatus::Cancelled
+    );
+    let staff = StaffMember {
+        subject: "t".into(),
+        consulate_id: "mx-cg-chicago".into(),
+        national: false,
+    };
+    let truth = aws
+        .service
+        .alert_for_staff(&staff, alert.alert_id)
+        .await
+        .unwrap();
+    assert_eq!(truth.status, AlertStatus::Open);
+    assert!(truth.duress);
+    let open = aws
+        .service
+        .list_for_staff(&staff, "mx-cg-chicago", AlertStatus::Open, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(open.alerts.len(), 1, "still in the consulate's open list");
+}
