@@ -27,6 +27,15 @@ pub const MAX_PAGE: usize = 100;
 /// How often a change is re-read and re-applied when it races with another change of the same alert.
 const MAX_UPDATE_ATTEMPTS: usize = 5;
 
+/// Who changes an alert, which decides which alerts they may reach.
+#[derive(Clone, Copy)]
+enum Actor<'a> {
+    Person(&'a Person),
+    Staff(&'a StaffMember),
+    /// The scheduled sweep, acting for nobody in particular.
+    Scheduler,
+}
+
 /// The adapters a service runs on, chosen once at start-up.
 pub struct Ports {
     pub people: Arc<dyn PersonStore>,
@@ -213,7 +222,7 @@ impl AlertService {
     ) -> Result<Alert> {
         let location = location.validate("")?;
         let alert = self
-            .change(person, alert_id, |alert, now, retention| {
+            .change(Actor::Person(person), alert_id, |alert, now, retention| {
                 alert.update_location(location, now, retention)
             })
             .await?;
@@ -246,7 +255,7 @@ impl AlertService {
             }
         };
         let alert = self
-            .change(person, alert_id, |alert, now, retention| {
+            .change(Actor::Person(person), alert_id, |alert, now, retention| {
                 if duress {
                     alert.cancel_under_duress(request.reason, now, retention)
                 } else {
@@ -293,7 +302,7 @@ impl AlertService {
     ) -> Result<Alert> {
         let note = validate_note(request.note)?;
         let alert = self
-            .change_as_staff(staff, alert_id, |alert, now, retention| {
+            .change(Actor::Staff(staff), alert_id, |alert, now, retention| {
                 alert.acknowledge(note.clone(), now, retention)
             })
             .await?;
@@ -309,7 +318,7 @@ impl AlertService {
     ) -> Result<Alert> {
         let note = validate_note(request.note)?;
         let alert = self
-            .change_as_staff(staff, alert_id, |alert, now, retention| {
+            .change(Actor::Staff(staff), alert_id, |alert, now, retention| {
                 alert.resolve(request.outcome, note.clone(), now, retention)
             })
             .await?;
@@ -359,25 +368,19 @@ impl AlertService {
         now: time::OffsetDateTime,
         policy: &EscalationPolicy,
     ) -> Result<bool> {
-        for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let Some(mut alert) = self.alerts.get_alert(alert_id).await? else {
-                return Ok(false);
-            };
-            let Some(level) = alert.escalation_due(now, policy) else {
-                return Ok(false);
-            };
-            let version = alert.version();
-            alert.escalate(level, &self.directory, now, &self.retention)?;
-            match self.alerts.update_alert(&alert, version).await {
-                Ok(()) => {
-                    info!(alert_id = %alert_id, level, "alert escalated");
-                    return Ok(true);
-                }
-                Err(Error::ConcurrentUpdate) => continue,
-                Err(err) => return Err(err),
-            }
+        let escalated = self
+            .update(Actor::Scheduler, alert_id, now, |alert, now, retention| {
+                let Some(level) = alert.escalation_due(now, policy) else {
+                    return Ok(false);
+                };
+                alert.escalate(level, &self.directory, now, retention)?;
+                Ok(true)
+            })
+            .await?;
+        if let Some(alert) = &escalated {
+            info!(alert_id = %alert_id, level = alert.escalation_level, "alert escalated");
         }
-        Err(Error::ConcurrentUpdate)
+        Ok(escalated.is_some())
     }
 
     pub async fn start_checkin(&self, person: &Person, request: CheckInRequest) -> Result<CheckIn> {
@@ -435,18 +438,31 @@ impl AlertService {
         Ok(raised)
     }
 
-    async fn change_as_staff(
+    /// Applies a change with optimistic concurrency: on a race the alert is re-read and the change
+    /// re-applied, so two simultaneous changes both land, in some order. `apply` returns false
+    /// when there is nothing (left) to do; then nothing is written and `None` is returned.
+    async fn update(
         &self,
-        staff: &StaffMember,
+        actor: Actor<'_>,
         alert_id: Uuid,
-        apply: impl Fn(&mut Alert, time::OffsetDateTime, &Retention) -> Result<()>,
-    ) -> Result<Alert> {
+        now: time::OffsetDateTime,
+        apply: impl Fn(&mut Alert, time::OffsetDateTime, &Retention) -> Result<bool>,
+    ) -> Result<Option<Alert>> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let mut alert = self.alert_for_staff(staff, alert_id).await?;
+            let mut alert = match actor {
+                Actor::Person(person) => self.own_alert(person, alert_id).await?,
+                Actor::Staff(staff) => self.alert_for_staff(staff, alert_id).await?,
+                Actor::Scheduler => match self.alerts.get_alert(alert_id).await? {
+                    Some(alert) => alert,
+                    None => return Ok(None),
+                },
+            };
             let version = alert.version();
-            apply(&mut alert, self.clock.now(), &self.retention)?;
+            if !apply(&mut alert, now, &self.retention)? {
+                return Ok(None);
+            }
             match self.alerts.update_alert(&alert, version).await {
-                Ok(()) => return Ok(alert),
+                Ok(()) => return Ok(Some(alert)),
                 Err(Error::ConcurrentUpdate) => continue,
                 Err(err) => return Err(err),
             }
@@ -454,24 +470,21 @@ impl AlertService {
         Err(Error::ConcurrentUpdate)
     }
 
-    /// Applies a change to the person's alert with optimistic concurrency: a race re-reads and
-    /// re-applies, so two simultaneous updates both land, in some order.
+    /// A change someone asked for, which always has something to do.
     async fn change(
         &self,
-        person: &Person,
+        actor: Actor<'_>,
         alert_id: Uuid,
         apply: impl Fn(&mut Alert, time::OffsetDateTime, &Retention) -> Result<()>,
     ) -> Result<Alert> {
-        for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let mut alert = self.own_alert(person, alert_id).await?;
-            let version = alert.version();
-            apply(&mut alert, self.clock.now(), &self.retention)?;
-            match self.alerts.update_alert(&alert, version).await {
-                Ok(()) => return Ok(alert),
-                Err(Error::ConcurrentUpdate) => continue,
-                Err(err) => return Err(err),
-            }
-        }
-        Err(Error::ConcurrentUpdate)
+        let changed = self
+            .update(
+                actor,
+                alert_id,
+                self.clock.now(),
+                |alert, now, retention| apply(alert, now, retention).map(|()| true),
+            )
+            .await?;
+        changed.ok_or(Error::NotFound("alert"))
     }
 }

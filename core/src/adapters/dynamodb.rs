@@ -53,6 +53,37 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Every item of one `by_consulate` partition with a sort key at or before `cutoff_ms`.
+    async fn index_items_up_to(&self, partition: String, cutoff_ms: i64) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_CONSULATE_INDEX)
+                .key_condition_expression("consulate_status = :partition AND created_ms <= :cutoff")
+                .expression_attribute_values(":partition", AttributeValue::S(partition.clone()))
+                .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(items),
+            }
+        }
+    }
+}
+
+fn unix_ms(at: time::OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 fn sdk_error<E, R>(err: SdkError<E, R>) -> Error
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -195,33 +226,11 @@ impl AlertStore for DynamoStore {
         consulate_id: &str,
         created_before: time::OffsetDateTime,
     ) -> Result<Vec<Alert>> {
-        let cutoff = (created_before.unix_timestamp_nanos() / 1_000_000) as i64;
-        let mut alerts = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_CONSULATE_INDEX)
-                .key_condition_expression("consulate_status = :partition AND created_ms <= :cutoff")
-                .expression_attribute_values(
-                    ":partition",
-                    AttributeValue::S(format!("{consulate_id}#open")),
-                )
-                .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in output.items.unwrap_or_default() {
-                alerts.push(from_item::<AlertItem>(item)?.alert);
-            }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(alerts),
-            }
-        }
+        self.index_items_up_to(format!("{consulate_id}#open"), unix_ms(created_before))
+            .await?
+            .into_iter()
+            .map(|item| from_item::<AlertItem>(item).map(|i| i.alert))
+            .collect()
     }
 
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
@@ -279,30 +288,11 @@ impl CheckInStore for DynamoStore {
     }
 
     async fn checkins_due(&self, deadline: time::OffsetDateTime) -> Result<Vec<CheckIn>> {
-        let cutoff = (deadline.unix_timestamp_nanos() / 1_000_000) as i64;
-        let mut due = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_CONSULATE_INDEX)
-                .key_condition_expression("consulate_status = :pending AND created_ms <= :cutoff")
-                .expression_attribute_values(":pending", AttributeValue::S(PENDING_CHECKINS.into()))
-                .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in output.items.unwrap_or_default() {
-                due.push(from_item::<CheckInItem>(item)?.checkin);
-            }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(due),
-            }
-        }
+        self.index_items_up_to(PENDING_CHECKINS.to_owned(), unix_ms(deadline))
+            .await?
+            .into_iter()
+            .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
+            .collect()
     }
 }
 

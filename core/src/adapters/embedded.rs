@@ -173,6 +173,23 @@ impl EmbeddedStore {
     }
 }
 
+/// The JSON bodies a query selects, each read back as `T`.
+fn query_bodies<T: serde::de::DeserializeOwned>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>> {
+    let mut statement = connection.prepare_cached(sql).map_err(Error::store)?;
+    let bodies = statement
+        .query_map(params, |row| row.get::<_, String>(0))
+        .map_err(Error::store)?;
+    let mut values = Vec::new();
+    for body in bodies {
+        values.push(from_json(&body.map_err(Error::store)?)?);
+    }
+    Ok(values)
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(Error::store)
 }
@@ -182,7 +199,7 @@ fn from_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T> {
 }
 
 fn created_ms(alert: &Alert) -> i64 {
-    (alert.created_at.unix_timestamp_nanos() / 1_000_000) as i64
+    unix_ms(alert.created_at)
 }
 
 fn insert_outbox(connection: &Connection, alert: &Alert, body: &str) -> Result<()> {
@@ -293,25 +310,14 @@ impl AlertStore for EmbeddedStore {
         let mut alerts: Vec<Alert> = self
             .run(move |connection| {
                 let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
-                let mut statement = connection
-                    .prepare_cached(
-                        "SELECT body FROM alerts
-                         WHERE consulate_id = ?1 AND status = ?2
-                           AND (created_ms < ?3 OR (created_ms = ?3 AND alert_id < ?4))
-                         ORDER BY created_ms DESC, alert_id DESC LIMIT ?5",
-                    )
-                    .map_err(Error::store)?;
-                let bodies = statement
-                    .query_map(
-                        params![consulate_id, status.as_str(), after_ms, after_id, fetch],
-                        |row| row.get::<_, String>(0),
-                    )
-                    .map_err(Error::store)?;
-                let mut alerts = Vec::new();
-                for body in bodies {
-                    alerts.push(from_json(&body.map_err(Error::store)?)?);
-                }
-                Ok(alerts)
+                query_bodies(
+                    connection,
+                    "SELECT body FROM alerts
+                     WHERE consulate_id = ?1 AND status = ?2
+                       AND (created_ms < ?3 OR (created_ms = ?3 AND alert_id < ?4))
+                     ORDER BY created_ms DESC, alert_id DESC LIMIT ?5",
+                    params![consulate_id, status.as_str(), after_ms, after_id, fetch],
+                )
             })
             .await?;
         let next_cursor = if alerts.len() > limit {
@@ -334,21 +340,13 @@ impl AlertStore for EmbeddedStore {
         created_before: time::OffsetDateTime,
     ) -> Result<Vec<Alert>> {
         let consulate_id = consulate_id.to_owned();
-        let cutoff = (created_before.unix_timestamp_nanos() / 1_000_000) as i64;
+        let cutoff = unix_ms(created_before);
         self.run(move |connection| {
-            let mut statement = connection
-                .prepare_cached(
-                    "SELECT body FROM alerts WHERE consulate_id = ?1 AND status = 'open' AND created_ms <= ?2",
-                )
-                .map_err(Error::store)?;
-            let bodies = statement
-                .query_map(params![consulate_id, cutoff], |row| row.get::<_, String>(0))
-                .map_err(Error::store)?;
-            let mut alerts = Vec::new();
-            for body in bodies {
-                alerts.push(from_json(&body.map_err(Error::store)?)?);
-            }
-            Ok(alerts)
+            query_bodies(
+                connection,
+                "SELECT body FROM alerts WHERE consulate_id = ?1 AND status = 'open' AND created_ms <= ?2",
+                params![consulate_id, cutoff],
+            )
         })
         .await
     }
@@ -453,19 +451,11 @@ impl CheckInStore for EmbeddedStore {
     async fn checkins_due(&self, deadline: time::OffsetDateTime) -> Result<Vec<CheckIn>> {
         let cutoff = unix_ms(deadline);
         self.run(move |connection| {
-            let mut statement = connection
-                .prepare_cached(
-                    "SELECT body FROM checkins WHERE status = 'pending' AND deadline_ms <= ?1",
-                )
-                .map_err(Error::store)?;
-            let bodies = statement
-                .query_map(params![cutoff], |row| row.get::<_, String>(0))
-                .map_err(Error::store)?;
-            let mut due = Vec::new();
-            for body in bodies {
-                due.push(from_json(&body.map_err(Error::store)?)?);
-            }
-            Ok(due)
+            query_bodies(
+                connection,
+                "SELECT body FROM checkins WHERE status = 'pending' AND deadline_ms <= ?1",
+                params![cutoff],
+            )
         })
         .await
     }
