@@ -241,4 +241,72 @@ mod tests {
         tampered.push('x');
         assert!(tokens.verify(&tampered).await.is_err());
     }
+
+    /// Cognito's side with a test key: an ID token signed with the key the JWKS publishes.
+    #[tokio::test]
+    async fn cognito_id_tokens_are_checked_against_the_pools_keys() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let jwks = std::fs::read_to_string(fixtures.join("staff-test-jwks.json")).unwrap();
+        let pem = std::fs::read(fixtures.join("staff-test-rsa.pem")).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let jwks = jwks.clone();
+                async move { ([("content-type", "application/json")], jwks) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let sign = |kid: &str, audience: &str, token_use: &str, national: Option<&str>| {
+            let now = now_secs();
+            let claims = Claims {
+                sub: "staff-1".into(),
+                consulate_id: "mx-cg-houston".into(),
+                national: national.map(Into::into),
+                token_use: Some(token_use.into()),
+                iss: issuer.clone(),
+                aud: audience.into(),
+                exp: now + 600,
+                iat: now,
+            };
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some(kid.into());
+            encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+        };
+        let verifier = CognitoStaffTokens::new(&issuer, "client-1");
+
+        let member = verifier
+            .verify(&sign("test-key-1", "client-1", "id", None))
+            .await
+            .unwrap();
+        assert_eq!(member.consulate_id, "mx-cg-houston");
+        assert!(!member.national);
+        let national = sign("test-key-1", "client-1", "id", Some("true"));
+        assert!(verifier.verify(&national).await.unwrap().national);
+        for (name, token) in [
+            (
+                "another app client",
+                sign("test-key-1", "client-2", "id", None),
+            ),
+            (
+                "an access token",
+                sign("test-key-1", "client-1", "access", None),
+            ),
+            ("an unknown key", sign("other-key", "client-1", "id", None)),
+            ("a local token", {
+                let dir = tempfile::tempdir().unwrap();
+                LocalStaffTokens::open_or_create(&dir.path().join("k"))
+                    .unwrap()
+                    .issue("x", "mx-cg-houston", false, Duration::from_secs(60))
+                    .unwrap()
+            }),
+        ] {
+            assert!(
+                matches!(verifier.verify(&token).await, Err(Error::Unauthenticated)),
+                "{name} must be refused"
+            );
+        }
+    }
 }
