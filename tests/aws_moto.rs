@@ -873,3 +873,58 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
         .unwrap();
     assert_eq!(open.alerts.len(), 1, "still in the consulate's open list");
 }
+
+/// The local runner pointed at an AWS API (here moto) instead of its embedded store: the API over
+/// DynamoDB, and its own stream reader fanning out to SNS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_local_runner_serves_against_an_aws_api() {
+    use alert_button_tests::Runner;
+
+    let stack = Stack::create().await;
+    let consulate = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-cg-denver",
+        ))
+        .await;
+    let moto = alert_button_tests::aws::moto_url();
+    let runner = Runner::start_with(
+        &["--backend", "aws"],
+        &[
+            ("AWS_ENDPOINT_URL", moto.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("ALERT_BUTTON_TABLE", stack.table.as_str()),
+            ("ALERT_BUTTON_TOPIC_ARN", stack.topic_arn.as_str()),
+            ("ALERT_BUTTON_FAMILY_SMS", "direct"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let registered: Value = client
+        .post(runner.url("/v1/people"))
+        .json(&json!({"language": "es", "contacts": [{"name": "Luis", "phone": unique_phone()}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["token"].as_str().unwrap();
+    let response = client
+        .post(runner.url("/v1/alerts"))
+        .bearer_auth(token)
+        .json(&json!({"client_alert_id": "runner-1", "location": {"lat": 39.74, "lon": -104.99}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let alert: Value = response.json().await.unwrap();
+
+    // Stored in the table, and fanned out by the runner's stream reader.
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    let alert_id = uuid::Uuid::parse_str(alert["alert_id"].as_str().unwrap()).unwrap();
+    assert!(store.get_alert(alert_id).await.unwrap().is_some());
+    let messages = consulate.wait_for(1).await;
+    assert_eq!(messages[0]["alert_id"], alert["alert_id"]);
+    runner.terminate();
+}

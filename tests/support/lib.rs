@@ -234,9 +234,16 @@ pub struct Runner {
 
 impl Runner {
     pub fn start(data_dir: &Path) -> Runner {
+        let data_dir = data_dir.to_string_lossy().into_owned();
+        Runner::start_with(&["--data-dir", &data_dir], &[])
+    }
+
+    /// `serve` with more arguments and environment variables.
+    pub fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Runner {
         let mut child = Command::new(binary("alert-button"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
