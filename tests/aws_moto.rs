@@ -883,7 +883,7 @@ async fn the_local_runner_serves_against_an_aws_api() {
     let stack = Stack::create().await;
     let consulate = stack
         .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
-            "mx-cg-denver",
+            "mx-consul-denver",
         ))
         .await;
     let moto = alert_button_tests::aws::moto_url();
