@@ -40,6 +40,8 @@ async fn the_whole_alert_path() {
     let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
     assert_eq!(alert["status"], "open");
     assert_eq!(alert["consulate"]["id"], "mx-cg-chicago");
+    assert_eq!(alert["consulate"]["routing_reason"], "state");
+    assert_eq!(alert["consulate"]["routing_area"], "IL");
     assert_eq!(alert["consulate"]["phone"], "+13127382383");
     assert!(alert["consulate"]["distance_km"].as_f64().unwrap() < 5.0);
     assert!(alert["created_at"].is_string());

@@ -12,6 +12,7 @@ use crate::domain::alert::{
 use crate::domain::checkin::{CheckIn, CheckInRequest};
 use crate::domain::consulate::Directory;
 use crate::domain::credential::{self, PresentedToken};
+use crate::domain::districts::Districts;
 use crate::domain::person::{
     CancelPins, ContactsReplacement, Person, PinsRequest, Registration, validate_contacts,
 };
@@ -48,6 +49,7 @@ pub struct Ports {
 
 pub struct AlertService {
     directory: Arc<Directory>,
+    districts: Arc<Districts>,
     people: Arc<dyn PersonStore>,
     alerts: Arc<dyn AlertStore>,
     checkins: Arc<dyn CheckInStore>,
@@ -64,9 +66,11 @@ pub struct RaisedAlert {
 }
 
 impl AlertService {
+    /// Parses the bundled district data: build one service per process, at start-up.
     pub fn new(directory: Arc<Directory>, ports: Ports, retention: Retention) -> Self {
         AlertService {
             directory,
+            districts: Arc::new(Districts::bundled()),
             people: ports.people,
             alerts: ports.alerts,
             checkins: ports.checkins,
@@ -164,6 +168,7 @@ impl AlertService {
             person,
             request,
             &self.directory,
+            &self.districts,
             self.clock.now(),
             &self.retention,
         )?;

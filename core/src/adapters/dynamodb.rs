@@ -341,6 +341,7 @@ mod tests {
             &person,
             request,
             &Directory::bundled(),
+            &crate::domain::districts::Districts::bundled(),
             now,
             &Retention::default(),
         )

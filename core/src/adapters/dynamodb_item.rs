@@ -146,8 +146,8 @@ mod tests {
         let request = AlertRequest {
             client_alert_id: "c1".into(),
             location: Location {
-                lat: 41.0,
-                lon: -87.5,
+                lat: 41.88,
+                lon: -87.63,
                 accuracy_m: Some(12.5),
             },
             note: Some("nota".into()),
@@ -156,6 +156,7 @@ mod tests {
             &person,
             request,
             &Directory::bundled(),
+            &crate::domain::districts::Districts::bundled(),
             now,
             &Retention::default(),
         )

@@ -7,6 +7,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::consulate::Directory;
+use super::districts::{self, Districts};
 use super::geography::GeoPoint;
 use super::person::{Person, validate_text};
 use crate::error::{Error, Result};
@@ -286,13 +287,7 @@ pub fn validate_note(note: Option<String>) -> Result<Option<String>> {
         .transpose()
 }
 
-/// Why an alert went to its consulate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RoutingReason {
-    /// The nearest office by great-circle distance.
-    Nearest,
-}
+pub use super::districts::RoutingReason;
 
 /// How long personal data is kept after its last change. Stores set it as a TTL attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +315,9 @@ pub struct Alert {
     pub status: AlertStatus,
     pub consulate_id: String,
     pub routing_reason: RoutingReason,
+    /// The state or county the routing reason refers to, e.g. "Riverside County, CA".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_area: Option<String>,
     /// The latest known location.
     pub location: Location,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -354,21 +352,20 @@ impl Alert {
         person: &Person,
         request: AlertRequest,
         directory: &Directory,
+        districts: &Districts,
         now: OffsetDateTime,
         retention: &Retention,
     ) -> Result<Alert> {
-        let nearest = directory
-            .nearest(request.location.point(), 1)
-            .into_iter()
-            .next()
+        let route = districts::route(directory, districts, request.location.point())
             .ok_or(Error::NotFound("consulate"))?;
         Ok(Alert {
             alert_id: alert_id_for(person.person_id, &request.client_alert_id),
             person_id: person.person_id,
             client_alert_id: request.client_alert_id,
             status: AlertStatus::Open,
-            consulate_id: nearest.consulate.id.clone(),
-            routing_reason: RoutingReason::Nearest,
+            consulate_id: route.consulate.id.clone(),
+            routing_reason: route.reason,
+            routing_area: route.area,
             location: request.location,
             note: request.note.clone(),
             display_name: person.display_name.clone(),
@@ -674,6 +671,7 @@ mod tests {
             &person(),
             request(32.72, -117.16),
             &Directory::bundled(),
+            &crate::domain::districts::Districts::bundled(),
             now,
             &retention,
         )

@@ -5,6 +5,7 @@ pub mod alert;
 pub mod checkin;
 pub mod consulate;
 pub mod credential;
+pub mod districts;
 pub mod geography;
 pub mod notification;
 pub mod person;

@@ -205,6 +205,7 @@ mod tests {
             person,
             request,
             &Directory::bundled(),
+            &crate::domain::districts::Districts::bundled(),
             datetime!(2026-11-25 12:00 UTC),
             &Retention::default(),
         )

@@ -68,7 +68,10 @@ pub struct ConsulatesView<'a> {
 pub struct AlertConsulateView<'a> {
     #[serde(flatten)]
     pub consulate: ConsulateView<'a>,
+    /// Why this office: `county` or `state` (it serves the place), or `nearest`.
     pub routing_reason: RoutingReason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_area: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,6 +125,7 @@ impl<'a> AlertView<'a> {
             AlertConsulateView {
                 consulate: ConsulateView::new(consulate, Some(distance)),
                 routing_reason: alert.routing_reason,
+                routing_area: alert.routing_area.as_deref(),
             }
         });
         AlertView {
