@@ -39,6 +39,9 @@ step "the deployment template: cfn-lint, its CloudFormation translation, routes,
 cargo run --quiet --bin alert-button -- routes >"$logs/routes.txt"
 AWS_DEFAULT_REGION=us-east-1 python tests/check_template.py infra/template.yaml "$logs/routes.txt"
 
+step "the OpenAPI description: valid, and exactly the routes served"
+python tests/check_openapi.py docs/openapi.yaml "$logs/routes.txt"
+
 step "moto server (the AWS API) on a free loopback port, one request at a time"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python tests/moto_server.py 127.0.0.1 "$port" >"$logs/moto.log" 2>&1 &
