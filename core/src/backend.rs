@@ -112,6 +112,7 @@ impl AwsBackend {
                 settings.family_sms,
             )),
             staff: staff_verifier(&settings),
+            limits: store.clone(),
             clock: Arc::new(SystemClock),
         };
         let service = Arc::new(AlertService::new(

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::adapters::embedded::EmbeddedStore;
 use crate::adapters::journal::JournalNotifier;
+use crate::adapters::rate_limit::MemoryRateLimiter;
 use crate::adapters::relay::relay_outbox;
 use crate::adapters::staff_tokens::LocalStaffTokens;
 use crate::domain::alert::{EscalationPolicy, Retention};
@@ -61,6 +62,7 @@ impl LocalMode {
             checkins: store.clone(),
             subscriptions: Arc::new(NoSubscriptions),
             staff: staff_tokens.clone(),
+            limits: Arc::new(MemoryRateLimiter::default()),
             clock,
         };
         let service = Arc::new(AlertService::new(

@@ -126,6 +126,40 @@ pub trait StaffVerifier: Send + Sync {
     async fn verify(&self, token: &str) -> Result<StaffMember>;
 }
 
+/// Counts requests per key in fixed windows, against floods and SMS pumping.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts one hit for `key` in the window `now` falls in; `Error::RateLimited` (with the time
+    /// to the next window) once `limit` hits were counted there.
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// Whether `key` is already at `limit` in `now`'s window, without counting a hit.
+    async fn check(
+        &self,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+}
+
+/// The start of `now`'s fixed window, and how long until the next one.
+pub fn window_of(now: OffsetDateTime, window: std::time::Duration) -> (i64, std::time::Duration) {
+    let length = window.as_secs().max(1) as i64;
+    let now = now.unix_timestamp();
+    let start = now - now.rem_euclid(length);
+    (
+        start,
+        std::time::Duration::from_secs((start + length - now) as u64),
+    )
+}
+
 /// Time, as a port, so that expiry and (later) escalation can be tested without waiting.
 pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use sha2::Digest;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::domain::alert::alert_id_for;
 use crate::domain::alert::{
     AcknowledgeRequest, Alert, AlertRequest, AlertStatus, CancelRequest, EscalationPolicy,
     Location, ResolveRequest, Retention, validate_note,
@@ -19,7 +21,7 @@ use crate::domain::person::{
 use crate::error::{Error, Result};
 use crate::ports::{
     AlertPage, AlertStore, CheckInStore, Clock, Created, FamilySubscriptions, PersonStore,
-    StaffMember, StaffVerifier,
+    RateLimiter, StaffMember, StaffVerifier,
 };
 
 /// The most alerts one listing page holds.
@@ -44,7 +46,31 @@ pub struct Ports {
     pub checkins: Arc<dyn CheckInStore>,
     pub subscriptions: Arc<dyn FamilySubscriptions>,
     pub staff: Arc<dyn StaffVerifier>,
+    pub limits: Arc<dyn RateLimiter>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// Abuse limits, per fixed window: enough for a person in trouble, too few to flood a consulate
+/// or pump SMS.
+pub mod limits {
+    use std::time::Duration;
+
+    pub const HOUR: Duration = Duration::from_secs(3600);
+    pub const DAY: Duration = Duration::from_secs(86_400);
+    pub const QUARTER_HOUR: Duration = Duration::from_secs(900);
+
+    /// Registrations from one source address per hour.
+    pub const REGISTRATIONS_PER_SOURCE: u32 = 20;
+    /// Contact replacements per person per day (each can create SMS and e-mail subscriptions).
+    pub const CONTACT_CHANGES_PER_PERSON: u32 = 10;
+    /// New alerts per person per hour (replays of an alert are free).
+    pub const ALERTS_PER_PERSON: u32 = 20;
+    /// Location updates per alert per hour: one every 30 seconds.
+    pub const LOCATIONS_PER_ALERT: u32 = 120;
+    /// Check-ins started per person per day.
+    pub const CHECKINS_PER_PERSON: u32 = 20;
+    /// Cancels with a PIN per person per quarter hour, against guessing PINs.
+    pub const PIN_ATTEMPTS_PER_PERSON: u32 = 10;
 }
 
 pub struct AlertService {
@@ -55,6 +81,7 @@ pub struct AlertService {
     checkins: Arc<dyn CheckInStore>,
     subscriptions: Arc<dyn FamilySubscriptions>,
     staff: Arc<dyn StaffVerifier>,
+    limits: Arc<dyn RateLimiter>,
     clock: Arc<dyn Clock>,
     retention: Retention,
 }
@@ -76,6 +103,7 @@ impl AlertService {
             checkins: ports.checkins,
             subscriptions: ports.subscriptions,
             staff: ports.staff,
+            limits: ports.limits,
             clock: ports.clock,
             retention,
         }
@@ -86,9 +114,22 @@ impl AlertService {
     }
 
     /// Registers a person; the token is returned here once and only its hash is kept.
-    pub async fn register(&self, registration: Registration) -> Result<(Person, String)> {
-        let registration = registration.validate()?;
+    /// `source` is the caller's network address, for the registration limit.
+    pub async fn register(
+        &self,
+        registration: Registration,
+        source: &str,
+    ) -> Result<(Person, String)> {
         let now = self.clock.now();
+        // Keyed by a hash: the limiter's store should not keep callers' addresses.
+        let source = hex::encode(&sha2::Sha256::digest(source.as_bytes())[..16]);
+        self.limit(
+            &format!("register:{source}"),
+            limits::REGISTRATIONS_PER_SOURCE,
+            limits::HOUR,
+        )
+        .await?;
+        let registration = registration.validate()?;
         let person_id = Uuid::new_v4();
         let (token, stored) = credential::issue(person_id);
         let mut person = Person {
@@ -145,6 +186,12 @@ impl AlertService {
         mut person: Person,
         replacement: ContactsReplacement,
     ) -> Result<Person> {
+        self.limit(
+            &format!("contacts:{}", person.person_id),
+            limits::CONTACT_CHANGES_PER_PERSON,
+            limits::DAY,
+        )
+        .await?;
         person.contacts = validate_contacts(replacement.contacts)?;
         let now = self.clock.now();
         person.updated_at = now;
@@ -161,8 +208,37 @@ impl AlertService {
         Ok(person)
     }
 
-    /// Opens an alert, or returns the one already opened with the same `client_alert_id`.
+    /// Opens an alert for the person pressing the button. Only new alerts count against the
+    /// per-person limit: a retried or double press always gets its alert back.
     pub async fn raise_alert(&self, person: &Person, request: AlertRequest) -> Result<RaisedAlert> {
+        let key = format!("alerts:{}", person.person_id);
+        let (limit, window) = (limits::ALERTS_PER_PERSON, limits::HOUR);
+        let alert_id = alert_id_for(person.person_id, &request.client_alert_id);
+        if let Some(existing) = self.alerts.get_alert(alert_id).await?
+            && existing.person_id == person.person_id
+        {
+            return Ok(RaisedAlert {
+                alert: existing,
+                created: false,
+            });
+        }
+        self.limits
+            .check(&key, limit, window, self.clock.now())
+            .await?;
+        let raised = self.open_alert(person, request).await?;
+        if raised.created {
+            // Counted once it exists; a burst of distinct presses may overshoot by its width.
+            let _ = self.limits.hit(&key, limit, window, self.clock.now()).await;
+        }
+        Ok(raised)
+    }
+
+    async fn limit(&self, key: &str, limit: u32, window: std::time::Duration) -> Result<()> {
+        self.limits.hit(key, limit, window, self.clock.now()).await
+    }
+
+    /// Opens an alert, or returns the one already opened with the same `client_alert_id`.
+    async fn open_alert(&self, person: &Person, request: AlertRequest) -> Result<RaisedAlert> {
         let request = request.validate()?;
         let alert = Alert::open(
             person,
@@ -225,6 +301,12 @@ impl AlertService {
         alert_id: Uuid,
         location: Location,
     ) -> Result<Alert> {
+        self.limit(
+            &format!("locations:{alert_id}"),
+            limits::LOCATIONS_PER_ALERT,
+            limits::HOUR,
+        )
+        .await?;
         let location = location.validate("")?;
         let alert = self
             .change(Actor::Person(person), alert_id, |alert, now, retention| {
@@ -250,6 +332,12 @@ impl AlertService {
             }
             (Some(_), None) => return Err(Error::invalid("pin", "the cancel PIN is required")),
             (Some(pins), Some(pin)) => {
+                self.limit(
+                    &format!("pins:{}", person.person_id),
+                    limits::PIN_ATTEMPTS_PER_PERSON,
+                    limits::QUARTER_HOUR,
+                )
+                .await?;
                 // Both comparisons always run, so timing does not tell which PIN was used.
                 let is_cancel = credential::secret_matches(pin, &pins.cancel);
                 let is_duress = credential::secret_matches(pin, &pins.duress);
@@ -389,6 +477,12 @@ impl AlertService {
     }
 
     pub async fn start_checkin(&self, person: &Person, request: CheckInRequest) -> Result<CheckIn> {
+        self.limit(
+            &format!("checkins:{}", person.person_id),
+            limits::CHECKINS_PER_PERSON,
+            limits::DAY,
+        )
+        .await?;
         let checkin = CheckIn::start(person.person_id, request, self.clock.now(), &self.retention)?;
         self.checkins.put_checkin(&checkin).await?;
         info!(checkin_id = %checkin.checkin_id, person_id = %person.person_id, "check-in started");
@@ -434,7 +528,7 @@ impl AlertService {
             let Some(person) = self.people.get_person(checkin.person_id).await? else {
                 continue;
             };
-            let alert = self.raise_alert(&person, checkin.alert_request()).await?;
+            let alert = self.open_alert(&person, checkin.alert_request()).await?;
             checkin.mark_missed(alert.alert.alert_id, now);
             self.checkins.put_checkin(&checkin).await?;
             info!(checkin_id = %checkin.checkin_id, alert_id = %alert.alert.alert_id, "check-in missed: alert raised");

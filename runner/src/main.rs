@@ -175,7 +175,10 @@ async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn s
         local.data_dir.display()
     );
 
-    axum::serve(listener, local.router())
+    let app = local
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     let _ = stop.send(true);
@@ -219,7 +222,9 @@ async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Erro
     println!("Alert Button listening on http://{bound}");
     println!("  table:         {}", aws.settings.table);
     println!("  topic:         {}", aws.settings.topic_arn);
-    axum::serve(listener, http::full_api(aws.service.clone(), directory))
+    let app = http::full_api(aws.service.clone(), directory)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     let _ = stop.send(true);

@@ -20,7 +20,9 @@ use crate::domain::alert::{Alert, AlertStatus};
 use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
-use crate::ports::{AlertPage, AlertStore, CheckInStore, Created, PersonStore};
+use crate::ports::{
+    AlertPage, AlertStore, CheckInStore, Created, PersonStore, RateLimiter, window_of,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -293,6 +295,68 @@ impl CheckInStore for DynamoStore {
             .into_iter()
             .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
             .collect()
+    }
+}
+
+/// Counters are items `RATE#<key>` / `<window start>`, incremented with a conditional update, so
+/// every Lambda execution environment shares them; they expire with the window.
+#[async_trait]
+impl RateLimiter for DynamoStore {
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+        now: time::OffsetDateTime,
+    ) -> Result<()> {
+        let (start, retry_after) = window_of(now, window);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("RATE#{key}")))
+            .key("sk", AttributeValue::S(start.to_string()))
+            .update_expression("ADD hits :one SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N((start + 2 * window.as_secs() as i64).to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::RateLimited { retry_after })
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn check(
+        &self,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+        now: time::OffsetDateTime,
+    ) -> Result<()> {
+        let (start, retry_after) = window_of(now, window);
+        let hits = self
+            .get(format!("RATE#{key}"), &start.to_string())
+            .await?
+            .and_then(|item| item.get("hits")?.as_n().ok()?.parse::<u32>().ok())
+            .unwrap_or(0);
+        if hits >= limit {
+            Err(Error::RateLimited { retry_after })
+        } else {
+            Ok(())
+        }
     }
 }
 

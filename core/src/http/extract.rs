@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -227,6 +227,29 @@ impl<S: Send + Sync> FromRequestParts<S> for CheckInIdPath {
         Uuid::parse_str(&raw)
             .map(CheckInIdPath)
             .map_err(|_| ApiError::not_found("check-in"))
+    }
+}
+
+/// The caller's network address, for per-source limits: API Gateway's `sourceIp` under Lambda,
+/// the socket's peer locally.
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        use lambda_http::request::RequestContext;
+        if let Some(RequestContext::ApiGatewayV2(context)) =
+            parts.extensions.get::<RequestContext>()
+            && let Some(ip) = &context.http.source_ip
+        {
+            return Ok(ClientAddress(ip.clone()));
+        }
+        if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>()
+        {
+            return Ok(ClientAddress(peer.ip().to_string()));
+        }
+        Ok(ClientAddress("unknown".into()))
     }
 }
 

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{
-    AlertIdPath, Authenticated, Caller, CheckInIdPath, ConsulateIdPath, Staff, StrictJson,
-    query_params,
+    AlertIdPath, Authenticated, Caller, CheckInIdPath, ClientAddress, ConsulateIdPath, Staff,
+    StrictJson, query_params,
 };
 use super::views::{
     AlertListView, AlertView, CheckInView, ConsulateView, ConsulatesView, ContactsView,
@@ -102,9 +102,10 @@ fn coordinate(raw: Option<&str>, name: &'static str, bound: f64) -> Result<f64, 
 
 pub async fn register(
     State(service): State<Arc<AlertService>>,
+    ClientAddress(source): ClientAddress,
     StrictJson(registration): StrictJson<Registration>,
 ) -> Result<Response, ApiError> {
-    let (person, token) = service.register(registration).await?;
+    let (person, token) = service.register(registration, &source).await?;
     let body = RegisteredView {
         person_id: person.person_id,
         token,

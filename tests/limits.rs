@@ -1,0 +1,146 @@
+//! Abuse limits: floods of registrations, alerts and PIN guesses are answered 429 with Retry-After.
+
+use alert_button_tests::{LocalApi, Reply};
+use axum::http::{Method, StatusCode, header};
+use serde_json::json;
+
+fn assert_limited(reply: &Reply) {
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        reply.json
+    );
+    assert_eq!(reply.json["error"]["code"], "rate_limited");
+    let retry_after: u64 = reply.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry_after));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_are_answered_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+
+    // Registrations from one source: 20 an hour, invalid ones included (a body that is not even
+    // the right JSON is refused before it reaches the service, and creates nothing).
+    let (_, ana) = api.register("Ana").await;
+    for n in 1..20 {
+        let body = if n % 2 == 0 {
+            json!({"language": "es"})
+        } else {
+            json!({"language": "es", "contacts": [{"name": "x", "phone": "bad"}]})
+        };
+        let reply = api.call(Method::POST, "/v1/people", None, Some(body)).await;
+        assert_ne!(
+            reply.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "registration {n}"
+        );
+    }
+    let flood = api
+        .call(
+            Method::POST,
+            "/v1/people",
+            None,
+            Some(json!({"language": "es"})),
+        )
+        .await;
+    assert_limited(&flood);
+
+    // New alerts: 20 an hour per person. Replays of an alert are free: a retried press must
+    // always get its alert back.
+    let press =
+        |id: String| json!({"client_alert_id": id, "location": {"lat": 30.0, "lon": -97.0}});
+    for n in 0..20 {
+        let reply = api
+            .call(
+                Method::POST,
+                "/v1/alerts",
+                Some(&ana),
+                Some(press(format!("p{n}"))),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "press {n}: {}",
+            reply.json
+        );
+    }
+    let flood = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&ana),
+            Some(press("p20".into())),
+        )
+        .await;
+    assert_limited(&flood);
+    let replay = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&ana),
+            Some(press("p3".into())),
+        )
+        .await;
+    assert_eq!(
+        replay.status,
+        StatusCode::OK,
+        "a replay still answers: {}",
+        replay.json
+    );
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_cannot_be_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (_, ana) = api.register("Ana").await;
+    api.call(
+        Method::PUT,
+        "/v1/people/me/pins",
+        Some(&ana),
+        Some(json!({"cancel_pin": "2468", "duress_pin": "1357"})),
+    )
+    .await;
+    let alert = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&ana),
+            Some(json!({"client_alert_id": "x", "location": {"lat": 30.0, "lon": -97.0}})),
+        )
+        .await;
+    let path = format!(
+        "/v1/alerts/{}/cancel",
+        alert.json["alert_id"].as_str().unwrap()
+    );
+    for guess in 0..10 {
+        let reply = api
+            .call(
+                Method::POST,
+                &path,
+                Some(&ana),
+                Some(json!({"reason": "safe", "pin": format!("{guess:04}")})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    }
+    // Even the right PIN waits now: guessing gains nothing.
+    let right = api
+        .call(
+            Method::POST,
+            &path,
+            Some(&ana),
+            Some(json!({"reason": "safe", "pin": "2468"})),
+        )
+        .await;
+    assert_limited(&right);
+    api.stop().await;
+}
