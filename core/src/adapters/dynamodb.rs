@@ -39,6 +39,18 @@ impl DynamoStore {
         }
     }
 
+    /// An unconditional put: people and check-ins have one writer at a time.
+    async fn put(&self, item: Item) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>> {
         let output = self
             .client
@@ -105,14 +117,7 @@ fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T> {
 #[async_trait]
 impl PersonStore for DynamoStore {
     async fn put_person(&self, person: &Person) -> Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(PersonItem::new(person.clone()))?))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put(to_item(PersonItem::new(person.clone()))?).await
     }
 
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
@@ -272,14 +277,7 @@ impl AlertStore for DynamoStore {
 #[async_trait]
 impl CheckInStore for DynamoStore {
     async fn put_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(CheckInItem::new(checkin.clone()))?))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        self.put(to_item(CheckInItem::new(checkin.clone()))?).await
     }
 
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {

@@ -108,6 +108,22 @@ impl EmbeddedStore {
         .map_err(Error::store)?
     }
 
+    /// The one record `sql` selects by `id`, read back as `T`.
+    async fn get_body<T>(&self, sql: &'static str, id: Uuid) -> Result<Option<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let id = id.to_string();
+        self.run(move |connection| {
+            let body: Option<String> = connection
+                .query_row(sql, params![id], |row| row.get(0))
+                .optional()
+                .map_err(Error::store)?;
+            body.as_deref().map(from_json).transpose()
+        })
+        .await
+    }
+
     /// The oldest pending events, in commit order.
     pub async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>> {
         self.run(move |connection| {
@@ -232,20 +248,8 @@ impl PersonStore for EmbeddedStore {
     }
 
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        let id = person_id.to_string();
-        let body: Option<String> = self
-            .run(move |connection| {
-                connection
-                    .query_row(
-                        "SELECT body FROM people WHERE person_id = ?1",
-                        params![id],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(Error::store)
-            })
-            .await?;
-        body.as_deref().map(from_json).transpose()
+        self.get_body("SELECT body FROM people WHERE person_id = ?1", person_id)
+            .await
     }
 }
 
@@ -352,20 +356,8 @@ impl AlertStore for EmbeddedStore {
     }
 
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        let id = alert_id.to_string();
-        let body: Option<String> = self
-            .run(move |connection| {
-                connection
-                    .query_row(
-                        "SELECT body FROM alerts WHERE alert_id = ?1",
-                        params![id],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(Error::store)
-            })
-            .await?;
-        body.as_deref().map(from_json).transpose()
+        self.get_body("SELECT body FROM alerts WHERE alert_id = ?1", alert_id)
+            .await
     }
 
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
@@ -432,20 +424,11 @@ impl CheckInStore for EmbeddedStore {
     }
 
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        let id = checkin_id.to_string();
-        let body: Option<String> = self
-            .run(move |connection| {
-                connection
-                    .query_row(
-                        "SELECT body FROM checkins WHERE checkin_id = ?1",
-                        params![id],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(Error::store)
-            })
-            .await?;
-        body.as_deref().map(from_json).transpose()
+        self.get_body(
+            "SELECT body FROM checkins WHERE checkin_id = ?1",
+            checkin_id,
+        )
+        .await
     }
 
     async fn checkins_due(&self, deadline: time::OffsetDateTime) -> Result<Vec<CheckIn>> {

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -38,17 +38,18 @@ struct JournalLine<'a> {
 impl JournalNotifier {
     /// Opens the journal at `path`; `print` also writes each notification to standard output.
     pub fn open(path: &Path, print: bool) -> Result<JournalNotifier> {
+        let existing = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(Error::store(err)),
+        };
         let mut sent = HashSet::new();
-        if path.exists() {
-            let reader = BufReader::new(File::open(path).map_err(Error::store)?);
-            for line in reader.lines() {
-                let line = line.map_err(Error::store)?;
-                // A line cut short by a crash has no complete id and is simply sent again.
-                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
-                    && let Some(id) = value.get("notification_id").and_then(|v| v.as_str())
-                {
-                    sent.insert(id.to_owned());
-                }
+        for line in existing.split(|b| *b == b'\n') {
+            // A line cut short by a crash has no complete id and is simply sent again.
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(line)
+                && let Some(id) = value.get("notification_id").and_then(|v| v.as_str())
+            {
+                sent.insert(id.to_owned());
             }
         }
         let mut file = OpenOptions::new()
@@ -57,7 +58,7 @@ impl JournalNotifier {
             .open(path)
             .map_err(Error::store)?;
         // Make sure a torn last line does not glue itself to the next one.
-        if std::fs::metadata(path).map_err(Error::store)?.len() > 0 && !ends_with_newline(path)? {
+        if existing.last().is_some_and(|b| *b != b'\n') {
             file.write_all(b"\n").map_err(Error::store)?;
         }
         Ok(JournalNotifier {
@@ -70,11 +71,6 @@ impl JournalNotifier {
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
-
-fn ends_with_newline(path: &Path) -> Result<bool> {
-    let bytes = std::fs::read(path).map_err(Error::store)?;
-    Ok(bytes.last() == Some(&b'\n'))
 }
 
 #[async_trait]
