@@ -164,7 +164,7 @@ async fn malformed_requests_get_clear_4xx_json_errors() {
         case("non-finite coordinate", post.clone(), "/v1/alerts")
             .token(&token)
             .body(good_alert("1e999", "1"))
-            .expect(S::BAD_REQUEST, "malformed_json", None),
+            .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("location.lat")),
         case("NaN is not JSON", post.clone(), "/v1/alerts")
             .token(&token)
             .body(good_alert("NaN", "1"))

@@ -58,6 +58,19 @@ async fn the_whole_alert_path() {
     assert_eq!(replay.status, StatusCode::OK);
     assert_eq!(replay.json["alert_id"], alert_id.as_str());
     assert_eq!(replay.json["created_at"], alert["created_at"]);
+
+    // A replay is still a request: an invalid one is refused like any other, not answered with the
+    // stored alert.
+    let invalid_replay = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&token),
+            Some(alert_body("press-1", 41.88, -187.63)),
+        )
+        .await;
+    assert_eq!(invalid_replay.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(invalid_replay.json["error"]["field"], "location.lon");
     assert_eq!(replay.json["location"]["lat"], 41.88);
 
     // Family (one message per language) and consulate are told once.

@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "test tools in .venv: moto, cargo-lambda, cfn-lint, aws-sam-translator"
+step "test tools in .venv: moto, cargo-lambda, cfn-lint, aws-sam-translator, schemathesis"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
@@ -28,6 +28,19 @@ cargo lambda --version
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "dependencies: licences, duplicate versions, sources and advisories (cargo deny)"
+deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
+    cargo install cargo-deny --locked --version "$deny_version"
+fi
+cargo deny check bans licenses sources
+# The RustSec database is a git repository on GitHub: checked wherever it can be fetched.
+if cargo deny fetch db >"$logs/deny-fetch.log" 2>&1; then
+    cargo deny check --disable-fetch advisories
+else
+    echo "WARNING: advisories NOT checked: the RustSec database (github.com/RustSec/advisory-db) cannot be fetched from this machine"
+fi
 
 step "build every binary once (the tests reuse this target dir)"
 cargo build --workspace --bins
@@ -41,6 +54,9 @@ AWS_DEFAULT_REGION=us-east-1 python tests/check_template.py infra/template.yaml 
 
 step "the OpenAPI description: valid, and exactly the routes served"
 python tests/check_openapi.py docs/openapi.yaml "$logs/routes.txt"
+
+step "schemathesis: the OpenAPI description against the local runner, every check"
+bash tests/schemathesis.sh
 
 step "moto server (the AWS API) on a free loopback port, one request at a time"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

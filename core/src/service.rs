@@ -93,6 +93,11 @@ pub struct RaisedAlert {
 }
 
 impl AlertService {
+    /// How long this service keeps what it stores.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
     /// Parses the bundled district data: build one service per process, at start-up.
     pub fn new(directory: Arc<Directory>, ports: Ports, retention: Retention) -> Self {
         AlertService {
@@ -211,6 +216,8 @@ impl AlertService {
     /// Opens an alert for the person pressing the button. Only new alerts count against the
     /// per-person limit: a retried or double press always gets its alert back.
     pub async fn raise_alert(&self, person: &Person, request: AlertRequest) -> Result<RaisedAlert> {
+        // A retry gets its alert back only if it is a valid request itself.
+        let request = request.validate()?;
         let key = format!("alerts:{}", person.person_id);
         let (limit, window) = (limits::ALERTS_PER_PERSON, limits::HOUR);
         let alert_id = alert_id_for(person.person_id, &request.client_alert_id);
@@ -301,8 +308,10 @@ impl AlertService {
         alert_id: Uuid,
         location: Location,
     ) -> Result<Alert> {
+        // Counted before ownership is checked, so keyed by the caller too: someone else's calls
+        // on this alert must not spend its owner's updates.
         self.limit(
-            &format!("locations:{alert_id}"),
+            &format!("locations:{}:{alert_id}", person.person_id),
             limits::LOCATIONS_PER_ALERT,
             limits::HOUR,
         )

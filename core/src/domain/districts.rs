@@ -14,6 +14,11 @@ pub const BUNDLED_OVERRIDES: &str = include_str!("../../../data/district-overrid
 /// Farther than this from any populated place, a point's state is not guessed.
 const MAX_PLACE_DISTANCE_KM: f64 = 75.0;
 
+/// A lower bound of the great-circle distance per degree of latitude (a meridian degree on a sphere
+/// slightly smaller than the one `distance_km` uses), so that a latitude gap never overstates a
+/// distance.
+const KM_PER_DEGREE_OF_LATITUDE: f64 = 6371.0 * std::f64::consts::PI / 180.0;
+
 struct Place {
     point: GeoPoint,
     state: String,
@@ -28,6 +33,7 @@ pub struct Area {
 }
 
 pub struct Districts {
+    /// Sorted by latitude: a lookup only measures the places whose latitude alone is within reach.
     places: Vec<Place>,
     /// (state, county) → consulate id.
     overrides: HashMap<(String, String), String>,
@@ -41,7 +47,7 @@ impl Districts {
 
     fn parse(places: &str, overrides: &str) -> Districts {
         let mut reader = csv::Reader::from_reader(places.as_bytes());
-        let places = reader
+        let mut places: Vec<Place> = reader
             .records()
             .filter_map(Result::ok)
             .filter_map(|row| {
@@ -54,7 +60,9 @@ impl Districts {
                     county: row.get(3)?.to_owned(),
                 })
             })
+            .filter(|place| place.point.lat.is_finite() && place.point.lon.is_finite())
             .collect();
+        places.sort_by(|a, b| a.point.lat.total_cmp(&b.point.lat));
         let mut reader = csv::Reader::from_reader(overrides.as_bytes());
         let overrides = reader
             .records()
@@ -70,7 +78,15 @@ impl Districts {
     }
 
     pub fn locate(&self, point: GeoPoint) -> Option<Area> {
-        self.places
+        // A place farther in latitude than the limit is farther in distance too.
+        let reach = MAX_PLACE_DISTANCE_KM / KM_PER_DEGREE_OF_LATITUDE;
+        let first = self
+            .places
+            .partition_point(|place| place.point.lat < point.lat - reach);
+        let end = self
+            .places
+            .partition_point(|place| place.point.lat <= point.lat + reach);
+        self.places[first..end.max(first)]
             .iter()
             .map(|place| (distance_km(point, place.point), place))
             .min_by(|a, b| a.0.total_cmp(&b.0))
@@ -165,6 +181,43 @@ mod tests {
         let districts = Districts::bundled();
         let route = route(&directory, &districts, GeoPoint { lat, lon }).unwrap();
         (route.consulate.id.clone(), route.reason, route.area)
+    }
+
+    /// The latitude window must not change a single answer: compared with measuring every place,
+    /// on a grid over North America and around a sample of the places themselves.
+    #[test]
+    fn the_latitude_window_finds_what_measuring_every_place_finds() {
+        let districts = Districts::bundled();
+        let everywhere = |point: GeoPoint| {
+            districts
+                .places
+                .iter()
+                .map(|place| (distance_km(point, place.point), place))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .filter(|(km, _)| *km <= MAX_PLACE_DISTANCE_KM)
+                .map(|(_, place)| (place.state.clone(), place.county.clone()))
+        };
+        let mut points: Vec<GeoPoint> = (0..28)
+            .flat_map(|i| {
+                (0..42).map(move |j| GeoPoint {
+                    lat: 14.0 + 2.1 * f64::from(i),
+                    lon: -179.0 + 2.9 * f64::from(j),
+                })
+            })
+            .collect();
+        points.extend(districts.places.iter().step_by(97).map(|place| GeoPoint {
+            lat: place.point.lat + 0.31,
+            lon: place.point.lon - 0.27,
+        }));
+        let mut located = 0;
+        for point in points {
+            let windowed = districts
+                .locate(point)
+                .map(|area| (area.state, area.county));
+            assert_eq!(windowed, everywhere(point), "at {point:?}");
+            located += usize::from(windowed.is_some());
+        }
+        assert!(located > 200, "only {located} points were near a place");
     }
 
     #[test]

@@ -89,9 +89,27 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body is empty; a JSON object is expected",
         ));
     }
+    // Syntax first, so that a body that is not JSON is a 400 even where its start has the wrong
+    // shape (`0}` is malformed, not "expected an object").
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|err| json_error(String::new(), err))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|err| json_error(err.path().to_string(), err.into_inner()))?;
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let err = err.into_inner();
+        // Valid JSON (checked above) with a number no `f64` holds, such as `1e999`: a value out
+        // of range, like any other.
+        if err.is_syntax() && err.to_string().starts_with("number out of range") {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                strip_position(&err.to_string()),
+            )
+            .with_field(path_or_body(&path))
+        } else {
+            json_error(path, err)
+        }
+    })?;
     deserializer
         .end()
         .map_err(|err| json_error(String::new(), err))?;
@@ -108,7 +126,14 @@ fn json_error(path: String, err: serde_json::Error) -> ApiError {
         Category::Data => {
             let message = strip_position(&err.to_string());
             let (code, field) = if let Some(name) = quoted_after(&message, "unknown field `") {
-                ("unknown_field", join_path(&path, &name))
+                // The path ends at the unknown key itself, which the message cannot quote
+                // unambiguously (a key may hold a backtick).
+                let field = if path.is_empty() || path == "." {
+                    path_or_body(&name)
+                } else {
+                    path
+                };
+                ("unknown_field", field)
             } else if let Some(name) = quoted_after(&message, "missing field `") {
                 ("missing_field", join_path(&path, &name))
             } else {
@@ -140,8 +165,8 @@ fn path_or_body(path: &str) -> String {
     }
 }
 
-/// serde_path_to_error reports an unknown or missing key at its parent (or at the key itself for
-/// unknown fields); the client wants the full path to the key.
+/// serde_path_to_error reports a missing key at its parent; the client wants the full path to the
+/// key.
 fn join_path(path: &str, name: &str) -> String {
     if path == "." || path.is_empty() {
         name.to_owned()
