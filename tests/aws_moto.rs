@@ -12,7 +12,9 @@ use alert_button_core::adapters::sns::{
 };
 use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
-use alert_button_core::domain::alert::{AlertRequest, CancelReason, CancelRequest, Location};
+use alert_button_core::domain::alert::{
+    AlertRequest, CancelReason, CancelRequest, Location, Retention,
+};
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::person::{Contact, ContactsReplacement, Language, Registration};
 use alert_button_core::fanout::FanOut;
@@ -21,6 +23,10 @@ use alert_button_tests::aws::{Stack, sdk_config, sms_sent_to};
 use serde_json::{Value, json};
 
 fn backend(stack: &Stack, family_sms: FamilySms) -> AwsBackend {
+    backend_keeping(stack, family_sms, Retention::default())
+}
+
+fn backend_keeping(stack: &Stack, family_sms: FamilySms, retention: Retention) -> AwsBackend {
     AwsBackend::with_config(
         stack.config.clone(),
         AwsSettings {
@@ -28,6 +34,7 @@ fn backend(stack: &Stack, family_sms: FamilySms) -> AwsBackend {
             topic_arn: stack.topic_arn.clone(),
             family_sms,
             staff_issuer: None,
+            retention,
         },
         Arc::new(Directory::bundled()),
     )
@@ -93,7 +100,16 @@ fn field<'a>(messages: &'a [Value], name: &str) -> Vec<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
     let stack = Stack::create().await;
-    let aws = backend(&stack, FamilySms::Direct);
+    // A closed alert is kept for the configured days, then DynamoDB's TTL erases it.
+    let closed_days = 3;
+    let aws = backend_keeping(
+        &stack,
+        FamilySms::Direct,
+        Retention {
+            closed_alert: time::Duration::days(closed_days),
+            ..Retention::default()
+        },
+    );
     let (person, token) = aws
         .service
         .register(
@@ -167,9 +183,9 @@ async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
         "mx-cg-houston#cancelled"
     );
     assert_eq!(item["version"].as_n().unwrap(), "3");
-    assert!(
-        item["expires_at"].as_n().unwrap().parse::<i64>().unwrap()
-            > stored.updated_at.unix_timestamp()
+    assert_eq!(
+        item["expires_at"].as_n().unwrap().parse::<i64>().unwrap(),
+        (stored.updated_at + time::Duration::days(closed_days)).unix_timestamp()
     );
 
     // A write based on a stale version is refused.
@@ -454,12 +470,38 @@ async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_
         .await
         .unwrap();
     assert_eq!(updated.subscriptions.len(), 1);
-    let found = subscriptions(sns, stack.topic_arn.clone()).await;
+    let found = subscriptions(sns.clone(), stack.topic_arn.clone()).await;
     assert_eq!(found.len(), 1, "the old subscriptions are gone: {found:?}");
     let new_policy: Value = serde_json::from_str(&found[&("sms".to_owned(), new_phone)]).unwrap();
     assert_eq!(
         new_policy,
         serde_json::from_str::<Value>(&family_sms_filter_policy(&pid, "en")).unwrap()
+    );
+
+    // The registration's retention runs out: DynamoDB's TTL deletes the item (done by hand here, as
+    // moto never expires items) and the stream's REMOVE record makes the fan-out unsubscribe.
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    aws_sdk_dynamodb::Client::new(&stack.config)
+        .delete_item()
+        .table_name(&stack.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("PERSON#{pid}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("PERSON".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    drain_stream(&mut poller, &aws.fanout).await;
+    let found = subscriptions(sns, stack.topic_arn.clone()).await;
+    assert!(
+        found.is_empty(),
+        "an expired person's family stays subscribed: {found:?}"
     );
 }
 

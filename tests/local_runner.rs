@@ -64,6 +64,23 @@ fn a_broken_directory_fails_with_line_numbers() {
 }
 
 #[test]
+fn serve_refuses_a_retention_it_cannot_honour() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(binary("alert-button"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("ALERT_BUTTON_CLOSED_ALERT_DAYS", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ALERT_BUTTON_CLOSED_ALERT_DAYS: `0` is not a whole number of days"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn nearest_prints_the_offices_in_order() {
     let output = Command::new(binary("alert-button"))
         .args([

@@ -46,6 +46,7 @@ pub struct AwsSettings {
     pub family_sms: FamilySms,
     /// The staff identity provider: (issuer, audience).
     pub staff_issuer: Option<(String, String)>,
+    pub retention: Retention,
 }
 
 impl AwsSettings {
@@ -76,6 +77,7 @@ impl AwsSettings {
             topic_arn,
             family_sms,
             staff_issuer,
+            retention: Retention::from_env()?,
         }))
     }
 }
@@ -102,15 +104,16 @@ impl AwsBackend {
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
         let sns = aws_sdk_sns::Client::new(&sdk_config);
         let store = Arc::new(DynamoStore::new(dynamodb, &settings.table));
+        let subscriptions = Arc::new(SnsFamilySubscriptions::new(
+            sns.clone(),
+            &settings.topic_arn,
+            settings.family_sms,
+        ));
         let ports = Ports {
             people: store.clone(),
             alerts: store.clone(),
             checkins: store.clone(),
-            subscriptions: Arc::new(SnsFamilySubscriptions::new(
-                sns.clone(),
-                &settings.topic_arn,
-                settings.family_sms,
-            )),
+            subscriptions: subscriptions.clone(),
             staff: staff_verifier(&settings),
             limits: store.clone(),
             clock: Arc::new(SystemClock),
@@ -118,14 +121,15 @@ impl AwsBackend {
         let service = Arc::new(AlertService::new(
             directory.clone(),
             ports,
-            Retention::default(),
+            settings.retention,
         ));
         let notifier = Arc::new(SnsNotifier::new(
             sns,
             &settings.topic_arn,
             settings.family_sms,
         ));
-        let fanout = Arc::new(FanOut::new(directory, store, notifier));
+        let fanout =
+            Arc::new(FanOut::new(directory, store, notifier).with_subscriptions(subscriptions));
         AwsBackend {
             sdk_config,
             settings,

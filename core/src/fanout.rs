@@ -8,13 +8,15 @@ use tracing::info;
 use crate::domain::alert::{Alert, HistoryEntry};
 use crate::domain::consulate::Directory;
 use crate::domain::notification;
+use crate::domain::person::Person;
 use crate::error::Result;
-use crate::ports::{Notifier, PersonStore};
+use crate::ports::{FamilySubscriptions, NoSubscriptions, Notifier, PersonStore};
 
 pub struct FanOut {
     directory: Arc<Directory>,
     people: Arc<dyn PersonStore>,
     notifier: Arc<dyn Notifier>,
+    subscriptions: Arc<dyn FamilySubscriptions>,
 }
 
 impl FanOut {
@@ -27,7 +29,32 @@ impl FanOut {
             directory,
             people,
             notifier,
+            subscriptions: Arc::new(NoSubscriptions),
         }
+    }
+
+    /// Where the notifier reaches families through standing subscriptions, those are removed when
+    /// the person's record expires.
+    pub fn with_subscriptions(mut self, subscriptions: Arc<dyn FamilySubscriptions>) -> Self {
+        self.subscriptions = subscriptions;
+        self
+    }
+
+    /// A person's record is gone (its retention ran out): their family's subscriptions go too, so
+    /// no address outlives the registration.
+    pub async fn forget(&self, person: &Person) -> Result<()> {
+        if person.subscriptions.is_empty() {
+            return Ok(());
+        }
+        self.subscriptions
+            .unsubscribe(&person.subscriptions)
+            .await?;
+        info!(
+            person_id = %person.person_id,
+            subscriptions = person.subscriptions.len(),
+            "expired person's family subscriptions removed"
+        );
+        Ok(())
     }
 
     /// Sends every notification of one change. An error leaves the change to be retried whole;

@@ -18,12 +18,23 @@ use crate::domain::consulate::Directory;
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
 use crate::http;
-use crate::ports::{Clock, NoSubscriptions, SystemClock};
+use crate::ports::{
+    AlertStore, CheckInStore, Clock, NoSubscriptions, Notifier, PersonStore, SystemClock,
+};
 use crate::service::{AlertService, Ports};
 
 pub const STORE_FILE: &str = "alert-button.sqlite3";
 pub const JOURNAL_FILE: &str = "notifications.jsonl";
 pub const STAFF_KEY_FILE: &str = "staff-signing-key";
+
+/// The store and notifier ports the service and the fan-out run on; `LocalMode::open_with` lets a
+/// caller wrap them (tests inject faults there). The relay still reads the store's own outbox.
+pub struct LocalPorts {
+    pub people: Arc<dyn PersonStore>,
+    pub alerts: Arc<dyn AlertStore>,
+    pub checkins: Arc<dyn CheckInStore>,
+    pub notifier: Arc<dyn Notifier>,
+}
 
 pub struct LocalMode {
     pub directory: Arc<Directory>,
@@ -49,6 +60,18 @@ impl LocalMode {
         print: bool,
         clock: Arc<dyn Clock>,
     ) -> Result<LocalMode> {
+        Self::open_with(data_dir, directory, print, clock, |ports| ports)
+    }
+
+    /// As `open_with_clock`, with `wrap` given the embedded store and the journal as ports before
+    /// the service and the fan-out are built on what it returns.
+    pub fn open_with(
+        data_dir: &Path,
+        directory: Arc<Directory>,
+        print: bool,
+        clock: Arc<dyn Clock>,
+        wrap: impl FnOnce(LocalPorts) -> LocalPorts,
+    ) -> Result<LocalMode> {
         std::fs::create_dir_all(data_dir)
             .map_err(|err| Error::Store(format!("cannot create {}: {err}", data_dir.display())))?;
         let store = Arc::new(EmbeddedStore::open(&data_dir.join(STORE_FILE))?);
@@ -56,10 +79,16 @@ impl LocalMode {
         let staff_tokens = Arc::new(LocalStaffTokens::open_or_create(
             &data_dir.join(STAFF_KEY_FILE),
         )?);
-        let ports = Ports {
+        let wrapped = wrap(LocalPorts {
             people: store.clone(),
             alerts: store.clone(),
             checkins: store.clone(),
+            notifier: notifier.clone(),
+        });
+        let ports = Ports {
+            people: wrapped.people.clone(),
+            alerts: wrapped.alerts,
+            checkins: wrapped.checkins,
             subscriptions: Arc::new(NoSubscriptions),
             staff: staff_tokens.clone(),
             limits: Arc::new(MemoryRateLimiter::default()),
@@ -68,12 +97,12 @@ impl LocalMode {
         let service = Arc::new(AlertService::new(
             directory.clone(),
             ports,
-            Retention::default(),
+            Retention::from_env()?,
         ));
         let fanout = Arc::new(FanOut::new(
             directory.clone(),
-            store.clone(),
-            notifier.clone(),
+            wrapped.people,
+            wrapped.notifier,
         ));
         Ok(LocalMode {
             directory,
@@ -88,6 +117,31 @@ impl LocalMode {
 
     pub fn router(&self) -> Router {
         http::full_api(self.service.clone(), self.directory.clone())
+    }
+
+    /// Erases records whose retention ran out every `every`, as DynamoDB's TTL does in AWS.
+    pub fn spawn_expiry(
+        &self,
+        every: std::time::Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                match store.purge_expired(now).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "expired records erased"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "erasing expired records failed; will retry")
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        })
     }
 
     /// Escalates overdue alerts and raises missed check-ins every `every`, as the scheduled

@@ -5,7 +5,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use tracing::{error, warn};
 
-use crate::adapters::dynamodb_item::{ALERT_KIND, AlertItem};
+use crate::adapters::dynamodb_item::{ALERT_KIND, AlertItem, PERSON_KIND, PersonItem};
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
 
@@ -30,7 +30,13 @@ pub async fn fan_out_batch(fanout: &FanOut, event: Event) -> DynamoDbEventRespon
 }
 
 async fn fan_out_record(fanout: &FanOut, record: &EventRecord) -> Result<()> {
-    if record.event_name == "REMOVE" || !is_alert(&record.change.new_image) {
+    if record.event_name == "REMOVE" {
+        if is_kind(&record.change.old_image, PERSON_KIND) {
+            return forget_person(fanout, record).await;
+        }
+        return Ok(());
+    }
+    if !is_alert(&record.change.new_image) {
         return Ok(());
     }
     let item: AlertItem = match serde_dynamo::from_item(record.change.new_image.clone()) {
@@ -55,9 +61,23 @@ async fn fan_out_record(fanout: &FanOut, record: &EventRecord) -> Result<()> {
     Ok(())
 }
 
+async fn forget_person(fanout: &FanOut, record: &EventRecord) -> Result<()> {
+    match serde_dynamo::from_item::<_, PersonItem>(record.change.old_image.clone()) {
+        Ok(item) => fanout.forget(&item.person).await,
+        Err(err) => {
+            error!(event_id = %record.event_id, error = %err, "a removed person's stream image could not be read; skipped");
+            Ok(())
+        }
+    }
+}
+
 fn is_alert(image: &serde_dynamo::Item) -> bool {
+    is_kind(image, ALERT_KIND)
+}
+
+fn is_kind(image: &serde_dynamo::Item, wanted: &str) -> bool {
     matches!(
         image.get("kind"),
-        Some(serde_dynamo::AttributeValue::S(kind)) if kind == ALERT_KIND
+        Some(serde_dynamo::AttributeValue::S(kind)) if kind == wanted
     )
 }

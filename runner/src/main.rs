@@ -156,7 +156,8 @@ async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn s
     let (stop, stopped) = watch::channel(false);
     let relay = local.spawn_relay(stopped.clone());
     let policy = EscalationPolicy::from_env();
-    let escalation = local.spawn_escalation(policy, ESCALATION_SWEEP, stopped);
+    let escalation = local.spawn_escalation(policy, ESCALATION_SWEEP, stopped.clone());
+    let expiry = local.spawn_expiry(EXPIRY_SWEEP, stopped);
 
     println!("Alert Button listening on http://{bound}");
     println!("  data:          {}", local.data_dir.display());
@@ -165,6 +166,13 @@ async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn s
     println!(
         "  escalation:    unacknowledged alerts escalate every {} min",
         policy.after.whole_minutes()
+    );
+    let retention = local.service.retention();
+    println!(
+        "  retention:     closed alerts {} d, open alerts {} d, registrations {} d",
+        retention.closed_alert.whole_days(),
+        retention.active_alert.whole_days(),
+        retention.person.whole_days()
     );
     if purged > 0 {
         println!("  expired:       {purged} records removed");
@@ -184,11 +192,14 @@ async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn s
     let _ = stop.send(true);
     relay.await?;
     escalation.await?;
+    expiry.await?;
     Ok(())
 }
 
 /// How often the local runner looks for alerts to escalate.
 const ESCALATION_SWEEP: Duration = Duration::from_secs(30);
+/// How often the local runner erases what outlived its retention (DynamoDB's TTL is as coarse).
+const EXPIRY_SWEEP: Duration = Duration::from_secs(3600);
 
 /// The API against DynamoDB and SNS, with a stream poller standing in for the Lambda trigger.
 async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {

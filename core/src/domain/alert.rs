@@ -307,6 +307,46 @@ impl Default for Retention {
     }
 }
 
+impl Retention {
+    /// Operators choose how long closed alerts, open alerts and registrations are kept: the less
+    /// kept, the less there is to seize. Unset variables keep the defaults; a bad value is an error
+    /// rather than a silent default, since it decides when personal data is erased.
+    pub fn from_env() -> Result<Retention> {
+        let mut retention = Retention::default();
+        for (name, field) in [
+            (
+                "ALERT_BUTTON_CLOSED_ALERT_DAYS",
+                &mut retention.closed_alert,
+            ),
+            (
+                "ALERT_BUTTON_ACTIVE_ALERT_DAYS",
+                &mut retention.active_alert,
+            ),
+            ("ALERT_BUTTON_PERSON_DAYS", &mut retention.person),
+        ] {
+            if let Ok(value) = std::env::var(name) {
+                *field = parse_retention_days(name, &value)?;
+            }
+        }
+        Ok(retention)
+    }
+}
+
+/// At least a day (a consulate needs time to act), at most ten years.
+const MAX_RETENTION_DAYS: i64 = 3650;
+
+fn parse_retention_days(name: &str, value: &str) -> Result<Duration> {
+    match value.trim().parse::<i64>() {
+        Ok(days) if (1..=MAX_RETENTION_DAYS).contains(&days) => Ok(Duration::days(days)),
+        _ => Err(Error::Invalid {
+            field: name.to_owned(),
+            message: format!(
+                "`{value}` is not a whole number of days from 1 to {MAX_RETENTION_DAYS}"
+            ),
+        }),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub alert_id: Uuid,
@@ -621,6 +661,19 @@ impl Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_days_must_be_a_sane_whole_number() {
+        assert_eq!(parse_retention_days("X", " 7 ").unwrap(), Duration::days(7));
+        for bad in ["0", "-3", "3651", "7.5", "", "thirty"] {
+            let err = parse_retention_days("ALERT_BUTTON_CLOSED_ALERT_DAYS", bad).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("ALERT_BUTTON_CLOSED_ALERT_DAYS: "),
+                "{bad}: {err}"
+            );
+        }
+    }
     use crate::domain::credential;
     use crate::domain::person::Language;
     use time::macros::datetime;
