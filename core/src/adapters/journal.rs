@@ -89,11 +89,17 @@ impl Notifier for JournalNotifier {
         })
         .map_err(|err| Error::Notifier(err.to_string()))?;
         line.push(b'\n');
-        state
+        let before = state.file.metadata().map_err(Error::store)?.len();
+        let written = state
             .file
             .write_all(&line)
-            .and_then(|()| state.file.sync_data())
-            .map_err(|err| Error::Notifier(err.to_string()))?;
+            .and_then(|()| state.file.sync_data());
+        if let Err(err) = written {
+            // Whatever part of the line reached the file goes, so the retry neither duplicates it
+            // nor glues itself to half a line.
+            let _ = state.file.set_len(before);
+            return Err(Error::Notifier(err.to_string()));
+        }
         state.sent.insert(notification.notification_id.clone());
         drop(state);
         if self.print {

@@ -91,7 +91,7 @@ impl From<Error> for ApiError {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
-                    "the service is temporarily unavailable; nothing was saved, try again",
+                    "the service is temporarily unavailable; try again",
                 )
             }
         }

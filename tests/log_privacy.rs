@@ -1,0 +1,382 @@
+//! Logs are read by operators, shipped to log stores and kept: they must never carry what could find
+//! or identify a person. These tests run the whole flow against the `alert-button` binary, at debug
+//! level, on the embedded store and on an AWS API (moto), and search every line it logged for the
+//! coordinates, phones, e-mail addresses, names, tokens and PINs the flow used.
+
+use std::process::Command;
+
+use alert_button_tests::aws::{Stack, moto_url};
+use alert_button_tests::{Runner, binary};
+use serde_json::{Value, json};
+
+/// Values chosen so that none can occur by chance in a log line (no round numbers, no ports).
+const LAT: f64 = 41.878_113_6;
+const LON: f64 = -87.629_798_2;
+const MOVED_LAT: f64 = 41.913_472_9;
+const MOVED_LON: f64 = -87.671_395_3;
+const CHECKIN_LAT: f64 = 41.852_246_1;
+const CHECKIN_LON: f64 = -87.692_013_7;
+const FAMILY_PHONE: &str = "+13125550147";
+const FAMILY_EMAIL: &str = "quintanilla.familia@example.org";
+const DISPLAY_NAME: &str = "Marisol Quintanilla";
+const CONTACT_NAME: &str = "Evaristo Quintanilla";
+const CANCEL_PIN: &str = "582931";
+const DURESS_PIN: &str = "704186";
+
+/// What the flow sent or received that must stay out of the logs.
+struct Secrets {
+    needles: Vec<String>,
+    /// PINs are short digit runs: they count only where no other digit touches them.
+    pins: Vec<String>,
+}
+
+impl Secrets {
+    fn new() -> Secrets {
+        let mut needles: Vec<String> = [LAT, LON, MOVED_LAT, MOVED_LON, CHECKIN_LAT, CHECKIN_LON]
+            .iter()
+            // Four decimals place a person within about ten metres.
+            .map(|c| format!("{:.4}", c.abs()))
+            .collect();
+        needles.extend(
+            [
+                "3125550147",
+                "312-555-0147",
+                "(312) 555-0147",
+                "312 555 0147",
+                FAMILY_EMAIL,
+                "quintanilla.familia",
+                "Quintanilla",
+            ]
+            .map(str::to_owned),
+        );
+        Secrets {
+            needles,
+            pins: vec![CANCEL_PIN.into(), DURESS_PIN.into()],
+        }
+    }
+
+    fn token(&mut self, token: &str) {
+        // A person token is `<person id>.<secret>`; the id may be logged, the secret never.
+        let secret = token.rsplit('.').next().unwrap_or(token);
+        self.needles.push(secret[..secret.len().min(24)].to_owned());
+        self.needles.push(token.to_owned());
+    }
+
+    fn leaks<'a>(&self, lines: &'a [String]) -> Vec<(&'a str, String)> {
+        let mut found = Vec::new();
+        for line in lines {
+            for needle in &self.needles {
+                if line.contains(needle.as_str()) {
+                    found.push((line.as_str(), needle.clone()));
+                }
+            }
+            for pin in &self.pins {
+                if contains_digits_alone(line, pin) {
+                    found.push((line.as_str(), pin.clone()));
+                }
+            }
+        }
+        found
+    }
+}
+
+fn contains_digits_alone(line: &str, digits: &str) -> bool {
+    line.match_indices(digits).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + digits.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+struct Flow<'a> {
+    runner: &'a Runner,
+    client: reqwest::Client,
+}
+
+impl Flow<'_> {
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Value) -> Value {
+        let (status, json) = self.try_call(method, path, token, body).await;
+        assert!(status < 300, "{method} {path}: {status} {json}");
+        json
+    }
+
+    async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.client.request(method, self.runner.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// The person's side: registration, PINs, an alert that moves, a duress cancel, a check-in that
+    /// moves, and bad requests carrying personal data. Returns the alert id and its consulate's.
+    async fn person_side(&self, secrets: &mut Secrets) -> (String, String) {
+        let registered = self
+            .call(
+                "POST",
+                "/v1/people",
+                None,
+                json!({
+                    "display_name": DISPLAY_NAME,
+                    "language": "es",
+                    "contacts": [{"name": CONTACT_NAME, "phone": FAMILY_PHONE, "email": FAMILY_EMAIL}]
+                }),
+            )
+            .await;
+        let token = registered["token"].as_str().unwrap().to_owned();
+        secrets.token(&token);
+        let token = Some(token.as_str());
+        self.call(
+            "PUT",
+            "/v1/people/me/pins",
+            token,
+            json!({"cancel_pin": CANCEL_PIN, "duress_pin": DURESS_PIN}),
+        )
+        .await;
+        let alert = self
+            .call(
+                "POST",
+                "/v1/alerts",
+                token,
+                json!({"client_alert_id": "privacy-1", "location": {"lat": LAT, "lon": LON, "accuracy_m": 12}}),
+            )
+            .await;
+        let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
+        let consulate_id = alert["consulate"]["id"].as_str().unwrap().to_owned();
+        self.call(
+            "POST",
+            &format!("/v1/alerts/{alert_id}/locations"),
+            token,
+            json!({"lat": MOVED_LAT, "lon": MOVED_LON}),
+        )
+        .await;
+        // Wrong PIN, then the duress PIN: the first is refused, the second only looks like a cancel.
+        let (status, _) = self
+            .try_call(
+                "POST",
+                &format!("/v1/alerts/{alert_id}/cancel"),
+                token,
+                json!({"reason": "safe", "pin": "111111"}),
+            )
+            .await;
+        assert_eq!(status, 403);
+        self.call(
+            "POST",
+            &format!("/v1/alerts/{alert_id}/cancel"),
+            token,
+            json!({"reason": "safe", "pin": DURESS_PIN}),
+        )
+        .await;
+
+        let deadline = (time::OffsetDateTime::now_utc() + time::Duration::hours(4))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let checkin = self
+            .call(
+                "POST",
+                "/v1/checkins",
+                token,
+                json!({"deadline": deadline, "location": {"lat": CHECKIN_LAT, "lon": CHECKIN_LON}, "note": "cita en ICE"}),
+            )
+            .await;
+        let checkin_id = checkin["checkin_id"].as_str().unwrap().to_owned();
+        self.call(
+            "POST",
+            &format!("/v1/checkins/{checkin_id}/locations"),
+            token,
+            json!({"lat": MOVED_LAT, "lon": MOVED_LON}),
+        )
+        .await;
+        self.call(
+            "POST",
+            &format!("/v1/checkins/{checkin_id}/confirm"),
+            token,
+            Value::Null,
+        )
+        .await;
+
+        // Rejected input that carries personal data: the error names the field, the log does not
+        // repeat the value.
+        let (status, _) = self
+            .try_call(
+                "PUT",
+                "/v1/people/me/contacts",
+                token,
+                json!({"contacts": [{"name": CONTACT_NAME, "phone": "312-555-0147"}]}),
+            )
+            .await;
+        assert_eq!(status, 422);
+        let (status, _) = self
+            .try_call(
+                "POST",
+                "/v1/alerts",
+                token,
+                json!({"client_alert_id": "privacy-2", "location": {"lat": LAT + 90.0, "lon": LON}}),
+            )
+            .await;
+        assert_eq!(status, 422);
+        let forged = format!("{alert_id}.{}", "5f3e9a".repeat(8));
+        secrets.token(&forged);
+        let (status, _) = self
+            .try_call(
+                "GET",
+                &format!("/v1/alerts/{alert_id}"),
+                Some(&forged),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(status, 401);
+        (alert_id, consulate_id)
+    }
+}
+
+fn assert_no_leaks(runner: &Runner, secrets: &Secrets, alert_id: &str) {
+    let lines = runner.stderr.lock().unwrap().clone();
+    // The flow was logged (so an empty or silenced log cannot pass), by id.
+    assert!(
+        lines.iter().any(|line| line.contains(alert_id)),
+        "the alert's id appears in no log line: {lines:#?}"
+    );
+    let leaks = secrets.leaks(&lines);
+    assert!(
+        leaks.is_empty(),
+        "{} personal values in the logs:\n{}",
+        leaks.len(),
+        leaks
+            .iter()
+            .map(|(line, needle)| format!("  `{needle}` in: {line}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn the_secret_finder_finds_what_it_looks_for() {
+    let mut secrets = Secrets::new();
+    secrets.token("6a1c.deadbeefdeadbeefdeadbeefdeadbeef");
+    let lines = [
+        "alert raised lat=41.8781136".to_owned(),
+        "to +13125550147".to_owned(),
+        "pin 582931 given".to_owned(),
+        "listening on 127.0.0.1:5829310".to_owned(),
+        "auth deadbeefdeadbeefdeadbeef".to_owned(),
+        "alert_id=6a1c status=open".to_owned(),
+    ];
+    let found: Vec<&str> = secrets.leaks(&lines).iter().map(|(l, _)| *l).collect();
+    assert_eq!(
+        found,
+        [
+            "alert raised lat=41.8781136",
+            "to +13125550147",
+            "pin 582931 given",
+            "auth deadbeefdeadbeefdeadbeef"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_runner_logs_no_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let runner = Runner::start_with(&["--data-dir", &data_dir], &[("RUST_LOG", "trace")]);
+    let flow = Flow {
+        runner: &runner,
+        client: reqwest::Client::new(),
+    };
+    let mut secrets = Secrets::new();
+    let (alert_id, consulate) = flow.person_side(&mut secrets).await;
+
+    // The consulate's side: list, acknowledge and resolve with notes, as the office the alert went to.
+    let minted = Command::new(binary("alert-button"))
+        .args([
+            "staff-token",
+            "--consulate",
+            &consulate,
+            "--data-dir",
+            &data_dir,
+        ])
+        .output()
+        .unwrap();
+    assert!(minted.status.success());
+    let staff = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    secrets.token(&staff);
+    let staff = Some(staff.as_str());
+    flow.call(
+        "GET",
+        &format!("/v1/consulates/{consulate}/alerts?status=open"),
+        staff,
+        Value::Null,
+    )
+    .await;
+    flow.call(
+        "POST",
+        &format!("/v1/alerts/{alert_id}/acknowledge"),
+        staff,
+        json!({"note": "Un abogado va en camino"}),
+    )
+    .await;
+    flow.call(
+        "POST",
+        &format!("/v1/alerts/{alert_id}/resolve"),
+        staff,
+        json!({"outcome": "safe", "note": "Liberada"}),
+    )
+    .await;
+    // Let the relay deliver every change before the logs are read.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_no_leaks(&runner, &secrets, &alert_id);
+    runner.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_on_aws_logs_no_personal_data() {
+    let stack = Stack::create().await;
+    let moto = moto_url();
+    let runner = Runner::start_with(
+        &["--backend", "aws"],
+        &[
+            ("RUST_LOG", "trace"),
+            ("AWS_ENDPOINT_URL", moto.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("ALERT_BUTTON_TABLE", stack.table.as_str()),
+            ("ALERT_BUTTON_TOPIC_ARN", stack.topic_arn.as_str()),
+            ("ALERT_BUTTON_FAMILY_SMS", "direct"),
+        ],
+    );
+    let flow = Flow {
+        runner: &runner,
+        client: reqwest::Client::new(),
+    };
+    let mut secrets = Secrets::new();
+    let (alert_id, _) = flow.person_side(&mut secrets).await;
+    // The stream reader fans out the changes (SMS to the family included) before the logs are read.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while alert_button_tests::aws::sms_sent_to(FAMILY_PHONE)
+        .await
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the family was never texted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_no_leaks(&runner, &secrets, &alert_id);
+    runner.terminate();
+}
