@@ -16,7 +16,7 @@ use std::time::Duration as StdDuration;
 use alert_button_core::adapters::cursor::{decode_cursor, encode_cursor};
 use alert_button_core::domain::alert::{
     Alert, AlertEvent, AlertRequest, AlertStatus, CancelReason, EscalationPolicy, Location,
-    Outcome, Retention,
+    MAX_ESCALATION_LEVEL, MAX_TEXTED_CHANGES_PER_ALERT, Outcome, Retention,
 };
 use alert_button_core::domain::checkin::{CheckIn, CheckInRequest, CheckInStatus};
 use alert_button_core::domain::consulate::{BUNDLED_CSV, COLUMNS, Directory, distance_km};
@@ -1257,7 +1257,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => reason.prop_map(Step::CancelUnderDuress),
         1 => prop::option::of("[a-z ]{1,20}").prop_map(Step::Acknowledge),
         1 => outcome.prop_map(Step::Resolve),
-        1 => (0u32..5).prop_map(Step::Escalate),
+        2 => (0..=MAX_ESCALATION_LEVEL + 2).prop_map(Step::Escalate),
     ]
 }
 
@@ -1309,7 +1309,7 @@ proptest! {
                 Step::CancelUnderDuress(reason) => (person_may, alert.cancel_under_duress(*reason, now, &retention), AlertEvent::DuressCancelled),
                 Step::Acknowledge(note) => (status == AlertStatus::Open, alert.acknowledge(note.clone(), now, &retention), AlertEvent::Acknowledged),
                 Step::Resolve(outcome) => (status.is_active(), alert.resolve(*outcome, None, now, &retention), AlertEvent::Resolved),
-                Step::Escalate(to) => (status == AlertStatus::Open && *to == level + 1, alert.escalate(*to, &DIRECTORY, now, &retention), AlertEvent::Escalated),
+                Step::Escalate(to) => (status == AlertStatus::Open && *to == level + 1 && *to <= MAX_ESCALATION_LEVEL, alert.escalate(*to, &DIRECTORY, now, &retention), AlertEvent::Escalated),
             };
             prop_assert_eq!(result.is_ok(), allowed, "{:?} on {:?} (duress {})", step, status, duress);
             if result.is_err() {
@@ -1339,6 +1339,9 @@ proptest! {
         for (i, entry) in alert.history.iter().enumerate() {
             prop_assert_eq!(entry.seq as usize, i + 1);
         }
+        // However the steps go, the family is texted a bounded number of times.
+        let texted = alert.history.iter().filter(|e| e.event.is_texted()).count();
+        prop_assert!(texted <= MAX_TEXTED_CHANGES_PER_ALERT, "{} texted changes", texted);
         let seen = alert.as_seen_by_person();
         if alert.duress {
             prop_assert_eq!(seen.status, AlertStatus::Cancelled);

@@ -219,7 +219,16 @@ pub struct HistoryEntry {
     pub escalated_to: Option<String>,
 }
 
-/// When an unacknowledged alert escalates: one level per `after`, up to `max_level`.
+/// Escalation levels an alert can ever reach, whatever a policy says: each one texts the family,
+/// and together with the other texted changes this bounds the SMS one alert can cause.
+pub const MAX_ESCALATION_LEVEL: u32 = 3;
+
+/// The most family-texted changes one alert can have: opened, duress-cancelled, every escalation
+/// level, acknowledged, and resolved or cancelled. Each is one SMS per contact with a phone.
+pub const MAX_TEXTED_CHANGES_PER_ALERT: usize = 4 + MAX_ESCALATION_LEVEL as usize;
+
+/// When an unacknowledged alert escalates: one level per `after`, up to `max_level` (at most
+/// `MAX_ESCALATION_LEVEL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EscalationPolicy {
     pub after: Duration,
@@ -245,7 +254,7 @@ impl Default for EscalationPolicy {
     fn default() -> Self {
         EscalationPolicy {
             after: Duration::minutes(10),
-            max_level: 3,
+            max_level: MAX_ESCALATION_LEVEL,
         }
     }
 }
@@ -596,8 +605,8 @@ impl Alert {
     pub fn escalation_due(&self, now: OffsetDateTime, policy: &EscalationPolicy) -> Option<u32> {
         let next = self.escalation_level + 1;
         let due_at = self.created_at + policy.after * next as i32;
-        (self.status == AlertStatus::Open && next <= policy.max_level && now >= due_at)
-            .then_some(next)
+        let max_level = policy.max_level.min(MAX_ESCALATION_LEVEL);
+        (self.status == AlertStatus::Open && next <= max_level && now >= due_at).then_some(next)
     }
 
     /// Escalates one level: to the `level + 1`-th nearest consulate. Idempotent per level, so a
@@ -609,7 +618,10 @@ impl Alert {
         now: OffsetDateTime,
         retention: &Retention,
     ) -> Result<()> {
-        if level != self.escalation_level + 1 || self.status != AlertStatus::Open {
+        if level != self.escalation_level + 1
+            || level > MAX_ESCALATION_LEVEL
+            || self.status != AlertStatus::Open
+        {
             return Err(Error::Conflict {
                 code: "not_due",
                 message: "the alert is not due for this escalation".into(),
@@ -661,19 +673,6 @@ impl Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retention_days_must_be_a_sane_whole_number() {
-        assert_eq!(parse_retention_days("X", " 7 ").unwrap(), Duration::days(7));
-        for bad in ["0", "-3", "3651", "7.5", "", "thirty"] {
-            let err = parse_retention_days("ALERT_BUTTON_CLOSED_ALERT_DAYS", bad).unwrap_err();
-            assert!(
-                err.to_string()
-                    .starts_with("ALERT_BUTTON_CLOSED_ALERT_DAYS: "),
-                "{bad}: {err}"
-            );
-        }
-    }
     use crate::domain::credential;
     use crate::domain::person::Language;
     use time::macros::datetime;
@@ -757,6 +756,65 @@ mod tests {
             alert.expires_at,
             (now + retention.closed_alert).unix_timestamp()
         );
+    }
+
+    #[test]
+    fn retention_days_must_be_a_sane_whole_number() {
+        assert_eq!(parse_retention_days("X", " 7 ").unwrap(), Duration::days(7));
+        for bad in ["0", "-3", "3651", "7.5", "", "thirty"] {
+            let err = parse_retention_days("ALERT_BUTTON_CLOSED_ALERT_DAYS", bad).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("ALERT_BUTTON_CLOSED_ALERT_DAYS: "),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    /// The longest path of texted changes reaches the bound exactly, and no escalation goes past it
+    /// whatever the policy: one alert cannot be made to text a family without end.
+    #[test]
+    fn an_alert_texts_the_family_a_bounded_number_of_times() {
+        let now = datetime!(2026-11-25 12:00 UTC);
+        let retention = Retention::default();
+        let directory = Directory::bundled();
+        let mut alert = Alert::open(
+            &person(),
+            request(41.88, -87.63),
+            &directory,
+            &crate::domain::districts::Districts::bundled(),
+            now,
+            &retention,
+        )
+        .unwrap();
+        alert
+            .cancel_under_duress(CancelReason::Safe, now, &retention)
+            .unwrap();
+        let eager = EscalationPolicy {
+            after: Duration::minutes(1),
+            max_level: 50,
+        };
+        let mut later = now + eager.after;
+        while let Some(level) = alert.escalation_due(later, &eager) {
+            alert
+                .escalate(level, &directory, later, &retention)
+                .unwrap();
+            later += Duration::minutes(1);
+        }
+        assert_eq!(alert.escalation_level, MAX_ESCALATION_LEVEL);
+        let beyond = MAX_ESCALATION_LEVEL + 1;
+        assert!(
+            alert
+                .escalate(beyond, &directory, later, &retention)
+                .is_err()
+        );
+        alert.acknowledge(None, later, &retention).unwrap();
+        alert
+            .resolve(Outcome::Safe, None, later, &retention)
+            .unwrap();
+        let texted = alert.history.iter().filter(|e| e.event.is_texted());
+        assert_eq!(texted.count(), MAX_TEXTED_CHANGES_PER_ALERT);
+        assert!(alert.cancel(CancelReason::Safe, later, &retention).is_err());
     }
 
     #[test]
