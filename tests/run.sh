@@ -72,3 +72,6 @@ echo "moto at $MOTO_URL"
 
 step "unit, contract, local-runner, moto and cargo-lambda tests"
 cargo test --workspace
+
+step "fuzzing every parser of untrusted input, bounded in time"
+bash tests/fuzz.sh "${FUZZ_SECONDS:-20}"
