@@ -11,9 +11,8 @@ use alert_button_core::adapters::staff_tokens::{LOCAL_AUDIENCE, LOCAL_ISSUER};
 use alert_button_core::http::{ROUTES, STAFF_ROUTES};
 use alert_button_core::local::STAFF_KEY_FILE;
 use alert_button_core::service::limits::LOCATIONS_PER_ALERT;
-use alert_button_tests::LocalApi;
-use axum::body::Body;
-use axum::http::{Method, Request, header};
+use alert_button_tests::{LocalApi, json_request};
+use axum::http::{Method, header};
 use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -361,19 +360,8 @@ async fn send(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Answer {
-    let mut request = Request::builder()
-        .method(Method::from_bytes(method.as_bytes()).unwrap())
-        .uri(path);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let request = match body {
-        Some(body) => request
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let request = json_request(method, path, token, body);
     let response = api.router.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
     let www_authenticate = response

@@ -936,27 +936,13 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
 /// DynamoDB, and its own stream reader fanning out to SNS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_local_runner_serves_against_an_aws_api() {
-    use alert_button_tests::Runner;
-
     let stack = Stack::create().await;
     let consulate = stack
         .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
             "mx-consul-denver",
         ))
         .await;
-    let moto = alert_button_tests::aws::moto_url();
-    let runner = Runner::start_with(
-        &["--backend", "aws"],
-        &[
-            ("AWS_ENDPOINT_URL", moto.as_str()),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("ALERT_BUTTON_TABLE", stack.table.as_str()),
-            ("ALERT_BUTTON_TOPIC_ARN", stack.topic_arn.as_str()),
-            ("ALERT_BUTTON_FAMILY_SMS", "direct"),
-        ],
-    );
+    let runner = stack.runner(&[]);
     let client = reqwest::Client::new();
     let registered: Value = client
         .post(runner.url("/v1/people"))

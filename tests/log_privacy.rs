@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use alert_button_tests::aws::{Stack, moto_url};
+use alert_button_tests::aws::Stack;
 use alert_button_tests::{Runner, binary};
 use serde_json::{Value, json};
 
@@ -344,20 +344,7 @@ async fn the_local_runner_logs_no_personal_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runner_on_aws_logs_no_personal_data() {
     let stack = Stack::create().await;
-    let moto = moto_url();
-    let runner = Runner::start_with(
-        &["--backend", "aws"],
-        &[
-            ("RUST_LOG", "trace"),
-            ("AWS_ENDPOINT_URL", moto.as_str()),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("ALERT_BUTTON_TABLE", stack.table.as_str()),
-            ("ALERT_BUTTON_TOPIC_ARN", stack.topic_arn.as_str()),
-            ("ALERT_BUTTON_FAMILY_SMS", "direct"),
-        ],
-    );
+    let runner = stack.runner(&[("RUST_LOG", "trace")]);
     let flow = Flow {
         runner: &runner,
         client: reqwest::Client::new(),

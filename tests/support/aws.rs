@@ -59,6 +59,23 @@ impl Stack {
         }
     }
 
+    /// The `alert-button` runner serving this stack through moto (`--backend aws`, direct family
+    /// SMS), with `envs` added or overriding.
+    pub fn runner(&self, envs: &[(&str, &str)]) -> crate::Runner {
+        let moto = moto_url();
+        let mut all = vec![
+            ("AWS_ENDPOINT_URL", moto.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("ALERT_BUTTON_TABLE", self.table.as_str()),
+            ("ALERT_BUTTON_TOPIC_ARN", self.topic_arn.as_str()),
+            ("ALERT_BUTTON_FAMILY_SMS", "direct"),
+        ];
+        all.extend_from_slice(envs);
+        crate::Runner::start_with(&["--backend", "aws"], &all)
+    }
+
     /// An SQS queue subscribed to the topic with `filter_policy`, raw delivery.
     pub async fn probe(&self, filter_policy: &str) -> Probe {
         let sqs = aws_sdk_sqs::Client::new(&self.config);

@@ -23,6 +23,26 @@ use tower::ServiceExt;
 /// server start) before it gives up. Generous: a slow shared machine must not fail a correct test.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// A request as a client sends it: a bearer token if given, a JSON body if given.
+pub fn json_request(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    match body {
+        Some(body) => request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .expect("a valid request")
+}
+
 /// The whole API in-process on a fresh embedded store, with the outbox relay running.
 pub struct LocalApi {
     pub local: LocalMode,
@@ -61,18 +81,7 @@ impl LocalApi {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = match body {
-            Some(body) => request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string())),
-            None => request.body(Body::empty()),
-        }
-        .expect("a valid request");
-        self.send(request).await
+        self.send(json_request(method, path, token, body)).await
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
