@@ -89,31 +89,65 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body is empty; a JSON object is expected",
         ));
     }
-    // Syntax first, so that a body that is not JSON is a 400 even where its start has the wrong
-    // shape (`0}` is malformed, not "expected an object").
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-        .map_err(|err| json_error(String::new(), err))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let err = err.into_inner();
-        // Valid JSON (checked above) with a number no `f64` holds, such as `1e999`: a value out
-        // of range, like any other.
-        if err.is_syntax() && err.to_string().starts_with("number out of range") {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                strip_position(&err.to_string()),
-            )
-            .with_field(path_or_body(&path))
-        } else {
-            json_error(path, err)
+    let parsed = serde_path_to_error::deserialize(&mut deserializer);
+    let value = match parsed {
+        Ok(value) => value,
+        Err(err) => {
+            // Syntax before shape, so that a body that is not JSON is a 400 even where its start
+            // has the wrong shape (`0}` is malformed, not "expected an object"). Checked only on
+            // failure: a body that parsed is JSON.
+            check_syntax(bytes)?;
+            return Err(typed_error(err));
         }
-    })?;
+    };
     deserializer
         .end()
         .map_err(|err| json_error(String::new(), err))?;
     Ok(value)
+}
+
+/// Whether the whole body is JSON. A full parse, since skipping values (`IgnoredAny`) checks
+/// neither UTF-8 nor escapes inside strings; a number too large for `f64` is JSON all the same
+/// (the request type reports it as out of range), so there only the structure is checked.
+fn check_syntax(bytes: &[u8]) -> Result<(), ApiError> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(_) => Ok(()),
+        Err(err) if is_number_out_of_range(&err) => {
+            std::str::from_utf8(bytes).map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    "the body is not valid UTF-8",
+                )
+            })?;
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+                .map(|_| ())
+                .map_err(|err| json_error(String::new(), err))
+        }
+        Err(err) => Err(json_error(String::new(), err)),
+    }
+}
+
+fn is_number_out_of_range(err: &serde_json::Error) -> bool {
+    err.is_syntax() && err.to_string().starts_with("number out of range")
+}
+
+/// A failure of valid JSON to fit the request type.
+fn typed_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = err.path().to_string();
+    let err = err.into_inner();
+    // A number no `f64` holds, such as `1e999`, is a value out of range like any other.
+    if is_number_out_of_range(&err) {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            strip_position(&err.to_string()),
+        )
+        .with_field(path_or_body(&path))
+    } else {
+        json_error(path, err)
+    }
 }
 
 fn json_error(path: String, err: serde_json::Error) -> ApiError {
@@ -340,4 +374,44 @@ pub fn query_params(
         }
     }
     Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::alert::AlertRequest;
+
+    fn classify(body: &[u8]) -> (StatusCode, Option<String>) {
+        let err = parse_json::<AlertRequest>(body).unwrap_err();
+        (err.status, err.field)
+    }
+
+    /// A wrong type early in a body does not hide that the body is not JSON further on.
+    #[test]
+    fn a_body_that_is_not_json_anywhere_is_malformed() {
+        for body in [
+            &b"0}"[..],
+            b"{\"note\": 5, \"k\xff\": 1}",
+            b"{\"note\": 5, \"x\": \"\\udc00\"}",
+            b"{\"note\": 5, \"x\": 1e999, \"y\": \"\xff\"}",
+        ] {
+            let (status, _) = classify(body);
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn json_of_the_wrong_shape_names_its_field() {
+        for (body, field) in [
+            (&br#"{"note": 5}"#[..], "note"),
+            (
+                br#"{"location": {"lat": 1e999, "lon": 1}, "client_alert_id": "a"}"#,
+                "location.lat",
+            ),
+        ] {
+            let (status, named) = classify(body);
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:?}");
+            assert_eq!(named.as_deref(), Some(field));
+        }
+    }
 }
