@@ -144,3 +144,24 @@ async fn pins_cannot_be_guessed() {
     assert_limited(&right);
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locations_for_unknown_alerts_are_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (_, ana) = api.register("Ana").await;
+    let before = api.local.limits.tracked_keys();
+    for _ in 0..1_000 {
+        let reply = api
+            .call(
+                Method::POST,
+                &format!("/v1/alerts/{}/locations", uuid::Uuid::new_v4()),
+                Some(&ana),
+                Some(json!({"lat": 30.0, "lon": -97.0})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.json);
+    }
+    assert_eq!(api.local.limits.tracked_keys(), before);
+    api.stop().await;
+}

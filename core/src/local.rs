@@ -44,6 +44,8 @@ pub struct LocalMode {
     pub fanout: Arc<FanOut>,
     /// Mints and checks local staff tokens (`alert-button staff-token`).
     pub staff_tokens: Arc<LocalStaffTokens>,
+    /// The service's abuse counters (in memory: one process serves everything locally).
+    pub limits: Arc<MemoryRateLimiter>,
     pub data_dir: PathBuf,
 }
 
@@ -85,13 +87,14 @@ impl LocalMode {
             checkins: store.clone(),
             notifier: notifier.clone(),
         });
+        let limits = Arc::new(MemoryRateLimiter::default());
         let ports = Ports {
             people: wrapped.people.clone(),
             alerts: wrapped.alerts,
             checkins: wrapped.checkins,
             subscriptions: Arc::new(NoSubscriptions),
             staff: staff_tokens.clone(),
-            limits: Arc::new(MemoryRateLimiter::default()),
+            limits: limits.clone(),
             clock,
         };
         let service = Arc::new(AlertService::new(
@@ -111,6 +114,7 @@ impl LocalMode {
             service,
             fanout,
             staff_tokens,
+            limits,
             data_dir: data_dir.to_owned(),
         })
     }

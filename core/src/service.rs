@@ -308,15 +308,15 @@ impl AlertService {
         alert_id: Uuid,
         location: Location,
     ) -> Result<Alert> {
-        // Counted before ownership is checked, so keyed by the caller too: someone else's calls
-        // on this alert must not spend its owner's updates.
+        let location = location.validate("")?;
+        // Counted only once the alert is known to be the caller's: unknown ids add no counters.
+        self.own_alert(person, alert_id).await?;
         self.limit(
-            &format!("locations:{}:{alert_id}", person.person_id),
+            &format!("locations:{alert_id}"),
             limits::LOCATIONS_PER_ALERT,
             limits::HOUR,
         )
         .await?;
-        let location = location.validate("")?;
         let alert = self
             .change(Actor::Person(person), alert_id, |alert, now, retention| {
                 alert.update_location(location, now, retention)

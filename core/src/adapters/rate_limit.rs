@@ -11,10 +11,50 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::ports::{RateLimiter, window_of};
 
+/// Ended windows are dropped at most this often, or sooner once the map has doubled.
+const PRUNE_EVERY_SECS: i64 = 60;
+const PRUNE_AT_KEYS: usize = 1024;
+
 #[derive(Default)]
 pub struct MemoryRateLimiter {
-    /// key → (window start, hits in it).
-    counts: Mutex<HashMap<String, (i64, u32)>>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    by_key: HashMap<String, Counter>,
+    /// When ended windows were last dropped (Unix seconds), and how many keys were left then.
+    pruned_at: i64,
+    kept: usize,
+}
+
+/// One key's hits in its current window. Each key keeps its own window length, so a short window
+/// never decides when a longer one ends.
+struct Counter {
+    start: i64,
+    length: i64,
+    hits: u32,
+}
+
+impl Counts {
+    /// Drops the keys whose own window has ended, now and then rather than on every hit.
+    fn prune(&mut self, now: i64) {
+        let grown = self.by_key.len() >= PRUNE_AT_KEYS.max(2 * self.kept);
+        if !grown && now - self.pruned_at < PRUNE_EVERY_SECS {
+            return;
+        }
+        self.by_key
+            .retain(|_, counter| counter.start + counter.length > now);
+        self.pruned_at = now;
+        self.kept = self.by_key.len();
+    }
+}
+
+impl MemoryRateLimiter {
+    /// How many keys are counted now, for tests and diagnostics.
+    pub fn tracked_keys(&self) -> usize {
+        self.counts.lock().map(|c| c.by_key.len()).unwrap_or(0)
+    }
 }
 
 #[async_trait]
@@ -31,16 +71,25 @@ impl RateLimiter for MemoryRateLimiter {
             .counts
             .lock()
             .map_err(|_| Error::Store("the rate limiter's lock is poisoned".into()))?;
-        // Old windows are dropped as they are met, so memory stays bounded by the active keys.
-        counts.retain(|_, (window_start, _)| *window_start >= start - window.as_secs() as i64);
-        let entry = counts.entry(key.to_owned()).or_insert((start, 0));
-        if entry.0 != start {
-            *entry = (start, 0);
+        // Memory stays bounded by the keys whose window is still running.
+        counts.prune(now.unix_timestamp());
+        let length = window.as_secs().max(1) as i64;
+        let counter = counts.by_key.entry(key.to_owned()).or_insert(Counter {
+            start,
+            length,
+            hits: 0,
+        });
+        if counter.start != start || counter.length != length {
+            *counter = Counter {
+                start,
+                length,
+                hits: 0,
+            };
         }
-        if entry.1 >= limit {
+        if counter.hits >= limit {
             return Err(Error::RateLimited { retry_after });
         }
-        entry.1 += 1;
+        counter.hits += 1;
         Ok(())
     }
 
@@ -56,8 +105,8 @@ impl RateLimiter for MemoryRateLimiter {
             .counts
             .lock()
             .map_err(|_| Error::Store("the rate limiter's lock is poisoned".into()))?;
-        match counts.get(key) {
-            Some((window_start, hits)) if *window_start == start && *hits >= limit => {
+        match counts.by_key.get(key) {
+            Some(counter) if counter.start == start && counter.hits >= limit => {
                 Err(Error::RateLimited { retry_after })
             }
             _ => Ok(()),
@@ -89,5 +138,49 @@ mod tests {
             .hit("k", 3, hour, datetime!(2026-11-25 13:00:00 UTC))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_short_window_does_not_reset_a_longer_one() {
+        let limiter = MemoryRateLimiter::default();
+        let day = Duration::from_secs(86_400);
+        let quarter = Duration::from_secs(900);
+        let morning = datetime!(2026-11-25 12:00:00 UTC);
+        for _ in 0..3 {
+            limiter.hit("daily", 5, day, morning).await.unwrap();
+        }
+        limiter
+            .hit("pins", 10, quarter, morning + Duration::from_secs(16 * 60))
+            .await
+            .unwrap();
+        let later = morning + Duration::from_secs(20 * 60);
+        for _ in 0..2 {
+            limiter.hit("daily", 5, day, later).await.unwrap();
+        }
+        assert!(
+            matches!(
+                limiter.hit("daily", 5, day, later).await,
+                Err(Error::RateLimited { .. })
+            ),
+            "the daily key kept its three earlier hits"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_are_dropped_once_their_own_window_ended() {
+        let limiter = MemoryRateLimiter::default();
+        let hour = Duration::from_secs(3600);
+        let day = Duration::from_secs(86_400);
+        let now = datetime!(2026-11-25 12:00:00 UTC);
+        limiter.hit("hourly", 5, hour, now).await.unwrap();
+        limiter.hit("daily", 5, day, now).await.unwrap();
+        // Two hours on: the hourly window is over, the daily one is not.
+        let later = now + Duration::from_secs(2 * 3600);
+        limiter.hit("other", 5, hour, later).await.unwrap();
+        assert_eq!(
+            limiter.tracked_keys(),
+            2,
+            "the daily key stays, the hourly one goes"
+        );
     }
 }
