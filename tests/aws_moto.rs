@@ -1004,3 +1004,73 @@ async fn rate_limits_are_shared_counters_in_dynamodb() {
     );
     assert!(store.hit("alerts:someone-else", 5, hour, now).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled_in_dynamodb() {
+    use alert_button_core::domain::alert::{AcknowledgeRequest, AlertEvent, AlertStatus};
+    use alert_button_core::domain::person::PinsRequest;
+    use alert_button_core::ports::StaffMember;
+
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, token) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    aws.service
+        .set_pins(
+            ana,
+            PinsRequest {
+                cancel_pin: "2468".into(),
+                duress_pin: "1357".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let ana = aws.service.authenticate(&token).await.unwrap();
+    let staff = StaffMember {
+        subject: "t".into(),
+        consulate_id: "mx-cg-chicago".into(),
+        national: false,
+    };
+    for (client_id, pin) in [("real", "2468"), ("forced", "1357")] {
+        let alert = aws
+            .service
+            .raise_alert(&ana, press(client_id, 41.88, -87.63))
+            .await
+            .unwrap()
+            .alert;
+        let cancel = CancelRequest {
+            reason: CancelReason::Safe,
+            pin: Some(pin.into()),
+        };
+        let mut shown = aws
+            .service
+            .cancel(&ana, alert.alert_id, cancel)
+            .await
+            .unwrap();
+        let note = AcknowledgeRequest {
+            note: Some("vamos en camino".into()),
+        };
+        let acknowledged = aws.service.acknowledge(&staff, alert.alert_id, note).await;
+        assert_eq!(acknowledged.is_ok(), pin == "1357");
+        let mut replay = aws
+            .service
+            .raise_alert(&ana, press(client_id, 41.88, -87.63))
+            .await
+            .unwrap();
+        assert!(!replay.created);
+        // The same answer the cancel gave; only the unshown expiry may have moved.
+        replay.alert.expires_at = 0;
+        shown.expires_at = 0;
+        assert_eq!(replay.alert, shown, "{client_id}");
+        assert_eq!(replay.alert.status, AlertStatus::Cancelled);
+        assert!(!replay.alert.duress);
+        let events: Vec<AlertEvent> = replay.alert.history.iter().map(|e| e.event).collect();
+        assert_eq!(events, [AlertEvent::Opened, AlertEvent::Cancelled]);
+    }
+}

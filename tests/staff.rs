@@ -332,6 +332,80 @@ fn normalized(reply: &Reply, alert_id: &str, client_id: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (_, ana) = api.register("Ana").await;
+    api.call(
+        Method::PUT,
+        "/v1/people/me/pins",
+        Some(&ana),
+        Some(json!({"cancel_pin": "2468", "duress_pin": "1357"})),
+    )
+    .await;
+    let chicago = staff(&api, "mx-cg-chicago", false);
+    let press = |client_id: &str| json!({"client_alert_id": client_id, "location": {"lat": CHICAGO.0, "lon": CHICAGO.1}});
+    let mut replays = Vec::new();
+    for (client_id, pin) in [("real", "2468"), ("forced", "1357")] {
+        let alert = raise(&api, &ana, client_id, CHICAGO).await;
+        let cancelled = api
+            .call(
+                Method::POST,
+                &format!("/v1/alerts/{alert}/cancel"),
+                Some(&ana),
+                Some(json!({"reason": "safe", "pin": pin})),
+            )
+            .await;
+        assert_eq!(cancelled.status, StatusCode::OK);
+        // Staff can only act on the alert that is still open for them.
+        let acknowledged = api
+            .call(
+                Method::POST,
+                &format!("/v1/alerts/{alert}/acknowledge"),
+                Some(&chicago),
+                Some(json!({"note": "vamos en camino"})),
+            )
+            .await;
+        let expected = if pin == "1357" {
+            StatusCode::OK
+        } else {
+            StatusCode::CONFLICT
+        };
+        assert_eq!(acknowledged.status, expected, "{}", acknowledged.json);
+        let replay = api
+            .call(
+                Method::POST,
+                "/v1/alerts",
+                Some(&ana),
+                Some(press(client_id)),
+            )
+            .await;
+        let late = api
+            .call(
+                Method::POST,
+                &format!("/v1/alerts/{alert}/locations"),
+                Some(&ana),
+                Some(json!({"lat": 1, "lon": 1})),
+            )
+            .await;
+        replays.push((alert, client_id, replay, late));
+    }
+    let (real, forced) = (&replays[0], &replays[1]);
+    assert_eq!(forced.2.status, StatusCode::OK);
+    assert_eq!(forced.2.status, real.2.status);
+    assert_eq!(forced.2.json["status"], "cancelled", "{}", forced.2.json);
+    assert!(forced.2.json.get("duress").is_none());
+    assert!(!forced.2.json.to_string().contains("vamos en camino"));
+    assert_eq!(
+        normalized(&forced.2, &forced.0, forced.1),
+        normalized(&real.2, &real.0, real.1)
+    );
+    assert_eq!(forced.3.status, real.3.status);
+    assert_eq!(forced.3.json, real.3.json);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duress_cancel_looks_like_a_cancel_but_the_alert_stays_open() {
     let dir = tempfile::tempdir().unwrap();
     let api = LocalApi::start(dir.path());

@@ -225,18 +225,20 @@ impl AlertService {
             && existing.person_id == person.person_id
         {
             return Ok(RaisedAlert {
-                alert: existing,
+                alert: existing.as_seen_by_person(),
                 created: false,
             });
         }
         self.limits
             .check(&key, limit, window, self.clock.now())
             .await?;
-        let raised = self.open_alert(person, request).await?;
+        let mut raised = self.open_alert(person, request).await?;
         if raised.created {
             // Counted once it exists; a burst of distinct presses may overshoot by its width.
             let _ = self.limits.hit(&key, limit, window, self.clock.now()).await;
         }
+        // A replay that raced with the first press gets the stored alert: the person's view of it.
+        raised.alert = raised.alert.as_seen_by_person();
         Ok(raised)
     }
 
