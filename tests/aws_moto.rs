@@ -1074,3 +1074,65 @@ async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled_in_dynamodb()
         assert_eq!(events, [AlertEvent::Opened, AlertEvent::Cancelled]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn using_a_registration_renews_its_expiry_in_dynamodb() {
+    use alert_button_core::adapters::staff_tokens::NoStaffAccess;
+    use alert_button_core::ports::NoSubscriptions;
+    use alert_button_core::service::{AlertService, Ports};
+    use alert_button_tests::SettableClock;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use time::Duration as Span;
+    use time::macros::datetime;
+
+    let stack = Stack::create().await;
+    let client = aws_sdk_dynamodb::Client::new(&stack.config);
+    let store = Arc::new(DynamoStore::new(client.clone(), &stack.table));
+    let day0 = datetime!(2026-01-01 09:00 UTC);
+    let clock = SettableClock::new(day0);
+    let service = AlertService::new(
+        Arc::new(Directory::bundled()),
+        Ports {
+            people: store.clone(),
+            alerts: store.clone(),
+            checkins: store.clone(),
+            subscriptions: Arc::new(NoSubscriptions),
+            staff: Arc::new(NoStaffAccess),
+            limits: store.clone(),
+            clock: clock.clone(),
+        },
+        Retention::default(),
+    );
+    let (ana, token) = service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let stored_expiry = || async {
+        let item = client
+            .get_item()
+            .table_name(&stack.table)
+            .key("pk", AttributeValue::S(format!("PERSON#{}", ana.person_id)))
+            .key("sk", AttributeValue::S("PERSON".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("the person is stored");
+        item["expires_at"].as_n().unwrap().parse::<i64>().unwrap()
+    };
+    let year = Span::days(365);
+    assert_eq!(stored_expiry().await, (day0 + year).unix_timestamp());
+    let day200 = day0 + Span::days(200);
+    clock.set(day200);
+    let renewed = service.authenticate(&token).await.unwrap();
+    assert_eq!(renewed.expires_at, (day200 + year).unix_timestamp());
+    assert_eq!(stored_expiry().await, (day200 + year).unix_timestamp());
+    // The rest of the item is untouched, so it still reads back as the same person.
+    let mut again = service.authenticate(&token).await.unwrap();
+    again.expires_at = ana.expires_at;
+    assert_eq!(again, ana);
+}

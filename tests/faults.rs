@@ -153,6 +153,11 @@ impl PersonStore for FaultyStore {
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
         faulty(&self.faults, store_fault, self.people.get_person(person_id)).await
     }
+
+    async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
+        let work = self.people.renew(person_id, expires_at);
+        faulty(&self.faults, store_fault, work).await
+    }
 }
 
 #[async_trait]

@@ -15,6 +15,8 @@ pub trait PersonStore: Send + Sync {
     /// Creates or replaces the person's record.
     async fn put_person(&self, person: &Person) -> Result<()>;
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>>;
+    /// Moves the stored person's `expires_at`, and nothing else; an error if there is no such person.
+    async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()>;
 }
 
 /// The outcome of an idempotent create.

@@ -27,6 +27,9 @@ use crate::ports::{
 /// The most alerts one listing page holds.
 pub const MAX_PAGE: usize = 100;
 
+/// How long after its last renewal a registration in use is renewed again.
+const RENEW_AFTER: time::Duration = time::Duration::DAY;
+
 /// How often a change is re-read and re-applied when it races with another change of the same alert.
 const MAX_UPDATE_ATTEMPTS: usize = 5;
 
@@ -180,10 +183,25 @@ impl AlertService {
             .await?
             .ok_or(Error::Unauthenticated)?;
         if presented.matches(&person.token) {
-            Ok(person)
+            Ok(self.renewed(person).await)
         } else {
             Err(Error::Unauthenticated)
         }
+    }
+
+    /// A registration in use never expires: each use pushes its expiry a retention period ahead,
+    /// with at most one write a day per person. A failed renewal is retried on the next use and
+    /// never fails the request itself.
+    async fn renewed(&self, mut person: Person) -> Person {
+        let expires_at = (self.clock.now() + self.retention.person).unix_timestamp();
+        if expires_at - person.expires_at < RENEW_AFTER.whole_seconds() {
+            return person;
+        }
+        match self.people.renew(person.person_id, expires_at).await {
+            Ok(()) => person.expires_at = expires_at,
+            Err(_) => warn!(person_id = %person.person_id, "renewing a registration failed"),
+        }
+        person
     }
 
     pub async fn replace_contacts(

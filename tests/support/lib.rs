@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::local::{JOURNAL_FILE, LocalMode};
+use alert_button_core::ports::{Clock, SystemClock};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -22,6 +23,25 @@ use tower::ServiceExt;
 /// How long a test waits for something that should happen in milliseconds (a notification, a
 /// server start) before it gives up. Generous: a slow shared machine must not fail a correct test.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A clock a test moves by hand, to see what days or months of use do.
+pub struct SettableClock(Mutex<time::OffsetDateTime>);
+
+impl SettableClock {
+    pub fn new(at: time::OffsetDateTime) -> Arc<SettableClock> {
+        Arc::new(SettableClock(Mutex::new(at)))
+    }
+
+    pub fn set(&self, at: time::OffsetDateTime) {
+        *self.0.lock().unwrap() = at;
+    }
+}
+
+impl Clock for SettableClock {
+    fn now(&self) -> time::OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+}
 
 /// A request as a client sends it: a bearer token if given, a JSON body if given.
 pub fn json_request(
@@ -53,8 +73,14 @@ pub struct LocalApi {
 
 impl LocalApi {
     pub fn start(data_dir: &Path) -> LocalApi {
-        let local = LocalMode::open(data_dir, Arc::new(Directory::bundled()), false)
-            .expect("the local mode opens");
+        Self::start_with_clock(data_dir, Arc::new(SystemClock))
+    }
+
+    /// As `start`, with the service reading the time from `clock`.
+    pub fn start_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> LocalApi {
+        let local =
+            LocalMode::open_with_clock(data_dir, Arc::new(Directory::bundled()), false, clock)
+                .expect("the local mode opens");
         let router = local.router();
         let (stop, stopped) = watch::channel(false);
         let relay = Some(local.spawn_relay(stopped));

@@ -251,6 +251,25 @@ impl PersonStore for EmbeddedStore {
         self.get_body("SELECT body FROM people WHERE person_id = ?1", person_id)
             .await
     }
+
+    async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
+        let id = person_id.to_string();
+        let renewed = self
+            .run(move |connection| {
+                connection
+                    .execute(
+                        "UPDATE people SET expires_at = ?2, body = json_set(body, '$.expires_at', ?2)
+                         WHERE person_id = ?1",
+                        params![id, expires_at],
+                    )
+                    .map_err(Error::store)
+            })
+            .await?;
+        if renewed == 0 {
+            return Err(Error::NotFound("person"));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -1,0 +1,85 @@
+//! A registration lasts as long as it is used: any authenticated request renews it, at most one
+//! write a day, and only one left unused for the whole retention period is erased.
+
+use alert_button_core::ports::PersonStore;
+use alert_button_tests::{LocalApi, SettableClock};
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use time::Duration;
+use time::macros::datetime;
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_in_use_is_renewed_and_an_unused_one_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let day0 = datetime!(2026-01-01 09:00 UTC);
+    let clock = SettableClock::new(day0);
+    let api = LocalApi::start_with_clock(dir.path(), clock.clone());
+    let (ana_id, ana) = api.register("Ana").await;
+    let (_, bea) = api.register("Bea").await;
+    let ana_id: Uuid = ana_id.parse().unwrap();
+    let retention = api.local.service.retention().person;
+    assert_eq!(retention, Duration::days(365));
+    let api_ref = &api;
+    let stored_expiry = move || async move {
+        api_ref
+            .local
+            .store
+            .get_person(ana_id)
+            .await
+            .unwrap()
+            .expect("Ana is stored")
+            .expires_at
+    };
+    // A request only an authenticated person gets past: 404, not 401.
+    let used = move |token: String| async move {
+        api_ref
+            .call(
+                Method::GET,
+                &format!("/v1/alerts/{}", Uuid::new_v4()),
+                Some(&token),
+                None,
+            )
+            .await
+            .status
+    };
+
+    let day200 = day0 + Duration::days(200);
+    clock.set(day200);
+    let pressed = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&ana),
+            Some(json!({"client_alert_id": "a", "location": {"lat": 30.0, "lon": -97.0}})),
+        )
+        .await;
+    assert_eq!(pressed.status, StatusCode::CREATED, "{}", pressed.json);
+    assert_eq!(stored_expiry().await, (day200 + retention).unix_timestamp());
+    // Later the same day: no second write.
+    clock.set(day200 + Duration::hours(5));
+    assert_eq!(used(ana.clone()).await, StatusCode::NOT_FOUND);
+    assert_eq!(stored_expiry().await, (day200 + retention).unix_timestamp());
+
+    let day400 = day0 + Duration::days(400);
+    clock.set(day400);
+    assert_eq!(used(ana.clone()).await, StatusCode::NOT_FOUND);
+    assert_eq!(stored_expiry().await, (day400 + retention).unix_timestamp());
+
+    api.local
+        .store
+        .purge_expired(day400.unix_timestamp())
+        .await
+        .unwrap();
+    assert_eq!(
+        used(ana.clone()).await,
+        StatusCode::NOT_FOUND,
+        "Ana is still registered"
+    );
+    assert_eq!(
+        used(bea.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "Bea, unused for 400 days, is erased"
+    );
+    api.stop().await;
+}
