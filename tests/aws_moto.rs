@@ -822,7 +822,7 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
             .sweep(now + Span::minutes(4), &policy)
             .await
             .unwrap()
-            .0,
+            .raised,
         0
     );
     let (a, b) = tokio::join!(
@@ -830,7 +830,7 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
         aws.service.sweep(now + Span::minutes(6), &policy)
     );
     assert_eq!(
-        a.unwrap().0 + b.unwrap().0,
+        a.unwrap().raised + b.unwrap().raised,
         1,
         "concurrent sweeps raise one alert"
     );
@@ -1135,4 +1135,20 @@ async fn using_a_registration_renews_its_expiry_in_dynamodb() {
     let mut again = service.authenticate(&token).await.unwrap();
     again.expires_at = ana.expires_at;
     assert_eq!(again, ana);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dynamodb_store_leaves_out_alerts_at_the_level_asked() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, _) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    alert_button_tests::overdue_query_leaves_out_the_last_level(&store, &ana).await;
 }

@@ -2,6 +2,7 @@
 //! location, once; a confirmed one never does.
 
 use alert_button_core::domain::alert::EscalationPolicy;
+use alert_button_core::service::SweepSummary;
 use alert_button_tests::{LocalApi, of_change, wait_for_journal};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
@@ -78,26 +79,29 @@ async fn a_missed_check_in_raises_the_alert_with_the_last_location_once() {
     let service = &api.local.service;
     let policy = EscalationPolicy::default();
     let now = OffsetDateTime::now_utc();
+    let counts = |summary: SweepSummary| (summary.raised, summary.escalated, summary.failed);
     assert_eq!(
         service
             .sweep(now + Duration::minutes(1), &policy)
             .await
+            .map(counts)
             .unwrap(),
-        (0, 0)
+        (0, 0, 0)
     );
     assert_eq!(
         service
             .sweep(now + Duration::minutes(3), &policy)
             .await
+            .map(counts)
             .unwrap(),
-        (1, 0)
+        (1, 0, 0)
     );
     let (again, other) = tokio::join!(
         service.sweep(now + Duration::minutes(3), &policy),
         service.sweep(now + Duration::minutes(4), &policy)
     );
     assert_eq!(
-        again.unwrap().0 + other.unwrap().0,
+        again.unwrap().raised + other.unwrap().raised,
         0,
         "one alert per missed check-in"
     );

@@ -18,7 +18,7 @@ use alert_button_core::domain::notification::{self, Notification};
 use alert_button_core::domain::person::Person;
 use alert_button_core::local::{JOURNAL_FILE, LocalMode, LocalPorts, STORE_FILE};
 use alert_button_core::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Notifier, PersonStore, SystemClock,
+    AlertPage, AlertStore, CheckInStore, Created, Notifier, Page, PersonStore, SystemClock,
 };
 use alert_button_core::service::limits;
 use alert_button_core::{Error, Result};
@@ -183,10 +183,17 @@ impl AlertStore for FaultyStore {
         &self,
         consulate_id: &str,
         created_before: OffsetDateTime,
-    ) -> Result<Vec<Alert>> {
-        let work = self
-            .alerts
-            .open_alerts_created_before(consulate_id, created_before);
+        below_level: u32,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Alert>> {
+        let work = self.alerts.open_alerts_created_before(
+            consulate_id,
+            created_before,
+            below_level,
+            limit,
+            cursor,
+        );
         faulty(&self.faults, store_fault, work).await
     }
 
@@ -220,13 +227,14 @@ impl CheckInStore for FaultyStore {
         .await
     }
 
-    async fn checkins_due(&self, deadline: OffsetDateTime) -> Result<Vec<CheckIn>> {
-        faulty(
-            &self.faults,
-            store_fault,
-            self.checkins.checkins_due(deadline),
-        )
-        .await
+    async fn checkins_due(
+        &self,
+        deadline: OffsetDateTime,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<CheckIn>> {
+        let work = self.checkins.checkins_due(deadline, limit, cursor);
+        faulty(&self.faults, store_fault, work).await
     }
 }
 

@@ -159,10 +159,7 @@ impl LocalMode {
         let service = self.service.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(err) = service
-                    .sweep(time::OffsetDateTime::now_utc(), &policy)
-                    .await
-                {
+                if let Err(err) = service.sweep(service.now(), &policy).await {
                     tracing::warn!(error = %err, "the overdue sweep failed; will retry");
                 }
                 tokio::select! {

@@ -35,11 +35,23 @@ pub trait CheckInStore: Send + Sync {
         &self,
         checkin_id: Uuid,
     ) -> Result<Option<crate::domain::checkin::CheckIn>>;
-    /// Pending check-ins whose deadline is at or before `deadline`.
+    /// One page of the pending check-ins whose deadline is at or before `deadline`, earliest
+    /// first: at most `limit`, after `cursor` (a previous page's `next_cursor`).
     async fn checkins_due(
         &self,
         deadline: OffsetDateTime,
-    ) -> Result<Vec<crate::domain::checkin::CheckIn>>;
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<crate::domain::checkin::CheckIn>>;
+}
+
+/// One page of the scheduled sweep's work, so its memory stays bounded however much is due.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// May be short, even empty, before the last page.
+    pub items: Vec<T>,
+    /// Opaque; pass it back to get the next page. Absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// One page of a consulate's alerts, newest first.
@@ -62,12 +74,17 @@ pub trait AlertStore: Send + Sync {
     ) -> Result<AlertPage>;
     /// Stores a new alert and its `opened` event atomically, unless an alert with the same id exists.
     async fn create_alert(&self, alert: &Alert) -> Result<Created>;
-    /// Open (unacknowledged) alerts of `consulate_id` created at or before `created_before`.
+    /// One page of the open (unacknowledged) alerts of `consulate_id` created at or before
+    /// `created_before` whose escalation level is below `below_level`, oldest first: at most
+    /// `limit`, after `cursor` (a previous page's `next_cursor`).
     async fn open_alerts_created_before(
         &self,
         consulate_id: &str,
         created_before: OffsetDateTime,
-    ) -> Result<Vec<Alert>>;
+        below_level: u32,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Alert>>;
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>>;
     /// Stores a changed alert and its new event atomically, if the stored alert still has
     /// `expected_version` history entries; `Error::ConcurrentUpdate` otherwise.

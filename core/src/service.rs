@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::domain::alert::alert_id_for;
 use crate::domain::alert::{
     AcknowledgeRequest, Alert, AlertRequest, AlertStatus, CancelRequest, EscalationPolicy,
-    Location, ResolveRequest, Retention, validate_note,
+    Location, MAX_ESCALATION_LEVEL, ResolveRequest, Retention, validate_note,
 };
 use crate::domain::checkin::{CheckIn, CheckInRequest};
 use crate::domain::consulate::Directory;
@@ -89,6 +89,40 @@ pub struct AlertService {
     retention: Retention,
 }
 
+/// Check-ins or alerts the sweep reads per store query: its memory stays bounded however much is
+/// due.
+pub const SWEEP_PAGE: usize = 100;
+
+/// What one sweep did; each failure was logged with the check-in's or alert's id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SweepSummary {
+    pub raised: usize,
+    pub escalated: usize,
+    pub failed: usize,
+}
+
+/// A sweep's running count, and whether anything at all got through.
+#[derive(Default)]
+struct Tally {
+    summary: SweepSummary,
+    progressed: bool,
+    first_error: Option<Error>,
+}
+
+impl Tally {
+    fn failed(&mut self, err: Error) {
+        self.summary.failed += 1;
+        self.first_error.get_or_insert(err);
+    }
+
+    fn finish(self) -> Result<SweepSummary> {
+        match self.first_error {
+            Some(err) if !self.progressed => Err(err),
+            _ => Ok(self.summary),
+        }
+    }
+}
+
 /// A new alert, or the one a retried request had already created.
 pub struct RaisedAlert {
     pub alert: Alert,
@@ -119,6 +153,11 @@ impl AlertService {
 
     pub fn directory(&self) -> &Directory {
         &self.directory
+    }
+
+    /// The time by the service's clock, for scheduled work it is asked to do "now".
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
     }
 
     /// Registers a person; the token is returned here once and only its hash is kept.
@@ -250,7 +289,7 @@ impl AlertService {
         self.limits
             .check(&key, limit, window, self.clock.now())
             .await?;
-        let mut raised = self.open_alert(person, request).await?;
+        let mut raised = self.open_alert(person, request, self.clock.now()).await?;
         if raised.created {
             // Counted once it exists; a burst of distinct presses may overshoot by its width.
             let _ = self.limits.hit(&key, limit, window, self.clock.now()).await;
@@ -264,15 +303,20 @@ impl AlertService {
         self.limits.hit(key, limit, window, self.clock.now()).await
     }
 
-    /// Opens an alert, or returns the one already opened with the same `client_alert_id`.
-    async fn open_alert(&self, person: &Person, request: AlertRequest) -> Result<RaisedAlert> {
+    /// Opens an alert at `now`, or returns the one already opened with the same `client_alert_id`.
+    async fn open_alert(
+        &self,
+        person: &Person,
+        request: AlertRequest,
+        now: time::OffsetDateTime,
+    ) -> Result<RaisedAlert> {
         let request = request.validate()?;
         let alert = Alert::open(
             person,
             request,
             &self.directory,
             &self.districts,
-            self.clock.now(),
+            now,
             &self.retention,
         )?;
         let raised = match self.alerts.create_alert(&alert).await? {
@@ -448,16 +492,44 @@ impl AlertService {
         Ok(alert)
     }
 
-    /// The scheduled work: raise the alerts of missed check-ins, then escalate overdue alerts.
-    /// Returns (alerts raised, alerts escalated).
+    /// The scheduled work: raise the alerts of missed check-ins, then escalate overdue alerts,
+    /// `SWEEP_PAGE` at a time. Each check-in and alert is handled on its own: a failure is logged
+    /// with its id, counted, and the sweep goes on. An error only when something failed and
+    /// nothing at all got through (the store is unreachable, say).
     pub async fn sweep(
         &self,
         now: time::OffsetDateTime,
         policy: &EscalationPolicy,
-    ) -> Result<(usize, usize)> {
-        let raised = self.raise_missed_checkins(now).await?;
-        let escalated = self.escalate_overdue(now, policy).await?;
-        Ok((raised, escalated))
+    ) -> Result<SweepSummary> {
+        self.sweep_in_pages(now, policy, SWEEP_PAGE).await
+    }
+
+    /// `sweep`, reading at most `page` check-ins or alerts per store query.
+    pub async fn sweep_in_pages(
+        &self,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+        page: usize,
+    ) -> Result<SweepSummary> {
+        let mut tally = Tally::default();
+        self.raise_missed_checkins(now, page, &mut tally).await;
+        self.escalate_pages(now, policy, page, &mut tally).await;
+        let summary = tally.summary;
+        if summary.failed > 0 {
+            warn!(
+                raised = summary.raised,
+                escalated = summary.escalated,
+                failed = summary.failed,
+                "the sweep could not handle everything; the rest is retried next time"
+            );
+        } else if summary.raised + summary.escalated > 0 {
+            info!(
+                raised = summary.raised,
+                escalated = summary.escalated,
+                "sweep done"
+            );
+        }
+        tally.finish()
     }
 
     /// Escalates every unacknowledged alert past its next threshold, one level each. Safe to run
@@ -467,21 +539,67 @@ impl AlertService {
         now: time::OffsetDateTime,
         policy: &EscalationPolicy,
     ) -> Result<usize> {
-        let mut escalated = 0;
+        let mut tally = Tally::default();
+        self.escalate_pages(now, policy, SWEEP_PAGE, &mut tally)
+            .await;
+        tally.finish().map(|summary| summary.escalated)
+    }
+
+    async fn escalate_pages(
+        &self,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+        page: usize,
+        tally: &mut Tally,
+    ) {
+        // Alerts at the last level have nothing more to do, so the store does not return them.
+        let below_level = policy.max_level.min(MAX_ESCALATION_LEVEL);
+        if below_level == 0 {
+            return;
+        }
         for consulate in self.directory.all() {
-            let overdue = self
-                .alerts
-                .open_alerts_created_before(&consulate.id, now - policy.after)
-                .await?;
-            for alert in overdue {
-                if alert.escalation_due(now, policy).is_some()
-                    && self.escalate(alert.alert_id, now, policy).await?
+            let mut cursor = None;
+            loop {
+                let overdue = match self
+                    .alerts
+                    .open_alerts_created_before(
+                        &consulate.id,
+                        now - policy.after,
+                        below_level,
+                        page.max(1),
+                        cursor.as_deref(),
+                    )
+                    .await
                 {
-                    escalated += 1;
+                    Ok(overdue) => overdue,
+                    Err(err) => {
+                        warn!(consulate_id = %consulate.id, error = %err, "reading overdue alerts failed");
+                        tally.failed(err);
+                        break;
+                    }
+                };
+                tally.progressed = true;
+                for alert in overdue.items {
+                    if alert.escalation_due(now, policy).is_none() {
+                        continue;
+                    }
+                    match self.escalate(alert.alert_id, now, policy).await {
+                        Ok(escalated) => {
+                            tally.progressed = true;
+                            tally.summary.escalated += usize::from(escalated);
+                        }
+                        Err(err) => {
+                            warn!(alert_id = %alert.alert_id, error = %err, "escalating an alert failed");
+                            tally.failed(err);
+                        }
+                    }
+                }
+                match overdue.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
                 }
             }
         }
-        Ok(escalated)
     }
 
     async fn escalate(
@@ -548,22 +666,66 @@ impl AlertService {
 
     /// Raises the alert of every check-in whose deadline passed. Running twice raises each once:
     /// the alert's id derives from the check-in.
-    pub async fn raise_missed_checkins(&self, now: time::OffsetDateTime) -> Result<usize> {
-        let mut raised = 0;
-        for mut checkin in self.checkins.checkins_due(now).await? {
-            if !checkin.is_overdue(now) {
-                continue;
-            }
-            let Some(person) = self.people.get_person(checkin.person_id).await? else {
-                continue;
+    async fn raise_missed_checkins(
+        &self,
+        now: time::OffsetDateTime,
+        page: usize,
+        tally: &mut Tally,
+    ) {
+        let mut cursor = None;
+        loop {
+            let due = match self
+                .checkins
+                .checkins_due(now, page.max(1), cursor.as_deref())
+                .await
+            {
+                Ok(due) => due,
+                Err(err) => {
+                    warn!(error = %err, "reading due check-ins failed");
+                    tally.failed(err);
+                    return;
+                }
             };
-            let alert = self.open_alert(&person, checkin.alert_request()).await?;
-            checkin.mark_missed(alert.alert.alert_id, now);
-            self.checkins.put_checkin(&checkin).await?;
-            info!(checkin_id = %checkin.checkin_id, alert_id = %alert.alert.alert_id, "check-in missed: alert raised");
-            raised += usize::from(alert.created);
+            tally.progressed = true;
+            for checkin in due.items {
+                if !checkin.is_overdue(now) {
+                    continue;
+                }
+                let checkin_id = checkin.checkin_id;
+                match self.raise_missed_checkin(checkin, now).await {
+                    Ok(created) => {
+                        tally.progressed = true;
+                        tally.summary.raised += usize::from(created);
+                    }
+                    Err(err) => {
+                        warn!(checkin_id = %checkin_id, error = %err, "raising a missed check-in failed");
+                        tally.failed(err);
+                    }
+                }
+            }
+            match due.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return,
+            }
         }
-        Ok(raised)
+    }
+
+    /// Whether a new alert was raised (not if it already was, or the person is gone).
+    async fn raise_missed_checkin(
+        &self,
+        mut checkin: CheckIn,
+        now: time::OffsetDateTime,
+    ) -> Result<bool> {
+        let Some(person) = self.people.get_person(checkin.person_id).await? else {
+            return Ok(false);
+        };
+        let alert = self
+            .open_alert(&person, checkin.alert_request(), now)
+            .await?;
+        checkin.mark_missed(alert.alert.alert_id, now);
+        self.checkins.put_checkin(&checkin).await?;
+        info!(checkin_id = %checkin.checkin_id, alert_id = %alert.alert.alert_id, "check-in missed: alert raised");
+        Ok(alert.created)
     }
 
     /// Applies a change with optimistic concurrency: on a race the alert is re-read and the change

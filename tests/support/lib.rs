@@ -357,3 +357,75 @@ fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<S
     });
     lines
 }
+
+/// The overdue-alert query of `store` in pages of one: alerts at or above the level asked are
+/// left out, every other one is returned once. Alerts are stored for `person` at each level.
+pub async fn overdue_query_leaves_out_the_last_level(
+    store: &dyn alert_button_core::ports::AlertStore,
+    person: &alert_button_core::domain::person::Person,
+) {
+    use alert_button_core::domain::alert::{
+        Alert, AlertRequest, Location, MAX_ESCALATION_LEVEL, Retention,
+    };
+    use alert_button_core::domain::districts::Districts;
+
+    let directory = Directory::bundled();
+    let districts = Districts::bundled();
+    let retention = Retention::default();
+    let opened = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let mut by_level = Vec::new();
+    for level in 0..=MAX_ESCALATION_LEVEL {
+        for copy in 0..2 {
+            let request = AlertRequest {
+                client_alert_id: format!("level-{level}-{copy}-{}", uuid::Uuid::new_v4()),
+                location: Location {
+                    lat: 41.88,
+                    lon: -87.63,
+                    accuracy_m: None,
+                },
+                note: None,
+            };
+            let mut alert =
+                Alert::open(person, request, &directory, &districts, opened, &retention).unwrap();
+            store.create_alert(&alert).await.unwrap();
+            for next in 1..=level {
+                let version = alert.version();
+                alert
+                    .escalate(next, &directory, opened, &retention)
+                    .unwrap();
+                store.update_alert(&alert, version).await.unwrap();
+            }
+            by_level.push((level, alert.alert_id, alert.consulate_id));
+        }
+    }
+    for below_level in [1, MAX_ESCALATION_LEVEL] {
+        let mut read = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .open_alerts_created_before(
+                    &by_level[0].2,
+                    time::OffsetDateTime::now_utc(),
+                    below_level,
+                    1,
+                    cursor.as_deref(),
+                )
+                .await
+                .unwrap();
+            assert!(page.items.len() <= 1);
+            read.extend(page.items.iter().map(|a| a.alert_id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let mut expected: Vec<uuid::Uuid> = by_level
+            .iter()
+            .filter(|(level, ..)| *level < below_level)
+            .map(|(_, id, _)| *id)
+            .collect();
+        expected.sort();
+        read.sort();
+        assert_eq!(read, expected, "below level {below_level}");
+    }
+}

@@ -21,7 +21,7 @@ use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, PersonStore, RateLimiter, window_of,
+    AlertPage, AlertStore, CheckInStore, Created, Page, PersonStore, RateLimiter, window_of,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -67,30 +67,84 @@ impl DynamoStore {
     }
 }
 
+/// Which kind of item a `by_consulate` partition holds: its key prefix and sort key.
+struct IndexedKind {
+    prefix: &'static str,
+    sk: &'static str,
+}
+
+const INDEXED_ALERT: IndexedKind = IndexedKind {
+    prefix: "ALERT#",
+    sk: "ALERT",
+};
+const INDEXED_CHECKIN: IndexedKind = IndexedKind {
+    prefix: "CHECKIN#",
+    sk: "CHECKIN",
+};
+
 impl DynamoStore {
-    /// Every item of one `by_consulate` partition with a sort key at or before `cutoff_ms`.
-    async fn index_items_up_to(&self, partition: String, cutoff_ms: i64) -> Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_CONSULATE_INDEX)
-                .key_condition_expression("consulate_status = :partition AND created_ms <= :cutoff")
-                .expression_attribute_values(":partition", AttributeValue::S(partition.clone()))
-                .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            items.extend(output.items.unwrap_or_default());
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(items),
+    /// One page of a `by_consulate` partition, oldest first, with sort keys at or before
+    /// `cutoff_ms`. `limit` items are read; `filter` (an expression and its values) may drop some,
+    /// so a page can be short, even empty, before the last.
+    async fn index_page(
+        &self,
+        partition: String,
+        kind: IndexedKind,
+        cutoff_ms: i64,
+        filter: Option<(&str, Vec<(&str, AttributeValue)>)>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Item>> {
+        let start = cursor
+            .map(decode_cursor)
+            .transpose()?
+            .map(|(created_ms, id)| {
+                HashMap::from([
+                    (
+                        "pk".to_owned(),
+                        AttributeValue::S(format!("{}{id}", kind.prefix)),
+                    ),
+                    ("sk".to_owned(), AttributeValue::S(kind.sk.to_owned())),
+                    (
+                        "consulate_status".to_owned(),
+                        AttributeValue::S(partition.clone()),
+                    ),
+                    (
+                        "created_ms".to_owned(),
+                        AttributeValue::N(created_ms.to_string()),
+                    ),
+                ])
+            });
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_CONSULATE_INDEX)
+            .key_condition_expression("consulate_status = :partition AND created_ms <= :cutoff")
+            .expression_attribute_values(":partition", AttributeValue::S(partition))
+            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
+            .limit(limit.clamp(1, i32::MAX as usize) as i32)
+            .set_exclusive_start_key(start);
+        if let Some((expression, values)) = filter {
+            query = query.filter_expression(expression);
+            for (name, value) in values {
+                query = query.expression_attribute_values(name, value);
             }
         }
+        let output = query.send().await.map_err(sdk_error)?;
+        let next_cursor = output
+            .last_evaluated_key
+            .map(|key| {
+                let created_ms = key.get("created_ms")?.as_n().ok()?.parse::<i64>().ok()?;
+                let id = key.get("pk")?.as_s().ok()?.strip_prefix(kind.prefix)?;
+                Some(encode_cursor(created_ms, id))
+            })
+            .map(|cursor| cursor.ok_or_else(|| Error::Store("an unexpected page key".into())))
+            .transpose()?;
+        Ok(Page {
+            items: output.items.unwrap_or_default(),
+            next_cursor,
+        })
     }
 }
 
@@ -257,12 +311,32 @@ impl AlertStore for DynamoStore {
         &self,
         consulate_id: &str,
         created_before: time::OffsetDateTime,
-    ) -> Result<Vec<Alert>> {
-        self.index_items_up_to(format!("{consulate_id}#open"), unix_ms(created_before))
-            .await?
-            .into_iter()
-            .map(|item| from_item::<AlertItem>(item).map(|i| i.alert))
-            .collect()
+        below_level: u32,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Alert>> {
+        let filter = (
+            "attribute_not_exists(escalation_level) OR escalation_level < :below",
+            vec![(":below", AttributeValue::N(below_level.to_string()))],
+        );
+        let page = self
+            .index_page(
+                format!("{consulate_id}#open"),
+                INDEXED_ALERT,
+                unix_ms(created_before),
+                Some(filter),
+                limit,
+                cursor,
+            )
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|item| from_item::<AlertItem>(item).map(|i| i.alert))
+                .collect::<Result<_>>()?,
+            next_cursor: page.next_cursor,
+        })
     }
 
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
@@ -312,12 +386,30 @@ impl CheckInStore for DynamoStore {
             .transpose()
     }
 
-    async fn checkins_due(&self, deadline: time::OffsetDateTime) -> Result<Vec<CheckIn>> {
-        self.index_items_up_to(PENDING_CHECKINS.to_owned(), unix_ms(deadline))
-            .await?
-            .into_iter()
-            .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
-            .collect()
+    async fn checkins_due(
+        &self,
+        deadline: time::OffsetDateTime,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<CheckIn>> {
+        let page = self
+            .index_page(
+                PENDING_CHECKINS.to_owned(),
+                INDEXED_CHECKIN,
+                unix_ms(deadline),
+                None,
+                limit,
+                cursor,
+            )
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
+                .collect::<Result<_>>()?,
+            next_cursor: page.next_cursor,
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use crate::domain::alert::{Alert, AlertStatus};
 use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
-use crate::ports::{AlertPage, AlertStore, CheckInStore, Created, PersonStore};
+use crate::ports::{AlertPage, AlertStore, CheckInStore, Created, Page, PersonStore};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS people (
@@ -206,6 +206,29 @@ fn query_bodies<T: serde::de::DeserializeOwned>(
     Ok(values)
 }
 
+/// Where a sweep page starts: after the (sort key, id) a cursor names, or at the beginning.
+fn after(cursor: Option<&str>) -> Result<(i64, String)> {
+    Ok(cursor
+        .map(decode_cursor)
+        .transpose()?
+        .unwrap_or((i64::MIN, String::new())))
+}
+
+/// The first `limit` of `items` (fetched one more than `limit`), with a cursor after the last if
+/// there are more.
+fn page<T>(mut items: Vec<T>, limit: usize, position: impl Fn(&T) -> (i64, Uuid)) -> Page<T> {
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|last| {
+            let (ms, id) = position(last);
+            encode_cursor(ms, &id.to_string())
+        })
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(Error::store)
 }
@@ -361,17 +384,28 @@ impl AlertStore for EmbeddedStore {
         &self,
         consulate_id: &str,
         created_before: time::OffsetDateTime,
-    ) -> Result<Vec<Alert>> {
+        below_level: u32,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Alert>> {
+        let (after_ms, after_id) = after(cursor)?;
         let consulate_id = consulate_id.to_owned();
         let cutoff = unix_ms(created_before);
-        self.run(move |connection| {
-            query_bodies(
-                connection,
-                "SELECT body FROM alerts WHERE consulate_id = ?1 AND status = 'open' AND created_ms <= ?2",
-                params![consulate_id, cutoff],
-            )
-        })
-        .await
+        let fetch = limit as i64 + 1;
+        let alerts = self
+            .run(move |connection| {
+                query_bodies(
+                    connection,
+                    "SELECT body FROM alerts
+                     WHERE consulate_id = ?1 AND status = 'open' AND created_ms <= ?2
+                       AND COALESCE(json_extract(body, '$.escalation_level'), 0) < ?3
+                       AND (created_ms > ?4 OR (created_ms = ?4 AND alert_id > ?5))
+                     ORDER BY created_ms, alert_id LIMIT ?6",
+                    params![consulate_id, cutoff, below_level, after_ms, after_id, fetch],
+                )
+            })
+            .await?;
+        Ok(page(alerts, limit, |a: &Alert| (created_ms(a), a.alert_id)))
     }
 
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
@@ -450,15 +484,29 @@ impl CheckInStore for EmbeddedStore {
         .await
     }
 
-    async fn checkins_due(&self, deadline: time::OffsetDateTime) -> Result<Vec<CheckIn>> {
+    async fn checkins_due(
+        &self,
+        deadline: time::OffsetDateTime,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<CheckIn>> {
+        let (after_ms, after_id) = after(cursor)?;
         let cutoff = unix_ms(deadline);
-        self.run(move |connection| {
-            query_bodies(
-                connection,
-                "SELECT body FROM checkins WHERE status = 'pending' AND deadline_ms <= ?1",
-                params![cutoff],
-            )
-        })
-        .await
+        let fetch = limit as i64 + 1;
+        let checkins = self
+            .run(move |connection| {
+                query_bodies(
+                    connection,
+                    "SELECT body FROM checkins
+                     WHERE status = 'pending' AND deadline_ms <= ?1
+                       AND (deadline_ms > ?2 OR (deadline_ms = ?2 AND checkin_id > ?3))
+                     ORDER BY deadline_ms, checkin_id LIMIT ?4",
+                    params![cutoff, after_ms, after_id, fetch],
+                )
+            })
+            .await?;
+        Ok(page(checkins, limit, |c: &CheckIn| {
+            (unix_ms(c.deadline), c.checkin_id)
+        }))
     }
 }
