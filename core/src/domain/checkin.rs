@@ -272,4 +272,47 @@ mod tests {
         assert!(!checkin.is_overdue(now + Duration::hours(2)));
         assert!(checkin.confirm(now).is_err());
     }
+
+    fn closed_as(result: Result<()>) -> String {
+        match result {
+            Err(Error::Conflict { message, .. }) => message,
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_claimed_check_in_refuses_a_confirm_and_a_duress_one_looks_confirmed() {
+        let now = datetime!(2026-11-25 12:00 UTC);
+        let retention = Retention::default();
+        let start = || {
+            CheckIn::start(
+                Uuid::new_v4(),
+                request(now + Duration::hours(1)),
+                now,
+                &retention,
+            )
+            .unwrap()
+        };
+        let mut swept = start();
+        swept.claim(Uuid::new_v4(), false, now).unwrap();
+        assert_eq!(
+            swept.status,
+            CheckInStatus::Pending,
+            "until the alert is raised"
+        );
+        assert!(swept.is_overdue(now), "a sweep finishes what it claimed");
+        assert_eq!(closed_as(swept.confirm(now)), "the check-in is missed");
+        assert_eq!(swept.as_seen_by_person().status, CheckInStatus::Missed);
+
+        let mut forced = start();
+        let mut real = start();
+        forced.claim(Uuid::new_v4(), true, now).unwrap();
+        forced.mark_missed(forced.alert_id.unwrap(), now);
+        real.confirm(now).unwrap();
+        let seen = forced.as_seen_by_person();
+        assert_eq!(seen.status, CheckInStatus::Confirmed);
+        assert_eq!((seen.alert_id, seen.duress), (None, false));
+        assert_eq!(seen.updated_at, real.updated_at);
+        assert_eq!(closed_as(forced.confirm(now)), closed_as(real.confirm(now)));
+    }
 }
