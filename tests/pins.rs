@@ -436,6 +436,16 @@ async fn the_duress_pin_on_pins_answers_as_success_and_raises_an_alert() {
             .iter()
             .all(|n| n["event"] == "duress_signalled")
     );
+    // The phone's token cannot find it: to the person it does not exist.
+    let hidden = api
+        .call(
+            Method::GET,
+            &format!("/v1/alerts/{alert_id}"),
+            Some(&forced),
+            None,
+        )
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
     assert!(
         staff_alerts(&api, "mx-cg-chicago", &real_id)
             .await
@@ -553,6 +563,22 @@ async fn the_duress_pin_on_a_check_in_looks_confirmed_but_raises_the_alert() {
     assert_eq!(raised.len(), 1, "{raised:?}");
     assert_eq!(raised[0]["duress"], true);
     let alert_id = raised[0]["alert_id"].as_str().unwrap().to_owned();
+    for (method, path, body) in [
+        (Method::GET, format!("/v1/alerts/{alert_id}"), None),
+        (
+            Method::POST,
+            format!("/v1/alerts/{alert_id}/cancel"),
+            Some(json!({"reason": "safe", "pin": CANCEL})),
+        ),
+    ] {
+        let reply = api.call(method, &path, Some(&forced), body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            reply.json
+        );
+    }
     wait_for_journal(&api.journal(), |l| {
         of_change(l, &alert_id, 1)
             .iter()

@@ -349,7 +349,7 @@ impl AlertService {
             location,
             note: None,
         };
-        let raised = self.open_alert(person, request).await?;
+        let raised = self.open_alert(person, request, true).await?;
         self.remember_alert(person, raised.alert.alert_id).await;
         self.mark_duress(raised.alert.alert_id, now).await
     }
@@ -489,7 +489,7 @@ impl AlertService {
         self.limits
             .check(&key, limit, window, self.clock.now())
             .await?;
-        let raised = self.open_alert(person, request).await?;
+        let raised = self.open_alert(person, request, false).await?;
         if raised.created {
             // Counted once it exists; a burst of distinct presses may overshoot by its width.
             let _ = self.limits.hit(&key, limit, window, self.clock.now()).await;
@@ -503,9 +503,15 @@ impl AlertService {
     }
 
     /// Opens an alert, or returns the one already opened with the same `client_alert_id`.
-    async fn open_alert(&self, person: &Person, request: AlertRequest) -> Result<RaisedAlert> {
+    /// `hidden`: raised for a duress PIN, so not the person's to see (`Alert::hidden_from_person`).
+    async fn open_alert(
+        &self,
+        person: &Person,
+        request: AlertRequest,
+        hidden: bool,
+    ) -> Result<RaisedAlert> {
         let request = request.validate()?;
-        let alert = Alert::open(
+        let mut alert = Alert::open(
             person,
             request,
             &self.directory,
@@ -513,6 +519,7 @@ impl AlertService {
             self.clock.now(),
             &self.retention,
         )?;
+        alert.hidden_from_person = hidden;
         let raised = match self.alerts.create_alert(&alert).await? {
             Created::New => RaisedAlert {
                 alert,
@@ -542,7 +549,9 @@ impl AlertService {
 
     async fn own_alert(&self, person: &Person, alert_id: Uuid) -> Result<Alert> {
         match self.alerts.get_alert(alert_id).await? {
-            Some(alert) if alert.person_id == person.person_id => Ok(alert),
+            Some(alert) if alert.person_id == person.person_id && !alert.hidden_from_person => {
+                Ok(alert)
+            }
             _ => Err(Error::NotFound("alert")),
         }
     }
@@ -867,7 +876,9 @@ impl AlertService {
         if claimed.status != CheckInStatus::Pending || claimed.alert_id.is_none() {
             return Ok(None);
         }
-        let raised = self.open_alert(person, claimed.alert_request()).await?;
+        let raised = self
+            .open_alert(person, claimed.alert_request(), claimed.duress)
+            .await?;
         let alert_id = raised.alert.alert_id;
         if raised.created {
             self.remember_alert(person, alert_id).await;

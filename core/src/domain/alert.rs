@@ -395,6 +395,10 @@ pub struct Alert {
     /// How many times the alert has escalated; each level happens once.
     #[serde(default)]
     pub escalation_level: u32,
+    /// Raised because the duress PIN was given (to confirm a check-in, or to change the PINs or
+    /// contacts): the person was shown success, so to their token this alert does not exist.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden_from_person: bool,
 }
 
 pub fn alert_id_for(person_id: Uuid, client_alert_id: &str) -> Uuid {
@@ -441,6 +445,7 @@ impl Alert {
             expires_at: (now + retention.active_alert).unix_timestamp(),
             duress: false,
             escalation_level: 0,
+            hidden_from_person: false,
         })
     }
 
