@@ -579,6 +579,23 @@ async fn the_duress_pin_on_a_check_in_looks_confirmed_but_raises_the_alert() {
             reply.json
         );
     }
+    // Nor can a press that names the check-in's alert find it: those ids are the server's own.
+    let simple = forced_checkin.replace('-', "");
+    let replay = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&forced),
+            Some(json!({"client_alert_id": format!("checkin-{simple}"), "location": {"lat": 29.4, "lon": -98.5}})),
+        )
+        .await;
+    assert_eq!(
+        replay.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        replay.json
+    );
+    assert_eq!(replay.json["error"]["field"], "client_alert_id");
     wait_for_journal(&api.journal(), |l| {
         of_change(l, &alert_id, 1)
             .iter()

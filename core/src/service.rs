@@ -475,6 +475,17 @@ impl AlertService {
     pub async fn raise_alert(&self, person: &Person, request: AlertRequest) -> Result<RaisedAlert> {
         // A retry gets its alert back only if it is a valid request itself.
         let request = request.validate()?;
+        // The server names the alerts it raises itself (missed check-ins, duress PINs) this way;
+        // a press naming one could read an alert its person must not see.
+        if ["checkin-", "duress-"]
+            .iter()
+            .any(|prefix| request.client_alert_id.starts_with(prefix))
+        {
+            return Err(Error::invalid(
+                "client_alert_id",
+                "must not start with `checkin-` or `duress-`",
+            ));
+        }
         let key = format!("alerts:{}", person.person_id);
         let (limit, window) = (limits::ALERTS_PER_PERSON, limits::HOUR);
         let alert_id = alert_id_for(person.person_id, &request.client_alert_id);
