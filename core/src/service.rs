@@ -328,14 +328,13 @@ impl AlertService {
     }
 
     async fn raise_duress(&self, person: &Person, location: Option<Location>) -> Result<()> {
-        let now = self.clock.now();
         let mut last_location = None;
         if let Some(alert_id) = person.last_alert_id
             && let Some(alert) = self.alerts.get_alert(alert_id).await?
             && alert.person_id == person.person_id
         {
             if alert.status.is_active() {
-                self.mark_duress(alert_id, now).await?;
+                self.mark_duress(alert_id).await?;
                 return Ok(());
             }
             last_location = Some(alert.location);
@@ -351,10 +350,11 @@ impl AlertService {
         };
         let raised = self.open_alert(person, request, true).await?;
         self.remember_alert(person, raised.alert.alert_id).await;
-        self.mark_duress(raised.alert.alert_id, now).await
+        self.mark_duress(raised.alert.alert_id).await
     }
 
-    async fn mark_duress(&self, alert_id: Uuid, now: time::OffsetDateTime) -> Result<()> {
+    async fn mark_duress(&self, alert_id: Uuid) -> Result<()> {
+        let now = self.clock.now();
         let marked = self
             .update(Actor::Scheduler, alert_id, now, |alert, now, retention| {
                 alert.signal_duress(now, retention)
@@ -895,7 +895,7 @@ impl AlertService {
             self.remember_alert(person, alert_id).await;
         }
         if claimed.duress {
-            self.mark_duress(alert_id, now).await?;
+            self.mark_duress(alert_id).await?;
         }
         let missed = self
             .change_checkin(checkin_id, None, |checkin| {
