@@ -8,17 +8,22 @@ use std::sync::Arc;
 use alert_button_core::Error;
 use alert_button_core::adapters::dynamodb::DynamoStore;
 use alert_button_core::adapters::sns::{
-    FamilySms, SnsNotifier, family_filter_policy, family_sms_filter_policy,
+    FamilySms, SnsFamilySubscriptions, SnsNotifier, family_filter_policy, family_sms_filter_policy,
 };
 use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
 use alert_button_core::domain::alert::{
-    AlertRequest, CancelReason, CancelRequest, Location, Retention,
+    AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
 };
 use alert_button_core::domain::consulate::Directory;
-use alert_button_core::domain::person::{Contact, ContactsReplacement, Language, Registration};
+use alert_button_core::domain::person::{
+    Contact, ContactsReplacement, Language, Person, PinsRequest, Registration,
+};
 use alert_button_core::fanout::FanOut;
-use alert_button_core::ports::AlertStore;
+use alert_button_core::ports::{
+    AlertStore, FamilySubscriptions, StaffMember, StaffVerifier, SystemClock,
+};
+use alert_button_core::service::{AlertService, Ports};
 use alert_button_tests::aws::{Stack, sdk_config, sms_sent_to};
 use serde_json::{Value, json};
 
@@ -465,6 +470,8 @@ async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_
                     email: None,
                     language: Some(Language::En),
                 }],
+                current_pin: None,
+                location: None,
             },
         )
         .await
@@ -860,10 +867,6 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
-    use alert_button_core::domain::alert::AlertStatus;
-    use alert_button_core::domain::person::PinsRequest;
-    use alert_button_core::ports::StaffMember;
-
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
     let (ana, token) = aws
@@ -880,6 +883,8 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
             PinsRequest {
                 cancel_pin: "2468".into(),
                 duress_pin: "1357".into(),
+                current_pin: None,
+                location: None,
             },
         )
         .await
@@ -1005,10 +1010,336 @@ async fn rate_limits_are_shared_counters_in_dynamodb() {
     assert!(store.hit("alerts:someone-else", 5, hour, now).await.is_ok());
 }
 
+/// Every subscription on the topic, as (ARN, endpoint).
+async fn topic_subscriptions(stack: &Stack) -> Vec<(String, String)> {
+    let listed = aws_sdk_sns::Client::new(&stack.config)
+        .list_subscriptions_by_topic()
+        .topic_arn(&stack.topic_arn)
+        .send()
+        .await
+        .unwrap()
+        .subscriptions
+        .unwrap_or_default();
+    let mut found: Vec<(String, String)> = listed
+        .into_iter()
+        .map(|s| (s.subscription_arn.unwrap(), s.endpoint.unwrap()))
+        .collect();
+    found.sort();
+    found
+}
+
+fn pins(cancel: &str, duress: &str, current: Option<&str>) -> PinsRequest {
+    PinsRequest {
+        cancel_pin: cancel.into(),
+        duress_pin: duress.into(),
+        current_pin: current.map(Into::into),
+        location: None,
+    }
+}
+
+fn replacement(phones: &[String], current: Option<&str>) -> ContactsReplacement {
+    ContactsReplacement {
+        contacts: phones
+            .iter()
+            .enumerate()
+            .map(|(i, phone)| Contact {
+                name: format!("C{i}"),
+                phone: Some(phone.clone()),
+                email: None,
+                language: None,
+            })
+            .collect(),
+        current_pin: current.map(Into::into),
+        location: None,
+    }
+}
+
+/// The person's record as stored.
+async fn stored_person(aws: &AwsBackend, person_id: uuid::Uuid) -> Person {
+    use alert_button_core::ports::PersonStore;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws.sdk_config),
+        &aws.settings.table,
+    );
+    store.get_person(person_id).await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_duress_pin_on_contacts_keeps_the_family_subscribed_in_aws() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Subscriptions);
+    let (ana, token) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    aws.service
+        .set_pins(ana, pins("2468", "1357", None))
+        .await
+        .unwrap();
+    let ana = aws.service.authenticate(&token).await.unwrap();
+    let before = topic_subscriptions(&stack).await;
+    assert_eq!(before.len(), 2);
+
+    let mut cut = replacement(&[], Some("1357"));
+    cut.location = Some(Location {
+        lat: 41.88,
+        lon: -87.63,
+        accuracy_m: None,
+    });
+    let shown = aws
+        .service
+        .replace_contacts(ana.clone(), cut)
+        .await
+        .unwrap();
+    assert!(
+        shown.contacts.is_empty(),
+        "answered as if the contacts were cut"
+    );
+
+    // Nothing was cut: the same record, the same subscriptions, the same PINs.
+    let stored = stored_person(&aws, ana.person_id).await;
+    assert_eq!(stored.contacts, ana.contacts);
+    assert_eq!(stored.pins, ana.pins);
+    assert_eq!(topic_subscriptions(&stack).await, before);
+    // An alert was raised where the phone is, marked duress for the consulate.
+    let staff = StaffMember {
+        subject: "t".into(),
+        consulate_id: "mx-cg-chicago".into(),
+        national: false,
+    };
+    let open = aws
+        .service
+        .list_for_staff(&staff, "mx-cg-chicago", AlertStatus::Open, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(open.alerts.len(), 1);
+    assert!(open.alerts[0].duress);
+    assert_eq!(stored.last_alert_id, Some(open.alerts[0].alert_id));
+    let ana = aws.service.authenticate(&token).await.unwrap();
+    aws.service
+        .set_pins(ana, pins("1111", "2222", Some("2468")))
+        .await
+        .expect("the old cancel PIN still works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_contact_and_pin_changes_leave_no_orphaned_subscription() {
+    let stack = Stack::create().await;
+    let aws = Arc::new(backend(&stack, FamilySms::Subscriptions));
+    let (ana, token) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    aws.service
+        .set_pins(ana, pins("2468", "1357", None))
+        .await
+        .unwrap();
+    let ana = aws.service.authenticate(&token).await.unwrap();
+
+    // Eight replacements and a PIN change at once: with the check below, ten PIN uses, the most
+    // a quarter hour allows.
+    let mut tasks = Vec::new();
+    for count in 1..=8 {
+        let (aws, ana) = (aws.clone(), ana.clone());
+        tasks.push(tokio::spawn(async move {
+            let phones: Vec<String> = (0..count).map(|_| unique_phone()).collect();
+            let request = replacement(&phones, Some("2468"));
+            aws.service.replace_contacts(ana, request).await.map(|_| ())
+        }));
+    }
+    {
+        let (aws, ana) = (aws.clone(), ana.clone());
+        tasks.push(tokio::spawn(async move {
+            aws.service
+                .set_pins(ana, pins("1111", "2222", Some("2468")))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().expect("every change lands");
+    }
+
+    let stored = stored_person(&aws, ana.person_id).await;
+    assert!((1..=8).contains(&stored.contacts.len()));
+    assert!(stored.stale_subscriptions.is_empty());
+    let on_topic = topic_subscriptions(&stack).await;
+    let mut recorded = stored.subscriptions.clone();
+    recorded.sort();
+    let arns: Vec<String> = on_topic.iter().map(|(arn, _)| arn.clone()).collect();
+    assert_eq!(
+        arns, recorded,
+        "every subscription belongs to the stored contacts"
+    );
+    let mut endpoints: Vec<String> = on_topic.into_iter().map(|(_, e)| e).collect();
+    endpoints.sort();
+    let mut phones: Vec<String> = stored
+        .contacts
+        .iter()
+        .filter_map(|c| c.phone.clone())
+        .collect();
+    phones.sort();
+    assert_eq!(endpoints, phones);
+    // The PIN change was not reverted by a contact replacement written after it.
+    let ana = aws.service.authenticate(&token).await.unwrap();
+    aws.service
+        .set_pins(ana, pins("3333", "4444", Some("1111")))
+        .await
+        .expect("the new cancel PIN is the stored one");
+}
+
+/// Subscribes through moto but removes through an endpoint nobody listens on.
+struct UnsubscribeFails {
+    working: SnsFamilySubscriptions,
+    dead: SnsFamilySubscriptions,
+}
+
+#[async_trait::async_trait]
+impl FamilySubscriptions for UnsubscribeFails {
+    async fn subscribe(&self, person: &Person) -> alert_button_core::Result<Vec<String>> {
+        self.working.subscribe(person).await
+    }
+
+    async fn unsubscribe(&self, subscriptions: &[String]) -> alert_button_core::Result<()> {
+        self.dead.unsubscribe(subscriptions).await
+    }
+}
+
+struct NoStaff;
+
+#[async_trait::async_trait]
+impl StaffVerifier for NoStaff {
+    async fn verify(&self, _token: &str) -> alert_button_core::Result<StaffMember> {
+        Err(Error::Unauthenticated)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_record() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Subscriptions);
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&stack.config),
+        &stack.table,
+    ));
+    let dead_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let failing = AlertService::new(
+        Arc::new(Directory::bundled()),
+        Ports {
+            people: store.clone(),
+            alerts: store.clone(),
+            checkins: store.clone(),
+            subscriptions: Arc::new(UnsubscribeFails {
+                working: SnsFamilySubscriptions::new(
+                    aws_sdk_sns::Client::new(&stack.config),
+                    &stack.topic_arn,
+                    FamilySms::Subscriptions,
+                ),
+                dead: SnsFamilySubscriptions::new(
+                    aws_sdk_sns::Client::new(&dead_config),
+                    &stack.topic_arn,
+                    FamilySms::Subscriptions,
+                ),
+            }),
+            staff: Arc::new(NoStaff),
+            limits: store.clone(),
+            clock: Arc::new(SystemClock),
+        },
+        Retention::default(),
+    );
+    let (ana, token) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let first = ana.subscriptions.clone();
+
+    // The old subscriptions cannot be removed: they are kept on the record, not just logged.
+    let phone = unique_phone();
+    failing
+        .replace_contacts(ana.clone(), replacement(std::slice::from_ref(&phone), None))
+        .await
+        .unwrap();
+    let stored = stored_person(&aws, ana.person_id).await;
+    let mut stale = stored.stale_subscriptions.clone();
+    stale.sort();
+    let mut expected: Vec<String> = first
+        .iter()
+        .filter(|s| s.starts_with("arn:"))
+        .cloned()
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(stale, expected);
+    assert_eq!(topic_subscriptions(&stack).await.len(), expected.len() + 1);
+
+    // The next write of the person, through a working SNS, removes them.
+    let ana = aws.service.authenticate(&token).await.unwrap();
+    aws.service
+        .set_pins(ana.clone(), pins("2468", "1357", None))
+        .await
+        .unwrap();
+    let stored = stored_person(&aws, ana.person_id).await;
+    assert!(stored.stale_subscriptions.is_empty());
+    let on_topic = topic_subscriptions(&stack).await;
+    assert_eq!(on_topic.len(), 1);
+    assert_eq!(on_topic[0].1, phone);
+
+    // Left behind again, then the record expires: the stream's REMOVE takes them too.
+    let ana = aws.service.authenticate(&token).await.unwrap();
+    failing
+        .replace_contacts(ana, replacement(&[unique_phone()], Some("2468")))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored_person(&aws, stored.person_id)
+            .await
+            .stale_subscriptions
+            .len(),
+        1
+    );
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    aws_sdk_dynamodb::Client::new(&stack.config)
+        .delete_item()
+        .table_name(&stack.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("PERSON#{}", stored.person_id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("PERSON".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    drain_stream(&mut poller, &aws.fanout).await;
+    assert!(topic_subscriptions(&stack).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled_in_dynamodb() {
     use alert_button_core::domain::alert::{AcknowledgeRequest, AlertEvent, AlertStatus};
-    use alert_button_core::domain::person::PinsRequest;
     use alert_button_core::ports::StaffMember;
 
     let stack = Stack::create().await;
@@ -1022,13 +1353,7 @@ async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled_in_dynamodb()
         .await
         .unwrap();
     aws.service
-        .set_pins(
-            ana,
-            PinsRequest {
-                cancel_pin: "2468".into(),
-                duress_pin: "1357".into(),
-            },
-        )
+        .set_pins(ana, pins("2468", "1357", None))
         .await
         .unwrap();
     let ana = aws.service.authenticate(&token).await.unwrap();

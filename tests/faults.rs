@@ -146,8 +146,13 @@ struct FaultyStore {
 
 #[async_trait]
 impl PersonStore for FaultyStore {
-    async fn put_person(&self, person: &Person) -> Result<()> {
-        faulty(&self.faults, store_fault, self.people.put_person(person)).await
+    async fn create_person(&self, person: &Person) -> Result<()> {
+        faulty(&self.faults, store_fault, self.people.create_person(person)).await
+    }
+
+    async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
+        let work = self.people.update_person(person, expected_version);
+        faulty(&self.faults, store_fault, work).await
     }
 
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
@@ -209,13 +214,14 @@ impl AlertStore for FaultyStore {
 
 #[async_trait]
 impl CheckInStore for FaultyStore {
-    async fn put_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        faulty(
-            &self.faults,
-            store_fault,
-            self.checkins.put_checkin(checkin),
-        )
-        .await
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        let work = self.checkins.create_checkin(checkin);
+        faulty(&self.faults, store_fault, work).await
+    }
+
+    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
+        let work = self.checkins.update_checkin(checkin, expected_version);
+        faulty(&self.faults, store_fault, work).await
     }
 
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {

@@ -204,7 +204,8 @@ impl Flow<'_> {
             "POST",
             &format!("/v1/checkins/{checkin_id}/confirm"),
             token,
-            Value::Null,
+            // The duress PIN: the check-in's alert is raised at once, and logged no differently.
+            json!({"pin": DURESS_PIN}),
         )
         .await;
 

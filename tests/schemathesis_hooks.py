@@ -8,6 +8,10 @@ from datetime import datetime, timedelta, timezone
 import schemathesis
 
 
+PINS_PERSON_CANCEL_PIN = "2468"
+PINS_STATE = {"set": False}
+
+
 def positive(case):
     return case.meta is None or not case.meta.generation.mode.is_negative
 
@@ -48,10 +52,23 @@ def map_case(context, case):
         # A deadline is 1 minute to 7 days from now; any other valid date-time is refused.
         deadline = datetime.now(timezone.utc) + timedelta(hours=1)
         body["deadline"] = deadline.isoformat(timespec="seconds").replace("+00:00", "Z")
-    if operation_id(case) == "cancelAlert" and isinstance(body, dict):
+    if operation_id(case) in ("cancelAlert", "confirmCheckIn") and isinstance(body, dict):
         # Whether a cancel takes a PIN depends on whether the person set PINs, and the alerting
         # person never does (tests/schemathesis.toml): a PIN is refused.
         body.pop("pin", None)
+    if operation_id(case) == "replaceContacts" and isinstance(body, dict):
+        body.pop("current_pin", None)
+    if operation_id(case) == "setPins" and isinstance(body, dict):
+        # The first setting needs no current PIN; every later one needs the cancel PIN set
+        # before, so the cancel PIN stays the same one throughout.
+        body["cancel_pin"] = PINS_PERSON_CANCEL_PIN
+        if body.get("duress_pin") == PINS_PERSON_CANCEL_PIN:
+            body["duress_pin"] = "13579"
+        if PINS_STATE["set"]:
+            body["current_pin"] = PINS_PERSON_CANCEL_PIN
+        else:
+            body.pop("current_pin", None)
+            PINS_STATE["set"] = True
     if operation_id(case) == "listConsulateAlerts" and isinstance(case.query, dict):
         # A cursor is only valid as a page's `next_cursor` returned it.
         case.query.pop("cursor", None)

@@ -42,16 +42,21 @@ impl FanOut {
 
     /// A person's record is gone (its retention ran out): their family's subscriptions go too, so
     /// no address outlives the registration.
+    /// Subscriptions an earlier change could not remove go too.
     pub async fn forget(&self, person: &Person) -> Result<()> {
-        if person.subscriptions.is_empty() {
+        let all: Vec<String> = person
+            .subscriptions
+            .iter()
+            .chain(&person.stale_subscriptions)
+            .cloned()
+            .collect();
+        if all.is_empty() {
             return Ok(());
         }
-        self.subscriptions
-            .unsubscribe(&person.subscriptions)
-            .await?;
+        self.subscriptions.unsubscribe(&all).await?;
         info!(
             person_id = %person.person_id,
-            subscriptions = person.subscriptions.len(),
+            subscriptions = all.len(),
             "expired person's family subscriptions removed"
         );
         Ok(())

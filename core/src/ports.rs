@@ -12,8 +12,11 @@ use crate::error::Result;
 
 #[async_trait]
 pub trait PersonStore: Send + Sync {
-    /// Creates or replaces the person's record.
-    async fn put_person(&self, person: &Person) -> Result<()>;
+    /// Stores a new person; `Error::Conflict` if one with the same id exists.
+    async fn create_person(&self, person: &Person) -> Result<()>;
+    /// Replaces the person's record if the stored one still has `expected_version` (a record
+    /// without a version has version 0); `Error::ConcurrentUpdate` otherwise, or if it is gone.
+    async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()>;
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>>;
     /// Moves the stored person's `expires_at`, and nothing else; an error if there is no such person.
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()>;
@@ -29,8 +32,14 @@ pub enum Created {
 
 #[async_trait]
 pub trait CheckInStore: Send + Sync {
-    /// Creates or replaces a check-in.
-    async fn put_checkin(&self, checkin: &crate::domain::checkin::CheckIn) -> Result<()>;
+    /// Stores a new check-in; `Error::Conflict` if one with the same id exists.
+    async fn create_checkin(&self, checkin: &crate::domain::checkin::CheckIn) -> Result<()>;
+    /// Replaces a check-in as `PersonStore::update_person` replaces a person.
+    async fn update_checkin(
+        &self,
+        checkin: &crate::domain::checkin::CheckIn,
+        expected_version: u32,
+    ) -> Result<()>;
     async fn get_checkin(
         &self,
         checkin_id: Uuid,

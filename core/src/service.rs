@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use sha2::Digest;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::domain::alert::alert_id_for;
@@ -11,7 +11,7 @@ use crate::domain::alert::{
     AcknowledgeRequest, Alert, AlertRequest, AlertStatus, CancelRequest, EscalationPolicy,
     Location, MAX_ESCALATION_LEVEL, ResolveRequest, Retention, validate_note,
 };
-use crate::domain::checkin::{CheckIn, CheckInRequest};
+use crate::domain::checkin::{CheckIn, CheckInRequest, CheckInStatus, ConfirmRequest};
 use crate::domain::consulate::Directory;
 use crate::domain::credential::{self, PresentedToken};
 use crate::domain::districts::Districts;
@@ -32,6 +32,18 @@ const RENEW_AFTER: time::Duration = time::Duration::DAY;
 
 /// How often a change is re-read and re-applied when it races with another change of the same alert.
 const MAX_UPDATE_ATTEMPTS: usize = 5;
+
+/// The same for a person's record. Each lost attempt means another change landed, so this many
+/// simultaneous changes of one person (e.g. a contact and a PIN change from two devices) all land.
+const MAX_PERSON_WRITE_ATTEMPTS: usize = 10;
+
+/// Which of the person's PINs a guarded request carried.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PinUse {
+    Cancel,
+    /// Answered as success; nothing that protects the person changes, and responders are told.
+    Duress,
+}
 
 /// Who changes an alert, which decides which alerts they may reach.
 #[derive(Clone, Copy)]
@@ -72,7 +84,8 @@ pub mod limits {
     pub const LOCATIONS_PER_ALERT: u32 = 120;
     /// Check-ins started per person per day.
     pub const CHECKINS_PER_PERSON: u32 = 20;
-    /// Cancels with a PIN per person per quarter hour, against guessing PINs.
+    /// PIN attempts (cancels, PIN and contact changes, check-in confirms) per person per quarter
+    /// hour, against guessing PINs.
     pub const PIN_ATTEMPTS_PER_PERSON: u32 = 10;
 }
 
@@ -187,12 +200,15 @@ impl AlertService {
             token: stored,
             subscriptions: Vec::new(),
             pins: None,
+            last_alert_id: None,
+            stale_subscriptions: Vec::new(),
+            version: 0,
             created_at: now,
             updated_at: now,
             expires_at: (now + self.retention.person).unix_timestamp(),
         };
         person.subscriptions = self.subscriptions.subscribe(&person).await?;
-        if let Err(err) = self.people.put_person(&person).await {
+        if let Err(err) = self.people.create_person(&person).await {
             self.discard_subscriptions(&person.subscriptions).await;
             return Err(err);
         }
@@ -203,8 +219,12 @@ impl AlertService {
     /// Removes subscriptions no record points at; a failure leaves a subscription whose filter
     /// policy names a person with no alerts to come, so it is logged, not fatal.
     async fn discard_subscriptions(&self, subscriptions: &[String]) {
-        if let Err(err) = self.subscriptions.unsubscribe(subscriptions).await {
-            warn!(error = %err, "stale family subscriptions were left behind");
+        let failed = self.remove_subscriptions(subscriptions).await;
+        if !failed.is_empty() {
+            warn!(
+                count = failed.len(),
+                "stale family subscriptions were left behind"
+            );
         }
     }
 
@@ -243,31 +263,270 @@ impl AlertService {
         person
     }
 
+    /// Replaces the contacts; returns the person as the answer shows them. With the duress PIN
+    /// the answer shows the requested contacts while the stored ones stay.
     pub async fn replace_contacts(
         &self,
-        mut person: Person,
+        person: Person,
         replacement: ContactsReplacement,
     ) -> Result<Person> {
+        let contacts = validate_contacts(replacement.contacts)?;
+        let location = replacement
+            .location
+            .map(|l| l.validate("location"))
+            .transpose()?;
+        // PIN guesses do not spend the person's contact changes; the duress PIN spends one as
+        // the real change would.
+        let pin = self
+            .verify_pin(&person, replacement.current_pin.as_deref(), "current_pin")
+            .await?;
         self.limit(
             &format!("contacts:{}", person.person_id),
             limits::CONTACT_CHANGES_PER_PERSON,
             limits::DAY,
         )
         .await?;
-        person.contacts = validate_contacts(replacement.contacts)?;
-        let now = self.clock.now();
-        person.updated_at = now;
-        person.expires_at = (now + self.retention.person).unix_timestamp();
-        // New subscriptions first: until the record points at them, the old ones keep working.
-        let new = self.subscriptions.subscribe(&person).await?;
-        let old = std::mem::replace(&mut person.subscriptions, new);
-        if let Err(err) = self.people.put_person(&person).await {
-            self.discard_subscriptions(&person.subscriptions).await;
-            return Err(err);
+        if pin == Some(PinUse::Duress) {
+            self.signal_duress(&person, location).await?;
+            let mut shown = person;
+            shown.contacts = contacts;
+            return Ok(shown);
         }
-        self.discard_subscriptions(&old).await;
-        info!(person_id = %person.person_id, contacts = person.contacts.len(), "contacts replaced");
-        Ok(person)
+        let now = self.clock.now();
+        let mut current = person;
+        let mut removed = Vec::new();
+        // Subscriptions of attempts that lost a race and could not be removed at once.
+        let mut orphaned: Vec<String> = Vec::new();
+        for attempt in 0..MAX_PERSON_WRITE_ATTEMPTS {
+            if attempt > 0 {
+                current = self.reread_person(current.person_id).await?;
+            }
+            let mut next = current.clone();
+            self.retry_stale_subscriptions(&mut next, &mut removed)
+                .await;
+            next.stale_subscriptions.extend(orphaned.iter().cloned());
+            next.contacts = contacts.clone();
+            next.updated_at = now;
+            next.expires_at = (now + self.retention.person).unix_timestamp();
+            // New subscriptions first: until the record points at them, the old ones keep working.
+            let new = self.subscriptions.subscribe(&next).await?;
+            let old = std::mem::replace(&mut next.subscriptions, new);
+            match self.save_person(&mut next, current.version).await {
+                Ok(()) => {
+                    let failed = self.remove_subscriptions(&old).await;
+                    if !failed.is_empty() {
+                        next = self.keep_stale_subscriptions(next, failed).await;
+                    }
+                    info!(person_id = %next.person_id, contacts = next.contacts.len(), "contacts replaced");
+                    return Ok(next);
+                }
+                Err(Error::ConcurrentUpdate) => {
+                    // Another write won: this attempt's subscriptions belong to no record.
+                    let failed = self.remove_subscriptions(&next.subscriptions).await;
+                    orphaned.extend(failed);
+                }
+                Err(err) => {
+                    self.discard_subscriptions(&next.subscriptions).await;
+                    return Err(err);
+                }
+            }
+        }
+        if !orphaned.is_empty() {
+            warn!(person_id = %current.person_id, count = orphaned.len(), "family subscriptions were left behind");
+        }
+        Err(Error::ConcurrentUpdate)
+    }
+
+    /// Checks the PIN a guarded request carries (`field` names it in errors): `None` when the
+    /// person set no PINs and none was given. Every attempt counts against the PIN-guess limit,
+    /// and both PINs are always compared, so timing does not tell which one was used.
+    async fn verify_pin(
+        &self,
+        person: &Person,
+        pin: Option<&str>,
+        field: &str,
+    ) -> Result<Option<PinUse>> {
+        let (pins, pin) = match (&person.pins, pin) {
+            (None, None) => return Ok(None),
+            (None, Some(_)) => {
+                return Err(Error::invalid(field, "no PINs are set for this person"));
+            }
+            (Some(_), None) => return Err(Error::invalid(field, "the cancel PIN is required")),
+            (Some(pins), Some(pin)) => (pins, pin),
+        };
+        self.limit(
+            &format!("pins:{}", person.person_id),
+            limits::PIN_ATTEMPTS_PER_PERSON,
+            limits::QUARTER_HOUR,
+        )
+        .await?;
+        let is_cancel = credential::secret_matches(pin, &pins.cancel);
+        let is_duress = credential::secret_matches(pin, &pins.duress);
+        match (is_cancel, is_duress) {
+            (_, true) => Ok(Some(PinUse::Duress)),
+            (true, false) => Ok(Some(PinUse::Cancel)),
+            (false, false) => Err(Error::Forbidden),
+        }
+    }
+
+    /// The duress PIN was given for a change that is therefore not made: the person's active
+    /// alert is marked duress, or a new alert is raised where the phone is (else where the
+    /// latest alert last was). Only a store failure is an error, as it would be for the real
+    /// change; anything else must not make the answer differ from a success, so it is logged.
+    async fn signal_duress(&self, person: &Person, location: Option<Location>) -> Result<()> {
+        match self.raise_duress(person, location).await {
+            Ok(()) => Ok(()),
+            Err(err @ (Error::Store(_) | Error::ConcurrentUpdate)) => Err(err),
+            Err(_) => {
+                error!(person_id = %person.person_id, "a duress PIN was used but no alert could be raised");
+                Ok(())
+            }
+        }
+    }
+
+    async fn raise_duress(&self, person: &Person, location: Option<Location>) -> Result<()> {
+        let mut last_location = None;
+        if let Some(alert_id) = person.last_alert_id
+            && let Some(alert) = self.alerts.get_alert(alert_id).await?
+            && alert.person_id == person.person_id
+        {
+            if alert.status.is_active() {
+                self.mark_duress(alert_id).await?;
+                return Ok(());
+            }
+            last_location = Some(alert.location);
+        }
+        let Some(location) = location.or(last_location) else {
+            error!(person_id = %person.person_id, "a duress PIN was used but no location is known: no alert raised");
+            return Ok(());
+        };
+        let request = AlertRequest {
+            client_alert_id: format!("duress-{}", Uuid::new_v4().simple()),
+            location,
+            note: None,
+        };
+        let raised = self
+            .open_alert(person, request, self.clock.now(), true)
+            .await?;
+        self.remember_alert(person, raised.alert.alert_id).await;
+        self.mark_duress(raised.alert.alert_id).await
+    }
+
+    async fn mark_duress(&self, alert_id: Uuid) -> Result<()> {
+        let now = self.clock.now();
+        let marked = self
+            .update(Actor::Scheduler, alert_id, now, |alert, now, retention| {
+                alert.signal_duress(now, retention)
+            })
+            .await?;
+        if marked.is_some() {
+            info!(alert_id = %alert_id, "duress signalled");
+        }
+        Ok(())
+    }
+
+    /// Records the person's newest alert, for a later duress PIN. Best effort: it must never
+    /// fail the press that raised the alert.
+    async fn remember_alert(&self, person: &Person, alert_id: Uuid) {
+        let recorded = self
+            .change_person(person, |p| {
+                p.last_alert_id = Some(alert_id);
+                Ok(())
+            })
+            .await;
+        if recorded.is_err() {
+            warn!(person_id = %person.person_id, alert_id = %alert_id, "the latest alert could not be recorded");
+        }
+    }
+
+    /// The person's record as stored now, to re-apply a change that lost a race.
+    async fn reread_person(&self, person_id: Uuid) -> Result<Person> {
+        self.people
+            .get_person(person_id)
+            .await?
+            .ok_or(Error::Unauthenticated)
+    }
+
+    /// Writes `person` as the successor of the version that was read.
+    async fn save_person(&self, person: &mut Person, read_version: u32) -> Result<()> {
+        person.version = read_version.wrapping_add(1);
+        self.people.update_person(person, read_version).await
+    }
+
+    /// Applies a change to the person's record with optimistic concurrency, as `update` does for
+    /// alerts: on a race the record is re-read and the change re-applied.
+    async fn change_person(
+        &self,
+        person: &Person,
+        apply: impl Fn(&mut Person) -> Result<()>,
+    ) -> Result<Person> {
+        let mut current = person.clone();
+        let mut removed = Vec::new();
+        for attempt in 0..MAX_PERSON_WRITE_ATTEMPTS {
+            if attempt > 0 {
+                current = self.reread_person(person.person_id).await?;
+            }
+            let mut next = current.clone();
+            self.retry_stale_subscriptions(&mut next, &mut removed)
+                .await;
+            apply(&mut next)?;
+            match self.save_person(&mut next, current.version).await {
+                Ok(()) => return Ok(next),
+                Err(Error::ConcurrentUpdate) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(Error::ConcurrentUpdate)
+    }
+
+    /// Removes subscriptions one by one; returns those that could not be removed.
+    async fn remove_subscriptions(&self, subscriptions: &[String]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for subscription in subscriptions {
+            let one = std::slice::from_ref(subscription);
+            if self.subscriptions.unsubscribe(one).await.is_err() {
+                failed.push(subscription.clone());
+            }
+        }
+        failed
+    }
+
+    /// Every write of a person first retries the subscriptions an earlier write could not
+    /// remove; `removed` remembers those gone already, across the attempts of one change.
+    async fn retry_stale_subscriptions(&self, person: &mut Person, removed: &mut Vec<String>) {
+        person.stale_subscriptions.retain(|s| !removed.contains(s));
+        if person.stale_subscriptions.is_empty() {
+            return;
+        }
+        let stale = std::mem::take(&mut person.stale_subscriptions);
+        let failed = self.remove_subscriptions(&stale).await;
+        removed.extend(stale.into_iter().filter(|s| !failed.contains(s)));
+        person.stale_subscriptions = failed;
+    }
+
+    /// Records subscriptions that could not be removed, for the next write to retry. If even
+    /// that fails they are logged (by count): their filter policy names a person, not an alert.
+    async fn keep_stale_subscriptions(&self, person: Person, failed: Vec<String>) -> Person {
+        let recorded = self
+            .change_person(&person, |p| {
+                for subscription in &failed {
+                    if !p.stale_subscriptions.contains(subscription) {
+                        p.stale_subscriptions.push(subscription.clone());
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        match recorded {
+            Ok(person) => {
+                warn!(person_id = %person.person_id, count = failed.len(), "family subscriptions could not be removed; kept for retry");
+                person
+            }
+            Err(_) => {
+                warn!(person_id = %person.person_id, count = failed.len(), "family subscriptions were left behind");
+                person
+            }
+        }
     }
 
     /// Opens an alert for the person pressing the button. Only new alerts count against the
@@ -275,6 +534,17 @@ impl AlertService {
     pub async fn raise_alert(&self, person: &Person, request: AlertRequest) -> Result<RaisedAlert> {
         // A retry gets its alert back only if it is a valid request itself.
         let request = request.validate()?;
+        // The server names the alerts it raises itself (missed check-ins, duress PINs) this way;
+        // a press naming one could read an alert its person must not see.
+        if ["checkin-", "duress-"]
+            .iter()
+            .any(|prefix| request.client_alert_id.starts_with(prefix))
+        {
+            return Err(Error::invalid(
+                "client_alert_id",
+                "must not start with `checkin-` or `duress-`",
+            ));
+        }
         let key = format!("alerts:{}", person.person_id);
         let (limit, window) = (limits::ALERTS_PER_PERSON, limits::HOUR);
         let alert_id = alert_id_for(person.person_id, &request.client_alert_id);
@@ -289,10 +559,13 @@ impl AlertService {
         self.limits
             .check(&key, limit, window, self.clock.now())
             .await?;
-        let mut raised = self.open_alert(person, request, self.clock.now()).await?;
+        let mut raised = self
+            .open_alert(person, request, self.clock.now(), false)
+            .await?;
         if raised.created {
             // Counted once it exists; a burst of distinct presses may overshoot by its width.
             let _ = self.limits.hit(&key, limit, window, self.clock.now()).await;
+            self.remember_alert(person, raised.alert.alert_id).await;
         }
         // A replay that raced with the first press gets the stored alert: the person's view of it.
         raised.alert = raised.alert.as_seen_by_person();
@@ -304,14 +577,16 @@ impl AlertService {
     }
 
     /// Opens an alert at `now`, or returns the one already opened with the same `client_alert_id`.
+    /// `hidden`: raised for a duress PIN, so not the person's to see (`Alert::hidden_from_person`).
     async fn open_alert(
         &self,
         person: &Person,
         request: AlertRequest,
         now: time::OffsetDateTime,
+        hidden: bool,
     ) -> Result<RaisedAlert> {
         let request = request.validate()?;
-        let alert = Alert::open(
+        let mut alert = Alert::open(
             person,
             request,
             &self.directory,
@@ -319,6 +594,7 @@ impl AlertService {
             now,
             &self.retention,
         )?;
+        alert.hidden_from_person = hidden;
         let raised = match self.alerts.create_alert(&alert).await? {
             Created::New => RaisedAlert {
                 alert,
@@ -348,20 +624,42 @@ impl AlertService {
 
     async fn own_alert(&self, person: &Person, alert_id: Uuid) -> Result<Alert> {
         match self.alerts.get_alert(alert_id).await? {
-            Some(alert) if alert.person_id == person.person_id => Ok(alert),
+            Some(alert) if alert.person_id == person.person_id && !alert.hidden_from_person => {
+                Ok(alert)
+            }
             _ => Err(Error::NotFound("alert")),
         }
     }
 
-    /// Sets (or replaces) the person's cancel and duress PINs.
-    pub async fn set_pins(&self, mut person: Person, request: PinsRequest) -> Result<()> {
+    /// Sets (or, with the current cancel PIN, replaces) the person's cancel and duress PINs.
+    /// With the duress PIN it answers the same and changes nothing.
+    pub async fn set_pins(&self, person: Person, request: PinsRequest) -> Result<()> {
         let request = request.validate()?;
-        person.pins = Some(CancelPins {
+        let pin = self
+            .verify_pin(&person, request.current_pin.as_deref(), "current_pin")
+            .await?;
+        if pin == Some(PinUse::Duress) {
+            return self.signal_duress(&person, request.location).await;
+        }
+        let pins = CancelPins {
             cancel: credential::hash_secret(&request.cancel_pin),
             duress: credential::hash_secret(&request.duress_pin),
-        });
-        person.updated_at = self.clock.now();
-        self.people.put_person(&person).await?;
+        };
+        let now = self.clock.now();
+        let checked = person.pins.clone();
+        self.change_person(&person, |p| {
+            // The current PIN was checked against these PINs; a change since needs a new check.
+            if p.pins != checked {
+                return Err(Error::Conflict {
+                    code: "pins_changed",
+                    message: "the PINs changed meanwhile".into(),
+                });
+            }
+            p.pins = Some(pins.clone());
+            p.updated_at = now;
+            Ok(())
+        })
+        .await?;
         info!(person_id = %person.person_id, "cancel PINs set");
         Ok(())
     }
@@ -398,28 +696,10 @@ impl AlertService {
         alert_id: Uuid,
         request: CancelRequest,
     ) -> Result<Alert> {
-        let duress = match (&person.pins, &request.pin) {
-            (None, None) => false,
-            (None, Some(_)) => {
-                return Err(Error::invalid("pin", "no PINs are set for this person"));
-            }
-            (Some(_), None) => return Err(Error::invalid("pin", "the cancel PIN is required")),
-            (Some(pins), Some(pin)) => {
-                self.limit(
-                    &format!("pins:{}", person.person_id),
-                    limits::PIN_ATTEMPTS_PER_PERSON,
-                    limits::QUARTER_HOUR,
-                )
-                .await?;
-                // Both comparisons always run, so timing does not tell which PIN was used.
-                let is_cancel = credential::secret_matches(pin, &pins.cancel);
-                let is_duress = credential::secret_matches(pin, &pins.duress);
-                if !is_cancel && !is_duress {
-                    return Err(Error::Forbidden);
-                }
-                is_duress
-            }
-        };
+        let duress = self
+            .verify_pin(person, request.pin.as_deref(), "pin")
+            .await?
+            == Some(PinUse::Duress);
         let alert = self
             .change(Actor::Person(person), alert_id, |alert, now, retention| {
                 if duress {
@@ -631,25 +911,49 @@ impl AlertService {
         )
         .await?;
         let checkin = CheckIn::start(person.person_id, request, self.clock.now(), &self.retention)?;
-        self.checkins.put_checkin(&checkin).await?;
+        self.checkins.create_checkin(&checkin).await?;
         info!(checkin_id = %checkin.checkin_id, person_id = %person.person_id, "check-in started");
         Ok(checkin)
     }
 
-    /// The person's own check-in; anyone else's is "not found".
+    /// The person's own check-in as they see it (see `CheckIn::as_seen_by_person`); anyone
+    /// else's is "not found".
     pub async fn checkin_of(&self, person: &Person, checkin_id: Uuid) -> Result<CheckIn> {
         match self.checkins.get_checkin(checkin_id).await? {
-            Some(checkin) if checkin.person_id == person.person_id => Ok(checkin),
+            Some(checkin) if checkin.person_id == person.person_id => {
+                Ok(checkin.as_seen_by_person())
+            }
             _ => Err(Error::NotFound("check-in")),
         }
     }
 
-    pub async fn confirm_checkin(&self, person: &Person, checkin_id: Uuid) -> Result<CheckIn> {
-        let mut checkin = self.checkin_of(person, checkin_id).await?;
-        checkin.confirm(self.clock.now())?;
-        self.checkins.put_checkin(&checkin).await?;
+    /// "I am fine". With the duress PIN it answers the same, and raises the check-in's alert at
+    /// once instead, marked duress.
+    pub async fn confirm_checkin(
+        &self,
+        person: &Person,
+        checkin_id: Uuid,
+        request: ConfirmRequest,
+    ) -> Result<CheckIn> {
+        let pin = self
+            .verify_pin(person, request.pin.as_deref(), "pin")
+            .await?;
+        let now = self.clock.now();
+        let checkin = if pin == Some(PinUse::Duress) {
+            let (checkin, _) = self
+                .raise_checkin_alert(person, checkin_id, true, now)
+                .await?
+                .ok_or(Error::NotFound("check-in"))?;
+            checkin
+        } else {
+            self.change_checkin(checkin_id, Some(person.person_id), |checkin| {
+                checkin.confirm(now).map(|()| true)
+            })
+            .await?
+            .ok_or(Error::NotFound("check-in"))?
+        };
         info!(checkin_id = %checkin_id, "check-in confirmed");
-        Ok(checkin)
+        Ok(checkin.as_seen_by_person())
     }
 
     pub async fn update_checkin_location(
@@ -658,10 +962,14 @@ impl AlertService {
         checkin_id: Uuid,
         location: Location,
     ) -> Result<CheckIn> {
-        let mut checkin = self.checkin_of(person, checkin_id).await?;
-        checkin.update_location(location, self.clock.now())?;
-        self.checkins.put_checkin(&checkin).await?;
-        Ok(checkin)
+        let now = self.clock.now();
+        let checkin = self
+            .change_checkin(checkin_id, Some(person.person_id), |checkin| {
+                checkin.update_location(location, now).map(|()| true)
+            })
+            .await?
+            .ok_or(Error::NotFound("check-in"))?;
+        Ok(checkin.as_seen_by_person())
     }
 
     /// Raises the alert of every check-in whose deadline passed. Running twice raises each once:
@@ -713,19 +1021,103 @@ impl AlertService {
     /// Whether a new alert was raised (not if it already was, or the person is gone).
     async fn raise_missed_checkin(
         &self,
-        mut checkin: CheckIn,
+        checkin: CheckIn,
         now: time::OffsetDateTime,
     ) -> Result<bool> {
         let Some(person) = self.people.get_person(checkin.person_id).await? else {
             return Ok(false);
         };
-        let alert = self
-            .open_alert(&person, checkin.alert_request(), now)
+        let Some((checkin, created)) = self
+            .raise_checkin_alert(&person, checkin.checkin_id, false, now)
+            .await?
+        else {
+            return Ok(false);
+        };
+        info!(checkin_id = %checkin.checkin_id, alert_id = ?checkin.alert_id, "check-in missed: alert raised");
+        Ok(created)
+    }
+
+    /// Raises a check-in's alert in three steps: claim the check-in (from then on a confirm is
+    /// refused, so a confirm racing the sweep either wins before or loses), raise the alert
+    /// (its id derives from the check-in: doing this twice raises one alert), mark it missed.
+    /// A sweep that stops between them finds the claimed check-in still pending and finishes.
+    /// `duress`: the person confirmed with the duress PIN, so it is raised now, marked duress.
+    /// Returns the check-in and whether the alert is new, or `None` if it was confirmed first.
+    async fn raise_checkin_alert(
+        &self,
+        person: &Person,
+        checkin_id: Uuid,
+        duress: bool,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<(CheckIn, bool)>> {
+        let owner = duress.then_some(person.person_id);
+        let claimed = self
+            .change_checkin(checkin_id, owner, |checkin| {
+                if !duress && (checkin.alert_id.is_some() || !checkin.is_overdue(now)) {
+                    return Ok(false);
+                }
+                let request = checkin.alert_request();
+                let alert_id = alert_id_for(checkin.person_id, &request.client_alert_id);
+                checkin.claim(alert_id, duress, now)?;
+                Ok(true)
+            })
             .await?;
-        checkin.mark_missed(alert.alert.alert_id, now);
-        self.checkins.put_checkin(&checkin).await?;
-        info!(checkin_id = %checkin.checkin_id, alert_id = %alert.alert.alert_id, "check-in missed: alert raised");
-        Ok(alert.created)
+        let Some(claimed) = claimed else {
+            return Ok(None);
+        };
+        if claimed.status != CheckInStatus::Pending || claimed.alert_id.is_none() {
+            return Ok(None);
+        }
+        let raised = self
+            .open_alert(person, claimed.alert_request(), now, claimed.duress)
+            .await?;
+        let alert_id = raised.alert.alert_id;
+        if raised.created {
+            self.remember_alert(person, alert_id).await;
+        }
+        if claimed.duress {
+            self.mark_duress(alert_id).await?;
+        }
+        let missed = self
+            .change_checkin(checkin_id, None, |checkin| {
+                if checkin.status != CheckInStatus::Pending {
+                    return Ok(false);
+                }
+                checkin.mark_missed(alert_id, now);
+                Ok(true)
+            })
+            .await?
+            .unwrap_or(claimed);
+        Ok(Some((missed, raised.created)))
+    }
+
+    /// Applies a change to a check-in with optimistic concurrency, as `update` does for alerts.
+    /// `owner`: the person asking, for whom anyone else's check-in is "not found". `apply`
+    /// returns false when there is nothing to write; the check-in is returned as stored.
+    async fn change_checkin(
+        &self,
+        checkin_id: Uuid,
+        owner: Option<Uuid>,
+        apply: impl Fn(&mut CheckIn) -> Result<bool>,
+    ) -> Result<Option<CheckIn>> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let mut checkin = match self.checkins.get_checkin(checkin_id).await? {
+                Some(checkin) if owner.is_none_or(|owner| owner == checkin.person_id) => checkin,
+                _ if owner.is_some() => return Err(Error::NotFound("check-in")),
+                _ => return Ok(None),
+            };
+            let version = checkin.version;
+            if !apply(&mut checkin)? {
+                return Ok(Some(checkin));
+            }
+            checkin.version = version.wrapping_add(1);
+            match self.checkins.update_checkin(&checkin, version).await {
+                Ok(()) => return Ok(Some(checkin)),
+                Err(Error::ConcurrentUpdate) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(Error::ConcurrentUpdate)
     }
 
     /// Applies a change with optimistic concurrency: on a race the alert is re-read and the change

@@ -828,7 +828,7 @@ fn a_valid_location_update_and_check_in_are_accepted_and_read_back() {
                     Method::POST,
                     &format!("/v1/checkins/{checkin_id}/confirm"),
                     Some(&token),
-                    Value::Null,
+                    json!({}),
                 );
                 prop_assert_eq!(&confirmed.json["status"], "confirmed");
             }
@@ -1116,7 +1116,7 @@ proptest! {
         duress in prop_oneof!["[0-9]{0,10}", ".{0,9}"],
     ) {
         let good = |pin: &str| (4..=8).contains(&pin.len()) && pin.chars().all(|c| c.is_ascii_digit());
-        let result = PinsRequest { cancel_pin: cancel.clone(), duress_pin: duress.clone() }.validate();
+        let result = PinsRequest { cancel_pin: cancel.clone(), duress_pin: duress.clone(), current_pin: None, location: None }.validate();
         let expected_field = if !good(&cancel) {
             Some("cancel_pin")
         } else if !good(&duress) || cancel == duress {
@@ -1238,6 +1238,7 @@ enum Step {
     Move(Location),
     Cancel(CancelReason),
     CancelUnderDuress(CancelReason),
+    SignalDuress,
     Acknowledge(Option<String>),
     Resolve(Outcome),
     Escalate(u32),
@@ -1255,6 +1256,7 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (24.5..49.0f64, -124.0..-67.0f64).prop_map(|(lat, lon)| Step::Move(Location { lat, lon, accuracy_m: None })),
         1 => reason.clone().prop_map(Step::Cancel),
         1 => reason.prop_map(Step::CancelUnderDuress),
+        1 => Just(Step::SignalDuress),
         1 => prop::option::of("[a-z ]{1,20}").prop_map(Step::Acknowledge),
         1 => outcome.prop_map(Step::Resolve),
         2 => (0..=MAX_ESCALATION_LEVEL + 2).prop_map(Step::Escalate),
@@ -1272,6 +1274,9 @@ fn person() -> Person {
         token: credential::issue(person_id).1,
         subscriptions: vec![],
         pins: None,
+        last_alert_id: None,
+        stale_subscriptions: Vec::new(),
+        version: 0,
         created_at: now,
         updated_at: now,
         expires_at: 0,
@@ -1302,11 +1307,22 @@ proptest! {
             let now = start + time::Duration::minutes(i as i64 + 1);
             let before = alert.clone();
             let (status, duress, level) = (before.status, before.duress, before.escalation_level);
-            let person_may = status.is_active() && !duress;
+            let duress_cancelled = before.history.iter().any(|e| e.event == AlertEvent::DuressCancelled);
+            let person_may = status.is_active() && !duress_cancelled;
             let (allowed, result, event) = match &step {
                 Step::Move(location) => (person_may, alert.update_location(*location, now, &retention), AlertEvent::LocationUpdated),
                 Step::Cancel(reason) => (person_may, alert.cancel(*reason, now, &retention), AlertEvent::Cancelled),
                 Step::CancelUnderDuress(reason) => (person_may, alert.cancel_under_duress(*reason, now, &retention), AlertEvent::DuressCancelled),
+                Step::SignalDuress => {
+                    let result = alert.signal_duress(now, &retention);
+                    if matches!(result, Ok(false)) {
+                        // Already known to responders: nothing is recorded twice.
+                        prop_assert!(duress);
+                        prop_assert_eq!(&alert, &before);
+                        continue;
+                    }
+                    (status.is_active(), result.map(|_| ()), AlertEvent::DuressSignalled)
+                }
                 Step::Acknowledge(note) => (status == AlertStatus::Open, alert.acknowledge(note.clone(), now, &retention), AlertEvent::Acknowledged),
                 Step::Resolve(outcome) => (status.is_active(), alert.resolve(*outcome, None, now, &retention), AlertEvent::Resolved),
                 Step::Escalate(to) => (status == AlertStatus::Open && *to == level + 1 && *to <= MAX_ESCALATION_LEVEL, alert.escalate(*to, &DIRECTORY, now, &retention), AlertEvent::Escalated),
@@ -1332,7 +1348,7 @@ proptest! {
             prop_assert_eq!(alert.updated_at, now);
             let keep = if alert.status.is_active() { retention.active_alert } else { retention.closed_alert };
             prop_assert_eq!(alert.expires_at, (now + keep).unix_timestamp());
-            prop_assert_eq!(alert.duress, duress || matches!(step, Step::CancelUnderDuress(_)));
+            prop_assert_eq!(alert.duress, duress || matches!(step, Step::CancelUnderDuress(_) | Step::SignalDuress));
             // History is the audit trail: what was there stays as it was.
             prop_assert_eq!(&alert.history[..before.history.len()], &before.history[..]);
         }
@@ -1344,10 +1360,16 @@ proptest! {
         prop_assert!(texted <= MAX_TEXTED_CHANGES_PER_ALERT, "{} texted changes", texted);
         let seen = alert.as_seen_by_person();
         if alert.duress {
-            prop_assert_eq!(seen.status, AlertStatus::Cancelled);
-            prop_assert_eq!(seen.latest_entry().event, AlertEvent::Cancelled);
-            prop_assert!(seen.history.iter().all(|e| e.event != AlertEvent::DuressCancelled));
+            let hidden = [AlertEvent::DuressCancelled, AlertEvent::DuressSignalled];
+            prop_assert!(seen.history.iter().all(|e| !hidden.contains(&e.event)));
             prop_assert!(!seen.duress);
+            for (i, entry) in seen.history.iter().enumerate() {
+                prop_assert_eq!(entry.seq as usize, i + 1);
+            }
+            if alert.history.iter().any(|e| e.event == AlertEvent::DuressCancelled) {
+                prop_assert_eq!(seen.status, AlertStatus::Cancelled);
+                prop_assert_eq!(seen.latest_entry().event, AlertEvent::Cancelled);
+            }
         } else {
             prop_assert_eq!(&seen, &alert);
         }

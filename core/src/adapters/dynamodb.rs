@@ -39,16 +39,51 @@ impl DynamoStore {
         }
     }
 
-    /// An unconditional put: people and check-ins have one writer at a time.
-    async fn put(&self, item: Item) -> Result<()> {
-        self.client
+    /// Puts a new person or check-in; `Error::Conflict` if its key is taken.
+    async fn put_new(&self, item: Item) -> Result<()> {
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Err(Error::Conflict {
+                code: "already_exists",
+                message: "a record with this id already exists".into(),
+            }),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// Replaces a person or check-in if it is still at `expected_version`. Items written before
+    /// records had versions have no `version` attribute: they count as version 0.
+    async fn put_versioned(&self, item: Item, expected_version: u32) -> Result<()> {
+        let condition = if expected_version == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(version) OR version = :expected)"
+        } else {
+            "version = :expected"
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => Err(Error::ConcurrentUpdate),
+            Err(err) => Err(sdk_error(err)),
+        }
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>> {
@@ -160,6 +195,11 @@ where
     Error::Store(DisplayErrorContext(err).to_string())
 }
 
+fn is_condition_failure<R>(err: &SdkError<PutItemError, R>) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_conditional_check_failed_exception())
+}
+
 fn to_item<T: serde::Serialize>(value: T) -> Result<Item> {
     serde_dynamo::to_item(value).map_err(Error::store)
 }
@@ -170,8 +210,14 @@ fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T> {
 
 #[async_trait]
 impl PersonStore for DynamoStore {
-    async fn put_person(&self, person: &Person) -> Result<()> {
-        self.put(to_item(PersonItem::new(person.clone()))?).await
+    async fn create_person(&self, person: &Person) -> Result<()> {
+        self.put_new(to_item(PersonItem::new(person.clone()))?)
+            .await
+    }
+
+    async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
+        self.put_versioned(to_item(PersonItem::new(person.clone()))?, expected_version)
+            .await
     }
 
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
@@ -375,8 +421,17 @@ impl AlertStore for DynamoStore {
 
 #[async_trait]
 impl CheckInStore for DynamoStore {
-    async fn put_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        self.put(to_item(CheckInItem::new(checkin.clone()))?).await
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        self.put_new(to_item(CheckInItem::new(checkin.clone()))?)
+            .await
+    }
+
+    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
+        self.put_versioned(
+            to_item(CheckInItem::new(checkin.clone()))?,
+            expected_version,
+        )
+        .await
     }
 
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
@@ -503,6 +558,9 @@ mod tests {
             token: credential::issue(person_id).1,
             subscriptions: vec![],
             pins: None,
+            last_alert_id: None,
+            stale_subscriptions: Vec::new(),
+            version: 0,
             created_at: now,
             updated_at: now,
             expires_at: 0,

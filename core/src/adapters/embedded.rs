@@ -253,19 +253,37 @@ fn insert_outbox(connection: &Connection, alert: &Alert, body: &str) -> Result<(
 
 #[async_trait]
 impl PersonStore for EmbeddedStore {
-    async fn put_person(&self, person: &Person) -> Result<()> {
+    async fn create_person(&self, person: &Person) -> Result<()> {
         let id = person.person_id.to_string();
         let body = to_json(person)?;
         let expires_at = person.expires_at;
         self.run(move |connection| {
-            connection
+            let inserted = connection
                 .execute(
                     "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (person_id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
+                     ON CONFLICT (person_id) DO NOTHING",
                     params![id, body, expires_at],
                 )
                 .map_err(Error::store)?;
-            Ok(())
+            created(inserted)
+        })
+        .await
+    }
+
+    async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
+        let id = person.person_id.to_string();
+        let body = to_json(person)?;
+        let expires_at = person.expires_at;
+        self.run(move |connection| {
+            // The version lives in the body; records written before it existed read as 0.
+            let updated = connection
+                .execute(
+                    "UPDATE people SET body = ?2, expires_at = ?3
+                     WHERE person_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?4",
+                    params![id, body, expires_at, expected_version],
+                )
+                .map_err(Error::store)?;
+            updated_one(updated)
         })
         .await
     }
@@ -446,13 +464,32 @@ impl AlertStore for EmbeddedStore {
     }
 }
 
+fn created(inserted: usize) -> Result<()> {
+    if inserted == 1 {
+        Ok(())
+    } else {
+        Err(Error::Conflict {
+            code: "already_exists",
+            message: "a record with this id already exists".into(),
+        })
+    }
+}
+
+fn updated_one(updated: usize) -> Result<()> {
+    if updated == 1 {
+        Ok(())
+    } else {
+        Err(Error::ConcurrentUpdate)
+    }
+}
+
 fn unix_ms(at: time::OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 #[async_trait]
 impl CheckInStore for EmbeddedStore {
-    async fn put_checkin(&self, checkin: &CheckIn) -> Result<()> {
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
         let body = to_json(checkin)?;
         let (id, person, status, deadline, expires) = (
             checkin.checkin_id.to_string(),
@@ -462,16 +499,36 @@ impl CheckInStore for EmbeddedStore {
             checkin.expires_at,
         );
         self.run(move |connection| {
-            connection
+            let inserted = connection
                 .execute(
                     "INSERT INTO checkins (checkin_id, person_id, status, deadline_ms, body, expires_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (checkin_id) DO UPDATE SET status = excluded.status,
-                       deadline_ms = excluded.deadline_ms, body = excluded.body, expires_at = excluded.expires_at",
+                     ON CONFLICT (checkin_id) DO NOTHING",
                     params![id, person, status, deadline, body, expires],
                 )
                 .map_err(Error::store)?;
-            Ok(())
+            created(inserted)
+        })
+        .await
+    }
+
+    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
+        let body = to_json(checkin)?;
+        let (id, status, deadline, expires) = (
+            checkin.checkin_id.to_string(),
+            checkin.status.as_str(),
+            unix_ms(checkin.deadline),
+            checkin.expires_at,
+        );
+        self.run(move |connection| {
+            let updated = connection
+                .execute(
+                    "UPDATE checkins SET status = ?2, deadline_ms = ?3, body = ?4, expires_at = ?5
+                     WHERE checkin_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?6",
+                    params![id, status, deadline, body, expires, expected_version],
+                )
+                .map_err(Error::store)?;
+            updated_one(updated)
         })
         .await
     }

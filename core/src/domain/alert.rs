@@ -161,6 +161,9 @@ pub enum AlertEvent {
     Resolved,
     /// Nobody acknowledged in time: the CIAM 24/7 centre and the next nearest consulate are told.
     Escalated,
+    /// The duress PIN was given to change the PINs, the contacts or to confirm a check-in: the
+    /// person was shown success, responders are told they may be under pressure.
+    DuressSignalled,
 }
 
 impl AlertEvent {
@@ -179,6 +182,7 @@ impl AlertEvent {
             AlertEvent::Acknowledged,
             AlertEvent::Resolved,
             AlertEvent::Escalated,
+            AlertEvent::DuressSignalled,
         ]
         .into_iter()
         .filter(|event| event.is_texted())
@@ -193,6 +197,7 @@ impl AlertEvent {
             AlertEvent::Acknowledged => "acknowledged",
             AlertEvent::Resolved => "resolved",
             AlertEvent::Escalated => "escalated",
+            AlertEvent::DuressSignalled => "duress_signalled",
         }
     }
 }
@@ -223,9 +228,10 @@ pub struct HistoryEntry {
 /// and together with the other texted changes this bounds the SMS one alert can cause.
 pub const MAX_ESCALATION_LEVEL: u32 = 3;
 
-/// The most family-texted changes one alert can have: opened, duress-cancelled, every escalation
-/// level, acknowledged, and resolved or cancelled. Each is one SMS per contact with a phone.
-pub const MAX_TEXTED_CHANGES_PER_ALERT: usize = 4 + MAX_ESCALATION_LEVEL as usize;
+/// The most family-texted changes one alert can have: opened, duress signalled (once), duress-
+/// cancelled, every escalation level, acknowledged, and resolved or cancelled. Each is one SMS per
+/// contact with a phone.
+pub const MAX_TEXTED_CHANGES_PER_ALERT: usize = 5 + MAX_ESCALATION_LEVEL as usize;
 
 /// When an unacknowledged alert escalates: one level per `after`, up to `max_level` (at most
 /// `MAX_ESCALATION_LEVEL`).
@@ -381,13 +387,18 @@ pub struct Alert {
     pub history: Vec<HistoryEntry>,
     /// Unix seconds after which the alert may be deleted (a TTL attribute in DynamoDB).
     pub expires_at: i64,
-    /// Set when the person "cancelled" with the duress PIN: the alert stays open for responders
-    /// while the person (and whoever holds their phone) sees it cancelled.
+    /// Set when the person used the duress PIN: to "cancel" it (the alert stays open for
+    /// responders while the person, and whoever holds their phone, sees it cancelled) or to make
+    /// another change while it was open (see `signal_duress`).
     #[serde(default)]
     pub duress: bool,
     /// How many times the alert has escalated; each level happens once.
     #[serde(default)]
     pub escalation_level: u32,
+    /// Raised because the duress PIN was given (to confirm a check-in, or to change the PINs or
+    /// contacts): the person was shown success, so to their token this alert does not exist.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden_from_person: bool,
 }
 
 pub fn alert_id_for(person_id: Uuid, client_alert_id: &str) -> Uuid {
@@ -434,6 +445,7 @@ impl Alert {
             expires_at: (now + retention.active_alert).unix_timestamp(),
             duress: false,
             escalation_level: 0,
+            hidden_from_person: false,
         })
     }
 
@@ -510,6 +522,26 @@ impl Alert {
         )
     }
 
+    /// Marks the alert duress because the duress PIN was used elsewhere (PINs, contacts, a
+    /// check-in). Only the first signal is recorded: responders already know after it, and it
+    /// keeps the texts one alert can cause bounded. False when there was nothing to record.
+    pub fn signal_duress(&mut self, now: OffsetDateTime, retention: &Retention) -> Result<bool> {
+        self.ensure_active()?;
+        if self.duress {
+            return Ok(false);
+        }
+        self.duress = true;
+        self.record(
+            AlertEvent::DuressSignalled,
+            now,
+            retention,
+            None,
+            None,
+            None,
+        )?;
+        Ok(true)
+    }
+
     pub fn acknowledge(
         &mut self,
         note: Option<String>,
@@ -544,7 +576,7 @@ impl Alert {
 
     /// What the person may still do: nothing once they cancelled, even under duress.
     fn ensure_active_for_person(&self) -> Result<()> {
-        if self.duress {
+        if self.duress_cancelled() {
             return Err(Error::Conflict {
                 code: "alert_closed",
                 message: "the alert is cancelled".into(),
@@ -642,13 +674,36 @@ impl Alert {
         Ok(())
     }
 
+    fn duress_cancelled(&self) -> bool {
+        self.history
+            .iter()
+            .any(|e| e.event == AlertEvent::DuressCancelled)
+    }
+
     /// The alert as its person sees it. After a duress cancel it reads exactly as if cancelled
     /// then, whatever responders have done since, because someone else may be holding the phone.
+    /// A duress PIN used elsewhere leaves no trace at all.
     pub fn as_seen_by_person(&self) -> Alert {
         if !self.duress {
             return self.clone();
         }
         let mut seen = self.clone();
+        seen.duress = false;
+        if seen
+            .history
+            .iter()
+            .any(|e| e.event == AlertEvent::DuressSignalled)
+        {
+            seen.history
+                .retain(|e| e.event != AlertEvent::DuressSignalled);
+            for (index, entry) in seen.history.iter_mut().enumerate() {
+                entry.seq = index as u32 + 1;
+            }
+            seen.updated_at = seen.latest_entry().at;
+        }
+        if !seen.duress_cancelled() {
+            return seen;
+        }
         let cut = seen
             .history
             .iter()
@@ -665,7 +720,6 @@ impl Alert {
             .rev()
             .find_map(|e| e.location)
             .unwrap_or(seen.location);
-        seen.duress = false;
         seen
     }
 }
@@ -688,6 +742,9 @@ mod tests {
             token: credential::issue(person_id).1,
             subscriptions: vec![],
             pins: None,
+            last_alert_id: None,
+            stale_subscriptions: Vec::new(),
+            version: 0,
             created_at: now,
             updated_at: now,
             expires_at: 0,
@@ -787,6 +844,8 @@ mod tests {
             &retention,
         )
         .unwrap();
+        assert!(alert.signal_duress(now, &retention).unwrap());
+        assert!(!alert.signal_duress(now, &retention).unwrap());
         alert
             .cancel_under_duress(CancelReason::Safe, now, &retention)
             .unwrap();

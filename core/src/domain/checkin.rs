@@ -45,7 +45,8 @@ pub struct CheckIn {
     pub location: Location,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// The alert raised when the check-in was missed.
+    /// The alert raised when the check-in was missed. Set before the alert is raised (the
+    /// status stays pending until it is), so a confirm racing the sweep loses once it is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_id: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
@@ -53,6 +54,21 @@ pub struct CheckIn {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub expires_at: i64,
+    /// "Confirmed" with the duress PIN: the alert was raised at once, the person sees it confirmed.
+    #[serde(default)]
+    pub duress: bool,
+    /// Bumped by every write; a write based on an older version is refused (see `CheckInStore`).
+    #[serde(default)]
+    pub version: u32,
+}
+
+/// The body of `POST /v1/checkins/{id}/confirm`; none at all while no PINs are set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// Required once PINs are set: the cancel PIN confirms, the duress PIN only seems to.
+    #[serde(default)]
+    pub pin: Option<String>,
 }
 
 /// The body of `POST /v1/checkins`.
@@ -96,18 +112,43 @@ impl CheckIn {
             created_at: now,
             updated_at: now,
             expires_at: (request.deadline + retention.closed_alert).unix_timestamp(),
+            duress: false,
+            version: 0,
         })
     }
 
-    fn ensure_pending(&self) -> Result<()> {
-        if self.status == CheckInStatus::Pending {
-            Ok(())
+    /// The status as the person sees it: a check-in whose alert is being raised is missed, and
+    /// one "confirmed" under duress is confirmed.
+    fn seen_status(&self) -> CheckInStatus {
+        if self.duress {
+            CheckInStatus::Confirmed
+        } else if self.alert_id.is_some() {
+            CheckInStatus::Missed
         } else {
-            Err(Error::Conflict {
-                code: "checkin_closed",
-                message: format!("the check-in is {}", self.status.as_str()),
-            })
+            self.status
         }
+    }
+
+    /// Refused alike whether the check-in was confirmed for real or under duress.
+    pub fn ensure_pending(&self) -> Result<()> {
+        match self.seen_status() {
+            CheckInStatus::Pending => Ok(()),
+            status => Err(Error::Conflict {
+                code: "checkin_closed",
+                message: format!("the check-in is {}", status.as_str()),
+            }),
+        }
+    }
+
+    /// The check-in as its person (or whoever holds the phone) sees it; see `CheckIn::duress`.
+    pub fn as_seen_by_person(&self) -> CheckIn {
+        let mut seen = self.clone();
+        seen.status = self.seen_status();
+        if self.duress {
+            seen.alert_id = None;
+            seen.duress = false;
+        }
+        seen
     }
 
     pub fn confirm(&mut self, now: OffsetDateTime) -> Result<()> {
@@ -125,7 +166,17 @@ impl CheckIn {
     }
 
     pub fn is_overdue(&self, now: OffsetDateTime) -> bool {
-        self.status == CheckInStatus::Pending && now >= self.deadline
+        self.status == CheckInStatus::Pending && (now >= self.deadline || self.alert_id.is_some())
+    }
+
+    /// Takes the check-in for raising `alert_id`: from here on a confirm is refused, and until
+    /// `mark_missed` a sweep that finds it raises the (same) alert again.
+    pub fn claim(&mut self, alert_id: Uuid, duress: bool, now: OffsetDateTime) -> Result<()> {
+        self.ensure_pending()?;
+        self.alert_id = Some(alert_id);
+        self.duress = duress;
+        self.updated_at = now;
+        Ok(())
     }
 
     /// The alert a missed check-in raises. Its client id is derived from the check-in, so a
@@ -220,5 +271,48 @@ mod tests {
         checkin.confirm(now).unwrap();
         assert!(!checkin.is_overdue(now + Duration::hours(2)));
         assert!(checkin.confirm(now).is_err());
+    }
+
+    fn closed_as(result: Result<()>) -> String {
+        match result {
+            Err(Error::Conflict { message, .. }) => message,
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_claimed_check_in_refuses_a_confirm_and_a_duress_one_looks_confirmed() {
+        let now = datetime!(2026-11-25 12:00 UTC);
+        let retention = Retention::default();
+        let start = || {
+            CheckIn::start(
+                Uuid::new_v4(),
+                request(now + Duration::hours(1)),
+                now,
+                &retention,
+            )
+            .unwrap()
+        };
+        let mut swept = start();
+        swept.claim(Uuid::new_v4(), false, now).unwrap();
+        assert_eq!(
+            swept.status,
+            CheckInStatus::Pending,
+            "until the alert is raised"
+        );
+        assert!(swept.is_overdue(now), "a sweep finishes what it claimed");
+        assert_eq!(closed_as(swept.confirm(now)), "the check-in is missed");
+        assert_eq!(swept.as_seen_by_person().status, CheckInStatus::Missed);
+
+        let mut forced = start();
+        let mut real = start();
+        forced.claim(Uuid::new_v4(), true, now).unwrap();
+        forced.mark_missed(forced.alert_id.unwrap(), now);
+        real.confirm(now).unwrap();
+        let seen = forced.as_seen_by_person();
+        assert_eq!(seen.status, CheckInStatus::Confirmed);
+        assert_eq!((seen.alert_id, seen.duress), (None, false));
+        assert_eq!(seen.updated_at, real.updated_at);
+        assert_eq!(closed_as(forced.confirm(now)), closed_as(real.confirm(now)));
     }
 }

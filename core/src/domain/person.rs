@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::alert::Location;
 use super::credential::StoredSecret;
 use crate::error::{Error, Result};
 
@@ -57,6 +58,16 @@ pub struct Person {
     /// Once set, a cancel needs one of these PINs; the duress PIN only appears to cancel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pins: Option<CancelPins>,
+    /// The person's newest alert, so that a duress PIN given later can mark it. Best effort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_alert_id: Option<Uuid>,
+    /// Subscriptions that could not be removed; every later write of the person retries them,
+    /// and they go with the record when it expires.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale_subscriptions: Vec<String>,
+    /// Bumped by every write; a write based on an older version is refused (see `PersonStore`).
+    #[serde(default)]
+    pub version: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -100,10 +111,17 @@ pub struct CancelPins {
 pub struct PinsRequest {
     pub cancel_pin: String,
     pub duress_pin: String,
+    /// Required once PINs are set: the cancel PIN changes them, the duress PIN only seems to.
+    #[serde(default)]
+    pub current_pin: Option<String>,
+    /// Where the phone is, in case the duress PIN was given (the person's page always sends it).
+    #[serde(default)]
+    pub location: Option<Location>,
 }
 
 impl PinsRequest {
-    pub fn validate(self) -> Result<PinsRequest> {
+    pub fn validate(mut self) -> Result<PinsRequest> {
+        self.location = self.location.map(|l| l.validate("location")).transpose()?;
         for (field, pin) in [
             ("cancel_pin", &self.cancel_pin),
             ("duress_pin", &self.duress_pin),
@@ -138,6 +156,11 @@ pub struct Registration {
 #[serde(deny_unknown_fields)]
 pub struct ContactsReplacement {
     pub contacts: Vec<Contact>,
+    /// As in `PinsRequest`.
+    #[serde(default)]
+    pub current_pin: Option<String>,
+    #[serde(default)]
+    pub location: Option<Location>,
 }
 
 impl Registration {

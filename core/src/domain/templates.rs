@@ -68,6 +68,12 @@ pub fn family_message(
                         "URGENTE: {name} canceló la alerta con su clave de emergencia: puede estar bajo presión. La alerta SIGUE ACTIVA. No responda a su teléfono sobre esto. Consulado: {phone}"
                     ),
                 ),
+                AlertEvent::DuressSignalled => (
+                    format!("URGENTE: {name} usó su clave de emergencia"),
+                    format!(
+                        "URGENTE: {name} usó su clave de emergencia: puede estar bajo presión. La alerta está ACTIVA. No responda a su teléfono sobre esto. Consulado: {phone}"
+                    ),
+                ),
                 AlertEvent::Acknowledged => (
                     format!("El consulado atiende la alerta de {name}"),
                     format!(
@@ -131,6 +137,12 @@ pub fn family_message(
                     format!("URGENT: {name} cancelled the alert under pressure"),
                     format!(
                         "URGENT: {name} cancelled the alert with their emergency PIN: they may be under pressure. The alert is STILL ACTIVE. Do not reply to their phone about this. Consulate: {phone}"
+                    ),
+                ),
+                AlertEvent::DuressSignalled => (
+                    format!("URGENT: {name} used their emergency PIN"),
+                    format!(
+                        "URGENT: {name} used their emergency PIN: they may be under pressure. The alert is ACTIVE. Do not reply to their phone about this. Consulate: {phone}"
                     ),
                 ),
                 AlertEvent::Acknowledged => (
@@ -209,6 +221,13 @@ pub fn consulate_message(alert: &Alert, entry: &HistoryEntry, distance_km: f64) 
             format!("URGENTE: alerta {} cancelada bajo coacción", alert.alert_id),
             format!(
                 "URGENTE: alerta {}: {name} la canceló con su clave de coacción. Trátela como ACTIVA; no contacte a la persona por su teléfono.",
+                alert.alert_id
+            ),
+        ),
+        AlertEvent::DuressSignalled => (
+            format!("URGENTE: alerta {}: clave de coacción", alert.alert_id),
+            format!(
+                "URGENTE: alerta {}: {name} usó su clave de coacción; puede estar bajo presión. Trátela como ACTIVA; no contacte a la persona por su teléfono.",
                 alert.alert_id
             ),
         ),

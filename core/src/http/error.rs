@@ -75,7 +75,7 @@ impl From<Error> for ApiError {
             Error::ConcurrentUpdate => ApiError::new(
                 StatusCode::CONFLICT,
                 "concurrent_update",
-                "the alert changed while this request ran; try again",
+                "the record changed while this request ran; try again",
             ),
             Error::RateLimited { retry_after } => {
                 let mut api = ApiError::new(

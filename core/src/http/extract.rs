@@ -48,6 +48,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
     }
 }
 
+/// Like `StrictJson`, but a request with no body at all stands for `T::default()` (a route that
+/// took no body before keeps working for clients that send none).
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let declared_empty = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0");
+        let typed = request.headers().contains_key(header::CONTENT_TYPE);
+        if declared_empty || !typed {
+            let bytes = read_body(request.into_body()).await?;
+            if bytes.is_empty() {
+                return Ok(OptionalJson(T::default()));
+            }
+            // A body without a JSON content type is refused as `StrictJson` refuses it.
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with `Content-Type: application/json`",
+            ));
+        }
+        let StrictJson(value) = StrictJson::<T>::from_request(request, state).await?;
+        Ok(OptionalJson(value))
+    }
+}
+
 async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
     to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
         let too_long = std::error::Error::source(&err)

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{
-    AlertIdPath, Authenticated, Caller, CheckInIdPath, ClientAddress, ConsulateIdPath, Staff,
-    StrictJson, query_params,
+    AlertIdPath, Authenticated, Caller, CheckInIdPath, ClientAddress, ConsulateIdPath,
+    OptionalJson, Staff, StrictJson, query_params,
 };
 use super::views::{
     AlertListView, AlertView, CheckInView, ConsulateView, ConsulatesView, ContactsView,
@@ -20,7 +20,7 @@ use super::views::{
 use crate::domain::alert::{
     AcknowledgeRequest, AlertRequest, AlertStatus, CancelRequest, Location, ResolveRequest,
 };
-use crate::domain::checkin::CheckInRequest;
+use crate::domain::checkin::{CheckInRequest, ConfirmRequest};
 use crate::domain::consulate::Directory;
 use crate::domain::geography::GeoPoint;
 use crate::domain::person::{ContactsReplacement, PinsRequest, Registration};
@@ -292,13 +292,17 @@ pub async fn get_checkin(
     Ok(Json(CheckInView::new(&checkin)).into_response())
 }
 
-/// "I am fine": the check-in closes and no alert is raised.
+/// "I am fine": the check-in closes and no alert is raised (see `AlertService::confirm_checkin`
+/// for the duress PIN).
 pub async fn confirm_checkin(
     State(service): State<Arc<AlertService>>,
     Authenticated(person): Authenticated,
     CheckInIdPath(checkin_id): CheckInIdPath,
+    OptionalJson(request): OptionalJson<ConfirmRequest>,
 ) -> Result<Response, ApiError> {
-    let checkin = service.confirm_checkin(&person, checkin_id).await?;
+    let checkin = service
+        .confirm_checkin(&person, checkin_id, request)
+        .await?;
     Ok(Json(CheckInView::new(&checkin)).into_response())
 }
 

@@ -1,0 +1,150 @@
+//! Concurrent changes of one person or one check-in: each lands or is re-applied, none silently
+//! reverts another, and a confirm racing the sweep either wins or sees the alert it lost to.
+
+use alert_button_core::domain::alert::EscalationPolicy;
+use alert_button_tests::{LocalApi, of_change, wait_for_journal};
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+/// `count` Spanish contacts with distinct phones, so a notification's recipient count says which
+/// replacement is stored.
+fn contacts(count: usize) -> serde_json::Value {
+    let list: Vec<_> = (0..count)
+        .map(|i| json!({"name": format!("C{i}"), "phone": format!("+1312555{:04}", 100 + i)}))
+        .collect();
+    json!(list)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_contact_and_pin_changes_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (_, ana) = api.register("Ana").await;
+
+    // Nine contact replacements and the first PIN setting at once.
+    let mut tasks = Vec::new();
+    for count in 1..=9 {
+        let router = api.router.clone();
+        let token = ana.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"contacts": contacts(count)});
+            call(router, Method::PUT, "/v1/people/me/contacts", &token, body).await
+        }));
+    }
+    {
+        let router = api.router.clone();
+        let token = ana.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"cancel_pin": "1111", "duress_pin": "2222"});
+            call(router, Method::PUT, "/v1/people/me/pins", &token, body).await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+
+    let alert = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&ana),
+            Some(json!({"client_alert_id": "after", "location": {"lat": 41.88, "lon": -87.63}})),
+        )
+        .await;
+    let alert_id = alert.json["alert_id"].as_str().unwrap().to_owned();
+
+    // One of the replacements is stored whole.
+    let lines = wait_for_journal(&api.journal(), |l| {
+        of_change(l, &alert_id, 1)
+            .iter()
+            .any(|n| n["audience"] == "family")
+    })
+    .await;
+    let family: Vec<_> = of_change(&lines, &alert_id, 1)
+        .into_iter()
+        .filter(|n| n["audience"] == "family")
+        .collect();
+    assert_eq!(family.len(), 1);
+    assert!((1..=9).contains(&family[0]["recipients"].as_u64().unwrap()));
+
+    // The PINs were not reverted by a contact replacement written after them.
+    let cancel = api
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{alert_id}/cancel"),
+            Some(&ana),
+            Some(json!({"reason": "safe", "pin": "1111"})),
+        )
+        .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
+    api.stop().await;
+}
+
+async fn call(
+    router: axum::Router,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> StatusCode {
+    use tower::ServiceExt;
+    let request = alert_button_tests::json_request(method, path, Some(token), Some(body));
+    router.oneshot(request).await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_confirm_racing_the_sweep_never_reads_confirmed_with_an_alert_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (_, ana) = api.register("Ana").await;
+    let policy = EscalationPolicy::default();
+    let mut outcomes = (0, 0);
+    for round in 0..20 {
+        let deadline = OffsetDateTime::now_utc() + Duration::minutes(2);
+        let started = api
+            .call(
+                Method::POST,
+                "/v1/checkins",
+                Some(&ana),
+                Some(json!({"deadline": deadline.format(&Rfc3339).unwrap(), "location": {"lat": 29.42, "lon": -98.49}})),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::CREATED, "{}", started.json);
+        let checkin = started.json["checkin_id"].as_str().unwrap().to_owned();
+        let service = api.local.service.clone();
+        let sweep = tokio::spawn(async move { service.sweep(deadline, &policy).await });
+        let router = api.router.clone();
+        let token = ana.clone();
+        let path = format!("/v1/checkins/{checkin}/confirm");
+        let confirm =
+            tokio::spawn(async move { call(router, Method::POST, &path, &token, json!({})).await });
+        let raised = sweep.await.unwrap().unwrap().raised;
+        let confirmed = confirm.await.unwrap();
+        let read = api
+            .call(
+                Method::GET,
+                &format!("/v1/checkins/{checkin}"),
+                Some(&ana),
+                None,
+            )
+            .await;
+        if confirmed == StatusCode::OK {
+            assert_eq!(
+                raised, 0,
+                "round {round}: confirmed, yet the sweep raised an alert"
+            );
+            assert_eq!(read.json["status"], "confirmed");
+            outcomes.0 += 1;
+        } else {
+            assert_eq!(confirmed, StatusCode::CONFLICT, "round {round}");
+            assert_eq!(raised, 1, "round {round}");
+            assert_eq!(read.json["status"], "missed");
+            assert!(read.json["alert_id"].is_string());
+            outcomes.1 += 1;
+        }
+    }
+    assert_eq!(outcomes.0 + outcomes.1, 20);
+    api.stop().await;
+}
