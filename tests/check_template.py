@@ -144,6 +144,41 @@ def data_protection_problems(name, group):
     return problems
 
 
+def without_name_and_key(properties):
+    properties = copy.deepcopy(properties)
+    properties.pop("TableName", None)
+    properties.get("SSESpecification", {}).pop("KMSMasterKeyId", None)
+    return properties
+
+
+def restore_import_problems(template, runbook):
+    """The RUNBOOK's `import.yaml` must stay the template's AlertsTable, or an import then a deploy
+    would replace the restored table instead of adopting it."""
+    marker = "Save this as\n   `import.yaml`"
+    if marker not in runbook:
+        return ["no import.yaml block in RUNBOOK.md"]
+    block = runbook.split(marker, 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    text = "\n".join(line[3:] for line in block.splitlines())
+    imported = yaml_parse(text)
+    table = imported.get("Resources", {}).get("AlertsTable", {})
+    problems = []
+    if table.get("DeletionPolicy") != "Retain":
+        problems.append("the imported table needs DeletionPolicy: Retain")
+    if table.get("Properties", {}).get("TableName") != {"Ref": "TableName"}:
+        problems.append("the imported table must be named by the TableName parameter")
+    if without_name_and_key(table.get("Properties", {})) != without_name_and_key(
+        template["Resources"]["AlertsTable"]["Properties"]
+    ):
+        problems.append("its properties differ from template.yaml's AlertsTable")
+    with tempfile.TemporaryDirectory() as scratch:
+        path = pathlib.Path(scratch) / "import.yaml"
+        path.write_text(text)
+        ok, detail = cfn_lint(path)
+        if not ok:
+            problems.append(f"cfn-lint: {detail}")
+    return problems
+
+
 def operability(template, infra):
     resources = template["Resources"]
     functions = of_type(template, "AWS::Serverless::Function")
@@ -266,6 +301,10 @@ def operability(template, infra):
     check("the runbook explains every alarm", bool(runbook) and not unexplained, f"not in RUNBOOK.md: {unexplained}")
     check("the runbook confirms consulate e-mail subscriptions with authenticated unsubscribe",
           "--authenticate-on-unsubscribe" in runbook)
+
+    import_problems = restore_import_problems(template, runbook)
+    check("the runbook's import template is the template's table (restore path)", not import_problems,
+          "; ".join(import_problems))
 
     samconfig = infra / "samconfig.toml"
     try:
