@@ -233,7 +233,8 @@ def operability(template, infra):
 
     dashboards = of_type(template, "AWS::CloudWatch::Dashboard")
     body = json.dumps([d["Properties"].get("DashboardBody") for d in dashboards.values()])
-    missing = [ns for ns in ("AWS/Lambda", "AWS/ApiGateway", "AWS/SNS", "AWS/DynamoDB", "AWS/SQS") if ns not in body]
+    namespaces = ("AWS/Lambda", "AWS/ApiGateway", "AWS/SNS", "AWS/DynamoDB", "AWS/SQS")
+    missing = [ns for ns in namespaces if ns not in body]
     check("a dashboard shows Lambda, API, SNS, DynamoDB and SQS", bool(dashboards) and not missing,
           f"{len(dashboards)} dashboards, missing {missing}")
 
@@ -285,11 +286,15 @@ def operability(template, infra):
     check("the table name is a parameter (empty: generated), for a restored table",
           table_name.get("Default") == "" and "TableName" in json.dumps(resources["AlertsTable"]["Properties"]))
 
-    problems = [p for n, g in of_type(template, "AWS::Logs::LogGroup").items() for p in data_protection_problems(n, g)]
-    check("every log group masks e-mail addresses, phone numbers and coordinates", not problems, "; ".join(problems))
+    groups = of_type(template, "AWS::Logs::LogGroup")
+    problems = [p for n, g in groups.items() for p in data_protection_problems(n, g)]
+    check("every log group masks e-mail addresses, phone numbers and coordinates", bool(groups) and not problems,
+          "; ".join(problems))
 
     subscriptions = of_type(template, "AWS::SNS::Subscription")
-    no_redrive = [n for n, s in subscriptions.items() if n != "OperatorsEmail" and "RedrivePolicy" not in s["Properties"]]
+    no_redrive = [
+        n for n, s in subscriptions.items() if n != "OperatorsEmail" and "RedrivePolicy" not in s["Properties"]
+    ]
     check("every notification subscription has a dead-letter queue", not no_redrive, ", ".join(no_redrive))
     queue_policies = json.dumps(list(of_type(template, "AWS::SQS::QueuePolicy").values()))
     check("SNS may send to the subscriptions' dead-letter queue",
@@ -298,7 +303,8 @@ def operability(template, infra):
     runbook_path = infra / "RUNBOOK.md"
     runbook = runbook_path.read_text() if runbook_path.exists() else ""
     unexplained = [n for n in alarms if f"`{n}`" not in runbook]
-    check("the runbook explains every alarm", bool(runbook) and not unexplained, f"not in RUNBOOK.md: {unexplained}")
+    check("the runbook explains every alarm", bool(runbook) and not unexplained,
+          f"not in RUNBOOK.md: {unexplained}")
     check("the runbook confirms consulate e-mail subscriptions with authenticated unsubscribe",
           "--authenticate-on-unsubscribe" in runbook)
 
