@@ -2,7 +2,8 @@
 """Writes the consulate-endpoint sections of infra/template.yaml from data/consulates.csv.
 
 Each office gets a parameter (its duty desk's endpoint, empty by default), a condition, and an SNS
-subscription with the office's filter policy. Run it after adding an office to the directory; the
+subscription with the office's filter policy and the subscriptions' dead-letter queue. CloudFormation
+cannot ask for authenticated unsubscribe: confirm each e-mail subscription as infra/RUNBOOK.md says. Run it after adding an office to the directory; the
 test command fails while the template and the directory disagree.
 
     python3 infra/consulate_subscriptions.py
@@ -47,6 +48,8 @@ def sections(offices):
             "      FilterPolicy:",
             '        audience: ["consulate"]',
             f'        consulate_id: ["{office["id"]}"]',
+            "      RedrivePolicy:",
+            "        deadLetterTargetArn: !GetAtt SubscriptionDeadLetterQueue.Arn",
         ]
     return {
         "consulate endpoint parameters": parameters,

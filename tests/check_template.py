@@ -8,6 +8,9 @@
 3. The template's HTTP routes are exactly the routes the router serves (`alert-button routes`).
 4. No IAM statement of ours grants `Resource: "*"`.
 5. Every office of data/consulates.csv has its endpoint parameter and subscription.
+6. Operability: alarms on every silent failure, a dashboard, per-route throttles, reserved
+   concurrency, gradual deploys that roll back, retained stateful resources, log data protection,
+   subscription dead letters, and a runbook that explains every alarm.
 
 Usage: check_template.py TEMPLATE ROUTER_ROUTES_FILE
 """
@@ -19,16 +22,19 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import tomllib
 
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 failures = []
+checks = []
 
 
 def check(name, ok, detail=""):
     print(f"{'ok  ' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""))
+    checks.append(name)
     if not ok:
         failures.append(name)
 
@@ -88,6 +94,234 @@ def statements(template):
                     yield name, statement
 
 
+def of_type(template, kind):
+    return {name: r for name, r in template["Resources"].items() if r.get("Type") == kind}
+
+
+def refers_to(value, name):
+    """True when a (possibly intrinsic) value references resource `name` (Ref, GetAtt or Sub)."""
+    text = json.dumps(value)
+    return f'"Ref": "{name}"' in text or f'"{name}",' in text or f"${{{name}" in text or f'"{name}.' in text
+
+
+def alarm_metrics(alarm):
+    """(namespace, metric name, dimensions as a dict) of every metric an alarm reads."""
+    props = alarm["Properties"]
+    if "MetricName" in props:
+        dims = {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
+        yield props.get("Namespace"), props["MetricName"], dims
+    for query in props.get("Metrics", []):
+        metric = query.get("MetricStat", {}).get("Metric")
+        if metric:
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            yield metric.get("Namespace"), metric["MetricName"], dims
+
+
+def parameter_default(template, value):
+    if isinstance(value, dict) and "Ref" in value:
+        return template["Parameters"][value["Ref"]].get("Default")
+    return value
+
+
+IDENTIFIERS = ("EmailAddress", "PhoneNumber-US", "LatLong")
+
+
+def data_protection_problems(name, group):
+    policy = group["Properties"].get("DataProtectionPolicy")
+    if not policy:
+        return [f"{name}: no DataProtectionPolicy"]
+    problems = []
+    operations = {}
+    for statement in policy.get("Statement", []):
+        for operation in statement.get("Operation", {}):
+            operations[operation] = json.dumps(statement.get("DataIdentifier"))
+    if set(operations) != {"Audit", "Deidentify"}:
+        problems.append(f"{name}: wants one Audit and one Deidentify statement, has {sorted(operations)}")
+    for operation, identifiers in operations.items():
+        missing = [i for i in IDENTIFIERS if f"data-identifier/{i}" not in identifiers]
+        if missing:
+            problems.append(f"{name}/{operation}: does not mask {missing}")
+    return problems
+
+
+def without_name_and_key(properties):
+    properties = copy.deepcopy(properties)
+    properties.pop("TableName", None)
+    properties.get("SSESpecification", {}).pop("KMSMasterKeyId", None)
+    return properties
+
+
+def restore_import_problems(template, runbook):
+    """The RUNBOOK's `import.yaml` must stay the template's AlertsTable, or an import then a deploy
+    would replace the restored table instead of adopting it."""
+    marker = "Save this as\n   `import.yaml`"
+    if marker not in runbook:
+        return ["no import.yaml block in RUNBOOK.md"]
+    block = runbook.split(marker, 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    text = "\n".join(line[3:] for line in block.splitlines())
+    imported = yaml_parse(text)
+    table = imported.get("Resources", {}).get("AlertsTable", {})
+    problems = []
+    if table.get("DeletionPolicy") != "Retain":
+        problems.append("the imported table needs DeletionPolicy: Retain")
+    if table.get("Properties", {}).get("TableName") != {"Ref": "TableName"}:
+        problems.append("the imported table must be named by the TableName parameter")
+    if without_name_and_key(table.get("Properties", {})) != without_name_and_key(
+        template["Resources"]["AlertsTable"]["Properties"]
+    ):
+        problems.append("its properties differ from template.yaml's AlertsTable")
+    with tempfile.TemporaryDirectory() as scratch:
+        path = pathlib.Path(scratch) / "import.yaml"
+        path.write_text(text)
+        ok, detail = cfn_lint(path)
+        if not ok:
+            problems.append(f"cfn-lint: {detail}")
+    return problems
+
+
+def operability(template, infra):
+    resources = template["Resources"]
+    functions = of_type(template, "AWS::Serverless::Function")
+    alarms = of_type(template, "AWS::CloudWatch::Alarm")
+    queues = of_type(template, "AWS::SQS::Queue")
+
+    silent = [n for n, a in alarms.items() if not refers_to(a["Properties"].get("AlarmActions"), "OperatorsTopic")]
+    check("at least 8 alarms, each telling the operators' topic", len(alarms) >= 8 and not silent,
+          f"{len(alarms)} alarms; without the operators' topic: {silent}")
+
+    metrics = [(n, ns, m, d) for n, a in alarms.items() for ns, m, d in alarm_metrics(a)]
+
+    def watched(namespace, metric, dimension=None, target=None):
+        return [
+            n for n, ns, m, d in metrics
+            if ns == namespace and m == metric
+            and (dimension is None or refers_to(d.get(dimension), target))
+        ]
+
+    unwatched = [
+        f"{metric} of {fn}"
+        for fn in functions
+        for metric in ("Errors", "Throttles")
+        if not watched("AWS/Lambda", metric, "FunctionName", fn)
+    ]
+    check("every function's errors and throttles raise an alarm", not unwatched, ", ".join(unwatched))
+
+    check("the fan-out's stream iterator age raises an alarm",
+          bool(watched("AWS/Lambda", "IteratorAge", "FunctionName", "NotificationFanoutFunction")))
+    check("API 5xx and 4xx spikes raise alarms",
+          bool(watched("AWS/ApiGateway", "5xx", "ApiId", "HttpApi"))
+          and bool(watched("AWS/ApiGateway", "4xx", "ApiId", "HttpApi")))
+
+    heartbeats = [
+        n for n in watched("AWS/Lambda", "Invocations", "FunctionName", "AlertEscalationFunction")
+        if alarms[n]["Properties"].get("TreatMissingData") == "breaching"
+        and alarms[n]["Properties"].get("ComparisonOperator") == "LessThanThreshold"
+    ]
+    check("a missed escalation sweep (no invocations, missing data breaching) raises an alarm", bool(heartbeats))
+
+    sns = [m for m in ("NumberOfNotificationsFailed", "SMSMonthToDateSpentUSD", "SMSSuccessRate")
+           if not watched("AWS/SNS", m)]
+    check("SNS delivery failures, SMS spend and SMS success rate raise alarms", not sns, f"missing {sns}")
+
+    stuck = [
+        q for q in queues
+        if not any(refers_to(d.get("QueueName"), q) for n, ns, m, d in metrics
+                   if ns == "AWS/SQS" and m == "NumberOfMessagesSent")
+    ]
+    check("every dead-letter queue alarms on each new message (re-arming, on NumberOfMessagesSent)",
+          bool(queues) and not stuck, f"not re-arming: {stuck}")
+
+    dashboards = of_type(template, "AWS::CloudWatch::Dashboard")
+    body = json.dumps([d["Properties"].get("DashboardBody") for d in dashboards.values()])
+    namespaces = ("AWS/Lambda", "AWS/ApiGateway", "AWS/SNS", "AWS/DynamoDB", "AWS/SQS")
+    missing = [ns for ns in namespaces if ns not in body]
+    check("a dashboard shows Lambda, API, SNS, DynamoDB and SQS", bool(dashboards) and not missing,
+          f"{len(dashboards)} dashboards, missing {missing}")
+
+    routes = resources["HttpApi"]["Properties"].get("RouteSettings", {})
+
+    def rate(route_key):
+        settings = routes.get(route_key) or resources["HttpApi"]["Properties"]["DefaultRouteSettings"]
+        return parameter_default(template, settings.get("ThrottlingRateLimit"))
+
+    alert = rate("POST /v1/alerts")
+    crowded = [k for k in ("POST /v1/people", "POST /v1/checkins") if k not in routes or not rate(k) < alert]
+    check("registration and check-in creation are throttled below POST /v1/alerts (RouteSettings)",
+          not crowded, f"not throttled apart: {crowded}")
+
+    unreserved = [
+        n for n in ("NotificationFanoutFunction", "AlertEscalationFunction")
+        if "ReservedConcurrentExecutions" not in functions[n]["Properties"]
+    ]
+    check("the fan-out and the escalation sweep have reserved concurrency", not unreserved, ", ".join(unreserved))
+
+    unnamed = [
+        f"{fn}/{en}"
+        for fn, f in functions.items()
+        for en, e in f["Properties"].get("Events", {}).items()
+        if e.get("Type") == "ScheduleV2" and e["Properties"].get("OmitName") is not True
+    ]
+    check("schedules omit their names, so two stacks can share an account", not unnamed, ", ".join(unnamed))
+
+    ungradual = [
+        n for n, f in functions.items()
+        if not f["Properties"].get("AutoPublishAlias")
+        or not f["Properties"].get("DeploymentPreference", {}).get("Alarms")
+    ]
+    mapping = resources["FanoutStreamMapping"]["Properties"]["FunctionName"]
+    check("every function deploys gradually through an alias and rolls back on alarms", not ungradual,
+          ", ".join(ungradual))
+    check("the stream mapping invokes the fan-out's alias", mapping == {"Ref": "NotificationFanoutFunction.Alias"},
+          json.dumps(mapping))
+
+    unretained = [
+        n for n in ["AlertsTable", "StaffUserPool", "DataKey", *queues]
+        if resources[n].get("DeletionPolicy") != "Retain" or resources[n].get("UpdateReplacePolicy") != "Retain"
+    ]
+    check("table, user pool, key and dead-letter queues are retained", not unretained, ", ".join(unretained))
+    check("deletion protection on the table and the user pool",
+          resources["AlertsTable"]["Properties"].get("DeletionProtectionEnabled") is True
+          and resources["StaffUserPool"]["Properties"].get("DeletionProtection") == "ACTIVE")
+    table_name = template["Parameters"].get("TableName", {})
+    check("the table name is a parameter (empty: generated), for a restored table",
+          table_name.get("Default") == "" and "TableName" in json.dumps(resources["AlertsTable"]["Properties"]))
+
+    groups = of_type(template, "AWS::Logs::LogGroup")
+    problems = [p for n, g in groups.items() for p in data_protection_problems(n, g)]
+    check("every log group masks e-mail addresses, phone numbers and coordinates", bool(groups) and not problems,
+          "; ".join(problems))
+
+    subscriptions = of_type(template, "AWS::SNS::Subscription")
+    no_redrive = [
+        n for n, s in subscriptions.items() if n != "OperatorsEmail" and "RedrivePolicy" not in s["Properties"]
+    ]
+    check("every notification subscription has a dead-letter queue", not no_redrive, ", ".join(no_redrive))
+    queue_policies = json.dumps(list(of_type(template, "AWS::SQS::QueuePolicy").values()))
+    check("SNS may send to the subscriptions' dead-letter queue",
+          "sns.amazonaws.com" in queue_policies and "sqs:SendMessage" in queue_policies)
+
+    runbook_path = infra / "RUNBOOK.md"
+    runbook = runbook_path.read_text() if runbook_path.exists() else ""
+    unexplained = [n for n in alarms if f"`{n}`" not in runbook]
+    check("the runbook explains every alarm", bool(runbook) and not unexplained,
+          f"not in RUNBOOK.md: {unexplained}")
+    check("the runbook confirms consulate e-mail subscriptions with authenticated unsubscribe",
+          "--authenticate-on-unsubscribe" in runbook)
+
+    import_problems = restore_import_problems(template, runbook)
+    check("the runbook's import template is the template's table (restore path)", not import_problems,
+          "; ".join(import_problems))
+
+    samconfig = infra / "samconfig.toml"
+    try:
+        config = tomllib.loads(samconfig.read_text())
+        deploy = config["default"]["deploy"]["parameters"]
+        ok = all(k in deploy for k in ("stack_name", "capabilities", "parameter_overrides"))
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        ok = False
+    check("infra/samconfig.toml gives sam deploy its defaults", ok)
+
+
 def main():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template_path = pathlib.Path(sys.argv[1])
@@ -134,7 +368,9 @@ def main():
         (result.stdout + result.stderr).strip(),
     )
 
-    print(f"{6 - len(failures)} passed, {len(failures)} failed")
+    operability(template, template_path.parent)
+
+    print(f"{len(checks) - len(failures)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)
 
 
