@@ -1,0 +1,250 @@
+// The person's page and the consulate console in headless Chromium, against a real runner with
+// its own data directory. Screenshots land in tests/browser/artefacts/ (not committed).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const binary = process.env.ALERT_BUTTON_BIN || join(root, 'target', 'debug', 'alert-button');
+const artefacts = join(here, 'artefacts');
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const CHICAGO = { latitude: 41.8781, longitude: -87.6298 };
+
+let runner, base, dataDir, browser;
+
+before(async () => {
+  mkdirSync(artefacts, { recursive: true });
+  dataDir = mkdtempSync(join(tmpdir(), 'alert-button-browser-'));
+  runner = spawn(binary, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+  base = await new Promise((resolve, reject) => {
+    let seen = '';
+    runner.stdout.on('data', (chunk) => {
+      seen += chunk;
+      const m = seen.match(/listening on (http:\/\/\S+)/);
+      if (m) resolve(m[1]);
+    });
+    runner.on('exit', (code) => reject(new Error(`the runner exited with ${code}`)));
+    setTimeout(() => reject(new Error('the runner did not start')), 30000);
+  });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--no-first-run', '--disable-sync', '--disable-quic'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  runner?.kill();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+function staffToken(consulate) {
+  return execFileSync(binary, ['staff-token', '--consulate', consulate, '--data-dir', dataDir], { encoding: 'utf8' }).trim();
+}
+
+async function phone({ geolocation = CHICAGO } = {}) {
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+    locale: 'es-MX',
+    ...(geolocation ? { geolocation, permissions: ['geolocation'] } : { permissions: [] }),
+  });
+  const page = await context.newPage();
+  await page.goto(base + '/');
+  return { context, page };
+}
+
+async function register(page, name) {
+  await page.locator('#register').waitFor();
+  await page.fill('#display-name', name);
+  await page.fill('#contact-0-name', 'Luis');
+  await page.fill('#contact-0-phone', '+13125550100');
+  await page.fill('#cancel-pin', '2468');
+  await page.fill('#duress-pin', '1357');
+  await page.click('#register-submit');
+  await page.locator('#home').waitFor();
+}
+
+/** Holds the button with the mouse for `ms`, and says whether the countdown showed meanwhile. */
+async function hold(page, ms = 2400) {
+  await page.locator('#press').hover();
+  await page.mouse.down();
+  await page.waitForTimeout(600);
+  const countdown = await page.textContent('#countdown');
+  await page.waitForTimeout(ms - 600);
+  await page.mouse.up();
+  return countdown;
+}
+
+async function checkAccessibility(page, what) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target).join(' ')}`), [], `${what}: accessibility`);
+}
+
+async function console_(consulate = 'mx-cg-chicago') {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(base + '/console');
+  await page.fill('#token', staffToken(consulate));
+  await page.click('#token-submit');
+  await page.locator('#list').waitFor();
+  return { context, page };
+}
+
+async function alertIdOf(page) {
+  return page.evaluate(() => JSON.parse(localStorage.getItem('ab.alert')).alert_id);
+}
+
+async function openInConsole(staff, alertId, status = 'open') {
+  await staff.selectOption('#status-filter', status);
+  const row = staff.locator(`[data-alert-id="${alertId}"]`);
+  await row.waitFor({ timeout: 15000 });
+  await row.click();
+  await staff.locator('#detail').waitFor();
+}
+
+test('register, hold, see the consulate, acknowledged by the console, cancelled with the PIN', async () => {
+  const { context, page } = await phone();
+  assert.equal(await page.getAttribute('html', 'lang'), 'es');
+  await checkAccessibility(page, 'registration');
+  await page.screenshot({ path: join(artefacts, 'person-register.png'), fullPage: true });
+  await register(page, 'Ana Browser');
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await checkAccessibility(page, 'the button');
+  await page.screenshot({ path: join(artefacts, 'person-button.png'), fullPage: true });
+
+  // Let go early: nothing is sent.
+  await hold(page, 900);
+  await page.locator('#notice').filter({ hasText: 'no se envió nada' }).waitFor();
+  assert.equal(await page.isVisible('#home'), true);
+  assert.equal(await page.evaluate(() => localStorage.getItem('ab.pending')), null);
+
+  const countdown = await hold(page);
+  assert.match(countdown, /^[12]$/);
+  await page.locator('#alert').waitFor();
+  assert.match(await page.textContent('#consulate-name'), /Chicago/);
+  assert.match(await page.getAttribute('#consulate-phone', 'href'), /^tel:\+1\d{10}$/);
+  assert.match(await page.textContent('#consulate-distance'), /km/);
+  assert.match(await page.textContent('#alert-status'), /esperando/);
+  await checkAccessibility(page, 'the alert');
+  await page.screenshot({ path: join(artefacts, 'person-alert.png'), fullPage: true });
+
+  // English on demand.
+  await page.click('#lang');
+  assert.equal(await page.textContent('#alert-title'), 'Alert sent');
+
+  const alertId = await alertIdOf(page);
+  const staff = await console_();
+  await checkAccessibility(staff.page, 'the console list');
+  await staff.page.screenshot({ path: join(artefacts, 'console-list.png'), fullPage: true });
+  await openInConsole(staff.page, alertId);
+  assert.notEqual(await staff.page.getAttribute('#point', 'cx'), null);
+  await staff.page.fill('#ack-note', 'Un abogado va en camino');
+  await staff.page.click('#acknowledge');
+  await staff.page.locator('#d-status').filter({ hasText: 'acknowledged' }).waitFor();
+  await checkAccessibility(staff.page, 'the console detail');
+  await staff.page.screenshot({ path: join(artefacts, 'console-alert.png'), fullPage: true });
+
+  await page.locator('#ack').filter({ hasText: 'Un abogado va en camino' }).waitFor({ timeout: 15000 });
+  assert.match(await page.textContent('#alert-status'), /consulate has it/);
+
+  // A wrong PIN does nothing; the cancel PIN closes it.
+  await page.fill('#safe-pin', '0000');
+  await page.click('#safe');
+  await page.locator('#notice').filter({ hasText: 'Wrong PIN' }).waitFor();
+  assert.equal(await page.isVisible('#alert'), true);
+  await page.fill('#safe-pin', '2468');
+  await page.click('#safe');
+  await page.locator('#closed').waitFor();
+  await staff.page.locator('#d-status').filter({ hasText: 'cancelled' }).waitFor({ timeout: 15000 });
+  await staff.context.close();
+  await context.close();
+});
+
+test('the duress PIN looks cancelled on the page and stays open, marked, on the console', async () => {
+  const { context, page } = await phone();
+  await register(page, 'Bea Duress');
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await hold(page);
+  await page.locator('#alert').waitFor();
+  const alertId = await alertIdOf(page);
+  await page.fill('#safe-pin', '1357');
+  await page.click('#safe');
+  await page.locator('#closed').waitFor();
+  assert.equal(await page.textContent('#closed-title'), 'Alerta cancelada');
+
+  const staff = await console_();
+  await openInConsole(staff.page, alertId, 'open');
+  assert.equal(await staff.page.textContent('#d-status'), 'open');
+  assert.equal(await staff.page.isVisible('#d-duress'), true);
+  await staff.context.close();
+  await context.close();
+});
+
+test('a press made offline is queued and sent once when the network returns', async () => {
+  const { context, page } = await phone();
+  await register(page, 'Carla Offline');
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await context.setOffline(true);
+  await hold(page);
+  await page.locator('#queued').waitFor();
+  const pending = await page.evaluate(() => JSON.parse(localStorage.getItem('ab.pending')));
+  assert.match(pending.client_alert_id, /^web-/);
+  await page.waitForTimeout(1000);
+  assert.equal(await page.isVisible('#alert'), false);
+  await context.setOffline(false);
+  await page.locator('#alert').waitFor({ timeout: 20000 });
+  assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem('ab.alert')).client_alert_id), pending.client_alert_id);
+  await page.waitForTimeout(6000); // time for any stray retry
+
+  const staff = await console_();
+  await staff.page.locator('#alerts tr').first().waitFor();
+  const rows = await staff.page.locator('#alerts tr', { hasText: 'Carla Offline' }).count();
+  assert.equal(rows, 1);
+  await staff.context.close();
+  await context.close();
+});
+
+test('keyboard only: the space bar held for two seconds raises the alert', async () => {
+  const { context, page } = await phone();
+  await register(page, 'Dora Keys');
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await page.focus('#lang');
+  let focused = '';
+  for (let i = 0; i < 10 && focused !== 'press'; i += 1) {
+    await page.keyboard.press('Tab');
+    focused = await page.evaluate(() => document.activeElement.id);
+  }
+  assert.equal(focused, 'press');
+  await page.keyboard.down(' ');
+  await page.waitForTimeout(2400);
+  await page.keyboard.up(' ');
+  await page.locator('#alert').waitFor();
+  assert.match(await page.textContent('#consulate-name'), /Chicago/);
+  await context.close();
+});
+
+test('without the browser location, a state picked by hand is sent as a coarse point', async () => {
+  const { context, page } = await phone({ geolocation: null });
+  await register(page, 'Eva State');
+  await page.locator('#fallback').waitFor();
+  await checkAccessibility(page, 'the state fallback');
+  await page.selectOption('#state', 'IL');
+  await hold(page);
+  await page.locator('#alert').waitFor();
+  const alert = await page.evaluate(() => JSON.parse(localStorage.getItem('ab.alert')));
+  assert.equal(alert.location.accuracy_m, 100000);
+  assert.equal(alert.consulate.id, 'mx-cg-chicago');
+  await context.close();
+});
