@@ -328,6 +328,8 @@ async function sendPending() {
 
 function openAlert(alert) {
   store.set('alert', alert);
+  // The press itself carried this place: only a move from it is worth an update.
+  if (!lastSent) lastSent = { at: 0, lat: alert.location.lat, lon: alert.location.lon };
   renderAlert(alert);
   show('alert');
   clearInterval(pollTimer);

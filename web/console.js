@@ -5,7 +5,7 @@
 const CONFIG = window.ALERT_BUTTON_CONFIG || {};
 const API = CONFIG.apiBase || '';
 const REFRESH_MS = 5000;
-const PAGE = 20;
+const PAGE = Math.min(Math.max(Number(new URLSearchParams(location.search).get('limit')) || 20, 1), 100);
 // The projection of us-outline.svg (see tests/browser/make-outline.mjs).
 const K = 10 * Math.cos((38 * Math.PI) / 180);
 const project = (lat, lon) => [(lon + 125) * K, (50 - lat) * 10];

@@ -248,3 +248,86 @@ test('without the browser location, a state picked by hand is sent as a coarse p
   assert.equal(alert.consulate.id, 'mx-cg-chicago');
   await context.close();
 });
+
+test('a press whose answer is lost is retried with the same id and makes one alert', async () => {
+  const { context, page } = await phone();
+  await register(page, 'Fina Retry');
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  let attempts = 0;
+  const ids = new Set();
+  await page.route('**/v1/alerts', async (route) => {
+    attempts += 1;
+    ids.add(JSON.parse(route.request().postData()).client_alert_id);
+    const response = await route.fetch(); // the server stores the alert...
+    if (attempts === 1) await route.abort('connectionreset'); // ...but the answer never arrives
+    else await route.fulfill({ response });
+  });
+  await hold(page);
+  await page.locator('#queued').waitFor();
+  await page.locator('#alert').waitFor({ timeout: 20000 });
+  assert.equal(attempts, 2);
+  assert.equal(ids.size, 1);
+
+  const staff = await console_();
+  await staff.page.locator('#alerts tr').first().waitFor();
+  assert.equal(await staff.page.locator('#alerts tr', { hasText: 'Fina Retry' }).count(), 1);
+  await staff.context.close();
+  await context.close();
+});
+
+test('while open, the page sends a move once and holds back the next for a while', async () => {
+  const { context, page } = await phone();
+  await register(page, 'Gala Moves');
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await hold(page);
+  await page.locator('#alert').waitFor();
+  const alertId = await alertIdOf(page);
+  const token = await page.evaluate(() => JSON.parse(localStorage.getItem('ab.token')));
+  const updates = async () => {
+    const response = await fetch(`${base}/v1/alerts/${alertId}`, { headers: { authorization: 'Bearer ' + token } });
+    const alert = await response.json();
+    return alert.history.filter((h) => h.event === 'location_updated');
+  };
+  await context.setGeolocation({ latitude: 41.89, longitude: -87.64 });
+  for (let i = 0; i < 50 && (await updates()).length === 0; i += 1) await page.waitForTimeout(200);
+  const first = await updates();
+  assert.equal(first.length, 1);
+  assert.equal(first[0].location.lat, 41.89);
+  await context.setGeolocation({ latitude: 41.95, longitude: -87.7 });
+  await page.waitForTimeout(3000);
+  assert.equal((await updates()).length, 1, 'a second move within 30 s waits');
+  await context.close();
+});
+
+test('the console pages through open alerts newest first and resolves one', async () => {
+  const staff = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await staff.newPage();
+  await page.goto(base + '/console?limit=1');
+  await page.fill('#token', staffToken('mx-cg-chicago'));
+  await page.click('#token-submit');
+  const firstRow = page.locator('#alerts [data-alert-id]');
+  await firstRow.waitFor();
+  const newest = await firstRow.getAttribute('data-alert-id');
+  assert.equal(await page.locator('#alerts tr').count(), 1);
+  await page.click('#next-page');
+  await page.waitForFunction((id) => {
+    const b = document.querySelector('#alerts [data-alert-id]');
+    return b && b.dataset.alertId !== id;
+  }, newest);
+  const older = await firstRow.getAttribute('data-alert-id');
+  await page.click('#first-page');
+  await page.waitForFunction((id) => document.querySelector('#alerts [data-alert-id]')?.dataset.alertId === id, newest);
+
+  // Newest first, as the API answers.
+  const token = staffToken('mx-cg-chicago');
+  const listed = await (await fetch(`${base}/v1/consulates/mx-cg-chicago/alerts?limit=2`, { headers: { authorization: 'Bearer ' + token } })).json();
+  assert.deepEqual(listed.alerts.map((a) => a.alert_id), [newest, older]);
+
+  await openInConsole(page, newest);
+  await page.selectOption('#outcome', 'safe');
+  await page.fill('#resolve-note', 'Llamamos y está bien');
+  await page.click('#resolve');
+  await page.locator('#d-status').filter({ hasText: 'resolved' }).waitFor();
+  assert.equal(await page.isVisible('#resolve-form'), false);
+  await staff.close();
+});
