@@ -122,6 +122,13 @@ async function refreshList() {
 
 function openDetail(id) {
   current = id;
+  // Nothing of the previous alert may show while this one loads.
+  for (const el of ['d-person', 'd-status', 'd-location']) $(el).textContent = '';
+  $('history').replaceChildren();
+  $('d-duress').hidden = true;
+  for (const el of ['point', 'accuracy']) { $(el).removeAttribute('cx'); $(el).removeAttribute('cy'); }
+  $('ack-form').hidden = true;
+  $('resolve-form').hidden = true;
   show('detail');
   refreshDetail();
 }

@@ -112,6 +112,7 @@ async function openInConsole(staff, alertId, status = 'open') {
   await row.waitFor({ timeout: 15000 });
   await row.click();
   await staff.locator('#detail').waitFor();
+  await staff.waitForFunction(() => document.getElementById('d-status').textContent !== '');
 }
 
 test('register, hold, see the consulate, acknowledged by the console, cancelled with the PIN', async () => {
