@@ -30,6 +30,10 @@ const TEXT = {
     s_cancelled: 'Cancelada', ack: 'El consulado respondió: {n}', ack_plain: 'El consulado está atendiendo su alerta.',
     need_location: 'Primero necesitamos su ubicación o un estado.', need_contact: 'Cada contacto necesita nombre y teléfono o correo.',
     need_pins: 'Los dos PIN deben tener de 4 a 8 cifras y ser distintos.', wrong_pin: 'PIN incorrecto.',
+    checkin: 'Voy a una cita: avisar si no confirmo', checkin_time: 'Si no confirmo antes de esta hora, enviar la alerta',
+    checkin_note: 'Nota para el consulado (opcional)', checkin_start: 'Empezar', checkin_confirm: 'Estoy bien',
+    checkin_pending: 'Si no confirma antes de las {h}, se enviará su alerta.', checkin_done: 'Confirmado. No se enviará nada.',
+    need_time: 'Elija una hora de 1 minuto a 7 días desde ahora.',
     error: 'Algo falló ({e}). Intente de nuevo.', offline_now: 'Sin conexión.', registered: 'Registro guardado.',
   },
   en: {
@@ -51,6 +55,10 @@ const TEXT = {
     s_cancelled: 'Cancelled', ack: 'The consulate answered: {n}', ack_plain: 'The consulate is handling your alert.',
     need_location: 'We first need your location or a state.', need_contact: 'Each contact needs a name and a phone or e-mail.',
     need_pins: 'Both PINs must be 4 to 8 digits and differ.', wrong_pin: 'Wrong PIN.',
+    checkin: "I'm going to an appointment: warn if I don't confirm", checkin_time: "If I don't confirm by this time, send the alert",
+    checkin_note: 'Note for the consulate (optional)', checkin_start: 'Start', checkin_confirm: 'I am fine',
+    checkin_pending: 'If you do not confirm by {h}, your alert will be sent.', checkin_done: 'Confirmed. Nothing will be sent.',
+    need_time: 'Choose a time from 1 minute to 7 days from now.',
     error: 'Something failed ({e}). Try again.', offline_now: 'No connection.', registered: 'Registration saved.',
   },
 };
@@ -104,6 +112,7 @@ function applyLanguage() {
   $('state').options[0].textContent = t('state_placeholder');
   const alert = store.get('alert');
   if (alert) renderAlert(alert);
+  renderCheckin();
   describeLocation();
 }
 
@@ -388,6 +397,71 @@ function closeAlert() {
   show('closed');
 }
 
+// --- check-in: "if I don't confirm by 11:00, raise my alert" -------------------------------
+
+function deadlineFrom(value) {
+  const [h, m] = value.split(':').map(Number);
+  const at = new Date();
+  at.setHours(h, m, 0, 0);
+  if (at.getTime() < Date.now() + 60000) at.setDate(at.getDate() + 1); // 11:00 past today: tomorrow's
+  return at;
+}
+
+function renderCheckin() {
+  const c = store.get('checkin');
+  const pending = c && c.status === 'pending';
+  $('checkin').hidden = Boolean(pending);
+  $('checkin-pending').hidden = !pending;
+  if (pending) {
+    const h = new Date(c.deadline).toLocaleTimeString(lang === 'es' ? 'es-MX' : 'en-US', { hour: '2-digit', minute: '2-digit' });
+    $('checkin-deadline').textContent = t('checkin_pending', { h });
+  }
+}
+
+async function startCheckin(event) {
+  event.preventDefault();
+  if (!location_) { notice(t('need_location')); useFallback(); return; }
+  if (!$('checkin-time').value) { notice(t('need_time')); return; }
+  const body = { deadline: deadlineFrom($('checkin-time').value).toISOString(), location: wire(location_), note: $('checkin-note').value.trim() || null };
+  try {
+    const checkin = await api('POST', '/v1/checkins', body, store.get('token'));
+    store.set('checkin', checkin);
+    $('checkin-note').value = '';
+    notice('');
+    renderCheckin();
+  } catch (e) {
+    notice(e.field === 'deadline' ? t('need_time') : t('error', { e: e.field || e.message }));
+  }
+}
+
+async function confirmCheckin(event) {
+  event.preventDefault();
+  const c = store.get('checkin');
+  try {
+    await api('POST', `/v1/checkins/${c.checkin_id}/confirm`, { pin: $('checkin-pin').value.trim() || null }, store.get('token'));
+    $('checkin-pin').value = '';
+    store.set('checkin', null);
+    notice(t('checkin_done'));
+    renderCheckin();
+  } catch (e) {
+    notice(e.status === 403 ? t('wrong_pin') : t('error', { e: e.field || e.message }));
+  }
+}
+
+// A missed check-in raised the alert on the server: show it as if the button had been pressed.
+async function refreshCheckin() {
+  const c = store.get('checkin');
+  if (!c) return;
+  try {
+    const fresh = await api('GET', `/v1/checkins/${c.checkin_id}`, undefined, store.get('token'));
+    store.set('checkin', fresh.status === 'pending' ? fresh : null);
+    renderCheckin();
+    if (fresh.status === 'missed' && fresh.alert_id) {
+      openAlert(await api('GET', `/v1/alerts/${fresh.alert_id}`, undefined, store.get('token')));
+    }
+  } catch { /* offline: the next poll tries again */ }
+}
+
 // --- start ---------------------------------------------------------------------------
 
 function start() {
@@ -395,6 +469,8 @@ function start() {
   const alert = store.get('alert');
   if (alert) { openAlert(alert); refreshAlert(); } else show('home');
   if (store.get('pending')) sendPending();
+  renderCheckin();
+  refreshCheckin();
 }
 
 function init() {
@@ -416,6 +492,9 @@ function init() {
   press.addEventListener('blur', () => stopHold(true));
   press.addEventListener('click', (e) => e.preventDefault());
   $('safe-form').addEventListener('submit', cancelAlert);
+  $('checkin-form').addEventListener('submit', startCheckin);
+  $('checkin-pending').addEventListener('submit', confirmCheckin);
+  setInterval(refreshCheckin, POLL_MS * 5);
   $('again').addEventListener('click', () => show('home'));
   window.addEventListener('online', sendPending);
   applyLanguage();

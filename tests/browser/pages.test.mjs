@@ -332,3 +332,39 @@ test('the console pages through open alerts newest first and resolves one', asyn
   assert.equal(await page.isVisible('#resolve-form'), false);
   await staff.close();
 });
+
+test('a check-in shows its deadline and is confirmed with the PIN', async () => {
+  const { context, page } = await phone();
+  await register(page, 'Hilda Cita');
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await page.click('#checkin summary');
+  const at = new Date(Date.now() + 2 * 3600 * 1000);
+  const hhmm = `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
+  await page.fill('#checkin-time', hhmm);
+  await page.fill('#checkin-note', 'Cita en la corte');
+  await page.click('#checkin-start');
+  await page.locator('#checkin-deadline').filter({ hasText: 'Si no confirma antes de las' }).waitFor();
+  await checkAccessibility(page, 'a pending check-in');
+  const { checkin_id: id } = await page.evaluate(() => JSON.parse(localStorage.getItem('ab.checkin')));
+  const token = await page.evaluate(() => JSON.parse(localStorage.getItem('ab.token')));
+  const status = async () => (await (await fetch(`${base}/v1/checkins/${id}`, { headers: { authorization: 'Bearer ' + token } })).json()).status;
+  assert.equal(await status(), 'pending');
+  await page.fill('#checkin-pin', '2468');
+  await page.click('#checkin-confirm');
+  await page.locator('#notice').filter({ hasText: 'Confirmado' }).waitFor();
+  assert.equal(await status(), 'confirmed');
+  assert.equal(await page.isVisible('#checkin-pending'), false);
+  await context.close();
+});
+
+test('once visited, the page opens without a network (service worker)', async () => {
+  const { context, page } = await phone();
+  await page.evaluate(async () => { await navigator.serviceWorker.ready; });
+  await page.reload(); // now controlled: the shell is cached on the way
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  await context.setOffline(true);
+  await page.reload();
+  await page.locator('#register').waitFor();
+  assert.equal(await page.isVisible('#press'), false);
+  await context.close();
+});
