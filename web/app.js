@@ -34,6 +34,7 @@ const TEXT = {
     checkin_note: 'Nota para el consulado (opcional)', checkin_start: 'Empezar', checkin_confirm: 'Estoy bien',
     checkin_pending: 'Si no confirma antes de las {h}, se enviará su alerta.', checkin_done: 'Confirmado. No se enviará nada.',
     need_time: 'Elija una hora de 1 minuto a 7 días desde ahora.',
+    my_contacts: 'Mis contactos', contacts_save: 'Guardar contactos', contacts_saved: 'Contactos guardados.',
     error: 'Algo falló ({e}). Intente de nuevo.', offline_now: 'Sin conexión.', registered: 'Registro guardado.',
   },
   en: {
@@ -59,6 +60,7 @@ const TEXT = {
     checkin_note: 'Note for the consulate (optional)', checkin_start: 'Start', checkin_confirm: 'I am fine',
     checkin_pending: 'If you do not confirm by {h}, your alert will be sent.', checkin_done: 'Confirmed. Nothing will be sent.',
     need_time: 'Choose a time from 1 minute to 7 days from now.',
+    my_contacts: 'My contacts', contacts_save: 'Save contacts', contacts_saved: 'Contacts saved.',
     error: 'Something failed ({e}). Try again.', offline_now: 'No connection.', registered: 'Registration saved.',
   },
 };
@@ -140,13 +142,13 @@ async function api(method, path, body, token) {
 
 // --- registration ---------------------------------------------------------------------------
 
-function addContact() {
-  const n = $('contacts').querySelectorAll('.contact').length;
+function addContact(where = 'contacts', contact = null) {
+  const n = $(where).querySelectorAll('.contact').length;
   if (n >= 15) return;
   const div = document.createElement('div');
   div.className = 'contact';
   const field = (key, type, attrs) => {
-    const id = `contact-${n}-${key}`;
+    const id = `${where}-${n}-${key}`;
     const label = document.createElement('label');
     label.htmlFor = id;
     label.dataset.i18nLabel = 'contact_' + key;
@@ -155,11 +157,12 @@ function addContact() {
     if (type === 'select') {
       input = document.createElement('select');
       for (const v of ['es', 'en']) input.add(new Option(v === 'es' ? 'Español' : 'English', v));
-      input.value = lang;
+      input.value = (contact && contact.language) || lang;
     } else {
       input = document.createElement('input');
       input.type = type;
       Object.assign(input, attrs || {});
+      if (contact && contact[key]) input.value = contact[key];
     }
     input.id = id;
     input.dataset.field = key;
@@ -169,12 +172,12 @@ function addContact() {
   field('phone', 'tel', { autocomplete: 'off', placeholder: '+13125550100' });
   field('email', 'email', { autocomplete: 'off' });
   field('lang', 'select');
-  $('contacts').append(div);
+  $(where).append(div);
 }
 
-function readContacts() {
+function readContacts(where = 'contacts') {
   const contacts = [];
-  for (const div of $('contacts').querySelectorAll('.contact')) {
+  for (const div of $(where).querySelectorAll('.contact')) {
     const get = (f) => div.querySelector(`[data-field="${f}"]`).value.trim();
     const [name, phone, email] = [get('name'), get('phone').replace(/[\s().-]/g, ''), get('email')];
     if (!name && !phone && !email) continue;
@@ -200,6 +203,7 @@ async function register(event) {
     store.set('token', token);
     await api('PUT', '/v1/people/me/pins', { cancel_pin: cancelPin, duress_pin: duressPin, location: location_ }, token);
     store.set('pins', true);
+    store.set('contacts', contacts);
     $('cancel-pin').value = '';
     $('duress-pin').value = '';
     notice(t('registered'));
@@ -208,6 +212,32 @@ async function register(event) {
     notice(t('error', { e: e.field || e.message }));
   } finally {
     $('register-submit').disabled = false;
+  }
+}
+
+// Changing the contacts needs the PIN. The duress PIN answers as a success (the server keeps the
+// contacts and tells responders), so the page says "saved" either way.
+function fillContactsEdit() {
+  if (!$('contacts-details').open) return;
+  for (const div of $('contacts-edit').querySelectorAll('.contact')) div.remove();
+  const saved = store.get('contacts') || [];
+  if (saved.length === 0) addContact('contacts-edit');
+  for (const contact of saved) addContact('contacts-edit', contact);
+}
+
+async function saveContacts(event) {
+  event.preventDefault();
+  let contacts;
+  try { contacts = readContacts('contacts-edit'); } catch (e) { notice(e.message); return; }
+  const pin = $('contacts-pin').value.trim();
+  try {
+    await api('PUT', '/v1/people/me/contacts', { contacts, current_pin: pin || null, location: wire(location_) }, store.get('token'));
+    $('contacts-pin').value = '';
+    store.set('contacts', contacts);
+    $('contacts-details').open = false;
+    notice(t('contacts_saved'));
+  } catch (e) {
+    notice(e.status === 403 ? t('wrong_pin') : t('error', { e: e.field || e.message }));
   }
 }
 
@@ -480,7 +510,10 @@ function init() {
   $('lang').addEventListener('click', () => { lang = lang === 'es' ? 'en' : 'es'; store.set('lang', lang); applyLanguage(); });
   $('language').value = lang;
   addContact();
-  $('add-contact').addEventListener('click', addContact);
+  $('add-contact').addEventListener('click', () => addContact());
+  $('add-contact-edit').addEventListener('click', () => addContact('contacts-edit'));
+  $('contacts-details').addEventListener('toggle', fillContactsEdit);
+  $('contacts-form').addEventListener('submit', saveContacts);
   $('register-form').addEventListener('submit', register);
   const press = $('press');
   press.addEventListener('pointerdown', (e) => { press.setPointerCapture(e.pointerId); startHold(e); });

@@ -66,8 +66,8 @@ async function phone({ geolocation = CHICAGO } = {}) {
 async function register(page, name) {
   await page.locator('#register').waitFor();
   await page.fill('#display-name', name);
-  await page.fill('#contact-0-name', 'Luis');
-  await page.fill('#contact-0-phone', '+13125550100');
+  await page.fill('#contacts-0-name', 'Luis');
+  await page.fill('#contacts-0-phone', '+13125550100');
   await page.fill('#cancel-pin', '2468');
   await page.fill('#duress-pin', '1357');
   await page.click('#register-submit');
@@ -366,5 +366,36 @@ test('once visited, the page opens without a network (service worker)', async ()
   await page.reload();
   await page.locator('#register').waitFor();
   assert.equal(await page.isVisible('#press'), false);
+  await context.close();
+});
+
+test('contacts change with the PIN; under the duress PIN the page says saved and staff are told', async () => {
+  const { context, page } = await phone();
+  await register(page, 'Irma Contactos');
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await page.click('#contacts-details summary');
+  assert.equal(await page.inputValue('#contacts-edit-0-name'), 'Luis');
+  await page.click('#add-contact-edit');
+  await page.fill('#contacts-edit-1-name', 'Kim');
+  await page.fill('#contacts-edit-1-email', 'kim@example.org');
+  await page.fill('#contacts-pin', '0000');
+  await page.click('#contacts-save');
+  await page.locator('#notice').filter({ hasText: 'PIN incorrecto' }).waitFor();
+  await page.fill('#contacts-pin', '2468');
+  await page.click('#contacts-save');
+  await page.locator('#notice').filter({ hasText: 'Contactos guardados' }).waitFor();
+  assert.equal((await page.evaluate(() => JSON.parse(localStorage.getItem('ab.contacts')))).length, 2);
+
+  await page.click('#contacts-details summary');
+  await page.fill('#contacts-edit-1-email', 'someone-else@example.org');
+  await page.fill('#contacts-pin', '1357');
+  await page.click('#contacts-save');
+  await page.locator('#notice').filter({ hasText: 'Contactos guardados' }).waitFor();
+
+  const staff = await console_();
+  const row = staff.page.locator('#alerts tr', { hasText: 'Irma Contactos' });
+  await row.waitFor({ timeout: 15000 });
+  assert.match(await row.textContent(), /DURESS/);
+  await staff.context.close();
   await context.close();
 });
