@@ -34,6 +34,7 @@ const TEXT = {
     checkin_note: 'Nota para el consulado (opcional)', checkin_start: 'Empezar', checkin_confirm: 'Estoy bien',
     checkin_pending: 'Si no confirma antes de las {h}, se enviará su alerta.', checkin_done: 'Confirmado. No se enviará nada.',
     need_time: 'Elija una hora de 1 minuto a 7 días desde ahora.',
+    escalated: 'El consulado no respondió a tiempo: también avisamos a la línea CIAM y al siguiente consulado.',
     my_contacts: 'Mis contactos', contacts_save: 'Guardar contactos', contacts_saved: 'Contactos guardados.',
     error: 'Algo falló ({e}). Intente de nuevo.', offline_now: 'Sin conexión.', registered: 'Registro guardado.',
   },
@@ -60,6 +61,7 @@ const TEXT = {
     checkin_note: 'Note for the consulate (optional)', checkin_start: 'Start', checkin_confirm: 'I am fine',
     checkin_pending: 'If you do not confirm by {h}, your alert will be sent.', checkin_done: 'Confirmed. Nothing will be sent.',
     need_time: 'Choose a time from 1 minute to 7 days from now.',
+    escalated: 'The consulate did not answer in time: we also told the CIAM line and the next consulate.',
     my_contacts: 'My contacts', contacts_save: 'Save contacts', contacts_saved: 'Contacts saved.',
     error: 'Something failed ({e}). Try again.', offline_now: 'No connection.', registered: 'Registration saved.',
   },
@@ -131,6 +133,11 @@ async function api(method, path, body, token) {
   const response = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   let data = null;
   try { data = await response.json(); } catch { /* an empty body */ }
+  if (response.status === 401 && token) {
+    // The registration is gone (expired or erased): register again.
+    store.set('token', null);
+    show('register');
+  }
   if (!response.ok) {
     const error = new Error((data && data.error && data.error.code) || String(response.status));
     error.status = response.status;
@@ -393,6 +400,7 @@ function renderAlert(alert) {
   $('ack').hidden = !ack;
   if (ack) $('ack').textContent = ack.note ? t('ack', { n: ack.note }) : t('ack_plain');
   $('safe-form').hidden = alert.status === 'resolved';
+  $('escalated').hidden = !(alert.history || []).some((h) => h.event === 'escalated');
 }
 
 async function refreshAlert() {

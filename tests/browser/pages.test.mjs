@@ -399,3 +399,15 @@ test('contacts change with the PIN; under the duress PIN the page says saved and
   await staff.context.close();
   await context.close();
 });
+
+test('a token the server no longer knows leads back to registration', async () => {
+  const { context, page } = await phone();
+  await page.evaluate(() => localStorage.setItem('ab.token', JSON.stringify('not-a-token')));
+  await page.reload();
+  await page.locator('#home').waitFor();
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await hold(page);
+  await page.locator('#register').waitFor();
+  assert.equal(await page.evaluate(() => localStorage.getItem('ab.token')), null);
+  await context.close();
+});
