@@ -10,6 +10,7 @@ use geo::{Distance, Haversine, Point};
 use serde::{Deserialize, Serialize};
 
 use super::geography::{GeoPoint, is_us_state_or_territory, is_within_us};
+use super::phone::check_us_phone;
 
 /// The directory as bundled at build time. `Directory::bundled` parses it.
 pub const BUNDLED_CSV: &str = include_str!("../../../data/consulates.csv");
@@ -19,7 +20,7 @@ pub const BUNDLED_CSV: &str = include_str!("../../../data/consulates.csv");
 pub const CIAM_PHONE: &str = "+15206237874";
 
 /// The columns of `data/consulates.csv`, in order.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 13] = [
     "id",
     "name",
     "city",
@@ -30,6 +31,7 @@ pub const COLUMNS: [&str; 12] = [
     "longitude",
     "coordinates",
     "jurisdiction_states",
+    "protection_phone",
     "verified_fields",
     "sources",
 ];
@@ -57,6 +59,9 @@ pub struct Consulate {
     pub coordinates: CoordinatePrecision,
     /// States the office is known to serve; always includes the host state. A hint, not a district map.
     pub jurisdiction_states: Vec<String>,
+    /// The office's protection department or emergency line in E.164, when a source gives one: the
+    /// number for a detention, where the switchboard may only book appointments.
+    pub protection_phone: Option<String>,
     /// Fields an official SRE page supports; every other field is unverified.
     pub verified_fields: Vec<String>,
     pub sources: String,
@@ -322,10 +327,11 @@ fn parse_row(fields: &[String], problems: &mut Vec<String>) -> Option<Consulate>
         ));
     }
     let phone = field("phone");
-    if !phone.is_empty() && !is_us_phone_e164(phone) {
-        problems.push(format!(
-            "phone: `{phone}` must be a US number in E.164 form, e.g. +12025550123"
-        ));
+    let protection_phone = field("protection_phone");
+    for (name, value) in [("phone", phone), ("protection_phone", protection_phone)] {
+        if let Err(problem) = check_phone(value) {
+            problems.push(format!("{name}: `{value}` {problem}"));
+        }
     }
     let latitude = parse_coordinate("latitude", field("latitude"), 90.0, problems);
     let longitude = parse_coordinate("longitude", field("longitude"), 180.0, problems);
@@ -389,6 +395,7 @@ fn parse_row(fields: &[String], problems: &mut Vec<String>) -> Option<Consulate>
         longitude: longitude?,
         coordinates: coordinates?,
         jurisdiction_states,
+        protection_phone: non_empty(protection_phone),
         verified_fields,
         sources: field("sources").to_owned(),
     })
@@ -439,24 +446,21 @@ fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// A North American Numbering Plan number: +1, an area code and an exchange that do not start with 0 or 1.
-fn is_us_phone_e164(phone: &str) -> bool {
-    let Some(digits) = phone.strip_prefix("+1") else {
-        return false;
-    };
-    let bytes = digits.as_bytes();
-    bytes.len() == 10
-        && bytes.iter().all(u8::is_ascii_digit)
-        && bytes[0] >= b'2'
-        && bytes[3] >= b'2'
+/// An empty phone is allowed (the answer then gives the CIAM line); any other must be a real US number.
+fn check_phone(value: &str) -> Result<(), super::phone::PhoneProblem> {
+    if value.is_empty() {
+        Ok(())
+    } else {
+        check_us_phone(value)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const HEADER: &str = "id,name,city,state,address,phone,latitude,longitude,coordinates,jurisdiction_states,verified_fields,sources";
-    const GOOD: &str = "mx-consul-denver,Consulado de México en Denver,Denver,CO,\"5350 Leetsdale Dr, Denver, CO 80246\",+13033311110,39.7392,-104.9903,city,CO,,source";
+    const HEADER: &str = "id,name,city,state,address,phone,latitude,longitude,coordinates,jurisdiction_states,protection_phone,verified_fields,sources";
+    const GOOD: &str = "mx-consul-denver,Consulado de México en Denver,Denver,CO,\"5350 Leetsdale Dr, Denver, CO 80246\",+13033311110,39.7392,-104.9903,city,CO,,,source";
 
     fn check(rows: &[&str]) -> Vec<String> {
         let text = std::iter::once(HEADER)
@@ -505,6 +509,28 @@ mod tests {
             problems.iter().any(|p| p.starts_with("line 4: state")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn phones_must_be_real_us_numbers() {
+        // A well-formed number in the unassigned 555 area code, a Toronto number, and a protection
+        // line in the 911 service code: each refused, naming its field and line.
+        let unassigned = GOOD.replace("+13033311110", "+15553311110");
+        let canadian = GOOD.replace("+13033311110", "+14169795000");
+        let protection = GOOD.replace(",city,CO,,,", ",city,CO,+19113311110,,");
+        let problems = check(&[&unassigned]);
+        assert!(
+            problems[0].starts_with("line 2: phone: `+15553311110`"),
+            "{problems:?}"
+        );
+        assert!(check(&[&canadian])[0].contains("outside the US"));
+        let problems = check(&[&protection]);
+        assert!(
+            problems[0].starts_with("line 2: protection_phone"),
+            "{problems:?}"
+        );
+        let good_protection = GOOD.replace(",city,CO,,,", ",city,CO,+13033311111,,");
+        assert_eq!(check(&[&good_protection]), Vec::<String>::new());
     }
 
     #[test]

@@ -9,4 +9,5 @@ pub mod districts;
 pub mod geography;
 pub mod notification;
 pub mod person;
+pub mod phone;
 pub mod templates;
