@@ -5,6 +5,7 @@ pub mod alert;
 pub mod checkin;
 pub mod consulate;
 pub mod credential;
+pub mod directory_report;
 pub mod districts;
 pub mod geography;
 pub mod notification;
