@@ -10,7 +10,7 @@ use geo::{Distance, Haversine, Point};
 use serde::{Deserialize, Serialize};
 
 use super::geography::{GeoPoint, is_us_state_or_territory, is_within_us};
-use super::phone::check_us_phone;
+use super::phone::{PhoneProblem, check_us_phone};
 
 /// The directory as bundled at build time. `Directory::bundled` parses it.
 pub const BUNDLED_CSV: &str = include_str!("../../../data/consulates.csv");
@@ -122,8 +122,11 @@ pub struct Directory {
 impl Directory {
     /// The directory bundled into the binary. The bundled file is checked by the test suite, so a
     /// failure here means a broken build, not bad user input.
+    ///
+    /// The numbering-plan lookup is skipped here: loading libphonenumber's metadata would add to
+    /// every cold start, and the test suite already checks the bundled numbers against it.
     pub fn bundled() -> Directory {
-        match Directory::from_csv(BUNDLED_CSV) {
+        match Directory::parse_checked(BUNDLED_CSV, Phones::ShapeOnly) {
             Ok(directory) => directory,
             Err(problems) => {
                 let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -137,7 +140,11 @@ impl Directory {
 
     /// Parses and validates a directory; on any problem, returns all of them, each with its line.
     pub fn from_csv(text: &str) -> Result<Directory, Vec<DirectoryProblem>> {
-        let consulates = parse(text)?;
+        Directory::parse_checked(text, Phones::NumberingPlan)
+    }
+
+    fn parse_checked(text: &str, phones: Phones) -> Result<Directory, Vec<DirectoryProblem>> {
+        let consulates = parse(text, phones)?;
         let by_id = consulates
             .iter()
             .enumerate()
@@ -180,7 +187,16 @@ pub fn distance_km(a: GeoPoint, b: GeoPoint) -> f64 {
     Haversine.distance(Point::new(a.lon, a.lat), Point::new(b.lon, b.lat)) / 1000.0
 }
 
-fn parse(text: &str) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
+/// How far phone numbers are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phones {
+    /// `+1` and ten digits.
+    ShapeOnly,
+    /// Also a number of the US numbering plan.
+    NumberingPlan,
+}
+
+fn parse(text: &str, phones: Phones) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
     let mut problems = Vec::new();
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -271,7 +287,7 @@ fn parse(text: &str) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
         }
 
         let mut row_problems = Vec::new();
-        let consulate = parse_row(&fields, &mut row_problems);
+        let consulate = parse_row(&fields, phones, &mut row_problems);
         for message in row_problems {
             problems.push(DirectoryProblem { line, message });
         }
@@ -294,7 +310,7 @@ fn parse(text: &str) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
 }
 
 /// Validates one row, pushing a message per problem; returns the office only when the row is usable.
-fn parse_row(fields: &[String], problems: &mut Vec<String>) -> Option<Consulate> {
+fn parse_row(fields: &[String], phones: Phones, problems: &mut Vec<String>) -> Option<Consulate> {
     let before = problems.len();
     let field = |name: &str| -> &str {
         let index = COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
@@ -329,7 +345,7 @@ fn parse_row(fields: &[String], problems: &mut Vec<String>) -> Option<Consulate>
     let phone = field("phone");
     let protection_phone = field("protection_phone");
     for (name, value) in [("phone", phone), ("protection_phone", protection_phone)] {
-        if let Err(problem) = check_phone(value) {
+        if let Err(problem) = check_phone(value, phones) {
             problems.push(format!("{name}: `{value}` {problem}"));
         }
     }
@@ -446,12 +462,21 @@ fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// An empty phone is allowed (the answer then gives the CIAM line); any other must be a real US number.
-fn check_phone(value: &str) -> Result<(), super::phone::PhoneProblem> {
+/// An empty phone is allowed (the answer then gives the CIAM line); any other must be a US number.
+fn check_phone(value: &str, phones: Phones) -> Result<(), PhoneProblem> {
     if value.is_empty() {
-        Ok(())
-    } else {
-        check_us_phone(value)
+        return Ok(());
+    }
+    match phones {
+        Phones::NumberingPlan => check_us_phone(value),
+        Phones::ShapeOnly => {
+            let digits = value.strip_prefix("+1").unwrap_or_default();
+            if digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(())
+            } else {
+                Err(PhoneProblem::NotE164)
+            }
+        }
     }
 }
 
@@ -480,6 +505,13 @@ mod tests {
         assert!(directory.get("mx-emb-washington").is_some());
         assert!(directory.get("mx-consul-new-brunswick").is_some());
         assert!(directory.get("mx-consul-anchorage").is_none());
+    }
+
+    /// `bundled()` skips the numbering plan; this keeps the bundled numbers honest.
+    #[test]
+    fn the_bundled_phones_are_in_the_numbering_plan() {
+        let problems = Directory::from_csv(BUNDLED_CSV).err().unwrap_or_default();
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]
