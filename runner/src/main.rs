@@ -2,7 +2,7 @@
 //! nearest-consulate lookup.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,9 @@ use alert_button_core::adapters::staff_tokens::LocalStaffTokens;
 use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
 use alert_button_core::domain::alert::EscalationPolicy;
-use alert_button_core::domain::consulate::Directory;
+use alert_button_core::domain::consulate::{Directory, DirectoryProblem};
+use alert_button_core::domain::directory_report::{self, Coverage};
+use alert_button_core::domain::districts::{BUNDLED_DISTRICTS, BUNDLED_PLACES, Districts};
 use alert_button_core::domain::geography::GeoPoint;
 use alert_button_core::domain::templates::format_phone;
 use alert_button_core::local::{LocalMode, STAFF_KEY_FILE};
@@ -88,8 +90,22 @@ enum BackendKind {
 
 #[derive(Subcommand)]
 enum DirectoryCommand {
-    /// Validate a directory CSV; every problem is printed with its line number.
-    Check { file: PathBuf },
+    /// Validate a directory CSV and its county lists; every problem is printed with its line
+    /// number, then what the directory covers.
+    Check {
+        file: PathBuf,
+        /// The county lists; by default `consular-districts.csv` beside FILE, else the bundled one.
+        #[arg(long)]
+        districts: Option<PathBuf>,
+    },
+    /// Print, per office, what is known, from where and what is missing (Markdown; the bundled
+    /// directory unless FILE is given). `data/DIRECTORY.md` is this output.
+    Report {
+        file: Option<PathBuf>,
+        /// The county lists; by default `consular-districts.csv` beside FILE, else the bundled one.
+        #[arg(long)]
+        districts: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,8 +116,11 @@ fn main() -> ExitCode {
             backend,
         } => serve(addr, data_dir, backend),
         Command::Directory {
-            command: DirectoryCommand::Check { file },
-        } => check_directory(&file),
+            command: DirectoryCommand::Check { file, districts },
+        } => check_directory(&file, districts.as_deref()),
+        Command::Directory {
+            command: DirectoryCommand::Report { file, districts },
+        } => report_directory(file.as_deref(), districts.as_deref()),
         Command::Nearest { lat, lon, limit } => nearest(lat, lon, limit),
         Command::StaffToken {
             consulate,
@@ -305,7 +324,7 @@ fn staff_token(
     }
 }
 
-fn check_directory(file: &std::path::Path) -> ExitCode {
+fn check_directory(file: &Path, districts_file: Option<&Path>) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(err) => {
@@ -313,23 +332,109 @@ fn check_directory(file: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match Directory::from_csv(&text) {
+    let directory = match Directory::from_csv(&text) {
         Ok(directory) => {
             println!(
                 "{}: {} offices, no problems",
                 file.display(),
                 directory.all().len()
             );
+            directory
+        }
+        Err(problems) => {
+            print_problems(file, &problems);
+            return ExitCode::FAILURE;
+        }
+    };
+    let (districts_name, districts_text) = match read_districts(Some(file), districts_file) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    match Districts::from_csv(BUNDLED_PLACES, &districts_text, &directory) {
+        Ok(districts) => {
+            let offices = directory
+                .all()
+                .iter()
+                .filter(|c| districts.counties_of(&c.id).next().is_some())
+                .count();
+            println!(
+                "{districts_name}: {} counties assigned to {offices} offices, no problems",
+                districts.assignments().len()
+            );
+            println!("coverage:");
+            for line in Coverage::of(&directory, &districts).to_string().lines() {
+                println!("  {line}");
+            }
             ExitCode::SUCCESS
         }
         Err(problems) => {
-            for problem in &problems {
-                eprintln!("{}:{}: {}", file.display(), problem.line, problem.message);
-            }
-            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            print_problems(Path::new(&districts_name), &problems);
             ExitCode::FAILURE
         }
     }
+}
+
+fn report_directory(file: Option<&Path>, districts_file: Option<&Path>) -> ExitCode {
+    let directory = match file {
+        None => Directory::bundled(),
+        Some(file) => match std::fs::read_to_string(file).map(|text| Directory::from_csv(&text)) {
+            Ok(Ok(directory)) => directory,
+            Ok(Err(problems)) => {
+                print_problems(file, &problems);
+                return ExitCode::FAILURE;
+            }
+            Err(err) => {
+                eprintln!("{}: cannot read: {err}", file.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let (districts_name, districts_text) = match read_districts(file, districts_file) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    match Districts::from_csv(BUNDLED_PLACES, &districts_text, &directory) {
+        Ok(districts) => {
+            print!("{}", directory_report::markdown(&directory, &districts));
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            print_problems(Path::new(&districts_name), &problems);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The county lists to check: the given file, else `consular-districts.csv` beside the directory
+/// file, else the bundled lists. Returns a name for messages and the text.
+fn read_districts(
+    directory_file: Option<&Path>,
+    districts_file: Option<&Path>,
+) -> Result<(String, String), ExitCode> {
+    let beside = directory_file
+        .and_then(Path::parent)
+        .map(|dir| dir.join("consular-districts.csv"))
+        .filter(|path| path.is_file());
+    match districts_file.map(Path::to_path_buf).or(beside) {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path.display().to_string(), text)),
+            Err(err) => {
+                eprintln!("{}: cannot read: {err}", path.display());
+                Err(ExitCode::from(2))
+            }
+        },
+        None => Ok((
+            "bundled consular-districts.csv".to_owned(),
+            BUNDLED_DISTRICTS.to_owned(),
+        )),
+    }
+}
+
+fn print_problems(file: &Path, problems: &[DirectoryProblem]) {
+    for problem in problems {
+        eprintln!("{}:{}: {}", file.display(), problem.line, problem.message);
+    }
+    eprintln!("{}: {} problem(s)", file.display(), problems.len());
 }
 
 fn nearest(lat: f64, lon: f64, limit: usize) -> ExitCode {
