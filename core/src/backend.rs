@@ -7,7 +7,9 @@
 //!   Staff tokens are Cognito ID tokens of the pool `ALERT_BUTTON_STAFF_ISSUER`
 //!   (`https://cognito-idp.<region>.amazonaws.com/<pool id>`) for the app client
 //!   `ALERT_BUTTON_STAFF_AUDIENCE`; without them no staff token is accepted.
-//! - otherwise: embedded, under `ALERT_BUTTON_DATA_DIR` (default `/tmp/alert-button`).
+//! - `ALERT_BUTTON_DATA_DIR` set instead: embedded, under that directory.
+//! - neither: an error. There is no default directory, since a shared one such as `/tmp` would
+//!   put personal data where other users of the machine can reach it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,6 +36,11 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
+    #[error(
+        "ALERT_BUTTON_TABLE must be set to the DynamoDB table; to use the embedded store instead, \
+         set ALERT_BUTTON_DATA_DIR to a directory only this user can reach"
+    )]
+    NoBackend,
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
@@ -159,9 +166,14 @@ impl Backend {
                 AwsBackend::new(settings, directory).await,
             )));
         }
+        Self::embedded(directory)
+    }
+
+    /// The embedded store under `ALERT_BUTTON_DATA_DIR`, which must be set.
+    fn embedded(directory: Arc<Directory>) -> Result<Backend, ConfigError> {
         let data_dir = std::env::var_os("ALERT_BUTTON_DATA_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/tmp/alert-button"));
+            .ok_or(ConfigError::NoBackend)?;
         Ok(Backend::Embedded(LocalMode::open(
             &data_dir, directory, false,
         )?))
@@ -179,5 +191,27 @@ impl Backend {
             Backend::Embedded(local) => local.fanout.clone(),
             Backend::Aws(aws) => aws.fanout.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function deployed without its table must not fall back to a store in a shared directory.
+    #[tokio::test]
+    async fn without_a_table_or_a_data_dir_nothing_starts() {
+        for name in ["ALERT_BUTTON_TABLE", "ALERT_BUTTON_DATA_DIR"] {
+            assert!(
+                std::env::var_os(name).is_none(),
+                "run this test without {name} set"
+            );
+        }
+        let err = match Backend::from_env().await {
+            Ok(_) => panic!("a backend started without ALERT_BUTTON_TABLE"),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains("ALERT_BUTTON_TABLE"), "{err}");
+        assert!(err.contains("ALERT_BUTTON_DATA_DIR"), "{err}");
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alert_button_core::adapters::private_file;
 use alert_button_core::adapters::staff_tokens::LocalStaffTokens;
 use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
@@ -277,7 +278,7 @@ fn staff_token(
         );
         return ExitCode::from(2);
     }
-    let issued = std::fs::create_dir_all(data_dir)
+    let issued = private_file::create_dir(data_dir)
         .map_err(|e| e.to_string())
         .and_then(|()| {
             LocalStaffTokens::open_or_create(&data_dir.join(STAFF_KEY_FILE))

@@ -17,6 +17,7 @@ use jsonwebtoken::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
+use super::private_file;
 use crate::error::{Error, Result};
 use crate::ports::{StaffMember, StaffVerifier};
 
@@ -73,21 +74,16 @@ pub struct LocalStaffTokens {
 }
 
 impl LocalStaffTokens {
-    /// Loads the signing key from `path`, creating it (readable by the owner only) the first time.
+    /// Loads the signing key from `path`, creating it (readable by the owner only) the first time;
+    /// a key file others may read is refused (see `private_file::read_or_create_secret`).
     pub fn open_or_create(path: &Path) -> Result<LocalStaffTokens> {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            let key = hex::decode(text.trim()).map_err(Error::store)?;
-            return Ok(LocalStaffTokens { key });
-        }
-        let mut key = vec![0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| Error::Store(e.to_string()))?;
-        std::fs::write(path, hex::encode(&key)).map_err(Error::store)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(Error::store)?;
-        }
+        let text = private_file::read_or_create_secret(path, || {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).expect("the operating system's random source is unavailable");
+            hex::encode(key)
+        })?;
+        let key = hex::decode(text.trim())
+            .map_err(|err| Error::Store(format!("{}: not a hex key: {err}", path.display())))?;
         Ok(LocalStaffTokens { key })
     }
 
