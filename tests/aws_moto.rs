@@ -35,8 +35,10 @@ fn backend_keeping(stack: &Stack, family_sms: FamilySms, retention: Retention) -
             family_sms,
             staff_issuer: None,
             retention,
+            service_key_secret: Some(stack.service_key_secret.clone()),
         },
         Arc::new(Directory::bundled()),
+        stack.service_key.clone(),
     )
 }
 
@@ -1003,4 +1005,70 @@ async fn rate_limits_are_shared_counters_in_dynamodb() {
         "ten concurrent hits against a limit of five let five through"
     );
     assert!(store.hit("alerts:someone-else", 5, hour, now).await.is_ok());
+}
+
+/// The service key is a Secrets Manager secret read at start-up, and the PINs in the table are
+/// keyed with it: the table alone (without the secret) does not tell whether a guess is right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pins_in_the_table_are_keyed_with_the_secret_read_at_start_up() {
+    use alert_button_core::backend::{ConfigError, read_service_key};
+    use alert_button_core::domain::credential::{self, HashScheme, ServiceKey};
+    use alert_button_core::domain::person::PinsRequest;
+    use alert_button_core::ports::PersonStore;
+    use alert_button_tests::aws::create_secret;
+
+    let stack = Stack::create().await;
+    let text = ServiceKey::generate_text();
+    let name = format!("service-key-{}", uuid::Uuid::new_v4().simple());
+    let arn = create_secret(&stack.config, &name, &text).await;
+    let key = read_service_key(&stack.config, &arn).await.unwrap();
+    let expected = ServiceKey::from_text(&text).unwrap();
+    assert!(expected.pin_matches("9753", &key.hash_pin("9753")));
+    assert!(!stack.service_key.pin_matches("9753", &key.hash_pin("9753")));
+
+    let missing = format!("{arn}-gone");
+    assert!(matches!(
+        read_service_key(&stack.config, &missing).await,
+        Err(ConfigError::ServiceKey(_))
+    ));
+    let short = create_secret(&stack.config, &format!("{name}-short"), "too-short").await;
+    assert!(matches!(
+        read_service_key(&stack.config, &short).await,
+        Err(ConfigError::ServiceKey(message)) if !message.contains("too-short")
+    ));
+
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, _) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let person_id = ana.person_id;
+    aws.service
+        .set_pins(
+            ana,
+            PinsRequest {
+                cancel_pin: "2468".into(),
+                duress_pin: "1357".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    let pins = store
+        .get_person(person_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .pins
+        .unwrap();
+    for (pin, stored) in [("2468", &pins.cancel), ("1357", &pins.duress)] {
+        assert_eq!(stored.scheme, HashScheme::HmacSha256);
+        assert!(stack.service_key.pin_matches(pin, stored));
+        assert!(!credential::secret_matches(pin, stored), "unkeyed");
+        assert!(!expected.pin_matches(pin, stored), "another key");
+    }
 }

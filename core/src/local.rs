@@ -16,7 +16,8 @@ use crate::adapters::relay::relay_outbox;
 use crate::adapters::staff_tokens::LocalStaffTokens;
 use crate::domain::alert::{EscalationPolicy, Retention};
 use crate::domain::consulate::Directory;
-use crate::error::Result;
+use crate::domain::credential::ServiceKey;
+use crate::error::{Error, Result};
 use crate::fanout::FanOut;
 use crate::http;
 use crate::ports::{
@@ -27,6 +28,8 @@ use crate::service::{AlertService, Ports};
 pub const STORE_FILE: &str = "alert-button.sqlite3";
 pub const JOURNAL_FILE: &str = "notifications.jsonl";
 pub const STAFF_KEY_FILE: &str = "staff-signing-key";
+/// The key of PIN hashes and of the registration limiter's keys (see `ServiceKey`).
+pub const SERVICE_KEY_FILE: &str = "service-key";
 
 /// The store and notifier ports the service and the fan-out run on; `LocalMode::open_with` lets a
 /// caller wrap them (tests inject faults there). The relay still reads the store's own outbox.
@@ -49,8 +52,8 @@ pub struct LocalMode {
 }
 
 impl LocalMode {
-    /// Opens the store, journal and staff key under `data_dir` (created owner-only if missing;
-    /// every file in it is owner-only). `print` echoes each notification to standard output.
+    /// Opens the store, journal and keys under `data_dir` (created owner-only if missing; every
+    /// file in it is owner-only). `print` echoes each notification to standard output.
     pub fn open(data_dir: &Path, directory: Arc<Directory>, print: bool) -> Result<LocalMode> {
         Self::open_with_clock(data_dir, directory, print, Arc::new(SystemClock))
     }
@@ -79,6 +82,15 @@ impl LocalMode {
         let staff_tokens = Arc::new(LocalStaffTokens::open_or_create(
             &data_dir.join(STAFF_KEY_FILE),
         )?);
+        let key_path = data_dir.join(SERVICE_KEY_FILE);
+        let key_text = private_file::read_or_create_secret(&key_path, ServiceKey::generate_text)?;
+        let key = ServiceKey::from_text(&key_text).ok_or_else(|| {
+            Error::Store(format!(
+                "{} holds fewer than {} characters; remove it to have a new key made",
+                key_path.display(),
+                ServiceKey::MIN_LEN
+            ))
+        })?;
         let wrapped = wrap(LocalPorts {
             people: store.clone(),
             alerts: store.clone(),
@@ -93,6 +105,7 @@ impl LocalMode {
             staff: staff_tokens.clone(),
             limits: Arc::new(MemoryRateLimiter::default()),
             clock,
+            key,
         };
         let service = Arc::new(AlertService::new(
             directory.clone(),
@@ -207,6 +220,7 @@ mod tests {
             "alert-button.sqlite3-shm",
             JOURNAL_FILE,
             STAFF_KEY_FILE,
+            SERVICE_KEY_FILE,
         ];
         for name in files {
             assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
@@ -221,16 +235,15 @@ mod tests {
         assert_eq!(present, expected, "no temporary file is left behind");
         drop(local);
 
-        // Opened again, the same key is used.
-        let key = std::fs::read(dir.join(STAFF_KEY_FILE)).unwrap();
+        // Opened again, the same keys are used.
+        let key = std::fs::read(dir.join(SERVICE_KEY_FILE)).unwrap();
         LocalMode::open(&dir, Arc::new(Directory::bundled()), false).unwrap();
-        assert_eq!(std::fs::read(dir.join(STAFF_KEY_FILE)).unwrap(), key);
+        assert_eq!(std::fs::read(dir.join(SERVICE_KEY_FILE)).unwrap(), key);
     }
 
     #[test]
     fn a_key_file_others_may_read_is_refused() {
-        {
-            let name = STAFF_KEY_FILE;
+        for name in [STAFF_KEY_FILE, SERVICE_KEY_FILE] {
             let dir = tempfile::tempdir().unwrap();
             drop(LocalMode::open(dir.path(), Arc::new(Directory::bundled()), false).unwrap());
             let path = dir.path().join(name);

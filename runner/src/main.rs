@@ -207,7 +207,7 @@ async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Erro
     let settings =
         AwsSettings::from_env()?.ok_or("ALERT_BUTTON_TABLE must be set for --backend aws")?;
     let directory = Arc::new(Directory::bundled());
-    let aws = AwsBackend::new(settings, directory.clone()).await;
+    let aws = AwsBackend::new(settings, directory.clone()).await?;
     let mut poller = StreamPoller::connect(&aws.sdk_config, &aws.settings.table).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;

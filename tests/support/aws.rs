@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use alert_button_core::backend::read_service_key;
+use alert_button_core::domain::credential::ServiceKey;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -31,11 +33,15 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .await
 }
 
-/// A table and topic of this test's own, so tests can share one moto server.
+/// A table, topic and service key secret of this test's own, so tests can share one moto server.
 pub struct Stack {
     pub config: SdkConfig,
     pub table: String,
     pub topic_arn: String,
+    /// The ARN of the Secrets Manager secret holding the service key.
+    pub service_key_secret: String,
+    /// The service key, as read back from that secret at start-up.
+    pub service_key: ServiceKey,
 }
 
 impl Stack {
@@ -52,10 +58,21 @@ impl Stack {
             .expect("topic created")
             .topic_arn
             .expect("a topic ARN");
+        let service_key_secret = create_secret(
+            &config,
+            &format!("alert-button-{suffix}"),
+            &ServiceKey::generate_text(),
+        )
+        .await;
+        let service_key = read_service_key(&config, &service_key_secret)
+            .await
+            .expect("the service key is read back");
         Stack {
             config,
             table,
             topic_arn,
+            service_key_secret,
+            service_key,
         }
     }
 
@@ -71,6 +88,10 @@ impl Stack {
             ("ALERT_BUTTON_TABLE", self.table.as_str()),
             ("ALERT_BUTTON_TOPIC_ARN", self.topic_arn.as_str()),
             ("ALERT_BUTTON_FAMILY_SMS", "direct"),
+            (
+                "ALERT_BUTTON_SERVICE_KEY_SECRET_ARN",
+                self.service_key_secret.as_str(),
+            ),
         ];
         all.extend_from_slice(envs);
         crate::Runner::start_with(&["--backend", "aws"], &all)
@@ -113,6 +134,19 @@ impl Stack {
             .expect("probe subscribed");
         Probe { sqs, queue_url }
     }
+}
+
+/// A Secrets Manager secret named `name` holding `text`; returns its ARN.
+pub async fn create_secret(config: &SdkConfig, name: &str, text: &str) -> String {
+    aws_sdk_secretsmanager::Client::new(config)
+        .create_secret()
+        .name(name)
+        .secret_string(text)
+        .send()
+        .await
+        .expect("secret created")
+        .arn
+        .expect("a secret ARN")
 }
 
 async fn create_table(config: &SdkConfig, table: &str) {
