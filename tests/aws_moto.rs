@@ -1072,3 +1072,124 @@ async fn pins_in_the_table_are_keyed_with_the_secret_read_at_start_up() {
         assert!(!expected.pin_matches(pin, stored), "another key");
     }
 }
+
+/// `serve --backend aws` remembers how far it read the table's stream: restarted, it notifies
+/// nothing again, and what happens after the restart is notified once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_runner_on_aws_resumes_the_stream_where_it_stopped() {
+    let stack = Stack::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let consulate = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-consul-denver",
+        ))
+        .await;
+    let phone = unique_phone();
+    let client = reqwest::Client::new();
+    let press = |runner: &alert_button_tests::Runner, token: &str, id: &str| {
+        client
+            .post(runner.url("/v1/alerts"))
+            .bearer_auth(token)
+            .json(&json!({"client_alert_id": id, "location": {"lat": 39.74, "lon": -104.99}}))
+            .send()
+    };
+
+    let start = || {
+        stack.runner_with(
+            &["--data-dir", &data_dir],
+            &[("ALERT_BUTTON_ESCALATE_AFTER_MINUTES", "1440")],
+        )
+    };
+    let runner = start();
+    let registered: Value = client
+        .post(runner.url("/v1/people"))
+        .json(&json!({"language": "es", "contacts": [{"name": "Luis", "phone": phone}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["token"].as_str().unwrap().to_owned();
+    let first = press(&runner, &token, "before").await.unwrap();
+    assert_eq!(first.status().as_u16(), 201);
+    assert_eq!(consulate.wait_for(1).await.len(), 1);
+    wait_for_sms(&phone, 1).await;
+    assert!(runner.terminate().success());
+
+    let runner = start();
+    let second = press(&runner, &token, "after").await.unwrap();
+    assert_eq!(second.status().as_u16(), 201);
+    let second: Value = second.json().await.unwrap();
+    let messages = consulate.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let messages: Vec<Value> = messages
+        .into_iter()
+        .chain(consulate.drain().await)
+        .collect();
+    assert_eq!(messages.len(), 1, "only the new alert: {messages:#?}");
+    assert_eq!(messages[0]["alert_id"], second["alert_id"]);
+    assert_eq!(sms_sent_to(&phone).await.len(), 2, "one text per alert");
+    runner.terminate();
+}
+
+/// Waits until moto recorded at least `count` texts to `phone` (the fan-out runs in the runner).
+async fn wait_for_sms(phone: &str, count: usize) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let sent = sms_sent_to(phone).await;
+        if sent.len() >= count {
+            return sent;
+        }
+        assert!(
+            start.elapsed() < alert_button_tests::PATIENCE,
+            "expected {count} texts, got {}",
+            sent.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// `serve --backend aws` runs the escalation sweep as the scheduled function does in AWS: an alert
+/// nobody acknowledged in time escalates, and the escalation is fanned out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_runner_on_aws_escalates_overdue_alerts() {
+    use alert_button_core::domain::alert::Alert;
+    use alert_button_core::domain::districts::Districts;
+
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, _) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let escalations = stack
+        .probe(&json!({"audience": ["escalation"]}).to_string())
+        .await;
+    // Raised eleven minutes ago: past the default ten-minute threshold when the runner starts.
+    let raised_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(11);
+    let alert = Alert::open(
+        &ana,
+        press("overdue", 41.88, -87.63),
+        &Directory::bundled(),
+        &Districts::bundled(),
+        raised_at,
+        &Retention::default(),
+    )
+    .unwrap();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    store.create_alert(&alert).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let runner = stack.runner_with(&["--data-dir", &dir.path().to_string_lossy()], &[]);
+    let told = escalations.wait_for(1).await;
+    assert_eq!(told[0]["alert_id"], alert.alert_id.to_string());
+    let stored = store.get_alert(alert.alert_id).await.unwrap().unwrap();
+    assert_eq!(stored.escalation_level, 1);
+    runner.terminate();
+}

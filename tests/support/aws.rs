@@ -79,6 +79,14 @@ impl Stack {
     /// The `alert-button` runner serving this stack through moto (`--backend aws`, direct family
     /// SMS), with `envs` added or overriding.
     pub fn runner(&self, envs: &[(&str, &str)]) -> crate::Runner {
+        let data_dir = tempfile::tempdir().expect("a scratch directory");
+        let path = data_dir.path().to_string_lossy().into_owned();
+        self.runner_with(&["--data-dir", &path], envs)
+            .keeping(data_dir)
+    }
+
+    /// As `runner`, with more arguments (e.g. `--data-dir`).
+    pub fn runner_with(&self, args: &[&str], envs: &[(&str, &str)]) -> crate::Runner {
         let moto = moto_url();
         let mut all = vec![
             ("AWS_ENDPOINT_URL", moto.as_str()),
@@ -94,7 +102,8 @@ impl Stack {
             ),
         ];
         all.extend_from_slice(envs);
-        crate::Runner::start_with(&["--backend", "aws"], &all)
+        let args: Vec<&str> = ["--backend", "aws"].iter().chain(args).copied().collect();
+        crate::Runner::start_with(&args, &all)
     }
 
     /// An SQS queue subscribed to the topic with `filter_policy`, raw delivery.
