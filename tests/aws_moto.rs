@@ -1016,6 +1016,7 @@ async fn pins_in_the_table_are_keyed_with_the_secret_read_at_start_up() {
     use alert_button_core::domain::person::PinsRequest;
     use alert_button_core::ports::PersonStore;
     use alert_button_tests::aws::create_secret;
+    use sha2::Digest;
 
     let stack = Stack::create().await;
     let text = ServiceKey::generate_text();
@@ -1047,6 +1048,36 @@ async fn pins_in_the_table_are_keyed_with_the_secret_read_at_start_up() {
         .await
         .unwrap();
     let person_id = ana.person_id;
+
+    // The registration counter is keyed by an HMAC of the address under the window's key, not
+    // by a hash anyone can compute from the address.
+    let counters = aws_sdk_dynamodb::Client::new(&stack.config)
+        .scan()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let counters: Vec<(String, i64)> = counters
+        .iter()
+        .filter_map(|item| {
+            let pk = item.get("pk")?.as_s().ok()?;
+            let key = pk.strip_prefix("RATE#register:")?.to_owned();
+            Some((key, item.get("sk")?.as_s().ok()?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(counters.len(), 1, "{counters:?}");
+    let (counter, window_start) = &counters[0];
+    let ip = "203.0.113.7";
+    assert_eq!(*counter, stack.service_key.limiter_key(*window_start, ip));
+    assert_ne!(
+        *counter,
+        stack.service_key.limiter_key(window_start + 3600, ip)
+    );
+    let plain = sha2::Sha256::digest(ip.as_bytes());
+    assert_ne!(*counter, hex::encode(&plain[..16]));
+
     aws.service
         .set_pins(
             ana,
