@@ -40,8 +40,10 @@ fn backend_keeping(stack: &Stack, family_sms: FamilySms, retention: Retention) -
             family_sms,
             staff_issuer: None,
             retention,
+            service_key_secret: Some(stack.service_key_secret.clone()),
         },
         Arc::new(Directory::bundled()),
+        stack.service_key.clone(),
     )
 }
 
@@ -1259,6 +1261,7 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
             staff: Arc::new(NoStaff),
             limits: store.clone(),
             clock: Arc::new(SystemClock),
+            key: stack.service_key.clone(),
         },
         Retention::default(),
     );
@@ -1425,6 +1428,7 @@ async fn using_a_registration_renews_its_expiry_in_dynamodb() {
             staff: Arc::new(NoStaffAccess),
             limits: store.clone(),
             clock: clock.clone(),
+            key: stack.service_key.clone(),
         },
         Retention::default(),
     );
@@ -1476,4 +1480,215 @@ async fn the_dynamodb_store_leaves_out_alerts_at_the_level_asked() {
         .unwrap();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
     alert_button_tests::overdue_query_leaves_out_the_last_level(&store, &ana).await;
+}
+
+/// The service key is a Secrets Manager secret read at start-up, and the PINs in the table are
+/// keyed with it: the table alone (without the secret) does not tell whether a guess is right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pins_in_the_table_are_keyed_with_the_secret_read_at_start_up() {
+    use alert_button_core::backend::{ConfigError, read_service_key};
+    use alert_button_core::domain::credential::{self, HashScheme, ServiceKey};
+    use alert_button_core::ports::PersonStore;
+    use alert_button_tests::aws::create_secret;
+    use sha2::Digest;
+
+    let stack = Stack::create().await;
+    let text = ServiceKey::generate_text();
+    let name = format!("service-key-{}", uuid::Uuid::new_v4().simple());
+    let arn = create_secret(&stack.config, &name, &text).await;
+    let key = read_service_key(&stack.config, &arn).await.unwrap();
+    let expected = ServiceKey::from_text(&text).unwrap();
+    assert!(expected.pin_matches("9753", &key.hash_pin("9753")));
+    assert!(!stack.service_key.pin_matches("9753", &key.hash_pin("9753")));
+
+    let missing = format!("{arn}-gone");
+    assert!(matches!(
+        read_service_key(&stack.config, &missing).await,
+        Err(ConfigError::ServiceKey(_))
+    ));
+    let short = create_secret(&stack.config, &format!("{name}-short"), "too-short").await;
+    assert!(matches!(
+        read_service_key(&stack.config, &short).await,
+        Err(ConfigError::ServiceKey(message)) if !message.contains("too-short")
+    ));
+
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, _) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let person_id = ana.person_id;
+
+    // The registration counter is keyed by an HMAC of the address under the window's key, not
+    // by a hash anyone can compute from the address.
+    let counters = aws_sdk_dynamodb::Client::new(&stack.config)
+        .scan()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let counters: Vec<(String, i64)> = counters
+        .iter()
+        .filter_map(|item| {
+            let pk = item.get("pk")?.as_s().ok()?;
+            let key = pk.strip_prefix("RATE#register:")?.to_owned();
+            Some((key, item.get("sk")?.as_s().ok()?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(counters.len(), 1, "{counters:?}");
+    let (counter, window_start) = &counters[0];
+    let ip = "203.0.113.7";
+    assert_eq!(*counter, stack.service_key.limiter_key(*window_start, ip));
+    assert_ne!(
+        *counter,
+        stack.service_key.limiter_key(window_start + 3600, ip)
+    );
+    let plain = sha2::Sha256::digest(ip.as_bytes());
+    assert_ne!(*counter, hex::encode(&plain[..16]));
+
+    aws.service
+        .set_pins(ana, pins("2468", "1357", None))
+        .await
+        .unwrap();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    let pins = store
+        .get_person(person_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .pins
+        .unwrap();
+    for (pin, stored) in [("2468", &pins.cancel), ("1357", &pins.duress)] {
+        assert_eq!(stored.scheme, HashScheme::HmacSha256);
+        assert!(stack.service_key.pin_matches(pin, stored));
+        assert!(!credential::secret_matches(pin, stored), "unkeyed");
+        assert!(!expected.pin_matches(pin, stored), "another key");
+    }
+}
+
+/// `serve --backend aws` remembers how far it read the table's stream: restarted, it notifies
+/// nothing again, and what happens after the restart is notified once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_runner_on_aws_resumes_the_stream_where_it_stopped() {
+    let stack = Stack::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let consulate = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-consul-denver",
+        ))
+        .await;
+    let phone = unique_phone();
+    let client = reqwest::Client::new();
+    let press = |runner: &alert_button_tests::Runner, token: &str, id: &str| {
+        client
+            .post(runner.url("/v1/alerts"))
+            .bearer_auth(token)
+            .json(&json!({"client_alert_id": id, "location": {"lat": 39.74, "lon": -104.99}}))
+            .send()
+    };
+
+    let start = || {
+        stack.runner_with(
+            &["--data-dir", &data_dir],
+            &[("ALERT_BUTTON_ESCALATE_AFTER_MINUTES", "1440")],
+        )
+    };
+    let runner = start();
+    let registered: Value = client
+        .post(runner.url("/v1/people"))
+        .json(&json!({"language": "es", "contacts": [{"name": "Luis", "phone": phone}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["token"].as_str().unwrap().to_owned();
+    let first = press(&runner, &token, "before").await.unwrap();
+    assert_eq!(first.status().as_u16(), 201);
+    assert_eq!(consulate.wait_for(1).await.len(), 1);
+    wait_for_sms(&phone, 1).await;
+    assert!(runner.terminate().success());
+
+    let runner = start();
+    let second = press(&runner, &token, "after").await.unwrap();
+    assert_eq!(second.status().as_u16(), 201);
+    let second: Value = second.json().await.unwrap();
+    let messages = consulate.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let messages: Vec<Value> = messages
+        .into_iter()
+        .chain(consulate.drain().await)
+        .collect();
+    assert_eq!(messages.len(), 1, "only the new alert: {messages:#?}");
+    assert_eq!(messages[0]["alert_id"], second["alert_id"]);
+    assert_eq!(sms_sent_to(&phone).await.len(), 2, "one text per alert");
+    runner.terminate();
+}
+
+/// Waits until moto recorded at least `count` texts to `phone` (the fan-out runs in the runner).
+async fn wait_for_sms(phone: &str, count: usize) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let sent = sms_sent_to(phone).await;
+        if sent.len() >= count {
+            return sent;
+        }
+        assert!(
+            start.elapsed() < alert_button_tests::PATIENCE,
+            "expected {count} texts, got {}",
+            sent.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// `serve --backend aws` runs the escalation sweep as the scheduled function does in AWS: an alert
+/// nobody acknowledged in time escalates, and the escalation is fanned out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_runner_on_aws_escalates_overdue_alerts() {
+    use alert_button_core::domain::alert::Alert;
+    use alert_button_core::domain::districts::Districts;
+
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, _) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let escalations = stack
+        .probe(&json!({"audience": ["escalation"]}).to_string())
+        .await;
+    // Raised eleven minutes ago: past the default ten-minute threshold when the runner starts.
+    let raised_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(11);
+    let alert = Alert::open(
+        &ana,
+        press("overdue", 41.88, -87.63),
+        &Directory::bundled(),
+        &Districts::bundled(),
+        raised_at,
+        &Retention::default(),
+    )
+    .unwrap();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    store.create_alert(&alert).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let runner = stack.runner_with(&["--data-dir", &dir.path().to_string_lossy()], &[]);
+    let told = escalations.wait_for(1).await;
+    assert_eq!(told[0]["alert_id"], alert.alert_id.to_string());
+    let stored = store.get_alert(alert.alert_id).await.unwrap().unwrap();
+    assert_eq!(stored.escalation_level, 1);
+    runner.terminate();
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alert_button_core::adapters::private_file;
 use alert_button_core::adapters::staff_tokens::LocalStaffTokens;
 use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
@@ -38,7 +39,8 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: SocketAddr,
-        /// Where the store and notifications.jsonl live; kept across restarts.
+        /// Where the store and notifications.jsonl live (with `--backend aws`, where the position
+        /// reached in the table's stream is kept); kept across restarts.
         #[arg(long, default_value = ".alert-button")]
         data_dir: PathBuf,
         /// `embedded`, or `aws`: DynamoDB and SNS as configured by `ALERT_BUTTON_TABLE`,
@@ -154,7 +156,7 @@ fn serve(addr: SocketAddr, data_dir: PathBuf, backend: BackendKind) -> ExitCode 
     };
     let served = match backend {
         BackendKind::Embedded => runtime.block_on(run_server(addr, data_dir)),
-        BackendKind::Aws => runtime.block_on(run_aws_server(addr)),
+        BackendKind::Aws => runtime.block_on(run_aws_server(addr, data_dir)),
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -220,17 +222,46 @@ const ESCALATION_SWEEP: Duration = Duration::from_secs(30);
 /// How often the local runner erases what outlived its retention (DynamoDB's TTL is as coarse).
 const EXPIRY_SWEEP: Duration = Duration::from_secs(3600);
 
-/// The API against DynamoDB and SNS, with a stream poller standing in for the Lambda trigger.
-async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+/// Where `serve --backend aws` keeps, per stream shard, the last record it delivered.
+const STREAM_POSITION_FILE: &str = "stream-position.json";
+
+/// The API against DynamoDB and SNS, with a stream poller standing in for the Lambda trigger and
+/// a sweep standing in for the scheduled escalation function.
+async fn run_aws_server(
+    addr: SocketAddr,
+    data_dir: PathBuf,
+) -> Result<(), Box<dyn std::error::Error>> {
     let settings =
         AwsSettings::from_env()?.ok_or("ALERT_BUTTON_TABLE must be set for --backend aws")?;
     let directory = Arc::new(Directory::bundled());
-    let aws = AwsBackend::new(settings, directory.clone()).await;
-    let mut poller = StreamPoller::connect(&aws.sdk_config, &aws.settings.table).await?;
+    let aws = AwsBackend::new(settings, directory.clone()).await?;
+    private_file::create_dir(&data_dir)?;
+    let position_file = data_dir.join(STREAM_POSITION_FILE);
+    let mut poller = StreamPoller::connect(&aws.sdk_config, &aws.settings.table)
+        .await?
+        .remembering(&position_file)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
 
     let (stop, mut stopped) = watch::channel(false);
+    let policy = EscalationPolicy::from_env();
+    let sweep = {
+        let (service, mut stopped) = (aws.service.clone(), stopped.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = service
+                    .sweep(time::OffsetDateTime::now_utc(), &policy)
+                    .await
+                {
+                    tracing::warn!(error = %err, "the overdue sweep failed; will retry");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(ESCALATION_SWEEP) => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        })
+    };
     let fanout = aws.fanout.clone();
     let relay = tokio::spawn(async move {
         loop {
@@ -252,6 +283,14 @@ async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Erro
     println!("Alert Button listening on http://{bound}");
     println!("  table:         {}", aws.settings.table);
     println!("  topic:         {}", aws.settings.topic_arn);
+    println!(
+        "  stream:        position kept in {}",
+        position_file.display()
+    );
+    println!(
+        "  escalation:    unacknowledged alerts escalate every {} min",
+        policy.after.whole_minutes()
+    );
     let app = http::full_api(aws.service.clone(), directory)
         .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
@@ -259,6 +298,7 @@ async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Erro
         .await?;
     let _ = stop.send(true);
     relay.await?;
+    sweep.await?;
     Ok(())
 }
 
@@ -296,7 +336,7 @@ fn staff_token(
         );
         return ExitCode::from(2);
     }
-    let issued = std::fs::create_dir_all(data_dir)
+    let issued = private_file::create_dir(data_dir)
         .map_err(|e| e.to_string())
         .and_then(|()| {
             LocalStaffTokens::open_or_create(&data_dir.join(STAFF_KEY_FILE))

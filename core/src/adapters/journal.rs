@@ -52,8 +52,8 @@ impl JournalNotifier {
                 sent.insert(id.to_owned());
             }
         }
+        super::private_file::ensure_data_file(path)?;
         let mut file = OpenOptions::new()
-            .create(true)
             .append(true)
             .open(path)
             .map_err(Error::store)?;

@@ -5,6 +5,7 @@ pub mod dynamodb;
 pub mod dynamodb_item;
 pub mod embedded;
 pub mod journal;
+pub mod private_file;
 pub mod rate_limit;
 pub mod relay;
 pub mod sns;
