@@ -15,6 +15,7 @@ use std::sync::Arc;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::dynamodb_ledger::DynamoLedger;
 use crate::adapters::sns::{FamilySms, SnsFamilySubscriptions, SnsNotifier};
 use crate::adapters::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
 use crate::domain::alert::Retention;
@@ -103,7 +104,7 @@ impl AwsBackend {
     ) -> AwsBackend {
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
         let sns = aws_sdk_sns::Client::new(&sdk_config);
-        let store = Arc::new(DynamoStore::new(dynamodb, &settings.table));
+        let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
         let subscriptions = Arc::new(SnsFamilySubscriptions::new(
             sns.clone(),
             &settings.topic_arn,
@@ -128,8 +129,10 @@ impl AwsBackend {
             &settings.topic_arn,
             settings.family_sms,
         ));
-        let fanout =
-            Arc::new(FanOut::new(directory, store, notifier).with_subscriptions(subscriptions));
+        let ledger = Arc::new(DynamoLedger::new(dynamodb, &settings.table));
+        let fanout = Arc::new(
+            FanOut::new(directory, store, notifier, ledger).with_subscriptions(subscriptions),
+        );
         AwsBackend {
             sdk_config,
             settings,

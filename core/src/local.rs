@@ -99,10 +99,12 @@ impl LocalMode {
             ports,
             Retention::from_env()?,
         ));
+        // The journal records the sends whatever wraps the notifier.
         let fanout = Arc::new(FanOut::new(
             directory.clone(),
             wrapped.people,
             wrapped.notifier,
+            notifier.clone(),
         ));
         Ok(LocalMode {
             directory,

@@ -1,6 +1,6 @@
 //! The local notifier: appends each notification as one JSON line to `notifications.jsonl` and
-//! prints it, standing in for SMS and e-mail. It remembers what the journal already holds, so a
-//! change retried after a crash is not notified twice.
+//! prints it, standing in for SMS and e-mail. It is also local mode's delivery ledger: a line is
+//! the record of its send, so a change retried after a crash reaches no recipient twice.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -10,11 +10,12 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::domain::notification::Notification;
 use crate::error::{Error, Result};
-use crate::ports::Notifier;
+use crate::ports::{Delivery, DeliveryLedger, DeliveryState, Notifier, Recipient, SendError};
 
 pub struct JournalNotifier {
     path: PathBuf,
@@ -24,15 +25,38 @@ pub struct JournalNotifier {
 
 struct JournalState {
     file: File,
-    sent: HashSet<String>,
+    /// (notification id, recipient key) of every line the journal holds.
+    sent: HashSet<(String, String)>,
 }
 
 #[derive(Serialize)]
 struct JournalLine<'a> {
     #[serde(flatten)]
     notification: &'a Notification,
+    /// `Recipient::key`.
+    recipient: &'a str,
     #[serde(with = "time::serde::rfc3339")]
     sent_at: OffsetDateTime,
+}
+
+/// The (notification id, recipient) a journal line records; lines from before recipients were
+/// recorded were sends to the whole audience.
+fn sent_key(line: &Value) -> Option<(String, String)> {
+    let id = line.get("notification_id")?.as_str()?;
+    let recipient = line
+        .get("recipient")
+        .and_then(Value::as_str)
+        .unwrap_or("topic");
+    Some((id.to_owned(), recipient.to_owned()))
+}
+
+fn parse_lines(bytes: &[u8]) -> Vec<Value> {
+    bytes
+        .split(|b| *b == b'\n')
+        // A line cut short by a crash has no complete id and is simply sent again.
+        .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
+        .filter(|line| sent_key(line).is_some())
+        .collect()
 }
 
 impl JournalNotifier {
@@ -43,15 +67,7 @@ impl JournalNotifier {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(err) => return Err(Error::store(err)),
         };
-        let mut sent = HashSet::new();
-        for line in existing.split(|b| *b == b'\n') {
-            // A line cut short by a crash has no complete id and is simply sent again.
-            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(line)
-                && let Some(id) = value.get("notification_id").and_then(|v| v.as_str())
-            {
-                sent.insert(id.to_owned());
-            }
-        }
+        let sent = parse_lines(&existing).iter().filter_map(sent_key).collect();
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -75,21 +91,31 @@ impl JournalNotifier {
 
 #[async_trait]
 impl Notifier for JournalNotifier {
-    async fn send(&self, notification: &Notification) -> Result<()> {
+    async fn send(
+        &self,
+        notification: &Notification,
+        recipient: &Recipient,
+    ) -> std::result::Result<(), SendError> {
+        let key = (
+            notification.notification_id.clone(),
+            recipient.key(&notification.notification_id),
+        );
         let mut state = self
             .state
             .lock()
-            .map_err(|_| Error::Notifier("the journal lock is poisoned".into()))?;
-        if state.sent.contains(&notification.notification_id) {
+            .map_err(|_| SendError::Transient("the journal lock is poisoned".into()))?;
+        if state.sent.contains(&key) {
             return Ok(());
         }
         let mut line = serde_json::to_vec(&JournalLine {
             notification,
+            recipient: &key.1,
             sent_at: OffsetDateTime::now_utc(),
         })
-        .map_err(|err| Error::Notifier(err.to_string()))?;
+        .map_err(|_| SendError::Refused("unserializable".into()))?;
         line.push(b'\n');
-        let before = state.file.metadata().map_err(Error::store)?.len();
+        let io_error = |err: std::io::Error| SendError::Transient(format!("{:?}", err.kind()));
+        let before = state.file.metadata().map_err(io_error)?.len();
         let written = state
             .file
             .write_all(&line)
@@ -98,9 +124,9 @@ impl Notifier for JournalNotifier {
             // Whatever part of the line reached the file goes, so the retry neither duplicates it
             // nor glues itself to half a line.
             let _ = state.file.set_len(before);
-            return Err(Error::Notifier(err.to_string()));
+            return Err(io_error(err));
         }
-        state.sent.insert(notification.notification_id.clone());
+        state.sent.insert(key);
         drop(state);
         if self.print {
             println!(
@@ -113,6 +139,26 @@ impl Notifier for JournalNotifier {
                 notification.sms
             );
         }
+        Ok(())
+    }
+}
+
+/// The journal is its own ledger: the line a send appends (and syncs) is its record, written in
+/// the same step as the send, so no send is left between queued and sent. A send that failed
+/// left no line and is claimed again by the retry.
+#[async_trait]
+impl DeliveryLedger for JournalNotifier {
+    async fn claim(&self, delivery: &Delivery) -> Result<bool> {
+        let state = self
+            .state
+            .lock()
+            .map_err(|_| Error::Store("the journal lock is poisoned".into()))?;
+        Ok(!state
+            .sent
+            .contains(&(delivery.notification_id.clone(), delivery.recipient.clone())))
+    }
+
+    async fn settle(&self, _delivery: &Delivery, _state: DeliveryState) -> Result<()> {
         Ok(())
     }
 }
