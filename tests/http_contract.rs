@@ -73,7 +73,7 @@ async fn the_whole_alert_path() {
     assert_eq!(invalid_replay.json["error"]["field"], "location.lon");
     assert_eq!(replay.json["location"]["lat"], 41.88);
 
-    // Family (one message per language) and consulate are told once.
+    // The consulate first, then the family (one message per language), each once.
     let journal = api.journal();
     let lines = wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 1).len() >= 3).await;
     let opened = of_change(&lines, &alert_id, 1);
@@ -88,7 +88,7 @@ async fn the_whole_alert_path() {
         .collect();
     assert_eq!(
         audiences,
-        [("family", "es"), ("family", "en"), ("consulate", "es")]
+        [("consulate", "es"), ("family", "es"), ("family", "en")]
             .map(|(a, l)| (a.to_owned(), l.to_owned()))
     );
     for notification in &opened {
@@ -102,13 +102,13 @@ async fn the_whole_alert_path() {
         );
     }
     assert!(
-        opened[0]["sms"]
+        opened[1]["sms"]
             .as_str()
             .unwrap()
             .starts_with("ALERTA de Ana")
     );
     assert!(
-        opened[1]["sms"]
+        opened[2]["sms"]
             .as_str()
             .unwrap()
             .starts_with("ALERT from Ana")
@@ -148,8 +148,8 @@ async fn the_whole_alert_path() {
     );
     let cancel_lines = of_change(&lines, &alert_id, 3);
     assert_eq!(cancel_lines[0]["event"], "cancelled");
-    assert!(cancel_lines[0]["sms"].as_str().unwrap().contains("a salvo"));
-    assert!(cancel_lines[1]["sms"].as_str().unwrap().contains("safe"));
+    assert!(cancel_lines[1]["sms"].as_str().unwrap().contains("a salvo"));
+    assert!(cancel_lines[2]["sms"].as_str().unwrap().contains("safe"));
     assert_eq!(lines.len(), 9);
 
     // A closed alert takes no more changes.
