@@ -1273,3 +1273,40 @@ async fn a_throttled_text_is_retried_alone() {
     attempts.sort();
     assert_eq!(attempts, ["1", "1", "1", "2"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ledger_sends_again_only_what_no_attempt_settled() {
+    use alert_button_core::ports::{Delivery, DeliveryLedger, DeliveryState};
+
+    let stack = Stack::create().await;
+    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    let alert_id = uuid::Uuid::new_v4();
+    let delivery = |recipient: &str| Delivery {
+        alert_id,
+        notification_id: format!("{alert_id}:1:family:es"),
+        recipient: recipient.into(),
+        masked: "+1•••••0100".into(),
+        expires_at: 1_900_000_000,
+    };
+    let (crashed, sent, refused) = (delivery("a"), delivery("b"), delivery("c"));
+    for d in [&crashed, &sent, &refused] {
+        assert!(ledger.claim(d).await.unwrap(), "a new send is claimed");
+    }
+    ledger.settle(&sent, DeliveryState::Sent).await.unwrap();
+    ledger
+        .settle(&refused, DeliveryState::FailedPermanent)
+        .await
+        .unwrap();
+    // The attempt that queued `crashed` never recorded an answer: the retry sends it again.
+    assert!(ledger.claim(&crashed).await.unwrap());
+    assert!(!ledger.claim(&sent).await.unwrap());
+    assert!(!ledger.claim(&refused).await.unwrap());
+    let records = deliveries(&stack).await;
+    let crashed_record = records
+        .iter()
+        .find(|r| text(r, "sk").ends_with("#a"))
+        .unwrap();
+    assert_eq!(text(crashed_record, "state"), "queued");
+    assert_eq!(crashed_record["attempts"].as_n().unwrap(), "2");
+    assert_eq!(crashed_record["expires_at"].as_n().unwrap(), "1900000000");
+}
