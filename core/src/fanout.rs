@@ -334,6 +334,40 @@ mod tests {
         assert_eq!(sent.len(), 5, "every family recipient was tried: {sent:?}");
     }
 
+    struct Unreadable;
+
+    #[async_trait]
+    impl PersonStore for Unreadable {
+        async fn put_person(&self, _person: &Person) -> Result<()> {
+            Ok(())
+        }
+
+        async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
+            Err(Error::Store("unreachable".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_person_record_delays_only_the_family() {
+        let person = person(&[Language::Es]);
+        let alert = alert(&person);
+        let (_, notifier) = fanout(person, &[Outcome::Sent]);
+        let fanout = FanOut::new(
+            Arc::new(Directory::bundled()),
+            Arc::new(Unreadable),
+            notifier.clone(),
+            Arc::new(MemoryLedger::default()),
+        );
+        assert!(matches!(
+            fanout.deliver(&alert, alert.latest_entry()).await,
+            Err(Error::Store(_))
+        ));
+        assert_eq!(
+            *notifier.sent.lock().unwrap(),
+            [(Audience::Consulate, Recipient::Audience)]
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
