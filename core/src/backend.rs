@@ -19,6 +19,7 @@ use std::sync::Arc;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::dynamodb_ledger::DynamoLedger;
 use crate::adapters::sns::{FamilySms, SnsFamilySubscriptions, SnsNotifier};
 use crate::adapters::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
 use crate::domain::alert::Retention;
@@ -128,7 +129,7 @@ impl AwsBackend {
     ) -> AwsBackend {
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
         let sns = aws_sdk_sns::Client::new(&sdk_config);
-        let store = Arc::new(DynamoStore::new(dynamodb, &settings.table));
+        let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
         let subscriptions = Arc::new(SnsFamilySubscriptions::new(
             sns.clone(),
             &settings.topic_arn,
@@ -149,13 +150,7 @@ impl AwsBackend {
             ports,
             settings.retention,
         ));
-        let notifier = Arc::new(SnsNotifier::new(
-            sns,
-            &settings.topic_arn,
-            settings.family_sms,
-        ));
-        let fanout =
-            Arc::new(FanOut::new(directory, store, notifier).with_subscriptions(subscriptions));
+        let fanout = aws_fanout(&settings, directory, store, dynamodb, sns, subscriptions);
         AwsBackend {
             sdk_config,
             settings,
@@ -199,24 +194,41 @@ pub async fn fanout_from_env() -> Result<Arc<FanOut>, ConfigError> {
         return Ok(Backend::embedded(directory)?.fanout());
     };
     let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
     let sns = aws_sdk_sns::Client::new(&sdk_config);
-    let store = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk_config),
-        &settings.table,
-    ));
+    let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
     let subscriptions = Arc::new(SnsFamilySubscriptions::new(
         sns.clone(),
         &settings.topic_arn,
         settings.family_sms,
     ));
+    Ok(aws_fanout(
+        &settings,
+        directory,
+        store,
+        dynamodb,
+        sns,
+        subscriptions,
+    ))
+}
+
+/// The fan-out on SNS with the delivery ledger in the table: one construction for the function
+/// and for the runner.
+fn aws_fanout(
+    settings: &AwsSettings,
+    directory: Arc<Directory>,
+    store: Arc<DynamoStore>,
+    dynamodb: aws_sdk_dynamodb::Client,
+    sns: aws_sdk_sns::Client,
+    subscriptions: Arc<SnsFamilySubscriptions>,
+) -> Arc<FanOut> {
     let notifier = Arc::new(SnsNotifier::new(
         sns,
         &settings.topic_arn,
         settings.family_sms,
     ));
-    Ok(Arc::new(
-        FanOut::new(directory, store, notifier).with_subscriptions(subscriptions),
-    ))
+    let ledger = Arc::new(DynamoLedger::new(dynamodb, &settings.table));
+    Arc::new(FanOut::new(directory, store, notifier, ledger).with_subscriptions(subscriptions))
 }
 
 fn staff_verifier(settings: &AwsSettings) -> Arc<dyn StaffVerifier> {

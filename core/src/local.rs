@@ -115,10 +115,12 @@ impl LocalMode {
             ports,
             Retention::from_env()?,
         ));
+        // The journal records the sends whatever wraps the notifier.
         let fanout = Arc::new(FanOut::new(
             directory.clone(),
             wrapped.people,
             wrapped.notifier,
+            notifier.clone(),
         ));
         Ok(LocalMode {
             directory,
@@ -136,6 +138,12 @@ impl LocalMode {
         http::full_api(self.service.clone(), self.directory.clone())
     }
 
+    /// Erases what outlived its retention by `now`: the store's records and the journal's lines
+    /// of the alerts erased. Returns how many went.
+    pub async fn purge_expired(&self, now: time::OffsetDateTime) -> Result<usize> {
+        purge(&self.store, &self.notifier, self.service.retention(), now).await
+    }
+
     /// Erases records whose retention ran out every `every`, as DynamoDB's TTL does in AWS.
     pub fn spawn_expiry(
         &self,
@@ -143,10 +151,12 @@ impl LocalMode {
         mut shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let store = self.store.clone();
+        let notifier = self.notifier.clone();
+        let retention = self.service.retention();
         tokio::spawn(async move {
             loop {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                match store.purge_expired(now).await {
+                let now = time::OffsetDateTime::now_utc();
+                match purge(&store, &notifier, retention, now).await {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "expired records erased"),
                     Err(err) => {
@@ -191,6 +201,17 @@ impl LocalMode {
             shutdown,
         ))
     }
+}
+
+async fn purge(
+    store: &EmbeddedStore,
+    journal: &JournalNotifier,
+    retention: Retention,
+    now: time::OffsetDateTime,
+) -> Result<usize> {
+    let records = store.purge_expired(now.unix_timestamp()).await?;
+    let lines = journal.purge_expired(now, retention.active_alert)?;
+    Ok(records + lines)
 }
 
 #[cfg(all(test, unix))]

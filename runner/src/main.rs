@@ -169,8 +169,7 @@ fn serve(addr: SocketAddr, data_dir: PathBuf, backend: BackendKind) -> ExitCode 
 
 async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let local = LocalMode::open(&data_dir, Arc::new(Directory::bundled()), true)?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let purged = local.store.purge_expired(now).await?;
+    let purged = local.purge_expired(time::OffsetDateTime::now_utc()).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
 

@@ -3,6 +3,7 @@
 pub mod cursor;
 pub mod dynamodb;
 pub mod dynamodb_item;
+pub mod dynamodb_ledger;
 pub mod embedded;
 pub mod journal;
 pub mod private_file;
