@@ -1758,8 +1758,21 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
         )
         .await
         .unwrap();
+    let consulate = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-cg-chicago",
+        ))
+        .await;
+    let family = stack
+        .probe(&family_filter_policy(&person.person_id.to_string(), "es"))
+        .await;
+    aws.service
+        .raise_alert(&person, press("refused", 41.88, -87.63))
+        .await
+        .unwrap();
     // A number the provider refuses, written past the API's validation (as a record stored by an
-    // older release could hold it): SNS answers a direct publish to it with InvalidParameter.
+    // older release could hold it): SNS answers a direct publish to it with InvalidParameter. Written after the
+    // press, which records the alert on the person; the fan-out reads the record when it sends.
     let refused = format!("+1{}x", &unique_phone()[2..]);
     aws_sdk_dynamodb::Client::new(&stack.config)
         .update_item()
@@ -1778,18 +1791,6 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
             aws_sdk_dynamodb::types::AttributeValue::S(refused.clone()),
         )
         .send()
-        .await
-        .unwrap();
-    let consulate = stack
-        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
-            "mx-cg-chicago",
-        ))
-        .await;
-    let family = stack
-        .probe(&family_filter_policy(&person.person_id.to_string(), "es"))
-        .await;
-    aws.service
-        .raise_alert(&person, press("refused", 41.88, -87.63))
         .await
         .unwrap();
 
