@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use alert_button_core::Error;
 use alert_button_core::adapters::dynamodb::DynamoStore;
+use alert_button_core::adapters::dynamodb_ledger::DynamoLedger;
 use alert_button_core::adapters::sns::{
     FamilySms, SnsFamilySubscriptions, SnsNotifier, family_filter_policy, family_sms_filter_policy,
 };
@@ -40,8 +41,10 @@ fn backend_keeping(stack: &Stack, family_sms: FamilySms, retention: Retention) -
             family_sms,
             staff_issuer: None,
             retention,
+            service_key_secret: Some(stack.service_key_secret.clone()),
         },
         Arc::new(Directory::bundled()),
+        stack.service_key.clone(),
     )
 }
 
@@ -555,6 +558,10 @@ async fn with_sns_down_for_a_while_every_alert_is_delivered_once_it_recovers() {
             aws_sdk_sns::Client::new(&unreachable),
             &stack.topic_arn,
             FamilySms::Direct,
+        )),
+        Arc::new(DynamoLedger::new(
+            aws_sdk_dynamodb::Client::new(&stack.config),
+            &stack.table,
         )),
     );
     let mut poller = StreamPoller::connect(&stack.config, &stack.table)
@@ -1259,6 +1266,7 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
             staff: Arc::new(NoStaff),
             limits: store.clone(),
             clock: Arc::new(SystemClock),
+            key: stack.service_key.clone(),
         },
         Retention::default(),
     );
@@ -1425,6 +1433,7 @@ async fn using_a_registration_renews_its_expiry_in_dynamodb() {
             staff: Arc::new(NoStaffAccess),
             limits: store.clone(),
             clock: clock.clone(),
+            key: stack.service_key.clone(),
         },
         Retention::default(),
     );
@@ -1476,4 +1485,517 @@ async fn the_dynamodb_store_leaves_out_alerts_at_the_level_asked() {
         .unwrap();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
     alert_button_tests::overdue_query_leaves_out_the_last_level(&store, &ana).await;
+}
+
+/// The service key is a Secrets Manager secret read at start-up, and the PINs in the table are
+/// keyed with it: the table alone (without the secret) does not tell whether a guess is right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pins_in_the_table_are_keyed_with_the_secret_read_at_start_up() {
+    use alert_button_core::backend::{ConfigError, read_service_key};
+    use alert_button_core::domain::credential::{self, HashScheme, ServiceKey};
+    use alert_button_core::ports::PersonStore;
+    use alert_button_tests::aws::create_secret;
+    use sha2::Digest;
+
+    let stack = Stack::create().await;
+    let text = ServiceKey::generate_text();
+    let name = format!("service-key-{}", uuid::Uuid::new_v4().simple());
+    let arn = create_secret(&stack.config, &name, &text).await;
+    let key = read_service_key(&stack.config, &arn).await.unwrap();
+    let expected = ServiceKey::from_text(&text).unwrap();
+    assert!(expected.pin_matches("9753", &key.hash_pin("9753")));
+    assert!(!stack.service_key.pin_matches("9753", &key.hash_pin("9753")));
+
+    let missing = format!("{arn}-gone");
+    assert!(matches!(
+        read_service_key(&stack.config, &missing).await,
+        Err(ConfigError::ServiceKey(_))
+    ));
+    let short = create_secret(&stack.config, &format!("{name}-short"), "too-short").await;
+    assert!(matches!(
+        read_service_key(&stack.config, &short).await,
+        Err(ConfigError::ServiceKey(message)) if !message.contains("too-short")
+    ));
+
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, _) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let person_id = ana.person_id;
+
+    // The registration counter is keyed by an HMAC of the address under the window's key, not
+    // by a hash anyone can compute from the address.
+    let counters = aws_sdk_dynamodb::Client::new(&stack.config)
+        .scan()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let counters: Vec<(String, i64)> = counters
+        .iter()
+        .filter_map(|item| {
+            let pk = item.get("pk")?.as_s().ok()?;
+            let key = pk.strip_prefix("RATE#register:")?.to_owned();
+            Some((key, item.get("sk")?.as_s().ok()?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(counters.len(), 1, "{counters:?}");
+    let (counter, window_start) = &counters[0];
+    let ip = "203.0.113.7";
+    assert_eq!(*counter, stack.service_key.limiter_key(*window_start, ip));
+    assert_ne!(
+        *counter,
+        stack.service_key.limiter_key(window_start + 3600, ip)
+    );
+    let plain = sha2::Sha256::digest(ip.as_bytes());
+    assert_ne!(*counter, hex::encode(&plain[..16]));
+
+    aws.service
+        .set_pins(ana, pins("2468", "1357", None))
+        .await
+        .unwrap();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    let pins = store
+        .get_person(person_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .pins
+        .unwrap();
+    for (pin, stored) in [("2468", &pins.cancel), ("1357", &pins.duress)] {
+        assert_eq!(stored.scheme, HashScheme::HmacSha256);
+        assert!(stack.service_key.pin_matches(pin, stored));
+        assert!(!credential::secret_matches(pin, stored), "unkeyed");
+        assert!(!expected.pin_matches(pin, stored), "another key");
+    }
+}
+
+/// `serve --backend aws` remembers how far it read the table's stream: restarted, it notifies
+/// nothing again, and what happens after the restart is notified once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_runner_on_aws_resumes_the_stream_where_it_stopped() {
+    let stack = Stack::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let consulate = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-consul-denver",
+        ))
+        .await;
+    let phone = unique_phone();
+    let client = reqwest::Client::new();
+    let press = |runner: &alert_button_tests::Runner, token: &str, id: &str| {
+        client
+            .post(runner.url("/v1/alerts"))
+            .bearer_auth(token)
+            .json(&json!({"client_alert_id": id, "location": {"lat": 39.74, "lon": -104.99}}))
+            .send()
+    };
+
+    let start = || {
+        stack.runner_with(
+            &["--data-dir", &data_dir],
+            &[("ALERT_BUTTON_ESCALATE_AFTER_MINUTES", "1440")],
+        )
+    };
+    let runner = start();
+    let registered: Value = client
+        .post(runner.url("/v1/people"))
+        .json(&json!({"language": "es", "contacts": [{"name": "Luis", "phone": phone}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["token"].as_str().unwrap().to_owned();
+    let first = press(&runner, &token, "before").await.unwrap();
+    assert_eq!(first.status().as_u16(), 201);
+    assert_eq!(consulate.wait_for(1).await.len(), 1);
+    wait_for_sms(&phone, 1).await;
+    assert!(runner.terminate().success());
+
+    let runner = start();
+    let second = press(&runner, &token, "after").await.unwrap();
+    assert_eq!(second.status().as_u16(), 201);
+    let second: Value = second.json().await.unwrap();
+    let messages = consulate.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let messages: Vec<Value> = messages
+        .into_iter()
+        .chain(consulate.drain().await)
+        .collect();
+    assert_eq!(messages.len(), 1, "only the new alert: {messages:#?}");
+    assert_eq!(messages[0]["alert_id"], second["alert_id"]);
+    assert_eq!(sms_sent_to(&phone).await.len(), 2, "one text per alert");
+    runner.terminate();
+}
+
+/// Waits until moto recorded at least `count` texts to `phone` (the fan-out runs in the runner).
+async fn wait_for_sms(phone: &str, count: usize) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let sent = sms_sent_to(phone).await;
+        if sent.len() >= count {
+            return sent;
+        }
+        assert!(
+            start.elapsed() < alert_button_tests::PATIENCE,
+            "expected {count} texts, got {}",
+            sent.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// `serve --backend aws` runs the escalation sweep as the scheduled function does in AWS: an alert
+/// nobody acknowledged in time escalates, and the escalation is fanned out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_runner_on_aws_escalates_overdue_alerts() {
+    use alert_button_core::domain::alert::Alert;
+    use alert_button_core::domain::districts::Districts;
+
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (ana, _) = aws
+        .service
+        .register(
+            registration(&unique_phone(), "kim@example.org"),
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let escalations = stack
+        .probe(&json!({"audience": ["escalation"]}).to_string())
+        .await;
+    // Raised eleven minutes ago: past the default ten-minute threshold when the runner starts.
+    let raised_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(11);
+    let alert = Alert::open(
+        &ana,
+        press("overdue", 41.88, -87.63),
+        &Directory::bundled(),
+        &Districts::bundled(),
+        raised_at,
+        &Retention::default(),
+    )
+    .unwrap();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    store.create_alert(&alert).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let runner = stack.runner_with(&["--data-dir", &dir.path().to_string_lossy()], &[]);
+    let told = escalations.wait_for(1).await;
+    assert_eq!(told[0]["alert_id"], alert.alert_id.to_string());
+    let stored = store.get_alert(alert.alert_id).await.unwrap().unwrap();
+    assert_eq!(stored.escalation_level, 1);
+    runner.terminate();
+}
+
+/// The delivery ledger's records of the table (`kind` = `delivery`), as attribute maps.
+async fn deliveries(
+    stack: &Stack,
+) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    aws_sdk_dynamodb::Client::new(&stack.config)
+        .scan()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|item| {
+            item.get("kind")
+                .and_then(|k| k.as_s().ok())
+                .is_some_and(|k| k == "delivery")
+        })
+        .collect()
+}
+
+fn text(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &str) -> String {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothing_twice() {
+    use alert_button_core::stream::fan_out_batch;
+
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let good = unique_phone();
+    let (person, _) = aws
+        .service
+        .register(
+            Registration {
+                display_name: Some("Ana".into()),
+                language: Language::Es,
+                contacts: vec![
+                    Contact {
+                        name: "Luis".into(),
+                        phone: Some(unique_phone()),
+                        email: None,
+                        language: None,
+                    },
+                    Contact {
+                        name: "Rosa".into(),
+                        phone: Some(good.clone()),
+                        email: None,
+                        language: None,
+                    },
+                ],
+            },
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let consulate = stack
+        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+            "mx-cg-chicago",
+        ))
+        .await;
+    let family = stack
+        .probe(&family_filter_policy(&person.person_id.to_string(), "es"))
+        .await;
+    aws.service
+        .raise_alert(&person, press("refused", 41.88, -87.63))
+        .await
+        .unwrap();
+    // A number the provider refuses, written past the API's validation (as a record stored by an
+    // older release could hold it): SNS answers a direct publish to it with InvalidParameter. Written after the
+    // press, which records the alert on the person; the fan-out reads the record when it sends.
+    let refused = format!("+1{}x", &unique_phone()[2..]);
+    aws_sdk_dynamodb::Client::new(&stack.config)
+        .update_item()
+        .table_name(&stack.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("PERSON#{}", person.person_id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("PERSON".into()),
+        )
+        .update_expression("SET contacts[0].phone = :refused")
+        .expression_attribute_values(
+            ":refused",
+            aws_sdk_dynamodb::types::AttributeValue::S(refused.clone()),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // The same batch twice, as Lambda retries it.
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    let batches = poller.fetch().await.unwrap();
+    let mut failures = Vec::new();
+    for _ in 0..2 {
+        for batch in &batches {
+            let response = fan_out_batch(&aws.fanout, batch.event().unwrap()).await;
+            failures.push(response.batch_item_failures.len());
+        }
+    }
+
+    let told = consulate.wait_for(1).await;
+    family.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        consulate.drain().await.is_empty() && family.drain().await.is_empty(),
+        "a retry published again"
+    );
+    assert_eq!(told[0]["event"], "opened");
+    assert_eq!(
+        sms_sent_to(&good).await.len(),
+        1,
+        "the valid phone is texted once"
+    );
+    assert!(sms_sent_to(&refused).await.is_empty());
+    assert!(
+        failures.iter().all(|n| *n == 0),
+        "a refusal for good is no reason to retry: {failures:?}"
+    );
+
+    // The ledger: every send recorded by a hash, the refused one as failed for good, no number.
+    let records = deliveries(&stack).await;
+    let states: Vec<String> = records.iter().map(|r| text(r, "state")).collect();
+    assert_eq!(
+        records.len(),
+        4,
+        "two topic publishes and two texts: {states:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| *s == "failed_permanent").count(),
+        1,
+        "{states:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| *s == "sent").count(),
+        3,
+        "{states:?}"
+    );
+    let failed = records
+        .iter()
+        .find(|r| text(r, "state") == "failed_permanent")
+        .unwrap();
+    assert_eq!(
+        text(failed, "recipient"),
+        format!("+1•••••{}", &refused[refused.len() - 4..])
+    );
+    for record in &records {
+        let dump = format!("{record:?}");
+        for number in [&refused, &good] {
+            assert!(
+                !dump.contains(&number[2..]),
+                "a raw number in the ledger: {dump}"
+            );
+        }
+        assert!(text(record, "pk").starts_with("DELIVERY#"));
+        assert!(record.contains_key("expires_at"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttled_text_is_retried_alone() {
+    use aws_sdk_sns::error::ErrorMetadata;
+    use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let second = unique_phone();
+    let (person, _) = aws
+        .service
+        .register(
+            Registration {
+                display_name: Some("Ana".into()),
+                language: Language::Es,
+                contacts: [unique_phone(), second.clone()]
+                    .into_iter()
+                    .map(|phone| Contact {
+                        name: "Luis".into(),
+                        phone: Some(phone),
+                        email: None,
+                        language: None,
+                    })
+                    .collect(),
+            },
+            "203.0.113.7",
+        )
+        .await
+        .unwrap();
+    let alert = aws
+        .service
+        .raise_alert(&person, press("throttled", 41.88, -87.63))
+        .await
+        .unwrap()
+        .alert;
+
+    // SNS throttles the second phone's first text: a fault moto cannot be made to produce. The
+    // ledger and the person's record are moto's.
+    let throttled = mock!(aws_sdk_sns::Client::publish)
+        .match_requests(move |r| r.phone_number() == Some(second.as_str()))
+        .sequence()
+        .error(|| {
+            PublishError::generic(
+                ErrorMetadata::builder()
+                    .code("Throttling")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        })
+        .output(|| PublishOutput::builder().message_id("m").build())
+        .build();
+    let accepted = mock!(aws_sdk_sns::Client::publish)
+        .then_output(|| PublishOutput::builder().message_id("m").build());
+    // Without the SDK's own retries: as when the throttling outlasts them.
+    let sns = mock_client!(
+        aws_sdk_sns,
+        RuleMode::MatchAny,
+        [&throttled, &accepted],
+        |config| config.retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
+    );
+    let dynamodb = aws_sdk_dynamodb::Client::new(&stack.config);
+    let fanout = FanOut::new(
+        Arc::new(Directory::bundled()),
+        Arc::new(DynamoStore::new(dynamodb.clone(), &stack.table)),
+        Arc::new(SnsNotifier::new(sns, &stack.topic_arn, FamilySms::Direct)),
+        Arc::new(DynamoLedger::new(dynamodb, &stack.table)),
+    );
+
+    let entry = alert.latest_entry();
+    assert!(matches!(
+        fanout.deliver(&alert, entry).await,
+        Err(Error::Notifier(_))
+    ));
+    assert_eq!(
+        (throttled.num_calls(), accepted.num_calls()),
+        (1, 3),
+        "the consulate's and the family's topic publishes and the first phone went out"
+    );
+    fanout.deliver(&alert, entry).await.unwrap();
+    assert_eq!(
+        (throttled.num_calls(), accepted.num_calls()),
+        (2, 3),
+        "the retry texted the throttled phone alone"
+    );
+    fanout.deliver(&alert, entry).await.unwrap();
+    assert_eq!((throttled.num_calls(), accepted.num_calls()), (2, 3));
+
+    let records = deliveries(&stack).await;
+    assert_eq!(records.len(), 4);
+    assert!(records.iter().all(|r| text(r, "state") == "sent"));
+    let mut attempts: Vec<String> = records
+        .iter()
+        .map(|r| r["attempts"].as_n().unwrap().clone())
+        .collect();
+    attempts.sort();
+    assert_eq!(attempts, ["1", "1", "1", "2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ledger_sends_again_only_what_no_attempt_settled() {
+    use alert_button_core::ports::{Delivery, DeliveryLedger, DeliveryState};
+
+    let stack = Stack::create().await;
+    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    let alert_id = uuid::Uuid::new_v4();
+    let delivery = |recipient: &str| Delivery {
+        alert_id,
+        notification_id: format!("{alert_id}:1:family:es"),
+        recipient: recipient.into(),
+        masked: "+1•••••0100".into(),
+        expires_at: 1_900_000_000,
+    };
+    let (crashed, sent, refused) = (delivery("a"), delivery("b"), delivery("c"));
+    for d in [&crashed, &sent, &refused] {
+        assert!(ledger.claim(d).await.unwrap(), "a new send is claimed");
+    }
+    ledger.settle(&sent, DeliveryState::Sent).await.unwrap();
+    ledger
+        .settle(&refused, DeliveryState::FailedPermanent)
+        .await
+        .unwrap();
+    // The attempt that queued `crashed` never recorded an answer: the retry sends it again.
+    assert!(ledger.claim(&crashed).await.unwrap());
+    assert!(!ledger.claim(&sent).await.unwrap());
+    assert!(!ledger.claim(&refused).await.unwrap());
+    let records = deliveries(&stack).await;
+    let crashed_record = records
+        .iter()
+        .find(|r| text(r, "sk").ends_with("#a"))
+        .unwrap();
+    assert_eq!(text(crashed_record, "state"), "queued");
+    assert_eq!(crashed_record["attempts"].as_n().unwrap(), "2");
+    assert_eq!(crashed_record["expires_at"].as_n().unwrap(), "1900000000");
 }

@@ -38,7 +38,7 @@ struct Watch {
 }
 
 impl Watch {
-    fn start(table: &str, topic_arn: &str) -> Watch {
+    fn start(table: &str, topic_arn: &str, service_key_secret: &str) -> Watch {
         let port = free_port();
         // Outside the repository: watch rebuilds whenever files change under it.
         let log_dir = tempfile::tempdir().unwrap();
@@ -61,6 +61,7 @@ impl Watch {
             .env("ALERT_BUTTON_TABLE", table)
             .env("ALERT_BUTTON_TOPIC_ARN", topic_arn)
             .env("ALERT_BUTTON_FAMILY_SMS", "direct")
+            .env("ALERT_BUTTON_SERVICE_KEY_SECRET_ARN", service_key_secret)
             .env("RUST_LOG", "info")
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -164,7 +165,7 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
             "mx-consul-san-diego",
         ))
         .await;
-    let watch = Watch::start(&stack.table, &stack.topic_arn);
+    let watch = Watch::start(&stack.table, &stack.topic_arn, &stack.service_key_secret);
     let events = tempfile::tempdir().unwrap();
     let phone = format!("+1555{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000);
 

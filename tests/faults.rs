@@ -18,7 +18,8 @@ use alert_button_core::domain::notification::{self, Notification};
 use alert_button_core::domain::person::Person;
 use alert_button_core::local::{JOURNAL_FILE, LocalMode, LocalPorts, STORE_FILE};
 use alert_button_core::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Notifier, Page, PersonStore, SystemClock,
+    AlertPage, AlertStore, CheckInStore, Created, Notifier, Page, PersonStore, Recipient,
+    SendError, SystemClock,
 };
 use alert_button_core::service::limits;
 use alert_button_core::{Error, Result};
@@ -253,8 +254,24 @@ struct FaultyNotifier {
 
 #[async_trait]
 impl Notifier for FaultyNotifier {
-    async fn send(&self, notification: &Notification) -> Result<()> {
-        faulty(&self.faults, notifier_fault, self.inner.send(notification)).await
+    fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
+        self.inner.recipients(notification)
+    }
+
+    async fn send(
+        &self,
+        notification: &Notification,
+        recipient: &Recipient,
+    ) -> std::result::Result<(), SendError> {
+        let work = async {
+            self.inner
+                .send(notification, recipient)
+                .await
+                .map_err(|err| Error::Notifier(err.to_string()))
+        };
+        faulty(&self.faults, notifier_fault, work)
+            .await
+            .map_err(|err| SendError::Transient(err.to_string()))
     }
 }
 

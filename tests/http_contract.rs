@@ -73,7 +73,7 @@ async fn the_whole_alert_path() {
     assert_eq!(invalid_replay.json["error"]["field"], "location.lon");
     assert_eq!(replay.json["location"]["lat"], 41.88);
 
-    // Family (one message per language) and consulate are told once.
+    // The consulate first, then the family (one message per language), each once.
     let journal = api.journal();
     let lines = wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 1).len() >= 3).await;
     let opened = of_change(&lines, &alert_id, 1);
@@ -88,7 +88,7 @@ async fn the_whole_alert_path() {
         .collect();
     assert_eq!(
         audiences,
-        [("family", "es"), ("family", "en"), ("consulate", "es")]
+        [("consulate", "es"), ("family", "es"), ("family", "en")]
             .map(|(a, l)| (a.to_owned(), l.to_owned()))
     );
     for notification in &opened {
@@ -102,13 +102,13 @@ async fn the_whole_alert_path() {
         );
     }
     assert!(
-        opened[0]["sms"]
+        opened[1]["sms"]
             .as_str()
             .unwrap()
             .starts_with("ALERTA de Ana")
     );
     assert!(
-        opened[1]["sms"]
+        opened[2]["sms"]
             .as_str()
             .unwrap()
             .starts_with("ALERT from Ana")
@@ -148,8 +148,8 @@ async fn the_whole_alert_path() {
     );
     let cancel_lines = of_change(&lines, &alert_id, 3);
     assert_eq!(cancel_lines[0]["event"], "cancelled");
-    assert!(cancel_lines[0]["sms"].as_str().unwrap().contains("a salvo"));
-    assert!(cancel_lines[1]["sms"].as_str().unwrap().contains("safe"));
+    assert!(cancel_lines[1]["sms"].as_str().unwrap().contains("a salvo"));
+    assert!(cancel_lines[2]["sms"].as_str().unwrap().contains("safe"));
     assert_eq!(lines.len(), 9);
 
     // A closed alert takes no more changes.
@@ -405,5 +405,60 @@ async fn the_route_list_is_what_the_router_serves() {
             "{method} {path} is served but not listed"
         );
     }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn the_hourly_erase_takes_an_expired_alert_and_its_journal_lines_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (_, token) = api.register("Ana").await;
+    let mut alert_ids = Vec::new();
+    for (n, (lat, lon)) in [(41.88, -87.63), (29.76, -95.37)].into_iter().enumerate() {
+        let reply = api
+            .call(
+                Method::POST,
+                "/v1/alerts",
+                Some(&token),
+                Some(alert_body(&format!("erase-{n}"), lat, lon)),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+        alert_ids.push(reply.json["alert_id"].as_str().unwrap().to_owned());
+    }
+    let journal = api.journal();
+    wait_for_journal(&journal, |lines| {
+        alert_ids
+            .iter()
+            .all(|id| of_change(lines, id, 1).len() >= 3)
+    })
+    .await;
+
+    // The first alert is cancelled: it is kept for the (shorter) closed-alert retention only.
+    let reply = api
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{}/cancel", alert_ids[0]),
+            Some(&token),
+            Some(json!({"reason": "mistake"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    wait_for_journal(&journal, |lines| {
+        of_change(lines, &alert_ids[0], 2).len() >= 3
+    })
+    .await;
+
+    let retention = api.local.service.retention();
+    assert!(retention.closed_alert < retention.active_alert);
+    let later = time::OffsetDateTime::now_utc() + retention.closed_alert + time::Duration::hours(1);
+    assert!(api.local.purge_expired(later).await.unwrap() > 0);
+    let left = read_journal(&journal);
+    assert!(
+        left.iter()
+            .all(|line| line["alert_id"] == alert_ids[1].as_str()),
+        "an erased alert's notification stays in the journal: {left:#?}"
+    );
+    assert_eq!(of_change(&left, &alert_ids[1], 1).len(), 3);
     api.stop().await;
 }

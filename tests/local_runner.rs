@@ -164,9 +164,22 @@ async fn serve_survives_a_kill_and_a_restart() {
 
     let journal = dir.path().join(JOURNAL_FILE);
     wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 1).len() >= 2).await;
-    // The local notifier also prints what it sends.
+    // The console is a log: one line per notification with its ids, event, audience and
+    // recipient count, never its text (a map link with the coordinates) or an address.
     let printed = runner.stdout.lock().unwrap().join("\n");
-    assert!(printed.contains("ALERTA de Ana"), "{printed}");
+    for audience in ["family", "consulate"] {
+        let line = printed
+            .lines()
+            .find(|line| line.contains(&alert_id) && line.contains(&format!("audience={audience}")))
+            .unwrap_or_else(|| panic!("no {audience} notification line: {printed}"));
+        assert!(
+            line.contains("event=opened") && line.contains("recipients=1"),
+            "{line}"
+        );
+    }
+    for private in ["ALERTA", "Ana", "33.75", "84.39", "maps.google", "5550100"] {
+        assert!(!printed.contains(private), "`{private}` printed: {printed}");
+    }
 
     // SIGKILL: no graceful shutdown at all.
     runner.kill();

@@ -7,7 +7,11 @@
 //!   Staff tokens are Cognito ID tokens of the pool `ALERT_BUTTON_STAFF_ISSUER`
 //!   (`https://cognito-idp.<region>.amazonaws.com/<pool id>`) for the app client
 //!   `ALERT_BUTTON_STAFF_AUDIENCE`; without them no staff token is accepted.
-//! - otherwise: embedded, under `ALERT_BUTTON_DATA_DIR` (default `/tmp/alert-button`).
+//!   The service key (see `ServiceKey`) is the Secrets Manager secret
+//!   `ALERT_BUTTON_SERVICE_KEY_SECRET_ARN`, read once at start-up; the fan-out needs none.
+//! - `ALERT_BUTTON_DATA_DIR` set instead: embedded, under that directory.
+//! - neither: an error. There is no default directory, since a shared one such as `/tmp` would
+//!   put personal data where other users of the machine can reach it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,10 +19,12 @@ use std::sync::Arc;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::dynamodb_ledger::DynamoLedger;
 use crate::adapters::sns::{FamilySms, SnsFamilySubscriptions, SnsNotifier};
 use crate::adapters::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
 use crate::domain::alert::Retention;
 use crate::domain::consulate::Directory;
+use crate::domain::credential::ServiceKey;
 use crate::fanout::FanOut;
 use crate::local::LocalMode;
 use crate::ports::{StaffVerifier, SystemClock};
@@ -34,6 +40,13 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
+    #[error(
+        "ALERT_BUTTON_TABLE must be set to the DynamoDB table; to use the embedded store instead, \
+         set ALERT_BUTTON_DATA_DIR to a directory only this user can reach"
+    )]
+    NoBackend,
+    #[error("the service key secret cannot be read: {0}")]
+    ServiceKey(String),
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
@@ -47,6 +60,8 @@ pub struct AwsSettings {
     /// The staff identity provider: (issuer, audience).
     pub staff_issuer: Option<(String, String)>,
     pub retention: Retention,
+    /// The Secrets Manager secret holding the service key; needed by all but the fan-out.
+    pub service_key_secret: Option<String>,
 }
 
 impl AwsSettings {
@@ -78,6 +93,7 @@ impl AwsSettings {
             family_sms,
             staff_issuer,
             retention: Retention::from_env()?,
+            service_key_secret: std::env::var("ALERT_BUTTON_SERVICE_KEY_SECRET_ARN").ok(),
         }))
     }
 }
@@ -91,19 +107,29 @@ pub struct AwsBackend {
 }
 
 impl AwsBackend {
-    pub async fn new(settings: AwsSettings, directory: Arc<Directory>) -> AwsBackend {
+    /// Reads the service key from Secrets Manager and builds the adapters.
+    pub async fn new(
+        settings: AwsSettings,
+        directory: Arc<Directory>,
+    ) -> Result<AwsBackend, ConfigError> {
         let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-        Self::with_config(sdk_config, settings, directory)
+        let secret = settings
+            .service_key_secret
+            .as_deref()
+            .ok_or(ConfigError::Missing("ALERT_BUTTON_SERVICE_KEY_SECRET_ARN"))?;
+        let key = read_service_key(&sdk_config, secret).await?;
+        Ok(Self::with_config(sdk_config, settings, directory, key))
     }
 
     pub fn with_config(
         sdk_config: SdkConfig,
         settings: AwsSettings,
         directory: Arc<Directory>,
+        key: ServiceKey,
     ) -> AwsBackend {
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
         let sns = aws_sdk_sns::Client::new(&sdk_config);
-        let store = Arc::new(DynamoStore::new(dynamodb, &settings.table));
+        let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
         let subscriptions = Arc::new(SnsFamilySubscriptions::new(
             sns.clone(),
             &settings.topic_arn,
@@ -117,19 +143,14 @@ impl AwsBackend {
             staff: staff_verifier(&settings),
             limits: store.clone(),
             clock: Arc::new(SystemClock),
+            key,
         };
         let service = Arc::new(AlertService::new(
             directory.clone(),
             ports,
             settings.retention,
         ));
-        let notifier = Arc::new(SnsNotifier::new(
-            sns,
-            &settings.topic_arn,
-            settings.family_sms,
-        ));
-        let fanout =
-            Arc::new(FanOut::new(directory, store, notifier).with_subscriptions(subscriptions));
+        let fanout = aws_fanout(&settings, directory, store, dynamodb, sns, subscriptions);
         AwsBackend {
             sdk_config,
             settings,
@@ -137,6 +158,77 @@ impl AwsBackend {
             fanout,
         }
     }
+}
+
+/// The service key held in the Secrets Manager secret `secret_id` (an ARN or a name).
+pub async fn read_service_key(
+    config: &SdkConfig,
+    secret_id: &str,
+) -> Result<ServiceKey, ConfigError> {
+    let output = aws_sdk_secretsmanager::Client::new(config)
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|err| {
+            ConfigError::ServiceKey(format!(
+                "{secret_id}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(err)
+            ))
+        })?;
+    let text = output
+        .secret_string()
+        .ok_or_else(|| ConfigError::ServiceKey(format!("{secret_id} holds no secret string")))?;
+    ServiceKey::from_text(text).ok_or_else(|| {
+        ConfigError::ServiceKey(format!(
+            "{secret_id} holds fewer than {} characters",
+            ServiceKey::MIN_LEN
+        ))
+    })
+}
+
+/// The fan-out alone, for the stream-triggered function, which needs no service key.
+pub async fn fanout_from_env() -> Result<Arc<FanOut>, ConfigError> {
+    let directory = Arc::new(Directory::bundled());
+    let Some(settings) = AwsSettings::from_env()? else {
+        return Ok(Backend::embedded(directory)?.fanout());
+    };
+    let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
+    let sns = aws_sdk_sns::Client::new(&sdk_config);
+    let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
+    let subscriptions = Arc::new(SnsFamilySubscriptions::new(
+        sns.clone(),
+        &settings.topic_arn,
+        settings.family_sms,
+    ));
+    Ok(aws_fanout(
+        &settings,
+        directory,
+        store,
+        dynamodb,
+        sns,
+        subscriptions,
+    ))
+}
+
+/// The fan-out on SNS with the delivery ledger in the table: one construction for the function
+/// and for the runner.
+fn aws_fanout(
+    settings: &AwsSettings,
+    directory: Arc<Directory>,
+    store: Arc<DynamoStore>,
+    dynamodb: aws_sdk_dynamodb::Client,
+    sns: aws_sdk_sns::Client,
+    subscriptions: Arc<SnsFamilySubscriptions>,
+) -> Arc<FanOut> {
+    let notifier = Arc::new(SnsNotifier::new(
+        sns,
+        &settings.topic_arn,
+        settings.family_sms,
+    ));
+    let ledger = Arc::new(DynamoLedger::new(dynamodb, &settings.table));
+    Arc::new(FanOut::new(directory, store, notifier, ledger).with_subscriptions(subscriptions))
 }
 
 fn staff_verifier(settings: &AwsSettings) -> Arc<dyn StaffVerifier> {
@@ -156,12 +248,17 @@ impl Backend {
         let directory = Arc::new(Directory::bundled());
         if let Some(settings) = AwsSettings::from_env()? {
             return Ok(Backend::Aws(Box::new(
-                AwsBackend::new(settings, directory).await,
+                AwsBackend::new(settings, directory).await?,
             )));
         }
+        Self::embedded(directory)
+    }
+
+    /// The embedded store under `ALERT_BUTTON_DATA_DIR`, which must be set.
+    fn embedded(directory: Arc<Directory>) -> Result<Backend, ConfigError> {
         let data_dir = std::env::var_os("ALERT_BUTTON_DATA_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/tmp/alert-button"));
+            .ok_or(ConfigError::NoBackend)?;
         Ok(Backend::Embedded(LocalMode::open(
             &data_dir, directory, false,
         )?))
@@ -179,5 +276,32 @@ impl Backend {
             Backend::Embedded(local) => local.fanout.clone(),
             Backend::Aws(aws) => aws.fanout.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function deployed without its table must not fall back to a store in a shared directory.
+    #[tokio::test]
+    async fn without_a_table_or_a_data_dir_nothing_starts() {
+        for name in ["ALERT_BUTTON_TABLE", "ALERT_BUTTON_DATA_DIR"] {
+            assert!(
+                std::env::var_os(name).is_none(),
+                "run this test without {name} set"
+            );
+        }
+        let err = match Backend::from_env().await {
+            Ok(_) => panic!("a backend started without ALERT_BUTTON_TABLE"),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains("ALERT_BUTTON_TABLE"), "{err}");
+        assert!(err.contains("ALERT_BUTTON_DATA_DIR"), "{err}");
+        let err = match fanout_from_env().await {
+            Ok(_) => panic!("a fan-out started without ALERT_BUTTON_TABLE"),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains("ALERT_BUTTON_TABLE"), "{err}");
     }
 }

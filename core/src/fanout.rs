@@ -3,20 +3,35 @@
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{error, info, warn};
 
 use crate::domain::alert::{Alert, HistoryEntry};
 use crate::domain::consulate::Directory;
-use crate::domain::notification;
+use crate::domain::notification::{self, Audience, Notification};
 use crate::domain::person::Person;
-use crate::error::Result;
-use crate::ports::{FamilySubscriptions, NoSubscriptions, Notifier, PersonStore};
+use crate::error::{Error, Result};
+use crate::ports::{
+    Delivery, DeliveryLedger, DeliveryState, FamilySubscriptions, NoSubscriptions, Notifier,
+    PersonStore, Recipient, SendError,
+};
 
 pub struct FanOut {
     directory: Arc<Directory>,
     people: Arc<dyn PersonStore>,
     notifier: Arc<dyn Notifier>,
+    ledger: Arc<dyn DeliveryLedger>,
     subscriptions: Arc<dyn FamilySubscriptions>,
+}
+
+/// How the sends of one change ended.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: usize,
+    /// Settled by an earlier attempt.
+    skipped: usize,
+    refused: usize,
+    /// Failed for now (or could not be recorded): the change is retried for these.
+    retrying: usize,
 }
 
 impl FanOut {
@@ -24,11 +39,13 @@ impl FanOut {
         directory: Arc<Directory>,
         people: Arc<dyn PersonStore>,
         notifier: Arc<dyn Notifier>,
+        ledger: Arc<dyn DeliveryLedger>,
     ) -> Self {
         FanOut {
             directory,
             people,
             notifier,
+            ledger,
             subscriptions: Arc::new(NoSubscriptions),
         }
     }
@@ -62,21 +79,357 @@ impl FanOut {
         Ok(())
     }
 
-    /// Sends every notification of one change. An error leaves the change to be retried whole;
-    /// notifiers drop what they had already sent by `notification_id`.
+    /// Sends every notification of one change, each recipient on its own: the consulate's (and
+    /// CIAM's) first, so nothing on the family's side can delay or stop them; a recipient refused
+    /// for good is recorded and passed over. An error (some send failed for now) leaves the
+    /// change to be retried, and the ledger keeps the retry from reaching anyone twice.
     pub async fn deliver(&self, alert: &Alert, entry: &HistoryEntry) -> Result<usize> {
-        let person = self.people.get_person(alert.person_id).await?;
-        let notifications = notification::plan(alert, entry, person.as_ref(), &self.directory);
+        // Without the person's record the consulate is still told at once; the family on retry.
+        let (person, unread) = match self.people.get_person(alert.person_id).await {
+            Ok(person) => (person, None),
+            Err(err) => (None, Some(err)),
+        };
+        let mut notifications = notification::plan(alert, entry, person.as_ref(), &self.directory);
+        notifications.sort_by_key(|n| n.audience == Audience::Family);
+        let mut tally = Tally::default();
         for notification in &notifications {
-            self.notifier.send(notification).await?;
+            for recipient in self.notifier.recipients(notification) {
+                self.deliver_to(notification, &recipient, &mut tally).await;
+            }
         }
         info!(
             alert_id = %alert.alert_id,
             seq = entry.seq,
             event = entry.event.as_str(),
             notifications = notifications.len(),
+            sent = tally.sent,
+            already_settled = tally.skipped,
+            refused = tally.refused,
+            retrying = tally.retrying,
             "change fanned out"
         );
+        if let Some(err) = unread {
+            return Err(err);
+        }
+        if tally.retrying > 0 {
+            return Err(Error::Notifier(format!(
+                "{} send(s) failed for now and will be retried",
+                tally.retrying
+            )));
+        }
         Ok(notifications.len())
+    }
+
+    /// One send, recorded as queued before the provider call and settled after it.
+    async fn deliver_to(
+        &self,
+        notification: &Notification,
+        recipient: &Recipient,
+        tally: &mut Tally,
+    ) {
+        let delivery = Delivery::new(notification, recipient);
+        let ids = (&notification.notification_id, &delivery.recipient);
+        match self.ledger.claim(&delivery).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tally.skipped += 1;
+                return;
+            }
+            Err(err) => {
+                // Unrecorded, a send could be repeated by every retry: wait for the ledger.
+                warn!(notification_id = %ids.0, recipient = %ids.1, error = %err, "a send could not be recorded; will retry");
+                tally.retrying += 1;
+                return;
+            }
+        }
+        let state = match self.notifier.send(notification, recipient).await {
+            Ok(()) => {
+                tally.sent += 1;
+                DeliveryState::Sent
+            }
+            Err(SendError::Refused(code)) => {
+                error!(notification_id = %ids.0, recipient = %ids.1, audience = notification.audience.as_str(), code = %code, "a recipient was refused for good; not retried");
+                tally.refused += 1;
+                DeliveryState::FailedPermanent
+            }
+            Err(SendError::Transient(kind)) => {
+                warn!(notification_id = %ids.0, recipient = %ids.1, audience = notification.audience.as_str(), kind = %kind, "a send failed; will retry");
+                tally.retrying += 1;
+                DeliveryState::FailedTransient
+            }
+        };
+        if let Err(err) = self.ledger.settle(&delivery, state).await {
+            // Left queued: a retry of this change sends it again (at least once beats never).
+            warn!(notification_id = %ids.0, recipient = %ids.1, state = state.as_str(), error = %err, "a send's outcome could not be recorded");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::alert::{AlertRequest, Location, Retention};
+    use crate::domain::credential;
+    use crate::domain::person::{Contact, Language};
+
+    struct OnePerson(Person);
+
+    #[async_trait]
+    impl PersonStore for OnePerson {
+        async fn create_person(&self, _person: &Person) -> Result<()> {
+            Ok(())
+        }
+
+        async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
+            Ok(())
+        }
+
+        async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
+            Ok(())
+        }
+
+        async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
+            Ok(Some(self.0.clone()))
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Outcome {
+        Sent,
+        Refused,
+        Throttled,
+    }
+
+    /// Texts each family phone directly; a phone's outcome is scripted, everything else is sent.
+    struct Scripted {
+        outcomes: HashMap<String, Outcome>,
+        sent: Mutex<Vec<(Audience, Recipient)>>,
+    }
+
+    #[async_trait]
+    impl Notifier for Scripted {
+        fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
+            let mut recipients = vec![Recipient::Audience];
+            recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
+            recipients
+        }
+
+        async fn send(
+            &self,
+            notification: &Notification,
+            recipient: &Recipient,
+        ) -> std::result::Result<(), SendError> {
+            self.sent
+                .lock()
+                .unwrap()
+                .push((notification.audience, recipient.clone()));
+            let outcome = match recipient {
+                Recipient::Phone(phone) => self.outcomes[phone],
+                Recipient::Audience => Outcome::Sent,
+            };
+            match outcome {
+                Outcome::Sent => Ok(()),
+                Outcome::Refused => Err(SendError::Refused("InvalidParameter".into())),
+                Outcome::Throttled => Err(SendError::Transient("Throttling".into())),
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct MemoryLedger(Mutex<HashMap<(String, String), DeliveryState>>);
+
+    #[async_trait]
+    impl DeliveryLedger for MemoryLedger {
+        async fn claim(&self, delivery: &Delivery) -> Result<bool> {
+            let mut records = self.0.lock().unwrap();
+            let key = (delivery.notification_id.clone(), delivery.recipient.clone());
+            if records.get(&key).is_some_and(|state| state.is_settled()) {
+                return Ok(false);
+            }
+            records.insert(key, DeliveryState::Queued);
+            Ok(true)
+        }
+
+        async fn settle(&self, delivery: &Delivery, state: DeliveryState) -> Result<()> {
+            let key = (delivery.notification_id.clone(), delivery.recipient.clone());
+            self.0.lock().unwrap().insert(key, state);
+            Ok(())
+        }
+    }
+
+    fn person(languages: &[Language]) -> Person {
+        let person_id = Uuid::new_v4();
+        let now = datetime!(2026-11-25 12:00 UTC);
+        Person {
+            person_id,
+            display_name: Some("Ana".into()),
+            language: Language::Es,
+            contacts: languages
+                .iter()
+                .enumerate()
+                .map(|(i, language)| Contact {
+                    name: format!("c{i}"),
+                    phone: Some(format!("+1303555{i:04}")),
+                    email: None,
+                    language: Some(*language),
+                })
+                .collect(),
+            token: credential::issue(person_id).1,
+            subscriptions: vec![],
+            pins: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: 0,
+            last_alert_id: None,
+            stale_subscriptions: Vec::new(),
+            version: 0,
+        }
+    }
+
+    fn alert(person: &Person) -> Alert {
+        let request = AlertRequest {
+            client_alert_id: "c-1".into(),
+            location: Location {
+                lat: 41.88,
+                lon: -87.63,
+                accuracy_m: None,
+            },
+            note: None,
+        };
+        Alert::open(
+            person,
+            request,
+            &Directory::bundled(),
+            &crate::domain::districts::Districts::bundled(),
+            datetime!(2026-11-25 12:00 UTC),
+            &Retention::default(),
+        )
+        .unwrap()
+    }
+
+    fn fanout(person: Person, outcomes: &[Outcome]) -> (FanOut, Arc<Scripted>) {
+        let outcomes = person
+            .contacts
+            .iter()
+            .filter_map(|c| c.phone.clone())
+            .zip(outcomes.iter().copied())
+            .collect();
+        let notifier = Arc::new(Scripted {
+            outcomes,
+            sent: Mutex::new(Vec::new()),
+        });
+        let fanout = FanOut::new(
+            Arc::new(Directory::bundled()),
+            Arc::new(OnePerson(person)),
+            notifier.clone(),
+            Arc::new(MemoryLedger::default()),
+        );
+        (fanout, notifier)
+    }
+
+    #[tokio::test]
+    async fn the_consulate_is_sent_first_whatever_the_family_sends_do() {
+        let person = person(&[Language::Es, Language::En]);
+        let alert = alert(&person);
+        let (fanout, notifier) = fanout(person, &[Outcome::Throttled, Outcome::Sent]);
+        assert!(fanout.deliver(&alert, alert.latest_entry()).await.is_err());
+        let sent = notifier.sent.lock().unwrap().clone();
+        assert_eq!(
+            sent.first(),
+            Some(&(Audience::Consulate, Recipient::Audience)),
+            "{sent:?}"
+        );
+        assert_eq!(sent.len(), 5, "every family recipient was tried: {sent:?}");
+    }
+
+    struct Unreadable;
+
+    #[async_trait]
+    impl PersonStore for Unreadable {
+        async fn create_person(&self, _person: &Person) -> Result<()> {
+            Ok(())
+        }
+
+        async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
+            Ok(())
+        }
+
+        async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
+            Ok(())
+        }
+
+        async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
+            Err(Error::Store("unreachable".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_person_record_delays_only_the_family() {
+        let person = person(&[Language::Es]);
+        let alert = alert(&person);
+        let (_, notifier) = fanout(person, &[Outcome::Sent]);
+        let fanout = FanOut::new(
+            Arc::new(Directory::bundled()),
+            Arc::new(Unreadable),
+            notifier.clone(),
+            Arc::new(MemoryLedger::default()),
+        );
+        assert!(matches!(
+            fanout.deliver(&alert, alert.latest_entry()).await,
+            Err(Error::Store(_))
+        ));
+        assert_eq!(
+            *notifier.sent.lock().unwrap(),
+            [(Audience::Consulate, Recipient::Audience)]
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever each phone does: the consulate goes first, every recipient is tried, the change
+        /// is retried only for a failure for now, and the retry reaches only what failed for now.
+        #[test]
+        fn each_recipient_stands_alone(
+            contacts in prop::collection::vec(
+                (
+                    prop_oneof![Just(Language::Es), Just(Language::En)],
+                    prop_oneof![Just(Outcome::Sent), Just(Outcome::Refused), Just(Outcome::Throttled)],
+                ),
+                0..5,
+            )
+        ) {
+            let languages: Vec<Language> = contacts.iter().map(|(l, _)| *l).collect();
+            let outcomes: Vec<Outcome> = contacts.iter().map(|(_, o)| *o).collect();
+            let person = person(&languages);
+            let alert = alert(&person);
+            let (fanout, notifier) = fanout(person, &outcomes);
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let first = runtime.block_on(fanout.deliver(&alert, alert.latest_entry()));
+            let sent = std::mem::take(&mut *notifier.sent.lock().unwrap());
+            prop_assert_eq!(&sent[0], &(Audience::Consulate, Recipient::Audience));
+            let family_languages = {
+                let mut l = languages.clone();
+                l.sort_by_key(|l| l.code());
+                l.dedup();
+                l.len()
+            };
+            prop_assert_eq!(sent.len(), 1 + family_languages + contacts.len());
+            let throttled = outcomes.iter().filter(|o| **o == Outcome::Throttled).count();
+            prop_assert_eq!(first.is_err(), throttled > 0);
+
+            runtime.block_on(fanout.deliver(&alert, alert.latest_entry())).ok();
+            let retried = notifier.sent.lock().unwrap().clone();
+            prop_assert_eq!(retried.len(), throttled, "{:?}", retried);
+            prop_assert!(retried.iter().all(|(_, r)| matches!(r, Recipient::Phone(_))));
+        }
     }
 }

@@ -10,11 +10,13 @@ use tokio::task::JoinHandle;
 
 use crate::adapters::embedded::EmbeddedStore;
 use crate::adapters::journal::JournalNotifier;
+use crate::adapters::private_file;
 use crate::adapters::rate_limit::MemoryRateLimiter;
 use crate::adapters::relay::relay_outbox;
 use crate::adapters::staff_tokens::LocalStaffTokens;
 use crate::domain::alert::{EscalationPolicy, Retention};
 use crate::domain::consulate::Directory;
+use crate::domain::credential::ServiceKey;
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
 use crate::http;
@@ -26,6 +28,8 @@ use crate::service::{AlertService, Ports};
 pub const STORE_FILE: &str = "alert-button.sqlite3";
 pub const JOURNAL_FILE: &str = "notifications.jsonl";
 pub const STAFF_KEY_FILE: &str = "staff-signing-key";
+/// The key of PIN hashes and of the registration limiter's keys (see `ServiceKey`).
+pub const SERVICE_KEY_FILE: &str = "service-key";
 
 /// The store and notifier ports the service and the fan-out run on; `LocalMode::open_with` lets a
 /// caller wrap them (tests inject faults there). The relay still reads the store's own outbox.
@@ -50,8 +54,8 @@ pub struct LocalMode {
 }
 
 impl LocalMode {
-    /// Opens the store and journal under `data_dir` (created if missing). `print` echoes each
-    /// notification to standard output.
+    /// Opens the store, journal and keys under `data_dir` (created owner-only if missing; every
+    /// file in it is owner-only). `print` echoes each notification to standard output.
     pub fn open(data_dir: &Path, directory: Arc<Directory>, print: bool) -> Result<LocalMode> {
         Self::open_with_clock(data_dir, directory, print, Arc::new(SystemClock))
     }
@@ -74,13 +78,21 @@ impl LocalMode {
         clock: Arc<dyn Clock>,
         wrap: impl FnOnce(LocalPorts) -> LocalPorts,
     ) -> Result<LocalMode> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|err| Error::Store(format!("cannot create {}: {err}", data_dir.display())))?;
+        private_file::create_dir(data_dir)?;
         let store = Arc::new(EmbeddedStore::open(&data_dir.join(STORE_FILE))?);
         let notifier = Arc::new(JournalNotifier::open(&data_dir.join(JOURNAL_FILE), print)?);
         let staff_tokens = Arc::new(LocalStaffTokens::open_or_create(
             &data_dir.join(STAFF_KEY_FILE),
         )?);
+        let key_path = data_dir.join(SERVICE_KEY_FILE);
+        let key_text = private_file::read_or_create_secret(&key_path, ServiceKey::generate_text)?;
+        let key = ServiceKey::from_text(&key_text).ok_or_else(|| {
+            Error::Store(format!(
+                "{} holds fewer than {} characters; remove it to have a new key made",
+                key_path.display(),
+                ServiceKey::MIN_LEN
+            ))
+        })?;
         let wrapped = wrap(LocalPorts {
             people: store.clone(),
             alerts: store.clone(),
@@ -96,16 +108,19 @@ impl LocalMode {
             staff: staff_tokens.clone(),
             limits: limits.clone(),
             clock,
+            key,
         };
         let service = Arc::new(AlertService::new(
             directory.clone(),
             ports,
             Retention::from_env()?,
         ));
+        // The journal records the sends whatever wraps the notifier.
         let fanout = Arc::new(FanOut::new(
             directory.clone(),
             wrapped.people,
             wrapped.notifier,
+            notifier.clone(),
         ));
         Ok(LocalMode {
             directory,
@@ -123,6 +138,12 @@ impl LocalMode {
         http::full_api(self.service.clone(), self.directory.clone())
     }
 
+    /// Erases what outlived its retention by `now`: the store's records and the journal's lines
+    /// of the alerts erased. Returns how many went.
+    pub async fn purge_expired(&self, now: time::OffsetDateTime) -> Result<usize> {
+        purge(&self.store, &self.notifier, self.service.retention(), now).await
+    }
+
     /// Erases records whose retention ran out every `every`, as DynamoDB's TTL does in AWS.
     pub fn spawn_expiry(
         &self,
@@ -130,10 +151,12 @@ impl LocalMode {
         mut shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let store = self.store.clone();
+        let notifier = self.notifier.clone();
+        let retention = self.service.retention();
         tokio::spawn(async move {
             loop {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                match store.purge_expired(now).await {
+                let now = time::OffsetDateTime::now_utc();
+                match purge(&store, &notifier, retention, now).await {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "expired records erased"),
                     Err(err) => {
@@ -177,5 +200,82 @@ impl LocalMode {
             self.fanout.clone(),
             shutdown,
         ))
+    }
+}
+
+async fn purge(
+    store: &EmbeddedStore,
+    journal: &JournalNotifier,
+    retention: Retention,
+    now: time::OffsetDateTime,
+) -> Result<usize> {
+    let records = store.purge_expired(now.unix_timestamp()).await?;
+    let lines = journal.purge_expired(now, retention.active_alert)?;
+    Ok(records + lines)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    /// The store (with SQLite's companions), the journal and both keys hold personal data or
+    /// secrets: none is ever readable by another user, whatever the umask.
+    #[test]
+    fn a_fresh_data_dir_and_every_file_in_it_are_owner_only() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let local = LocalMode::open(&dir, Arc::new(Directory::bundled()), false).unwrap();
+        assert_eq!(mode(&dir), 0o700, "the data directory");
+        let files = [
+            STORE_FILE,
+            "alert-button.sqlite3-wal",
+            "alert-button.sqlite3-shm",
+            JOURNAL_FILE,
+            STAFF_KEY_FILE,
+            SERVICE_KEY_FILE,
+        ];
+        for name in files {
+            assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+        }
+        let mut present: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        present.sort();
+        let mut expected = files.map(str::to_owned).to_vec();
+        expected.sort();
+        assert_eq!(present, expected, "no temporary file is left behind");
+        drop(local);
+
+        // Opened again, the same keys are used.
+        let key = std::fs::read(dir.join(SERVICE_KEY_FILE)).unwrap();
+        LocalMode::open(&dir, Arc::new(Directory::bundled()), false).unwrap();
+        assert_eq!(std::fs::read(dir.join(SERVICE_KEY_FILE)).unwrap(), key);
+    }
+
+    #[test]
+    fn a_key_file_others_may_read_is_refused() {
+        for name in [STAFF_KEY_FILE, SERVICE_KEY_FILE] {
+            let dir = tempfile::tempdir().unwrap();
+            drop(LocalMode::open(dir.path(), Arc::new(Directory::bundled()), false).unwrap());
+            let path = dir.path().join(name);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = match LocalMode::open(dir.path(), Arc::new(Directory::bundled()), false) {
+                Ok(_) => panic!("{name} readable by others was accepted"),
+                Err(err) => err.to_string(),
+            };
+            assert!(err.contains(&path.display().to_string()), "{err}");
+            assert!(err.contains("chmod 600"), "{err}");
+        }
     }
 }

@@ -100,11 +100,151 @@ pub trait AlertStore: Send + Sync {
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()>;
 }
 
+/// Whom one send reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Recipient {
+    /// The notification's whole audience through the notifier's own fan-out: the SNS topic (whose
+    /// subscriptions filter on the message attributes), the local journal.
+    Audience,
+    /// One family phone texted directly.
+    Phone(String),
+}
+
+impl Recipient {
+    /// How the delivery ledger keys this recipient within `notification_id`: `topic`, or a hash
+    /// of the number salted with the notification, never the number itself.
+    pub fn key(&self, notification_id: &str) -> String {
+        use sha2::Digest;
+        match self {
+            Recipient::Audience => "topic".to_owned(),
+            Recipient::Phone(phone) => {
+                let digest = sha2::Sha256::new()
+                    .chain_update(notification_id.as_bytes())
+                    .chain_update(b"\n")
+                    .chain_update(phone.as_bytes())
+                    .finalize();
+                format!("sms:{}", hex::encode(&digest[..16]))
+            }
+        }
+    }
+
+    /// For showing who a send was for: `+1•••••0123`.
+    pub fn masked(&self) -> String {
+        match self {
+            Recipient::Audience => "topic".to_owned(),
+            Recipient::Phone(phone) => {
+                let chars: Vec<char> = phone.chars().collect();
+                if chars.len() < 8 {
+                    return "•••".to_owned();
+                }
+                let head: String = chars[..2].iter().collect();
+                let tail: String = chars[chars.len() - 4..].iter().collect();
+                format!("{head}•••••{tail}")
+            }
+        }
+    }
+}
+
+/// Why one send failed. Each carries the provider's error code or kind only: a provider's own
+/// message may quote the phone number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Refused for good (an invalid number, an opted-out or disabled endpoint): no retry can help.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Worth retrying (throttling, an outage, a timeout).
+    #[error("not delivered yet: {0}")]
+    Transient(String),
+}
+
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Delivers one notification to its audience. Must tolerate a redelivery of the same
-    /// `notification_id` (the fan-out retries a whole event after a partial failure).
-    async fn send(&self, notification: &Notification) -> Result<()>;
+    /// Whom `notification` goes to. The fan-out sends to, records and retries each on its own.
+    fn recipients(&self, _notification: &Notification) -> Vec<Recipient> {
+        vec![Recipient::Audience]
+    }
+
+    /// Delivers `notification` to one of its recipients.
+    async fn send(
+        &self,
+        notification: &Notification,
+        recipient: &Recipient,
+    ) -> std::result::Result<(), SendError>;
+}
+
+/// Where a send stands, as the delivery ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// About to be handed to the provider, or handed over with no answer recorded (a crash).
+    Queued,
+    Sent,
+    /// Refused for good; never sent again.
+    FailedPermanent,
+    /// Failed for now; the change is retried and this send with it.
+    FailedTransient,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Sent => "sent",
+            DeliveryState::FailedPermanent => "failed_permanent",
+            DeliveryState::FailedTransient => "failed_transient",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Queued,
+            DeliveryState::Sent,
+            DeliveryState::FailedPermanent,
+            DeliveryState::FailedTransient,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == value)
+    }
+
+    /// Whether a retry leaves this send alone.
+    pub fn is_settled(self) -> bool {
+        matches!(self, DeliveryState::Sent | DeliveryState::FailedPermanent)
+    }
+}
+
+/// One send of one notification to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub alert_id: Uuid,
+    pub notification_id: String,
+    /// `Recipient::key`: never an address.
+    pub recipient: String,
+    /// `Recipient::masked`, for showing later.
+    pub masked: String,
+    /// Unix seconds; the record goes with the alert it belongs to.
+    pub expires_at: i64,
+}
+
+impl Delivery {
+    pub fn new(notification: &Notification, recipient: &Recipient) -> Delivery {
+        Delivery {
+            alert_id: notification.alert_id,
+            notification_id: notification.notification_id.clone(),
+            recipient: recipient.key(&notification.notification_id),
+            masked: recipient.masked(),
+            expires_at: notification.expires_at,
+        }
+    }
+}
+
+/// Every send, recorded before and after the provider call, so that a retried change reaches
+/// only the recipients it has not reached yet.
+#[async_trait]
+pub trait DeliveryLedger: Send + Sync {
+    /// Records `delivery` as queued. `false` when an earlier attempt settled it (sent, or refused
+    /// for good): it must not be sent again. One left queued or failed for now is claimed again.
+    async fn claim(&self, delivery: &Delivery) -> Result<bool>;
+    /// Records how the send ended.
+    async fn settle(&self, delivery: &Delivery, state: DeliveryState) -> Result<()>;
 }
 
 /// The family's standing subscriptions to an alert's notifications (SNS subscriptions with the

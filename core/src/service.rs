@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use sha2::Digest;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
@@ -13,7 +12,7 @@ use crate::domain::alert::{
 };
 use crate::domain::checkin::{CheckIn, CheckInRequest, CheckInStatus, ConfirmRequest};
 use crate::domain::consulate::Directory;
-use crate::domain::credential::{self, PresentedToken};
+use crate::domain::credential::{self, PresentedToken, ServiceKey};
 use crate::domain::districts::Districts;
 use crate::domain::person::{
     CancelPins, ContactsReplacement, Person, PinsRequest, Registration, validate_contacts,
@@ -63,6 +62,8 @@ pub struct Ports {
     pub staff: Arc<dyn StaffVerifier>,
     pub limits: Arc<dyn RateLimiter>,
     pub clock: Arc<dyn Clock>,
+    /// Keys PIN hashes and the registration limiter's keys.
+    pub key: ServiceKey,
 }
 
 /// Abuse limits, per fixed window: enough for a person in trouble, too few to flood a consulate
@@ -99,6 +100,7 @@ pub struct AlertService {
     staff: Arc<dyn StaffVerifier>,
     limits: Arc<dyn RateLimiter>,
     clock: Arc<dyn Clock>,
+    key: ServiceKey,
     retention: Retention,
 }
 
@@ -160,6 +162,7 @@ impl AlertService {
             staff: ports.staff,
             limits: ports.limits,
             clock: ports.clock,
+            key: ports.key,
             retention,
         }
     }
@@ -181,8 +184,10 @@ impl AlertService {
         source: &str,
     ) -> Result<(Person, String)> {
         let now = self.clock.now();
-        // Keyed by a hash: the limiter's store should not keep callers' addresses.
-        let source = hex::encode(&sha2::Sha256::digest(source.as_bytes())[..16]);
+        // Keyed by an HMAC under the service key, derived per window: the limiter's store keeps
+        // no address, nor anything that links one hour's callers to another's.
+        let (window_start, _) = crate::ports::window_of(now, limits::HOUR);
+        let source = self.key.limiter_key(window_start, source);
         self.limit(
             &format!("register:{source}"),
             limits::REGISTRATIONS_PER_SOURCE,
@@ -360,8 +365,8 @@ impl AlertService {
             limits::QUARTER_HOUR,
         )
         .await?;
-        let is_cancel = credential::secret_matches(pin, &pins.cancel);
-        let is_duress = credential::secret_matches(pin, &pins.duress);
+        let is_cancel = self.key.pin_matches(pin, &pins.cancel);
+        let is_duress = self.key.pin_matches(pin, &pins.duress);
         match (is_cancel, is_duress) {
             (_, true) => Ok(Some(PinUse::Duress)),
             (true, false) => Ok(Some(PinUse::Cancel)),
@@ -642,8 +647,8 @@ impl AlertService {
             return self.signal_duress(&person, request.location).await;
         }
         let pins = CancelPins {
-            cancel: credential::hash_secret(&request.cancel_pin),
-            duress: credential::hash_secret(&request.duress_pin),
+            cancel: self.key.hash_pin(&request.cancel_pin),
+            duress: self.key.hash_pin(&request.duress_pin),
         };
         let now = self.clock.now();
         let checked = person.pins.clone();

@@ -1346,7 +1346,7 @@ proptest! {
             prop_assert_eq!(entry.seq as usize, alert.history.len());
             prop_assert_eq!(entry.at, now);
             prop_assert_eq!(alert.updated_at, now);
-            let keep = if alert.status.is_active() { retention.active_alert } else { retention.closed_alert };
+            let keep = if alert.status.is_active() && !alert.duress { retention.active_alert } else { retention.closed_alert };
             prop_assert_eq!(alert.expires_at, (now + keep).unix_timestamp());
             prop_assert_eq!(alert.duress, duress || matches!(step, Step::CancelUnderDuress(_) | Step::SignalDuress));
             // History is the audit trail: what was there stays as it was.

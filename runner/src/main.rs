@@ -2,16 +2,19 @@
 //! nearest-consulate lookup.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alert_button_core::adapters::private_file;
 use alert_button_core::adapters::staff_tokens::LocalStaffTokens;
 use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
 use alert_button_core::domain::alert::EscalationPolicy;
-use alert_button_core::domain::consulate::Directory;
+use alert_button_core::domain::consulate::{Directory, DirectoryProblem};
+use alert_button_core::domain::directory_report::{self, Coverage};
+use alert_button_core::domain::districts::{BUNDLED_DISTRICTS, BUNDLED_PLACES, Districts};
 use alert_button_core::domain::geography::GeoPoint;
 use alert_button_core::domain::templates::format_phone;
 use alert_button_core::local::{LocalMode, STAFF_KEY_FILE};
@@ -38,7 +41,8 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: SocketAddr,
-        /// Where the store and notifications.jsonl live; kept across restarts.
+        /// Where the store and notifications.jsonl live (with `--backend aws`, where the position
+        /// reached in the table's stream is kept); kept across restarts.
         #[arg(long, default_value = ".alert-button")]
         data_dir: PathBuf,
         /// `embedded`, or `aws`: DynamoDB and SNS as configured by `ALERT_BUTTON_TABLE`,
@@ -90,8 +94,22 @@ enum BackendKind {
 
 #[derive(Subcommand)]
 enum DirectoryCommand {
-    /// Validate a directory CSV; every problem is printed with its line number.
-    Check { file: PathBuf },
+    /// Validate a directory CSV and its county lists; every problem is printed with its line
+    /// number, then what the directory covers.
+    Check {
+        file: PathBuf,
+        /// The county lists; by default `consular-districts.csv` beside FILE, else the bundled one.
+        #[arg(long)]
+        districts: Option<PathBuf>,
+    },
+    /// Print, per office, what is known, from where and what is missing (Markdown; the bundled
+    /// directory unless FILE is given). `data/DIRECTORY.md` is this output.
+    Report {
+        file: Option<PathBuf>,
+        /// The county lists; by default `consular-districts.csv` beside FILE, else the bundled one.
+        #[arg(long)]
+        districts: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -102,8 +120,11 @@ fn main() -> ExitCode {
             backend,
         } => serve(addr, data_dir, backend),
         Command::Directory {
-            command: DirectoryCommand::Check { file },
-        } => check_directory(&file),
+            command: DirectoryCommand::Check { file, districts },
+        } => check_directory(&file, districts.as_deref()),
+        Command::Directory {
+            command: DirectoryCommand::Report { file, districts },
+        } => report_directory(file.as_deref(), districts.as_deref()),
         Command::Nearest { lat, lon, limit } => nearest(lat, lon, limit),
         Command::StaffToken {
             consulate,
@@ -137,7 +158,7 @@ fn serve(addr: SocketAddr, data_dir: PathBuf, backend: BackendKind) -> ExitCode 
     };
     let served = match backend {
         BackendKind::Embedded => runtime.block_on(run_server(addr, data_dir)),
-        BackendKind::Aws => runtime.block_on(run_aws_server(addr)),
+        BackendKind::Aws => runtime.block_on(run_aws_server(addr, data_dir)),
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,8 +171,7 @@ fn serve(addr: SocketAddr, data_dir: PathBuf, backend: BackendKind) -> ExitCode 
 
 async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let local = LocalMode::open(&data_dir, Arc::new(Directory::bundled()), true)?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let purged = local.store.purge_expired(now).await?;
+    let purged = local.purge_expired(time::OffsetDateTime::now_utc()).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
 
@@ -205,17 +225,46 @@ const ESCALATION_SWEEP: Duration = Duration::from_secs(30);
 /// How often the local runner erases what outlived its retention (DynamoDB's TTL is as coarse).
 const EXPIRY_SWEEP: Duration = Duration::from_secs(3600);
 
-/// The API against DynamoDB and SNS, with a stream poller standing in for the Lambda trigger.
-async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+/// Where `serve --backend aws` keeps, per stream shard, the last record it delivered.
+const STREAM_POSITION_FILE: &str = "stream-position.json";
+
+/// The API against DynamoDB and SNS, with a stream poller standing in for the Lambda trigger and
+/// a sweep standing in for the scheduled escalation function.
+async fn run_aws_server(
+    addr: SocketAddr,
+    data_dir: PathBuf,
+) -> Result<(), Box<dyn std::error::Error>> {
     let settings =
         AwsSettings::from_env()?.ok_or("ALERT_BUTTON_TABLE must be set for --backend aws")?;
     let directory = Arc::new(Directory::bundled());
-    let aws = AwsBackend::new(settings, directory.clone()).await;
-    let mut poller = StreamPoller::connect(&aws.sdk_config, &aws.settings.table).await?;
+    let aws = AwsBackend::new(settings, directory.clone()).await?;
+    private_file::create_dir(&data_dir)?;
+    let position_file = data_dir.join(STREAM_POSITION_FILE);
+    let mut poller = StreamPoller::connect(&aws.sdk_config, &aws.settings.table)
+        .await?
+        .remembering(&position_file)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
 
     let (stop, mut stopped) = watch::channel(false);
+    let policy = EscalationPolicy::from_env();
+    let sweep = {
+        let (service, mut stopped) = (aws.service.clone(), stopped.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = service
+                    .sweep(time::OffsetDateTime::now_utc(), &policy)
+                    .await
+                {
+                    tracing::warn!(error = %err, "the overdue sweep failed; will retry");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(ESCALATION_SWEEP) => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        })
+    };
     let fanout = aws.fanout.clone();
     let relay = tokio::spawn(async move {
         loop {
@@ -237,6 +286,14 @@ async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Erro
     println!("Alert Button listening on http://{bound}");
     println!("  table:         {}", aws.settings.table);
     println!("  topic:         {}", aws.settings.topic_arn);
+    println!(
+        "  stream:        position kept in {}",
+        position_file.display()
+    );
+    println!(
+        "  escalation:    unacknowledged alerts escalate every {} min",
+        policy.after.whole_minutes()
+    );
     let app = http::full_api(aws.service.clone(), directory)
         .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
@@ -244,6 +301,7 @@ async fn run_aws_server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Erro
         .await?;
     let _ = stop.send(true);
     relay.await?;
+    sweep.await?;
     Ok(())
 }
 
@@ -281,7 +339,7 @@ fn staff_token(
         );
         return ExitCode::from(2);
     }
-    let issued = std::fs::create_dir_all(data_dir)
+    let issued = private_file::create_dir(data_dir)
         .map_err(|e| e.to_string())
         .and_then(|()| {
             LocalStaffTokens::open_or_create(&data_dir.join(STAFF_KEY_FILE))
@@ -309,7 +367,7 @@ fn staff_token(
     }
 }
 
-fn check_directory(file: &std::path::Path) -> ExitCode {
+fn check_directory(file: &Path, districts_file: Option<&Path>) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(err) => {
@@ -317,23 +375,109 @@ fn check_directory(file: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match Directory::from_csv(&text) {
+    let directory = match Directory::from_csv(&text) {
         Ok(directory) => {
             println!(
                 "{}: {} offices, no problems",
                 file.display(),
                 directory.all().len()
             );
+            directory
+        }
+        Err(problems) => {
+            print_problems(file, &problems);
+            return ExitCode::FAILURE;
+        }
+    };
+    let (districts_name, districts_text) = match read_districts(Some(file), districts_file) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    match Districts::from_csv(BUNDLED_PLACES, &districts_text, &directory) {
+        Ok(districts) => {
+            let offices = directory
+                .all()
+                .iter()
+                .filter(|c| districts.counties_of(&c.id).next().is_some())
+                .count();
+            println!(
+                "{districts_name}: {} counties assigned to {offices} offices, no problems",
+                districts.assignments().len()
+            );
+            println!("coverage:");
+            for line in Coverage::of(&directory, &districts).to_string().lines() {
+                println!("  {line}");
+            }
             ExitCode::SUCCESS
         }
         Err(problems) => {
-            for problem in &problems {
-                eprintln!("{}:{}: {}", file.display(), problem.line, problem.message);
-            }
-            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            print_problems(Path::new(&districts_name), &problems);
             ExitCode::FAILURE
         }
     }
+}
+
+fn report_directory(file: Option<&Path>, districts_file: Option<&Path>) -> ExitCode {
+    let directory = match file {
+        None => Directory::bundled(),
+        Some(file) => match std::fs::read_to_string(file).map(|text| Directory::from_csv(&text)) {
+            Ok(Ok(directory)) => directory,
+            Ok(Err(problems)) => {
+                print_problems(file, &problems);
+                return ExitCode::FAILURE;
+            }
+            Err(err) => {
+                eprintln!("{}: cannot read: {err}", file.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let (districts_name, districts_text) = match read_districts(file, districts_file) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    match Districts::from_csv(BUNDLED_PLACES, &districts_text, &directory) {
+        Ok(districts) => {
+            print!("{}", directory_report::markdown(&directory, &districts));
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            print_problems(Path::new(&districts_name), &problems);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The county lists to check: the given file, else `consular-districts.csv` beside the directory
+/// file, else the bundled lists. Returns a name for messages and the text.
+fn read_districts(
+    directory_file: Option<&Path>,
+    districts_file: Option<&Path>,
+) -> Result<(String, String), ExitCode> {
+    let beside = directory_file
+        .and_then(Path::parent)
+        .map(|dir| dir.join("consular-districts.csv"))
+        .filter(|path| path.is_file());
+    match districts_file.map(Path::to_path_buf).or(beside) {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path.display().to_string(), text)),
+            Err(err) => {
+                eprintln!("{}: cannot read: {err}", path.display());
+                Err(ExitCode::from(2))
+            }
+        },
+        None => Ok((
+            "bundled consular-districts.csv".to_owned(),
+            BUNDLED_DISTRICTS.to_owned(),
+        )),
+    }
+}
+
+fn print_problems(file: &Path, problems: &[DirectoryProblem]) {
+    for problem in problems {
+        eprintln!("{}:{}: {}", file.display(), problem.line, problem.message);
+    }
+    eprintln!("{}: {} problem(s)", file.display(), problems.len());
 }
 
 fn nearest(lat: f64, lon: f64, limit: usize) -> ExitCode {

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use alert_button_core::backend::read_service_key;
+use alert_button_core::domain::credential::ServiceKey;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -31,11 +33,15 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .await
 }
 
-/// A table and topic of this test's own, so tests can share one moto server.
+/// A table, topic and service key secret of this test's own, so tests can share one moto server.
 pub struct Stack {
     pub config: SdkConfig,
     pub table: String,
     pub topic_arn: String,
+    /// The ARN of the Secrets Manager secret holding the service key.
+    pub service_key_secret: String,
+    /// The service key, as read back from that secret at start-up.
+    pub service_key: ServiceKey,
 }
 
 impl Stack {
@@ -52,16 +58,35 @@ impl Stack {
             .expect("topic created")
             .topic_arn
             .expect("a topic ARN");
+        let service_key_secret = create_secret(
+            &config,
+            &format!("alert-button-{suffix}"),
+            &ServiceKey::generate_text(),
+        )
+        .await;
+        let service_key = read_service_key(&config, &service_key_secret)
+            .await
+            .expect("the service key is read back");
         Stack {
             config,
             table,
             topic_arn,
+            service_key_secret,
+            service_key,
         }
     }
 
     /// The `alert-button` runner serving this stack through moto (`--backend aws`, direct family
     /// SMS), with `envs` added or overriding.
     pub fn runner(&self, envs: &[(&str, &str)]) -> crate::Runner {
+        let data_dir = tempfile::tempdir().expect("a scratch directory");
+        let path = data_dir.path().to_string_lossy().into_owned();
+        self.runner_with(&["--data-dir", &path], envs)
+            .keeping(data_dir)
+    }
+
+    /// As `runner`, with more arguments (e.g. `--data-dir`).
+    pub fn runner_with(&self, args: &[&str], envs: &[(&str, &str)]) -> crate::Runner {
         let moto = moto_url();
         let mut all = vec![
             ("AWS_ENDPOINT_URL", moto.as_str()),
@@ -71,9 +96,14 @@ impl Stack {
             ("ALERT_BUTTON_TABLE", self.table.as_str()),
             ("ALERT_BUTTON_TOPIC_ARN", self.topic_arn.as_str()),
             ("ALERT_BUTTON_FAMILY_SMS", "direct"),
+            (
+                "ALERT_BUTTON_SERVICE_KEY_SECRET_ARN",
+                self.service_key_secret.as_str(),
+            ),
         ];
         all.extend_from_slice(envs);
-        crate::Runner::start_with(&["--backend", "aws"], &all)
+        let args: Vec<&str> = ["--backend", "aws"].iter().chain(args).copied().collect();
+        crate::Runner::start_with(&args, &all)
     }
 
     /// An SQS queue subscribed to the topic with `filter_policy`, raw delivery.
@@ -113,6 +143,19 @@ impl Stack {
             .expect("probe subscribed");
         Probe { sqs, queue_url }
     }
+}
+
+/// A Secrets Manager secret named `name` holding `text`; returns its ARN.
+pub async fn create_secret(config: &SdkConfig, name: &str, text: &str) -> String {
+    aws_sdk_secretsmanager::Client::new(config)
+        .create_secret()
+        .name(name)
+        .secret_string(text)
+        .send()
+        .await
+        .expect("secret created")
+        .arn
+        .expect("a secret ARN")
 }
 
 async fn create_table(config: &SdkConfig, table: &str) {

@@ -265,6 +265,8 @@ pub struct Runner {
     pub base_url: String,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
+    /// Directories that live as long as the runner.
+    scratch: Vec<tempfile::TempDir>,
 }
 
 impl Runner {
@@ -309,7 +311,14 @@ impl Runner {
             base_url,
             stdout,
             stderr,
+            scratch: Vec::new(),
         }
+    }
+
+    /// Keeps `dir` until the runner is gone.
+    pub fn keeping(mut self, dir: tempfile::TempDir) -> Runner {
+        self.scratch.push(dir);
+        self
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -68,8 +68,10 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`. The file is created owner-only before SQLite opens
+    /// it; SQLite gives its `-wal` and `-shm` files the database file's mode, which is checked.
     pub fn open(path: &Path) -> Result<EmbeddedStore> {
+        super::private_file::ensure_data_file(path)?;
         let connection = Connection::open(path).map_err(Error::store)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
@@ -81,6 +83,11 @@ impl EmbeddedStore {
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(Error::store)?;
         connection.execute_batch(SCHEMA).map_err(Error::store)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = path.as_os_str().to_owned();
+            companion.push(suffix);
+            super::private_file::narrow(Path::new(&companion))?;
+        }
         Ok(EmbeddedStore {
             connection: Arc::new(Mutex::new(connection)),
             outbox_ready: Arc::new(Notify::new()),

@@ -1,8 +1,10 @@
-//! The local notifier: appends each notification as one JSON line to `notifications.jsonl` and
-//! prints it, standing in for SMS and e-mail. It remembers what the journal already holds, so a
-//! change retried after a crash is not notified twice.
+//! The local notifier: appends each notification as one JSON line to `notifications.jsonl`,
+//! standing in for SMS and e-mail, and prints one line about it (ids, event, audience, count;
+//! never its text: the console is a log). It is also local mode's delivery ledger: a line is the
+//! record of its send, so a change retried after a crash reaches no recipient twice. The journal
+//! is personal data: its lines go when their alert's retention runs out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,11 +12,12 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::domain::notification::Notification;
 use crate::error::{Error, Result};
-use crate::ports::Notifier;
+use crate::ports::{Delivery, DeliveryLedger, DeliveryState, Notifier, Recipient, SendError};
 
 pub struct JournalNotifier {
     path: PathBuf,
@@ -24,15 +27,38 @@ pub struct JournalNotifier {
 
 struct JournalState {
     file: File,
-    sent: HashSet<String>,
+    /// (notification id, recipient key) of every line the journal holds.
+    sent: HashSet<(String, String)>,
 }
 
 #[derive(Serialize)]
 struct JournalLine<'a> {
     #[serde(flatten)]
     notification: &'a Notification,
+    /// `Recipient::key`.
+    recipient: &'a str,
     #[serde(with = "time::serde::rfc3339")]
     sent_at: OffsetDateTime,
+}
+
+/// The (notification id, recipient) a journal line records; lines from before recipients were
+/// recorded were sends to the whole audience.
+fn sent_key(line: &Value) -> Option<(String, String)> {
+    let id = line.get("notification_id")?.as_str()?;
+    let recipient = line
+        .get("recipient")
+        .and_then(Value::as_str)
+        .unwrap_or("topic");
+    Some((id.to_owned(), recipient.to_owned()))
+}
+
+fn parse_lines(bytes: &[u8]) -> Vec<Value> {
+    bytes
+        .split(|b| *b == b'\n')
+        // A line cut short by a crash has no complete id and is simply sent again.
+        .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
+        .filter(|line| sent_key(line).is_some())
+        .collect()
 }
 
 impl JournalNotifier {
@@ -43,17 +69,9 @@ impl JournalNotifier {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(err) => return Err(Error::store(err)),
         };
-        let mut sent = HashSet::new();
-        for line in existing.split(|b| *b == b'\n') {
-            // A line cut short by a crash has no complete id and is simply sent again.
-            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(line)
-                && let Some(id) = value.get("notification_id").and_then(|v| v.as_str())
-            {
-                sent.insert(id.to_owned());
-            }
-        }
+        let sent = parse_lines(&existing).iter().filter_map(sent_key).collect();
+        super::private_file::ensure_data_file(path)?;
         let mut file = OpenOptions::new()
-            .create(true)
             .append(true)
             .open(path)
             .map_err(Error::store)?;
@@ -71,25 +89,149 @@ impl JournalNotifier {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Erases the lines of alerts whose retention ran out before `now`, as the store erases the
+    /// alerts: an alert's lines go together, when the newest of them says the alert expired (a
+    /// line from before lines carried `expires_at` goes `unknown_after` after it was sent). The
+    /// journal is rewritten beside itself (mode 0600, synced) and renamed over, so a crash leaves
+    /// the old journal or the new one. Returns the number of lines erased.
+    pub fn purge_expired(
+        &self,
+        now: OffsetDateTime,
+        unknown_after: time::Duration,
+    ) -> Result<usize> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| Error::Store("the journal lock is poisoned".into()))?;
+        let existing = std::fs::read(&self.path).map_err(Error::store)?;
+        let total = existing
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.trim_ascii().is_empty())
+            .count();
+        let lines = parse_lines(&existing);
+        // Each alert's newest known expiry: (seq, expires_at).
+        let mut expiry: HashMap<&str, (u64, i64)> = HashMap::new();
+        for line in &lines {
+            let (Some(alert_id), Some(expires_at)) = (
+                line.get("alert_id").and_then(Value::as_str),
+                line.get("expires_at").and_then(Value::as_i64),
+            ) else {
+                continue;
+            };
+            let seq = line.get("seq").and_then(Value::as_u64).unwrap_or(0);
+            let newest = expiry.entry(alert_id).or_insert((seq, expires_at));
+            if seq >= newest.0 {
+                *newest = (seq, expires_at);
+            }
+        }
+        let now_unix = now.unix_timestamp();
+        let kept: Vec<&Value> = lines
+            .iter()
+            .filter(|line| {
+                let known = line
+                    .get("alert_id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| expiry.get(id));
+                let expires_at = match known {
+                    Some((_, expires_at)) => *expires_at,
+                    None => line
+                        .get("sent_at")
+                        .and_then(Value::as_str)
+                        .and_then(|at| {
+                            OffsetDateTime::parse(
+                                at,
+                                &time::format_description::well_known::Rfc3339,
+                            )
+                            .ok()
+                        })
+                        .map_or(i64::MIN, |at| (at + unknown_after).unix_timestamp()),
+                };
+                expires_at >= now_unix
+            })
+            .collect();
+        if kept.len() == total {
+            return Ok(0);
+        }
+
+        let mut text = Vec::new();
+        for line in &kept {
+            serde_json::to_writer(&mut text, line).map_err(Error::store)?;
+            text.push(b'\n');
+        }
+        let file_name = self
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "notifications.jsonl".into());
+        let temporary = self.path.with_file_name(format!(".{file_name}.erasing"));
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut rewritten = options.open(&temporary).map_err(Error::store)?;
+        #[cfg(unix)]
+        std::fs::set_permissions(
+            &temporary,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(Error::store)?;
+        // The handle appends go to from now on: the same file once renamed.
+        let appending = rewritten
+            .write_all(&text)
+            .and_then(|()| rewritten.sync_all())
+            .and_then(|()| OpenOptions::new().append(true).open(&temporary))
+            .and_then(|appending| std::fs::rename(&temporary, &self.path).map(|()| appending));
+        let appending = match appending {
+            Ok(appending) => appending,
+            Err(err) => {
+                let _ = std::fs::remove_file(&temporary);
+                return Err(Error::store(err));
+            }
+        };
+        state.file = appending;
+        state.sent = kept.iter().copied().filter_map(sent_key).collect();
+        if let Some(dir) = self.path.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(Error::store)?;
+        }
+        Ok(total - kept.len())
+    }
 }
 
 #[async_trait]
 impl Notifier for JournalNotifier {
-    async fn send(&self, notification: &Notification) -> Result<()> {
+    async fn send(
+        &self,
+        notification: &Notification,
+        recipient: &Recipient,
+    ) -> std::result::Result<(), SendError> {
+        let key = (
+            notification.notification_id.clone(),
+            recipient.key(&notification.notification_id),
+        );
         let mut state = self
             .state
             .lock()
-            .map_err(|_| Error::Notifier("the journal lock is poisoned".into()))?;
-        if state.sent.contains(&notification.notification_id) {
+            .map_err(|_| SendError::Transient("the journal lock is poisoned".into()))?;
+        if state.sent.contains(&key) {
             return Ok(());
         }
         let mut line = serde_json::to_vec(&JournalLine {
             notification,
+            recipient: &key.1,
             sent_at: OffsetDateTime::now_utc(),
         })
-        .map_err(|err| Error::Notifier(err.to_string()))?;
+        .map_err(|_| SendError::Refused("unserializable".into()))?;
         line.push(b'\n');
-        let before = state.file.metadata().map_err(Error::store)?.len();
+        let io_error = |err: std::io::Error| SendError::Transient(format!("{:?}", err.kind()));
+        let before = state.file.metadata().map_err(io_error)?.len();
         let written = state
             .file
             .write_all(&line)
@@ -98,21 +240,167 @@ impl Notifier for JournalNotifier {
             // Whatever part of the line reached the file goes, so the retry neither duplicates it
             // nor glues itself to half a line.
             let _ = state.file.set_len(before);
-            return Err(Error::Notifier(err.to_string()));
+            return Err(io_error(err));
         }
-        state.sent.insert(notification.notification_id.clone());
+        state.sent.insert(key);
         drop(state);
         if self.print {
             println!(
-                "[{} {}/{} → {} recipient(s)] {}\n  {}",
+                "notification alert_id={} seq={} event={} audience={} consulate_id={} language={} recipients={}",
+                notification.alert_id,
+                notification.seq,
                 notification.event.as_str(),
                 notification.audience.as_str(),
+                notification.consulate_id,
                 notification.language.code(),
                 notification.recipients,
-                notification.subject,
-                notification.sms
             );
         }
         Ok(())
+    }
+}
+
+/// The journal is its own ledger: the line a send appends (and syncs) is its record, written in
+/// the same step as the send, so no send is left between queued and sent. A send that failed
+/// left no line and is claimed again by the retry.
+#[async_trait]
+impl DeliveryLedger for JournalNotifier {
+    async fn claim(&self, delivery: &Delivery) -> Result<bool> {
+        let state = self
+            .state
+            .lock()
+            .map_err(|_| Error::Store("the journal lock is poisoned".into()))?;
+        Ok(!state
+            .sent
+            .contains(&(delivery.notification_id.clone(), delivery.recipient.clone())))
+    }
+
+    async fn settle(&self, _delivery: &Delivery, _state: DeliveryState) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::alert::AlertEvent;
+    use crate::domain::notification::Audience;
+    use crate::domain::person::Language;
+
+    fn notification(alert_id: Uuid, seq: u32, expires_at: i64) -> Notification {
+        Notification {
+            notification_id: format!("{alert_id}:{seq}:consulate:mx-cg-chicago"),
+            event: AlertEvent::Opened,
+            audience: Audience::Consulate,
+            alert_id,
+            seq,
+            person_id: Uuid::new_v4(),
+            consulate_id: "mx-cg-chicago".into(),
+            language: Language::Es,
+            recipients: 1,
+            expires_at,
+            subject: "s".into(),
+            sms: "sms".into(),
+            text: "t".into(),
+            phones: vec![],
+        }
+    }
+
+    fn alert_ids(path: &Path) -> Vec<(String, u64)> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let value: Value = serde_json::from_str(line).unwrap();
+                (
+                    value["alert_id"].as_str().unwrap().to_owned(),
+                    value["seq"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_lines_of_expired_alerts_are_erased_and_current_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notifications.jsonl");
+        let journal = JournalNotifier::open(&path, false).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let (past, future) = (now.unix_timestamp() - 10, now.unix_timestamp() + 3600);
+        let (expired, current, extended) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let sends = [
+            notification(expired, 1, past),
+            notification(current, 1, future),
+            // An alert's later change extended its retention: its first line stays with it.
+            notification(extended, 1, past),
+            notification(extended, 2, future),
+        ];
+        for sent in &sends {
+            journal.send(sent, &Recipient::Audience).await.unwrap();
+        }
+
+        let erased = journal
+            .purge_expired(now, time::Duration::days(90))
+            .unwrap();
+        assert_eq!(erased, 1);
+        let kept = alert_ids(&path);
+        assert_eq!(
+            kept,
+            [
+                (current.to_string(), 1),
+                (extended.to_string(), 1),
+                (extended.to_string(), 2)
+            ]
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        // What the journal remembers is what it holds; appends go to the rewritten file.
+        let delivery = |n: &Notification| Delivery::new(n, &Recipient::Audience);
+        assert!(journal.claim(&delivery(&sends[0])).await.unwrap());
+        assert!(!journal.claim(&delivery(&sends[1])).await.unwrap());
+        journal.send(&sends[1], &Recipient::Audience).await.unwrap();
+        let later = notification(Uuid::new_v4(), 1, future);
+        journal.send(&later, &Recipient::Audience).await.unwrap();
+        assert_eq!(alert_ids(&path).len(), 4);
+        assert_eq!(
+            journal
+                .purge_expired(now, time::Duration::days(90))
+                .unwrap(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_from_before_expiry_was_recorded_goes_after_the_longest_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notifications.jsonl");
+        let old = OffsetDateTime::now_utc() - time::Duration::days(100);
+        let recent = OffsetDateTime::now_utc() - time::Duration::days(1);
+        let line = |at: OffsetDateTime| {
+            serde_json::json!({
+                "notification_id": format!("{}:1:consulate:mx-cg-chicago", Uuid::new_v4()),
+                "alert_id": Uuid::new_v4().to_string(),
+                "seq": 1,
+                "sent_at": at.format(&time::format_description::well_known::Rfc3339).unwrap(),
+            })
+            .to_string()
+        };
+        std::fs::write(&path, format!("{}\n{}\n", line(old), line(recent))).unwrap();
+        let journal = JournalNotifier::open(&path, false).unwrap();
+        assert_eq!(
+            journal
+                .purge_expired(OffsetDateTime::now_utc(), time::Duration::days(90))
+                .unwrap(),
+            1
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
     }
 }

@@ -3,8 +3,10 @@
 pub mod cursor;
 pub mod dynamodb;
 pub mod dynamodb_item;
+pub mod dynamodb_ledger;
 pub mod embedded;
 pub mod journal;
+pub mod private_file;
 pub mod rate_limit;
 pub mod relay;
 pub mod sns;

@@ -7,7 +7,8 @@
 
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
-use aws_sdk_sns::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sns::operation::publish::PublishError;
 use aws_sdk_sns::types::MessageAttributeValue;
 use serde_json::json;
 use tracing::warn;
@@ -16,7 +17,7 @@ use crate::domain::alert::AlertEvent;
 use crate::domain::notification::{Audience, Notification};
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
-use crate::ports::{FamilySubscriptions, Notifier};
+use crate::ports::{FamilySubscriptions, Notifier, Recipient, SendError};
 
 /// How family SMS reach phones. Subscriptions are what SNS routes with filter policies; direct
 /// publishes avoid the filter-policy quota (200 per topic, 10,000 per account by default).
@@ -38,12 +39,51 @@ impl FamilySms {
     }
 }
 
+/// What went wrong, by the provider's error code or the kind of failure only: SNS quotes the
+/// endpoint (a phone number) in its messages, and these texts end up in logs.
+fn error_kind<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(service) => service.err().code().unwrap_or("unknown").to_owned(),
+        SdkError::TimeoutError(_) => "timeout".to_owned(),
+        SdkError::DispatchFailure(_) => "dispatch failure".to_owned(),
+        SdkError::ResponseError(_) => "unreadable response".to_owned(),
+        SdkError::ConstructionFailure(_) => "request not built".to_owned(),
+        _ => "unknown".to_owned(),
+    }
+}
+
 fn sns_error<E, R>(err: SdkError<E, R>) -> Error
 where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
+    E: ProvideErrorMetadata,
 {
-    Error::Notifier(DisplayErrorContext(err).to_string())
+    Error::Notifier(format!("SNS: {}", error_kind(&err)))
+}
+
+/// Sorts a refused publish: what no retry can fix for this recipient (a malformed or opted-out
+/// number, a disabled endpoint, an invalid message) from what may pass later (throttling, an
+/// outage, and the account's own faults — KMS, permissions, a missing topic — which a fix and
+/// the dead-letter redrive recover).
+fn publish_error<R>(err: SdkError<PublishError, R>) -> SendError {
+    let kind = error_kind(&err);
+    let refused = match err.as_service_error() {
+        Some(
+            PublishError::InvalidParameterException(_)
+            | PublishError::InvalidParameterValueException(_)
+            | PublishError::EndpointDisabledException(_)
+            | PublishError::PlatformApplicationDisabledException(_)
+            | PublishError::ValidationException(_),
+        ) => true,
+        Some(other) => matches!(other.code(), Some("OptedOut" | "OptedOutException")),
+        None => false,
+    };
+    if refused {
+        SendError::Refused(kind)
+    } else {
+        SendError::Transient(kind)
+    }
 }
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue> {
@@ -114,50 +154,61 @@ impl SnsNotifier {
 
 #[async_trait]
 impl Notifier for SnsNotifier {
-    async fn send(&self, notification: &Notification) -> Result<()> {
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message_structure("json")
-            .message(Self::bodies(notification)?)
-            .subject(ascii_subject(&notification.subject))
-            .message_attributes(
-                "audience",
-                string_attribute(notification.audience.as_str())?,
-            )
-            .message_attributes("event", string_attribute(notification.event.as_str())?)
-            .message_attributes(
-                "alert_id",
-                string_attribute(&notification.alert_id.to_string())?,
-            )
-            .message_attributes(
-                "person_id",
-                string_attribute(&notification.person_id.to_string())?,
-            )
-            .message_attributes(
-                "consulate_id",
-                string_attribute(&notification.consulate_id)?,
-            )
-            .message_attributes("language", string_attribute(notification.language.code())?)
-            .message_attributes(
-                "notification_id",
-                string_attribute(&notification.notification_id)?,
-            )
-            .send()
-            .await
-            .map_err(sns_error)?;
-
+    /// The topic, which every e-mail, consulate and CIAM subscription filters on, and in direct
+    /// mode each family phone of a change worth a text.
+    fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
+        let mut recipients = vec![Recipient::Audience];
         let texted = notification.audience == Audience::Family && notification.event.is_texted();
         if self.family_sms == FamilySms::Direct && texted {
-            for phone in &notification.phones {
+            recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
+        }
+        recipients
+    }
+
+    async fn send(
+        &self,
+        notification: &Notification,
+        recipient: &Recipient,
+    ) -> std::result::Result<(), SendError> {
+        let attribute = |value: &str| {
+            string_attribute(value).map_err(|_| SendError::Refused("attribute".into()))
+        };
+        match recipient {
+            Recipient::Audience => {
+                let body =
+                    Self::bodies(notification).map_err(|_| SendError::Refused("body".into()))?;
+                self.client
+                    .publish()
+                    .topic_arn(&self.topic_arn)
+                    .message_structure("json")
+                    .message(body)
+                    .subject(ascii_subject(&notification.subject))
+                    .message_attributes("audience", attribute(notification.audience.as_str())?)
+                    .message_attributes("event", attribute(notification.event.as_str())?)
+                    .message_attributes("alert_id", attribute(&notification.alert_id.to_string())?)
+                    .message_attributes(
+                        "person_id",
+                        attribute(&notification.person_id.to_string())?,
+                    )
+                    .message_attributes("consulate_id", attribute(&notification.consulate_id)?)
+                    .message_attributes("language", attribute(notification.language.code())?)
+                    .message_attributes(
+                        "notification_id",
+                        attribute(&notification.notification_id)?,
+                    )
+                    .send()
+                    .await
+                    .map_err(publish_error)?;
+            }
+            Recipient::Phone(phone) => {
                 self.client
                     .publish()
                     .phone_number(phone)
                     .message(&notification.sms)
-                    .message_attributes("AWS.SNS.SMS.SMSType", string_attribute("Transactional")?)
+                    .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?)
                     .send()
                     .await
-                    .map_err(sns_error)?;
+                    .map_err(publish_error)?;
             }
         }
         Ok(())
@@ -261,7 +312,7 @@ impl FamilySubscriptions for SnsFamilySubscriptions {
                 continue;
             }
             if let Err(err) = self.client.unsubscribe().subscription_arn(arn).send().await {
-                warn!(error = %DisplayErrorContext(&err), "a family subscription could not be removed");
+                warn!(error = %error_kind(&err), "a family subscription could not be removed");
                 return Err(sns_error(err));
             }
         }
@@ -327,6 +378,7 @@ mod tests {
             consulate_id: "mx-cg-chicago".into(),
             language: Language::Es,
             recipients: 2,
+            expires_at: 0,
             subject: "s".into(),
             sms: "sms".into(),
             text: "text".into(),
@@ -361,21 +413,36 @@ mod tests {
         assert_eq!(unsubscribe.num_calls(), 1);
     }
 
+    /// Sends to every recipient the notifier names, as the fan-out does.
+    async fn send_all(
+        notifier: &SnsNotifier,
+        notification: &Notification,
+    ) -> Vec<std::result::Result<(), SendError>> {
+        let mut outcomes = Vec::new();
+        for recipient in notifier.recipients(notification) {
+            outcomes.push(notifier.send(notification, &recipient).await);
+        }
+        outcomes
+    }
+
     #[tokio::test]
     async fn direct_mode_texts_every_family_phone_and_subscribes_no_phone() {
         let publish = mock!(aws_sdk_sns::Client::publish)
             .then_output(|| PublishOutput::builder().message_id("m").build());
         let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]);
         let notifier = SnsNotifier::new(client.clone(), "arn:t", FamilySms::Direct);
-        notifier
-            .send(&notification(Audience::Family))
-            .await
-            .unwrap();
+        let family = notification(Audience::Family);
+        assert_eq!(
+            notifier.recipients(&family),
+            [
+                Recipient::Audience,
+                Recipient::Phone("+13125550100".into()),
+                Recipient::Phone("+13125550101".into())
+            ]
+        );
+        assert!(send_all(&notifier, &family).await.iter().all(Result::is_ok));
         assert_eq!(publish.num_calls(), 3, "one topic publish and two SMS");
-        notifier
-            .send(&notification(Audience::Consulate))
-            .await
-            .unwrap();
+        send_all(&notifier, &notification(Audience::Consulate)).await;
         assert_eq!(
             publish.num_calls(),
             4,
@@ -387,16 +454,68 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_throttled_publish_is_a_notifier_error() {
-        let throttled = mock!(aws_sdk_sns::Client::publish).then_error(|| {
-            PublishError::KmsThrottlingException(KmsThrottlingException::builder().build())
-        });
-        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&throttled]);
-        let notifier = SnsNotifier::new(client, "arn:t", FamilySms::Subscriptions);
-        assert!(matches!(
-            notifier.send(&notification(Audience::Family)).await,
-            Err(Error::Notifier(_))
-        ));
+    async fn refusals_for_good_are_told_from_failures_for_now_without_the_number() {
+        const PHONE: &str = "+13125550100";
+        fn quoting(code: &str) -> PublishError {
+            PublishError::generic(
+                aws_sdk_sns::error::ErrorMetadata::builder()
+                    .code(code)
+                    .message(format!("Invalid parameter: PhoneNumber Reason: {PHONE}"))
+                    .build(),
+            )
+        }
+        let cases: Vec<(fn() -> PublishError, bool)> = vec![
+            (
+                || {
+                    PublishError::InvalidParameterException(
+                        aws_sdk_sns::types::error::InvalidParameterException::builder()
+                            .message(format!("Invalid parameter: PhoneNumber {PHONE}"))
+                            .build(),
+                    )
+                },
+                true,
+            ),
+            (
+                || {
+                    PublishError::EndpointDisabledException(
+                        aws_sdk_sns::types::error::EndpointDisabledException::builder().build(),
+                    )
+                },
+                true,
+            ),
+            (|| quoting("OptedOut"), true),
+            (
+                || PublishError::KmsThrottlingException(KmsThrottlingException::builder().build()),
+                false,
+            ),
+            (
+                || {
+                    PublishError::InternalErrorException(
+                        aws_sdk_sns::types::error::InternalErrorException::builder().build(),
+                    )
+                },
+                false,
+            ),
+            (|| quoting("Throttling"), false),
+        ];
+        for (error, refused) in cases {
+            let rule = mock!(aws_sdk_sns::Client::publish).then_error(error);
+            let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&rule]);
+            let notifier = SnsNotifier::new(client, "arn:t", FamilySms::Direct);
+            let outcome = notifier
+                .send(
+                    &notification(Audience::Family),
+                    &Recipient::Phone(PHONE.into()),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(
+                matches!(outcome, SendError::Refused(_)),
+                refused,
+                "{outcome:?}"
+            );
+            assert!(!outcome.to_string().contains("5550100"), "{outcome}");
+        }
     }
 
     #[test]

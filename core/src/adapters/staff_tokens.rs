@@ -7,7 +7,7 @@
 //!   `alert-button staff-token` command mints one.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use jsonwebtoken::jwk::JwkSet;
@@ -15,8 +15,9 @@ use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
+use super::private_file;
 use crate::error::{Error, Result};
 use crate::ports::{StaffMember, StaffVerifier};
 
@@ -73,21 +74,16 @@ pub struct LocalStaffTokens {
 }
 
 impl LocalStaffTokens {
-    /// Loads the signing key from `path`, creating it (readable by the owner only) the first time.
+    /// Loads the signing key from `path`, creating it (readable by the owner only) the first time;
+    /// a key file others may read is refused (see `private_file::read_or_create_secret`).
     pub fn open_or_create(path: &Path) -> Result<LocalStaffTokens> {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            let key = hex::decode(text.trim()).map_err(Error::store)?;
-            return Ok(LocalStaffTokens { key });
-        }
-        let mut key = vec![0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| Error::Store(e.to_string()))?;
-        std::fs::write(path, hex::encode(&key)).map_err(Error::store)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(Error::store)?;
-        }
+        let text = private_file::read_or_create_secret(path, || {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).expect("the operating system's random source is unavailable");
+            hex::encode(key)
+        })?;
+        let key = hex::decode(text.trim())
+            .map_err(|err| Error::Store(format!("{}: not a hex key: {err}", path.display())))?;
         Ok(LocalStaffTokens { key })
     }
 
@@ -132,12 +128,25 @@ impl StaffVerifier for LocalStaffTokens {
     }
 }
 
-/// Cognito ID tokens, checked against the user pool's keys (fetched once per execution environment).
+/// How often at most the pool's keys are fetched again for a key id they do not hold.
+pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Cognito ID tokens, checked against the user pool's keys. The keys are fetched on first use and
+/// again when a token names a key they do not hold (Cognito rotated its keys), at most once per
+/// refetch interval, so a flood of made-up key ids cannot make this hammer the pool.
 pub struct CognitoStaffTokens {
     issuer: String,
     audience: String,
     http: reqwest::Client,
-    keys: OnceCell<JwkSet>,
+    keys: Mutex<KeyCache>,
+    refetch_interval: Duration,
+}
+
+#[derive(Default)]
+struct KeyCache {
+    keys: Option<JwkSet>,
+    /// When the keys were last asked for, whether or not that worked.
+    fetched_at: Option<Instant>,
 }
 
 impl CognitoStaffTokens {
@@ -150,28 +159,55 @@ impl CognitoStaffTokens {
                 .timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),
-            keys: OnceCell::new(),
+            keys: Mutex::new(KeyCache::default()),
+            refetch_interval: JWKS_REFETCH_INTERVAL,
         }
     }
 
-    async fn keys(&self) -> Result<&JwkSet> {
-        self.keys
-            .get_or_try_init(|| async {
-                let url = format!("{}/.well-known/jwks.json", self.issuer);
-                let response = self
-                    .http
-                    .get(url)
-                    .send()
-                    .await
-                    .map_err(|e| Error::Store(e.to_string()))?;
-                response
-                    .error_for_status()
-                    .map_err(|e| Error::Store(e.to_string()))?
-                    .json::<JwkSet>()
-                    .await
-                    .map_err(|e| Error::Store(e.to_string()))
-            })
+    /// Fetches the keys again for an unknown key id at most once per `interval`.
+    pub fn with_refetch_interval(mut self, interval: Duration) -> Self {
+        self.refetch_interval = interval;
+        self
+    }
+
+    /// The published key with id `kid`, fetching the pool's keys if they are not known yet or
+    /// lack it and the last fetch is old enough.
+    async fn key(&self, kid: &str) -> Result<DecodingKey> {
+        let mut cache = self.keys.lock().await;
+        let known = cache.keys.as_ref().and_then(|keys| keys.find(kid)).cloned();
+        let jwk = match known {
+            Some(jwk) => jwk,
+            None => {
+                let may_fetch = cache
+                    .fetched_at
+                    .is_none_or(|at| at.elapsed() >= self.refetch_interval);
+                if !may_fetch {
+                    return Err(Error::Unauthenticated);
+                }
+                cache.fetched_at = Some(Instant::now());
+                let keys = self.fetch().await?;
+                let jwk = keys.find(kid).cloned();
+                cache.keys = Some(keys);
+                jwk.ok_or(Error::Unauthenticated)?
+            }
+        };
+        DecodingKey::from_jwk(&jwk).map_err(|_| Error::Unauthenticated)
+    }
+
+    async fn fetch(&self) -> Result<JwkSet> {
+        let url = format!("{}/.well-known/jwks.json", self.issuer);
+        let response = self
+            .http
+            .get(url)
+            .send()
             .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        response
+            .error_for_status()
+            .map_err(|e| Error::Store(e.to_string()))?
+            .json::<JwkSet>()
+            .await
+            .map_err(|e| Error::Store(e.to_string()))
     }
 }
 
@@ -180,9 +216,7 @@ impl StaffVerifier for CognitoStaffTokens {
     async fn verify(&self, token: &str) -> Result<StaffMember> {
         let header = decode_header(token).map_err(|_| Error::Unauthenticated)?;
         let kid = header.kid.ok_or(Error::Unauthenticated)?;
-        let keys = self.keys().await?;
-        let jwk = keys.find(&kid).ok_or(Error::Unauthenticated)?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|_| Error::Unauthenticated)?;
+        let key = self.key(&kid).await?;
         let claims = decode::<Claims>(
             token,
             &key,
@@ -308,5 +342,89 @@ mod tests {
                 "{name} must be refused"
             );
         }
+    }
+
+    /// Cognito rotates its signing keys: a token naming the new key id is accepted once the keys
+    /// are fetched again, and unknown key ids cause at most one fetch per interval.
+    #[tokio::test]
+    async fn rotated_pool_keys_are_fetched_again_at_most_once_per_interval() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let original = std::fs::read_to_string(fixtures.join("staff-test-jwks.json")).unwrap();
+        let pem = std::fs::read(fixtures.join("staff-test-rsa.pem")).unwrap();
+        let served = Arc::new(std::sync::Mutex::new(original.clone()));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get({
+                let (served, fetches) = (served.clone(), fetches.clone());
+                move || {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    let jwks = served.lock().unwrap().clone();
+                    async move { ([("content-type", "application/json")], jwks) }
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let sign = |kid: &str| {
+            let now = now_secs();
+            let claims = Claims {
+                sub: "staff-1".into(),
+                consulate_id: "mx-cg-houston".into(),
+                national: None,
+                token_use: Some("id".into()),
+                iss: issuer.clone(),
+                aud: "client-1".into(),
+                exp: now + 600,
+                iat: now,
+            };
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some(kid.into());
+            encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+        };
+        // Long enough for the flood below on a slow machine; tokens are signed before it.
+        let interval = Duration::from_secs(2);
+        let made_up: Vec<String> = (0..50).map(|n| sign(&format!("made-up-{n}"))).collect();
+        let (rotated, retired, late) = (sign("test-key-2"), sign("test-key-1"), sign("made-up"));
+        let verifier = CognitoStaffTokens::new(&issuer, "client-1").with_refetch_interval(interval);
+
+        assert!(verifier.verify(&sign("test-key-1")).await.is_ok());
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+        // The pool now publishes the key under a new id only.
+        *served.lock().unwrap() = original.replace("test-key-1", "test-key-2");
+        tokio::time::sleep(interval).await;
+        let member = verifier.verify(&rotated).await.unwrap();
+        assert_eq!(member.consulate_id, "mx-cg-houston");
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        assert!(verifier.verify(&rotated).await.is_ok());
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            2,
+            "a known key is not fetched again"
+        );
+
+        for token in &made_up {
+            assert!(matches!(
+                verifier.verify(token).await,
+                Err(Error::Unauthenticated)
+            ));
+        }
+        assert!(matches!(
+            verifier.verify(&retired).await,
+            Err(Error::Unauthenticated)
+        ));
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            2,
+            "unknown key ids within the interval fetch nothing"
+        );
+        tokio::time::sleep(interval).await;
+        assert!(verifier.verify(&late).await.is_err());
+        assert_eq!(fetches.load(Ordering::SeqCst), 3);
     }
 }

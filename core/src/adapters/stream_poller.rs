@@ -1,8 +1,11 @@
 //! Reads a table's DynamoDB stream the way Lambda's event source mapping does, and hands each
 //! shard's records to the fan-out as a Lambda event, retrying from the first reported failure.
 //! It lets the local runner fan out against AWS or an emulator, where no Lambda trigger exists.
+//! With a position file it remembers, per shard, the last record it delivered, and a restart
+//! resumes after it instead of replaying the whole stream (24 hours of it) to the recipients.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::dynamodb::Event;
@@ -10,6 +13,7 @@ use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -27,6 +31,8 @@ pub struct ShardBatch {
     pub json: Value,
     pub len: usize,
     next_iterator: Option<String>,
+    /// The records' sequence numbers, in stream order.
+    sequence_numbers: Vec<String>,
 }
 
 impl ShardBatch {
@@ -45,6 +51,17 @@ pub struct StreamPoller {
     stream_arn: String,
     region: String,
     positions: BTreeMap<String, Position>,
+    /// Per shard, the last record delivered; kept in `position_file` when there is one.
+    delivered: BTreeMap<String, String>,
+    position_file: Option<PathBuf>,
+}
+
+/// What the position file holds. The stream's ARN is kept with it: sequence numbers of another
+/// stream (the table was recreated) mean nothing.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SavedPosition {
+    stream_arn: String,
+    delivered: BTreeMap<String, String>,
 }
 
 impl StreamPoller {
@@ -68,7 +85,79 @@ impl StreamPoller {
                 .map(ToString::to_string)
                 .unwrap_or_else(|| "us-east-1".into()),
             positions: BTreeMap::new(),
+            delivered: BTreeMap::new(),
+            position_file: None,
         })
+    }
+
+    /// Remembers what was delivered in `path` (written atomically after each committed batch) and
+    /// resumes after what it holds: a shard it names is read from just after its last delivered
+    /// record, others from the oldest record still in the stream.
+    pub fn remembering(mut self, path: &Path) -> Result<StreamPoller> {
+        let saved = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice::<SavedPosition>(&bytes).map_err(|err| {
+                Error::Store(format!(
+                    "{}: not a stream position ({err}); remove it to read the stream from its oldest record",
+                    path.display()
+                ))
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => SavedPosition::default(),
+            Err(err) => return Err(Error::Store(format!("{}: {err}", path.display()))),
+        };
+        if saved.stream_arn == self.stream_arn {
+            self.delivered = saved.delivered;
+        }
+        self.position_file = Some(path.to_owned());
+        Ok(self)
+    }
+
+    /// Per shard, the sequence number of the last record delivered.
+    pub fn delivered(&self) -> &BTreeMap<String, String> {
+        &self.delivered
+    }
+
+    fn save(&self) -> Result<()> {
+        let Some(path) = &self.position_file else {
+            return Ok(());
+        };
+        let saved = SavedPosition {
+            stream_arn: self.stream_arn.clone(),
+            delivered: self.delivered.clone(),
+        };
+        let bytes = serde_json::to_vec(&saved).map_err(Error::store)?;
+        super::private_file::replace(path, &bytes)
+    }
+
+    /// Where a shard first seen is read from: after its last delivered record, or, if there is
+    /// none or it has been trimmed away, from the oldest record still there.
+    async fn start_of(&self, shard_id: &str) -> Result<Option<String>> {
+        if let Some(sequence_number) = self.delivered.get(shard_id) {
+            let resumed = self
+                .client
+                .get_shard_iterator()
+                .stream_arn(&self.stream_arn)
+                .shard_id(shard_id)
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(sequence_number)
+                .send()
+                .await;
+            match resumed {
+                Ok(output) => return Ok(output.shard_iterator),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_trimmed_data_access_exception()) =>
+                {
+                    tracing::warn!(
+                        shard_id,
+                        "the last delivered stream record is gone; reading the shard from its oldest record"
+                    );
+                }
+                Err(err) => return Err(stream_error(err)),
+            }
+        }
+        self.iterator(shard_id, ShardIteratorType::TrimHorizon, None)
+            .await
     }
 
     async fn iterator(
@@ -108,10 +197,7 @@ impl StreamPoller {
                 continue;
             };
             if !self.positions.contains_key(&shard_id) {
-                let position = match self
-                    .iterator(&shard_id, ShardIteratorType::TrimHorizon, None)
-                    .await?
-                {
+                let position = match self.start_of(&shard_id).await? {
                     Some(iterator) => Position::At(iterator),
                     None => Position::Closed,
                 };
@@ -133,6 +219,10 @@ impl StreamPoller {
                 .map_err(stream_error)?;
             let records = output.records.unwrap_or_default();
             let len = records.len();
+            let sequence_numbers = records
+                .iter()
+                .filter_map(|r| r.dynamodb.as_ref()?.sequence_number.clone())
+                .collect();
             let json = json!({
                 "Records": records
                     .iter()
@@ -144,6 +234,7 @@ impl StreamPoller {
                 json,
                 len,
                 next_iterator: output.next_shard_iterator,
+                sequence_numbers,
             });
         }
         Ok(batches)
@@ -161,6 +252,16 @@ impl StreamPoller {
             .iter()
             .filter_map(|f| f.item_identifier.as_deref())
             .min_by(|a, b| compare_sequence_numbers(a, b));
+        // What is now delivered: the records before the first failure, or all of them.
+        let delivered = batch
+            .sequence_numbers
+            .iter()
+            .filter(|s| {
+                first_failure.is_none_or(|failed| {
+                    compare_sequence_numbers(s, failed) == std::cmp::Ordering::Less
+                })
+            })
+            .max_by(|a, b| compare_sequence_numbers(a, b));
         let position = match first_failure {
             Some(sequence_number) => self
                 .iterator(
@@ -176,6 +277,13 @@ impl StreamPoller {
                 .map_or(Position::Closed, Position::At),
         };
         self.positions.insert(batch.shard_id.clone(), position);
+        if let Some(delivered) = delivered
+            && self.delivered.get(&batch.shard_id) != Some(delivered)
+        {
+            self.delivered
+                .insert(batch.shard_id.clone(), delivered.clone());
+            self.save()?;
+        }
         Ok(())
     }
 

@@ -612,7 +612,9 @@ impl Alert {
             });
         }
         self.updated_at = now;
-        let keep_for = if self.status.is_active() {
+        // From a duress cancel on, kept no longer than a cancelled alert: when it disappears must
+        // not tell the two apart.
+        let keep_for = if self.status.is_active() && !self.duress {
             retention.active_alert
         } else {
             retention.closed_alert
@@ -812,6 +814,48 @@ mod tests {
         assert_eq!(
             alert.expires_at,
             (now + retention.closed_alert).unix_timestamp()
+        );
+    }
+
+    /// When an alert disappears must not tell a duress cancel from a real one: from the cancel on,
+    /// both are kept for the closed-alert retention, whatever responders do after it.
+    #[test]
+    fn a_duress_cancel_expires_like_a_cancel() {
+        let now = datetime!(2026-11-25 12:00 UTC);
+        let retention = Retention::default();
+        let open = || {
+            Alert::open(
+                &person(),
+                request(41.88, -87.63),
+                &Directory::bundled(),
+                &crate::domain::districts::Districts::bundled(),
+                now,
+                &retention,
+            )
+            .unwrap()
+        };
+        let mut cancelled = open();
+        cancelled
+            .cancel(CancelReason::Safe, now, &retention)
+            .unwrap();
+        let mut duress = open();
+        duress
+            .cancel_under_duress(CancelReason::Safe, now, &retention)
+            .unwrap();
+        assert_eq!(duress.expires_at, cancelled.expires_at);
+
+        let later = now + Duration::hours(1);
+        duress
+            .escalate(1, &Directory::bundled(), later, &retention)
+            .unwrap();
+        assert_eq!(
+            duress.expires_at,
+            (later + retention.closed_alert).unix_timestamp()
+        );
+        duress.acknowledge(None, later, &retention).unwrap();
+        assert_eq!(
+            duress.expires_at,
+            (later + retention.closed_alert).unix_timestamp()
         );
     }
 

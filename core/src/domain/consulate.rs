@@ -10,6 +10,7 @@ use geo::{Distance, Haversine, Point};
 use serde::{Deserialize, Serialize};
 
 use super::geography::{GeoPoint, is_us_state_or_territory, is_within_us};
+use super::phone::{PhoneProblem, check_us_phone};
 
 /// The directory as bundled at build time. `Directory::bundled` parses it.
 pub const BUNDLED_CSV: &str = include_str!("../../../data/consulates.csv");
@@ -19,7 +20,7 @@ pub const BUNDLED_CSV: &str = include_str!("../../../data/consulates.csv");
 pub const CIAM_PHONE: &str = "+15206237874";
 
 /// The columns of `data/consulates.csv`, in order.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 13] = [
     "id",
     "name",
     "city",
@@ -30,6 +31,7 @@ pub const COLUMNS: [&str; 12] = [
     "longitude",
     "coordinates",
     "jurisdiction_states",
+    "protection_phone",
     "verified_fields",
     "sources",
 ];
@@ -57,6 +59,9 @@ pub struct Consulate {
     pub coordinates: CoordinatePrecision,
     /// States the office is known to serve; always includes the host state. A hint, not a district map.
     pub jurisdiction_states: Vec<String>,
+    /// The office's protection department or emergency line in E.164, when a source gives one: the
+    /// number for a detention, where the switchboard may only book appointments.
+    pub protection_phone: Option<String>,
     /// Fields an official SRE page supports; every other field is unverified.
     pub verified_fields: Vec<String>,
     pub sources: String,
@@ -117,8 +122,11 @@ pub struct Directory {
 impl Directory {
     /// The directory bundled into the binary. The bundled file is checked by the test suite, so a
     /// failure here means a broken build, not bad user input.
+    ///
+    /// The numbering-plan lookup is skipped here: loading libphonenumber's metadata would add to
+    /// every cold start, and the test suite already checks the bundled numbers against it.
     pub fn bundled() -> Directory {
-        match Directory::from_csv(BUNDLED_CSV) {
+        match Directory::parse_checked(BUNDLED_CSV, Phones::ShapeOnly) {
             Ok(directory) => directory,
             Err(problems) => {
                 let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -132,7 +140,11 @@ impl Directory {
 
     /// Parses and validates a directory; on any problem, returns all of them, each with its line.
     pub fn from_csv(text: &str) -> Result<Directory, Vec<DirectoryProblem>> {
-        let consulates = parse(text)?;
+        Directory::parse_checked(text, Phones::NumberingPlan)
+    }
+
+    fn parse_checked(text: &str, phones: Phones) -> Result<Directory, Vec<DirectoryProblem>> {
+        let consulates = parse(text, phones)?;
         let by_id = consulates
             .iter()
             .enumerate()
@@ -175,7 +187,16 @@ pub fn distance_km(a: GeoPoint, b: GeoPoint) -> f64 {
     Haversine.distance(Point::new(a.lon, a.lat), Point::new(b.lon, b.lat)) / 1000.0
 }
 
-fn parse(text: &str) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
+/// How far phone numbers are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phones {
+    /// `+1` and ten digits.
+    ShapeOnly,
+    /// Also a number of the US numbering plan.
+    NumberingPlan,
+}
+
+fn parse(text: &str, phones: Phones) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
     let mut problems = Vec::new();
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -266,7 +287,7 @@ fn parse(text: &str) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
         }
 
         let mut row_problems = Vec::new();
-        let consulate = parse_row(&fields, &mut row_problems);
+        let consulate = parse_row(&fields, phones, &mut row_problems);
         for message in row_problems {
             problems.push(DirectoryProblem { line, message });
         }
@@ -289,7 +310,7 @@ fn parse(text: &str) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
 }
 
 /// Validates one row, pushing a message per problem; returns the office only when the row is usable.
-fn parse_row(fields: &[String], problems: &mut Vec<String>) -> Option<Consulate> {
+fn parse_row(fields: &[String], phones: Phones, problems: &mut Vec<String>) -> Option<Consulate> {
     let before = problems.len();
     let field = |name: &str| -> &str {
         let index = COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
@@ -322,10 +343,11 @@ fn parse_row(fields: &[String], problems: &mut Vec<String>) -> Option<Consulate>
         ));
     }
     let phone = field("phone");
-    if !phone.is_empty() && !is_us_phone_e164(phone) {
-        problems.push(format!(
-            "phone: `{phone}` must be a US number in E.164 form, e.g. +12025550123"
-        ));
+    let protection_phone = field("protection_phone");
+    for (name, value) in [("phone", phone), ("protection_phone", protection_phone)] {
+        if let Err(problem) = check_phone(value, phones) {
+            problems.push(format!("{name}: `{value}` {problem}"));
+        }
     }
     let latitude = parse_coordinate("latitude", field("latitude"), 90.0, problems);
     let longitude = parse_coordinate("longitude", field("longitude"), 180.0, problems);
@@ -389,6 +411,7 @@ fn parse_row(fields: &[String], problems: &mut Vec<String>) -> Option<Consulate>
         longitude: longitude?,
         coordinates: coordinates?,
         jurisdiction_states,
+        protection_phone: non_empty(protection_phone),
         verified_fields,
         sources: field("sources").to_owned(),
     })
@@ -439,24 +462,30 @@ fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// A North American Numbering Plan number: +1, an area code and an exchange that do not start with 0 or 1.
-fn is_us_phone_e164(phone: &str) -> bool {
-    let Some(digits) = phone.strip_prefix("+1") else {
-        return false;
-    };
-    let bytes = digits.as_bytes();
-    bytes.len() == 10
-        && bytes.iter().all(u8::is_ascii_digit)
-        && bytes[0] >= b'2'
-        && bytes[3] >= b'2'
+/// An empty phone is allowed (the answer then gives the CIAM line); any other must be a US number.
+fn check_phone(value: &str, phones: Phones) -> Result<(), PhoneProblem> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    match phones {
+        Phones::NumberingPlan => check_us_phone(value),
+        Phones::ShapeOnly => {
+            let digits = value.strip_prefix("+1").unwrap_or_default();
+            if digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(())
+            } else {
+                Err(PhoneProblem::NotE164)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const HEADER: &str = "id,name,city,state,address,phone,latitude,longitude,coordinates,jurisdiction_states,verified_fields,sources";
-    const GOOD: &str = "mx-consul-denver,Consulado de México en Denver,Denver,CO,\"5350 Leetsdale Dr, Denver, CO 80246\",+13033311110,39.7392,-104.9903,city,CO,,source";
+    const HEADER: &str = "id,name,city,state,address,phone,latitude,longitude,coordinates,jurisdiction_states,protection_phone,verified_fields,sources";
+    const GOOD: &str = "mx-consul-denver,Consulado de México en Denver,Denver,CO,\"5350 Leetsdale Dr, Denver, CO 80246\",+13033311110,39.7392,-104.9903,city,CO,,,source";
 
     fn check(rows: &[&str]) -> Vec<String> {
         let text = std::iter::once(HEADER)
@@ -476,6 +505,13 @@ mod tests {
         assert!(directory.get("mx-emb-washington").is_some());
         assert!(directory.get("mx-consul-new-brunswick").is_some());
         assert!(directory.get("mx-consul-anchorage").is_none());
+    }
+
+    /// `bundled()` skips the numbering plan; this keeps the bundled numbers honest.
+    #[test]
+    fn the_bundled_phones_are_in_the_numbering_plan() {
+        let problems = Directory::from_csv(BUNDLED_CSV).err().unwrap_or_default();
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]
@@ -505,6 +541,28 @@ mod tests {
             problems.iter().any(|p| p.starts_with("line 4: state")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn phones_must_be_real_us_numbers() {
+        // A well-formed number in the unassigned 555 area code, a Toronto number, and a protection
+        // line in the 911 service code: each refused, naming its field and line.
+        let unassigned = GOOD.replace("+13033311110", "+15553311110");
+        let canadian = GOOD.replace("+13033311110", "+14169795000");
+        let protection = GOOD.replace(",city,CO,,,", ",city,CO,+19113311110,,");
+        let problems = check(&[&unassigned]);
+        assert!(
+            problems[0].starts_with("line 2: phone: `+15553311110`"),
+            "{problems:?}"
+        );
+        assert!(check(&[&canadian])[0].contains("outside the US"));
+        let problems = check(&[&protection]);
+        assert!(
+            problems[0].starts_with("line 2: protection_phone"),
+            "{problems:?}"
+        );
+        let good_protection = GOOD.replace(",city,CO,,,", ",city,CO,+13033311111,,");
+        assert_eq!(check(&[&good_protection]), Vec::<String>::new());
     }
 
     #[test]

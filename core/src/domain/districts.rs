@@ -1,15 +1,21 @@
 //! Consular districts: which office serves a place. The directory's `jurisdiction_states` say
-//! which states an office serves, and `data/district-overrides.csv` names the counties of split
-//! states that a source assigns to one office. A point's state and county come from the nearest
-//! of the ~16,000 populated places in `data/us-places.csv` (GeoNames, CC BY 4.0).
+//! which states an office serves, and `data/consular-districts.csv` names the counties that a source
+//! assigns to one office. A point's state and county come from the nearest of the ~16,000 populated
+//! places in `data/us-places.csv` (GeoNames, CC BY 4.0).
+//!
+//! An office whose county list covers a state other than its own serves only those counties there
+//! (Albuquerque serves 36 named Texas counties, not Texas): the state-level fallback skips it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::consulate::{Consulate, Directory, distance_km};
-use super::geography::GeoPoint;
+use super::consulate::{Consulate, Directory, DirectoryProblem, distance_km};
+use super::geography::{GeoPoint, is_us_state_or_territory};
 
 pub const BUNDLED_PLACES: &str = include_str!("../../../data/us-places.csv");
-pub const BUNDLED_OVERRIDES: &str = include_str!("../../../data/district-overrides.csv");
+pub const BUNDLED_DISTRICTS: &str = include_str!("../../../data/consular-districts.csv");
+
+/// The columns of `data/consular-districts.csv`, in order.
+pub const DISTRICT_COLUMNS: [&str; 4] = ["state", "county", "consulate_id", "source"];
 
 /// Farther than this from any populated place, a point's state is not guessed.
 const MAX_PLACE_DISTANCE_KM: f64 = 75.0;
@@ -32,49 +38,133 @@ pub struct Area {
     pub county: String,
 }
 
+/// One county a source assigns to an office.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountyAssignment {
+    pub state: String,
+    pub county: String,
+    pub consulate_id: String,
+    pub source: String,
+}
+
 pub struct Districts {
     /// Sorted by latitude: a lookup only measures the places whose latitude alone is within reach.
     places: Vec<Place>,
     /// (state, county) → consulate id.
-    overrides: HashMap<(String, String), String>,
+    counties: HashMap<(String, String), String>,
+    /// In file order, for reports.
+    assignments: Vec<CountyAssignment>,
+    /// (consulate id, state) where the office serves only its listed counties.
+    listed_only: HashSet<(String, String)>,
 }
 
 impl Districts {
-    /// The bundled places and overrides. Both files are checked by the test suite.
+    /// The bundled places and county lists, checked against the bundled directory. The test suite
+    /// checks both files, so a failure here means a broken build, not bad input.
     pub fn bundled() -> Districts {
-        Districts::parse(BUNDLED_PLACES, BUNDLED_OVERRIDES)
+        match Districts::from_csv(BUNDLED_PLACES, BUNDLED_DISTRICTS, &Directory::bundled()) {
+            Ok(districts) => districts,
+            Err(problems) => {
+                let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                panic!(
+                    "the bundled data/consular-districts.csv is invalid:\n{}",
+                    listed.join("\n")
+                )
+            }
+        }
     }
 
-    fn parse(places: &str, overrides: &str) -> Districts {
-        let mut reader = csv::Reader::from_reader(places.as_bytes());
-        let mut places: Vec<Place> = reader
-            .records()
-            .filter_map(Result::ok)
-            .filter_map(|row| {
-                Some(Place {
-                    point: GeoPoint {
-                        lat: row.get(0)?.parse().ok()?,
-                        lon: row.get(1)?.parse().ok()?,
-                    },
-                    state: row.get(2)?.to_owned(),
-                    county: row.get(3)?.to_owned(),
-                })
-            })
-            .filter(|place| place.point.lat.is_finite() && place.point.lon.is_finite())
+    /// Parses the places and the county lists and checks the lists against the places and the
+    /// directory; on any problem, returns all of them, each with its line in the county file.
+    pub fn from_csv(
+        places: &str,
+        districts: &str,
+        directory: &Directory,
+    ) -> Result<Districts, Vec<DirectoryProblem>> {
+        let places = parse_places(places);
+        let known_counties: HashSet<(&str, &str)> = places
+            .iter()
+            .filter(|place| !place.county.is_empty())
+            .map(|place| (place.state.as_str(), place.county.as_str()))
             .collect();
-        places.sort_by(|a, b| a.point.lat.total_cmp(&b.point.lat));
-        let mut reader = csv::Reader::from_reader(overrides.as_bytes());
-        let overrides = reader
-            .records()
-            .filter_map(Result::ok)
-            .filter_map(|row| {
-                Some((
-                    (row.get(0)?.to_owned(), row.get(1)?.to_owned()),
-                    row.get(2)?.to_owned(),
-                ))
-            })
-            .collect();
-        Districts { places, overrides }
+        let (assignments, mut problems) = parse_assignments(districts, directory, &known_counties);
+
+        let mut counties = HashMap::new();
+        for (_, assignment) in &assignments {
+            counties.insert(
+                (assignment.state.clone(), assignment.county.clone()),
+                assignment.consulate_id.clone(),
+            );
+        }
+        let mut districts = Districts {
+            places,
+            counties,
+            assignments: Vec::new(),
+            listed_only: HashSet::new(),
+        };
+        problems.extend(districts.own_county_problems(&assignments, directory));
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line);
+            return Err(problems);
+        }
+        for (_, assignment) in &assignments {
+            if let Some(office) = directory.get(&assignment.consulate_id)
+                && office.state != assignment.state
+            {
+                districts
+                    .listed_only
+                    .insert((office.id.clone(), assignment.state.clone()));
+            }
+        }
+        districts.assignments = assignments.into_iter().map(|(_, a)| a).collect();
+        Ok(districts)
+    }
+
+    /// An office serves the county it stands in: giving that county to another office is a typo
+    /// somewhere, and so is a list of the office's home-state counties that leaves it out. (A list
+    /// for another state, such as Albuquerque's Texas counties, says nothing about the home county.)
+    fn own_county_problems(
+        &self,
+        assignments: &[(u64, CountyAssignment)],
+        directory: &Directory,
+    ) -> Vec<DirectoryProblem> {
+        let mut problems = Vec::new();
+        for office in directory.all() {
+            let Some(own) = self.locate(office.point()) else {
+                continue;
+            };
+            if own.county.is_empty() || own.state != office.state {
+                continue;
+            }
+            match assignments
+                .iter()
+                .find(|(_, a)| a.state == own.state && a.county == own.county)
+            {
+                Some((line, a)) if a.consulate_id != office.id => problems.push(DirectoryProblem {
+                    line: *line,
+                    message: format!(
+                        "{}, {} is where `{}` stands, but is assigned to `{}`",
+                        own.county, own.state, office.id, a.consulate_id
+                    ),
+                }),
+                Some(_) => {}
+                None => {
+                    let home_list = assignments
+                        .iter()
+                        .find(|(_, a)| a.consulate_id == office.id && a.state == office.state);
+                    if let Some((line, _)) = home_list {
+                        problems.push(DirectoryProblem {
+                            line: *line,
+                            message: format!(
+                                "`{}` lists {} counties but not its own, {}, {}",
+                                office.id, office.state, own.county, own.state
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        problems
     }
 
     pub fn locate(&self, point: GeoPoint) -> Option<Area> {
@@ -97,16 +187,149 @@ impl Districts {
             })
     }
 
-    /// The override ids, for checking them against the directory.
-    pub fn override_consulates(&self) -> impl Iterator<Item = (&str, &str, &str)> {
-        self.overrides
+    /// Every county a source assigns to an office, in file order.
+    pub fn assignments(&self) -> &[CountyAssignment] {
+        &self.assignments
+    }
+
+    /// The counties listed for one office, in file order.
+    pub fn counties_of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a CountyAssignment> {
+        self.assignments
             .iter()
-            .map(|((state, county), id)| (state.as_str(), county.as_str(), id.as_str()))
+            .filter(move |a| a.consulate_id == id)
+    }
+
+    /// Whether the office serves only its listed counties in `state` (a state other than its own).
+    fn serves_only_listed(&self, id: &str, state: &str) -> bool {
+        self.listed_only
+            .contains(&(id.to_owned(), state.to_owned()))
     }
 
     pub fn place_count(&self) -> usize {
         self.places.len()
     }
+}
+
+fn parse_places(text: &str) -> Vec<Place> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut places: Vec<Place> = reader
+        .records()
+        .filter_map(Result::ok)
+        .filter_map(|row| {
+            Some(Place {
+                point: GeoPoint {
+                    lat: row.get(0)?.parse().ok()?,
+                    lon: row.get(1)?.parse().ok()?,
+                },
+                state: row.get(2)?.to_owned(),
+                county: row.get(3)?.to_owned(),
+            })
+        })
+        .filter(|place| place.point.lat.is_finite() && place.point.lon.is_finite())
+        .collect();
+    places.sort_by(|a, b| a.point.lat.total_cmp(&b.point.lat));
+    places
+}
+
+/// The well-formed rows with their lines, and a problem per bad row.
+fn parse_assignments(
+    text: &str,
+    directory: &Directory,
+    known_counties: &HashSet<(&str, &str)>,
+) -> (Vec<(u64, CountyAssignment)>, Vec<DirectoryProblem>) {
+    let mut problems = Vec::new();
+    let mut assignments = Vec::new();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let header_ok = match records.next() {
+        Some(Ok(header)) => header.iter().map(str::trim).eq(DISTRICT_COLUMNS),
+        _ => false,
+    };
+    if !header_ok {
+        problems.push(DirectoryProblem {
+            line: 1,
+            message: format!(
+                "the header must be exactly `{}`",
+                DISTRICT_COLUMNS.join(",")
+            ),
+        });
+        return (assignments, problems);
+    }
+
+    let mut first_line_of: HashMap<(String, String), (u64, String)> = HashMap::new();
+    for record in records {
+        let record = match record {
+            Ok(record) => record,
+            Err(err) => {
+                problems.push(DirectoryProblem {
+                    line: err.position().map_or(0, |p| p.line()),
+                    message: format!("unreadable row: {err}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let mut problem = |message: String| problems.push(DirectoryProblem { line, message });
+        if record.len() != DISTRICT_COLUMNS.len() {
+            problem(format!(
+                "expected {} fields, found {}",
+                DISTRICT_COLUMNS.len(),
+                record.len()
+            ));
+            continue;
+        }
+        let field = |index: usize| record.get(index).unwrap_or_default();
+        let (state, county, id, source) = (field(0), field(1), field(2), field(3));
+        let before = problems.len();
+        let mut problem = |message: String| problems.push(DirectoryProblem { line, message });
+        if [state, county, id, source].iter().any(|v| v.trim() != *v) {
+            problem("leading or trailing spaces".into());
+        }
+        if source.is_empty() {
+            problem("source: must not be empty".into());
+        }
+        if !is_us_state_or_territory(state) {
+            problem(format!(
+                "state: `{state}` is not a US state, DC or territory code"
+            ));
+        } else if !known_counties.contains(&(state, county)) {
+            problem(format!(
+                "county: `{county}` is not a county of {state} in data/us-places.csv"
+            ));
+        }
+        match directory.get(id) {
+            None => problem(format!(
+                "consulate_id: `{id}` is not an office of the directory"
+            )),
+            Some(office) if !office.jurisdiction_states.iter().any(|s| s == state) => problem(
+                format!("consulate_id: `{id}` does not list {state} in its jurisdiction_states"),
+            ),
+            Some(_) => {}
+        }
+        let key = (state.to_owned(), county.to_owned());
+        if let Some((first, other)) = first_line_of.get(&key) {
+            problem(format!(
+                "{county}, {state} is already assigned to `{other}` on line {first}"
+            ));
+        } else {
+            first_line_of.insert(key, (line, id.to_owned()));
+        }
+        if problems.len() == before {
+            assignments.push((
+                line,
+                CountyAssignment {
+                    state: state.to_owned(),
+                    county: county.to_owned(),
+                    consulate_id: id.to_owned(),
+                    source: source.to_owned(),
+                },
+            ));
+        }
+    }
+    (assignments, problems)
 }
 
 /// Why an alert went to its consulate.
@@ -138,7 +361,7 @@ pub fn route<'a>(
     if let Some(area) = &area {
         let key = (area.state.clone(), area.county.clone());
         if let Some(consulate) = districts
-            .overrides
+            .counties
             .get(&key)
             .and_then(|id| directory.get(id))
         {
@@ -152,6 +375,7 @@ pub fn route<'a>(
             .all()
             .iter()
             .filter(|c| c.jurisdiction_states.contains(&area.state))
+            .filter(|c| !districts.serves_only_listed(&c.id, &area.state))
             .min_by(|a, b| distance_km(point, a.point()).total_cmp(&distance_km(point, b.point())));
         if let Some(consulate) = serving {
             return Some(Route {
@@ -225,17 +449,109 @@ mod tests {
         let directory = Directory::bundled();
         let districts = Districts::bundled();
         assert!(districts.place_count() > 16_000);
-        let overrides: Vec<_> = districts.override_consulates().collect();
-        assert_eq!(overrides.len(), 17);
-        for (state, _, id) in overrides {
+        // Every data row of the county file made it in: none was dropped.
+        let rows = BUNDLED_DISTRICTS.lines().skip(1).count();
+        assert_eq!(districts.assignments().len(), rows);
+        for assignment in districts.assignments() {
             let consulate = directory
-                .get(id)
-                .unwrap_or_else(|| panic!("{id} is not an office"));
+                .get(&assignment.consulate_id)
+                .unwrap_or_else(|| panic!("{} is not an office", assignment.consulate_id));
             assert!(
-                consulate.jurisdiction_states.iter().any(|s| s == state),
-                "{id} serves {state}"
+                consulate.jurisdiction_states.contains(&assignment.state),
+                "{} serves {}",
+                consulate.id,
+                assignment.state
             );
         }
+    }
+
+    const PLACES: &str = "lat,lon,state,county\n\
+        35.08,-106.65,NM,Bernalillo County\n\
+        33.58,-101.86,TX,Lubbock County\n\
+        35.22,-101.83,TX,Potter County\n\
+        32.78,-96.80,TX,Dallas County\n";
+
+    fn check_districts(rows: &[&str]) -> Vec<String> {
+        let text = std::iter::once("state,county,consulate_id,source")
+            .chain(rows.iter().copied())
+            .collect::<Vec<_>>()
+            .join("\n");
+        match Districts::from_csv(PLACES, &text, &Directory::bundled()) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_county_list_passes() {
+        let rows = [
+            "NM,Bernalillo County,mx-consul-albuquerque,src",
+            "TX,Lubbock County,mx-consul-albuquerque,src",
+        ];
+        assert_eq!(check_districts(&rows), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_county_problem_names_its_line() {
+        let problems = check_districts(&[
+            "NM,Bernalillo County,mx-consul-albuquerque,src",
+            "TX,Lubbock Couty,mx-consul-albuquerque,src",
+            "TX,Lubbock County,mx-consul-albuquerque,src",
+            "TX,Lubbock County,mx-cg-dallas,src",
+            "TX,Potter County,mx-consul-nowhere,src",
+            "TX,Potter County,mx-cg-chicago,src",
+            "XX,Potter County,mx-consul-albuquerque,src",
+            "TX,Dallas County,mx-cg-dallas,",
+        ]);
+        let expect = [
+            "line 3: county: `Lubbock Couty` is not a county of TX",
+            "line 5: Lubbock County, TX is already assigned to `mx-consul-albuquerque` on line 4",
+            "line 6: consulate_id: `mx-consul-nowhere` is not an office",
+            "line 7: consulate_id: `mx-cg-chicago` does not list TX",
+            "line 8: state: `XX` is not a US state",
+            "line 9: source: must not be empty",
+        ];
+        for expected in expect {
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{expected}\n{problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_office_serves_its_own_county() {
+        // Dallas lists a Texas county but not Dallas County.
+        let missing = check_districts(&["TX,Lubbock County,mx-cg-dallas,src"]);
+        assert_eq!(
+            missing,
+            ["line 2: `mx-cg-dallas` lists TX counties but not its own, Dallas County, TX"]
+        );
+        // Dallas County given to another office, though Dallas has no list of its own.
+        let elsewhere = check_districts(&[
+            "NM,Bernalillo County,mx-consul-albuquerque,src",
+            "TX,Dallas County,mx-consul-albuquerque,src",
+        ]);
+        assert_eq!(
+            elsewhere,
+            [
+                "line 3: Dallas County, TX is where `mx-cg-dallas` stands, but is assigned to \
+              `mx-consul-albuquerque`"
+            ]
+        );
+        // A list for another state needs no home county.
+        let abroad = check_districts(&["TX,Potter County,mx-consul-albuquerque,src"]);
+        assert_eq!(abroad, Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_header_is_checked() {
+        let problems = match Districts::from_csv(PLACES, "state,county,id\n", &Directory::bundled())
+        {
+            Err(problems) => problems,
+            Ok(_) => panic!("a wrong header must fail"),
+        };
+        assert_eq!(problems[0].line, 1);
     }
 
     #[test]
@@ -267,13 +583,15 @@ mod tests {
                 State,
                 Some("AK"),
             ),
+            // Potter County is one of the 38 northern Texas counties the SRE moved from Dallas to
+            // Albuquerque on 2022-06-01 (Conexión Migrante, 2022-05-11; data/consular-districts.csv).
             (
                 "Amarillo, TX [Albuquerque]",
                 35.22,
                 -101.83,
                 "mx-consul-albuquerque",
-                State,
-                Some("TX"),
+                County,
+                Some("Potter County, TX"),
             ),
             (
                 "Riverside, CA",

@@ -44,6 +44,9 @@ pub struct Notification {
     pub language: Language,
     /// How many contacts this message is for (1 for a consulate).
     pub recipients: usize,
+    /// When the alert may be erased (Unix seconds): every record of this message goes with it.
+    #[serde(default)]
+    pub expires_at: i64,
     pub subject: String,
     pub sms: String,
     pub text: String,
@@ -93,6 +96,7 @@ pub fn plan(
             },
             language,
             recipients,
+            expires_at: alert.expires_at,
             subject: message.subject,
             sms: message.sms,
             text: message.text,

@@ -1,0 +1,108 @@
+//! US phone numbers checked against the real numbering plans (libphonenumber's metadata, through the
+//! `phonenumber` crate), not only their shape: `+1 555 …` and unassigned area codes are refused. The
+//! directory uses it for the numbers a family will call; contact validation can use the same check.
+
+use std::fmt;
+
+use phonenumber::country::Id;
+
+/// Regions that share the US's +1 numbering plan and are the US: the states and DC, and the inhabited
+/// territories. Canada and the Caribbean nations dial +1 too and are not accepted.
+const US_REGIONS: [Id; 6] = [Id::US, Id::PR, Id::GU, Id::VI, Id::AS, Id::MP];
+
+/// Why a text is not a usable US number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneProblem {
+    /// Not `+1` and ten digits: the only form the directory stores.
+    NotE164,
+    /// Well formed, but no number of any kind exists there in the numbering plan.
+    NotInNumberingPlan,
+    /// A valid +1 number of Canada or a Caribbean country, not of the US.
+    NotUs,
+}
+
+impl fmt::Display for PhoneProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PhoneProblem::NotE164 => "must be a US number in E.164 form, e.g. +12025550123",
+            PhoneProblem::NotInNumberingPlan => {
+                "is not a number in use in the North American numbering plan"
+            }
+            PhoneProblem::NotUs => "is a number outside the US and its territories",
+        })
+    }
+}
+
+/// Checks that `e164` is `+1` and ten digits, and a valid number of the US or a US territory.
+pub fn check_us_phone(e164: &str) -> Result<(), PhoneProblem> {
+    let Some(digits) = e164.strip_prefix("+1") else {
+        return Err(PhoneProblem::NotE164);
+    };
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PhoneProblem::NotE164);
+    }
+    let number = phonenumber::parse(None, e164).map_err(|_| PhoneProblem::NotInNumberingPlan)?;
+    if !phonenumber::is_valid(&number) {
+        return Err(PhoneProblem::NotInNumberingPlan);
+    }
+    match number.country().id() {
+        Some(region) if US_REGIONS.contains(&region) => Ok(()),
+        _ => Err(PhoneProblem::NotUs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_us_numbers_pass() {
+        // The CIAM line (Tucson), a consulate switchboard, and a Puerto Rico number.
+        for number in ["+15206237874", "+17132716800", "+17877214000"] {
+            assert_eq!(check_us_phone(number), Ok(()), "{number}");
+        }
+    }
+
+    #[test]
+    fn the_shape_is_checked_first() {
+        for number in [
+            "",
+            "5206237874",
+            "+1 520 623 7874",
+            "+1520623787",
+            "+152062378745",
+            "+44207946000",
+            "+1520623787x",
+        ] {
+            assert_eq!(
+                check_us_phone(number),
+                Err(PhoneProblem::NotE164),
+                "{number}"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_outside_the_plan_are_refused() {
+        // Area codes 000 and 555 are never assigned; 911 and 411 are service codes, not area codes.
+        for number in [
+            "+10006237874",
+            "+15556237874",
+            "+19116237874",
+            "+14116237874",
+        ] {
+            assert_eq!(
+                check_us_phone(number),
+                Err(PhoneProblem::NotInNumberingPlan),
+                "{number}"
+            );
+        }
+    }
+
+    #[test]
+    fn canadian_and_caribbean_numbers_are_not_us() {
+        // Toronto (416) and Kingston, Jamaica (876) dial +1 too.
+        assert_eq!(check_us_phone("+14169795000"), Err(PhoneProblem::NotUs));
+        assert_eq!(check_us_phone("+18769269400"), Err(PhoneProblem::NotUs));
+    }
+}
