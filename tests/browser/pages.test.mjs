@@ -75,11 +75,12 @@ async function register(page, name) {
 }
 
 /** Holds the button with the mouse for `ms`, and says whether the countdown showed meanwhile. */
-async function hold(page, ms = 2400) {
+async function hold(page, ms = 2400, screenshot = null) {
   await page.locator('#press').hover();
   await page.mouse.down();
   await page.waitForTimeout(600);
   const countdown = await page.textContent('#countdown');
+  if (screenshot) await page.screenshot({ path: join(artefacts, screenshot) });
   await page.waitForTimeout(ms - 600);
   await page.mouse.up();
   return countdown;
@@ -131,7 +132,7 @@ test('register, hold, see the consulate, acknowledged by the console, cancelled 
   assert.equal(await page.isVisible('#home'), true);
   assert.equal(await page.evaluate(() => localStorage.getItem('ab.pending')), null);
 
-  const countdown = await hold(page);
+  const countdown = await hold(page, 2400, 'person-holding.png');
   assert.match(countdown, /^[12]$/);
   await page.locator('#alert').waitFor();
   assert.match(await page.textContent('#consulate-name'), /Chicago/);
