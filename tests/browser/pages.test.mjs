@@ -412,3 +412,47 @@ test('a token the server no longer knows leads back to registration', async () =
   assert.equal(await page.evaluate(() => localStorage.getItem('ab.token')), null);
   await context.close();
 });
+
+test('console sign-in through managed login: authorization code with PKCE', async () => {
+  // The runner's own policy allows no other origin; on AWS CloudFront's allows the login domain.
+  const context = await browser.newContext({ bypassCSP: true });
+  const page = await context.newPage();
+  const domain = 'staff.auth.us-east-1.amazoncognito.com';
+  await page.route('**/config.js', (route) => route.fulfill({
+    contentType: 'text/javascript',
+    body: `window.ALERT_BUTTON_CONFIG = { cognito: { domain: '${domain}', clientId: 'client-1' } };`,
+  }));
+  let authorize = null;
+  await page.route(`https://${domain}/oauth2/authorize**`, (route) => {
+    authorize = new URL(route.request().url());
+    const back = new URL(authorize.searchParams.get('redirect_uri'));
+    back.searchParams.set('code', 'code-1');
+    back.searchParams.set('state', authorize.searchParams.get('state'));
+    return route.fulfill({ status: 302, headers: { location: back.toString() } });
+  });
+  let exchange = null;
+  await page.route(`https://${domain}/oauth2/token`, (route) => {
+    exchange = new URLSearchParams(route.request().postData());
+    return route.fulfill({
+      contentType: 'application/json',
+      headers: { 'access-control-allow-origin': '*' },
+      body: JSON.stringify({ id_token: staffToken('mx-cg-chicago'), token_type: 'Bearer' }),
+    });
+  });
+  await page.goto(base + '/console');
+  await page.click('#cognito');
+  await page.locator('#list').waitFor();
+
+  assert.equal(authorize.searchParams.get('response_type'), 'code');
+  assert.equal(authorize.searchParams.get('client_id'), 'client-1');
+  assert.equal(authorize.searchParams.get('redirect_uri'), base + '/console');
+  assert.equal(authorize.searchParams.get('code_challenge_method'), 'S256');
+  assert.equal(exchange.get('grant_type'), 'authorization_code');
+  assert.equal(exchange.get('code'), 'code-1');
+  const { createHash } = await import('node:crypto');
+  const challenge = createHash('sha256').update(exchange.get('code_verifier')).digest('base64url');
+  assert.equal(authorize.searchParams.get('code_challenge'), challenge);
+  assert.equal(new URL(page.url()).search, '', 'the code leaves the address bar');
+  assert.equal(await page.textContent('#consulate-id'), 'mx-cg-chicago');
+  await context.close();
+});
