@@ -75,7 +75,7 @@ async function register(page, name) {
 }
 
 /** Holds the button with the mouse for `ms`, and says whether the countdown showed meanwhile. */
-async function hold(page, ms = 2400, screenshot = null) {
+async function hold(page, ms = 3000, screenshot = null) {
   await page.locator('#press').hover();
   await page.mouse.down();
   await page.waitForTimeout(600);
@@ -132,7 +132,7 @@ test('register, hold, see the consulate, acknowledged by the console, cancelled 
   assert.equal(await page.isVisible('#home'), true);
   assert.equal(await page.evaluate(() => localStorage.getItem('ab.pending')), null);
 
-  const countdown = await hold(page, 2400, 'person-holding.png');
+  const countdown = await hold(page, 3000, 'person-holding.png');
   assert.match(countdown, /^[12]$/);
   await page.locator('#alert').waitFor();
   assert.match(await page.textContent('#consulate-name'), /Chicago/);
@@ -230,7 +230,7 @@ test('keyboard only: the space bar held for two seconds raises the alert', async
   }
   assert.equal(focused, 'press');
   await page.keyboard.down(' ');
-  await page.waitForTimeout(2400);
+  await page.waitForTimeout(3000);
   await page.keyboard.up(' ');
   await page.locator('#alert').waitFor();
   assert.match(await page.textContent('#consulate-name'), /Chicago/);
