@@ -322,6 +322,49 @@ def operability(template, infra):
     check("infra/samconfig.toml gives sam deploy its defaults", ok)
 
 
+def web_hosting(template):
+    """The pages on S3 behind CloudFront: a private bucket read only through the distribution's
+    origin access control, the API's CORS limited to that origin, and the staff app client allowing
+    managed login (authorization code, which a public client completes with PKCE) back to the console."""
+    resources = template["Resources"]
+    buckets = of_type(template, "AWS::S3::Bucket")
+    distributions = of_type(template, "AWS::CloudFront::Distribution")
+    check("the pages have a bucket and a CloudFront distribution", len(buckets) == 1 and len(distributions) == 1)
+    if len(buckets) != 1 or len(distributions) != 1:
+        return
+    (bucket_name, bucket), = buckets.items()
+    (dist_name, dist), = distributions.items()
+    block = bucket["Properties"].get("PublicAccessBlockConfiguration", {})
+    check("the pages' bucket blocks every public access",
+          all(block.get(k) is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
+                                               "RestrictPublicBuckets")))
+    origins = dist["Properties"]["DistributionConfig"].get("Origins", [])
+    check("CloudFront reads the bucket through an origin access control",
+          len(origins) == 1 and refers_to(origins[0].get("DomainName"), bucket_name)
+          and any(refers_to(origins[0].get("OriginAccessControlId"), n)
+                  for n in of_type(template, "AWS::CloudFront::OriginAccessControl")))
+    policies = [p for p in of_type(template, "AWS::S3::BucketPolicy").values()
+                if refers_to(p["Properties"].get("Bucket"), bucket_name)]
+    statements_ = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    allows = [s for s in statements_ if s.get("Effect") == "Allow"]
+    check("only that distribution may read the bucket",
+          bool(allows) and all(s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}
+                               and refers_to(s.get("Condition"), dist_name) for s in allows))
+    cors = resources["HttpApi"]["Properties"].get("CorsConfiguration", {})
+    origins_allowed = cors.get("AllowOrigins", []) if isinstance(cors, dict) else []
+    check("the API's CORS allows only the pages' origin",
+          len(origins_allowed) == 1 and refers_to(origins_allowed[0], dist_name))
+    client = resources["StaffUserPoolClient"]["Properties"]
+    callbacks = client.get("CallbackURLs", [])
+    check("the staff app client allows managed login with the code flow back to the console",
+          client.get("AllowedOAuthFlowsUserPoolClient") is True and client.get("AllowedOAuthFlows") == ["code"]
+          and client.get("GenerateSecret") is False and "openid" in client.get("AllowedOAuthScopes", [])
+          and bool(callbacks) and all(refers_to(c, dist_name) and "/console" in json.dumps(c) for c in callbacks))
+    check("the user pool has a managed login domain",
+          any(refers_to(d["Properties"].get("UserPoolId"), "StaffUserPool")
+              for d in of_type(template, "AWS::Cognito::UserPoolDomain").values()))
+
+
 def main():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template_path = pathlib.Path(sys.argv[1])
@@ -369,6 +412,7 @@ def main():
     )
 
     operability(template, template_path.parent)
+    web_hosting(template)
 
     print(f"{len(checks) - len(failures)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)

@@ -223,3 +223,48 @@ async fn serve_survives_a_kill_and_a_restart() {
     assert!(status.success(), "{status}");
     assert_eq!(read_journal(&journal).len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_the_person_page_and_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let runner = Runner::start(dir.path());
+    for (path, kind, marker) in [
+        ("/", "text/html", "id=\"press\""),
+        ("/console", "text/html", "id=\"token-form\""),
+        ("/app.js", "text/javascript", "client_alert_id"),
+        ("/console.js", "text/javascript", "/acknowledge"),
+        ("/sw.js", "text/javascript", "caches"),
+        (
+            "/manifest.webmanifest",
+            "application/manifest+json",
+            "start_url",
+        ),
+        ("/us-outline.svg", "image/svg+xml", "<path"),
+    ] {
+        let response = client.get(runner.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let headers = response.headers().clone();
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}: {:?}",
+            headers["content-type"]
+        );
+        // Scripts only from the runner itself: nothing inline, nothing from elsewhere.
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("script-src 'self'"), "{path}: {policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert!(response.text().await.unwrap().contains(marker), "{path}");
+    }
+    // The pages are not API routes: an unknown path is still the API's JSON 404.
+    let missing = client.get(runner.url("/nope.js")).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}

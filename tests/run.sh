@@ -73,5 +73,14 @@ echo "moto at $MOTO_URL"
 step "unit, contract, local-runner, moto and cargo-lambda tests"
 cargo test --workspace
 
+step "the person's page and the console in headless Chromium (Playwright, axe-core)"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null; then
+    $sudo apt-get update
+    $sudo apt-get install -y chromium nodejs npm
+fi
+(cd tests/browser && npm ci --no-audit --no-fund && ALERT_BUTTON_BIN="$root/target/debug/alert-button" npm test)
+
 step "fuzzing every parser of untrusted input, bounded in time"
 bash tests/fuzz.sh "${FUZZ_SECONDS:-20}"

@@ -22,6 +22,8 @@ use alert_button_core::{http, telemetry};
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
+mod web;
+
 #[derive(Parser)]
 #[command(
     name = "alert-button",
@@ -197,6 +199,7 @@ async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn s
     if purged > 0 {
         println!("  expired:       {purged} records removed");
     }
+    println!("  pages:         http://{bound}/ (the button), http://{bound}/console (staff)");
     println!("Try: curl http://{bound}/v1/consulates/nearest?lat=34.05&lon=-118.24");
     println!(
         "Staff: alert-button staff-token --consulate mx-cg-chicago --data-dir {} prints a bearer token",
@@ -205,6 +208,7 @@ async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn s
 
     let app = local
         .router()
+        .merge(web::pages())
         .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
