@@ -81,6 +81,54 @@ fn serve_refuses_a_retention_it_cannot_honour() {
 }
 
 #[test]
+fn config_prints_every_variable_with_the_value_in_effect_and_no_secret() {
+    let output = Command::new(binary("alert-button"))
+        .arg("config")
+        .env_clear()
+        .env("ALERT_BUTTON_CLOSED_ALERT_DAYS", " 7 ")
+        .env("ALERT_BUTTON_FAMILY_SMS", "direct")
+        .env("AWS_SECRET_ACCESS_KEY", "not-to-be-printed")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "ALERT_BUTTON_CLOSED_ALERT_DAYS = 7\n",
+        "ALERT_BUTTON_ACTIVE_ALERT_DAYS = 90\n",
+        "ALERT_BUTTON_ESCALATE_AFTER_MINUTES = 10\n",
+        "ALERT_BUTTON_FAMILY_SMS = direct\n",
+        "ALERT_BUTTON_TABLE = (unset)\n",
+        "AWS_SECRET_ACCESS_KEY = (set)\n",
+        "    default: 30\n",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in\n{stdout}");
+    }
+    assert!(!stdout.contains("not-to-be-printed"), "{stdout}");
+    for variable in alert_button_core::config::VARIABLES {
+        assert!(
+            stdout.contains(&format!("{} = ", variable.name)),
+            "{} in\n{stdout}",
+            variable.name
+        );
+    }
+
+    let bad = Command::new(binary("alert-button"))
+        .arg("config")
+        .env_clear()
+        .env("ALERT_BUTTON_ESCALATE_AFTER_MINUTES", "0")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains(
+            "ALERT_BUTTON_ESCALATE_AFTER_MINUTES: `0` is not a whole number of minutes from 1 to 10080"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn nearest_prints_the_offices_in_order() {
     let output = Command::new(binary("alert-button"))
         .args([

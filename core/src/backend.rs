@@ -1,4 +1,4 @@
-//! The one place where the concrete adapters are chosen, from the environment, at start-up.
+//! The one place where the concrete adapters are chosen, from the `Config` read at start-up.
 //!
 //! - `ALERT_BUTTON_TABLE` set: AWS. DynamoDB table `ALERT_BUTTON_TABLE`, SNS topic
 //!   `ALERT_BUTTON_TOPIC_ARN`, family SMS by `ALERT_BUTTON_FAMILY_SMS` (`subscriptions`, the
@@ -13,16 +13,15 @@
 //! - neither: an error. There is no default directory, since a shared one such as `/tmp` would
 //!   put personal data where other users of the machine can reach it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::dynamodb_ledger::DynamoLedger;
-use crate::adapters::sns::{FamilySms, SnsFamilySubscriptions, SnsNotifier};
+use crate::adapters::sns::{SnsFamilySubscriptions, SnsNotifier};
 use crate::adapters::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
-use crate::domain::alert::Retention;
+use crate::config::Config;
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
 use crate::fanout::FanOut;
@@ -30,73 +29,7 @@ use crate::local::LocalMode;
 use crate::ports::{StaffVerifier, SystemClock};
 use crate::service::{AlertService, Ports};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} must be set")]
-    Missing(&'static str),
-    #[error("{name} has an unsupported value `{value}` ({expected})")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        expected: &'static str,
-    },
-    #[error(
-        "ALERT_BUTTON_TABLE must be set to the DynamoDB table; to use the embedded store instead, \
-         set ALERT_BUTTON_DATA_DIR to a directory only this user can reach"
-    )]
-    NoBackend,
-    #[error("the service key secret cannot be read: {0}")]
-    ServiceKey(String),
-    #[error(transparent)]
-    Store(#[from] crate::Error),
-}
-
-/// Where the AWS adapters point.
-#[derive(Debug, Clone)]
-pub struct AwsSettings {
-    pub table: String,
-    pub topic_arn: String,
-    pub family_sms: FamilySms,
-    /// The staff identity provider: (issuer, audience).
-    pub staff_issuer: Option<(String, String)>,
-    pub retention: Retention,
-    /// The Secrets Manager secret holding the service key; needed by all but the fan-out.
-    pub service_key_secret: Option<String>,
-}
-
-impl AwsSettings {
-    /// `None` when `ALERT_BUTTON_TABLE` is not set (embedded mode).
-    pub fn from_env() -> Result<Option<AwsSettings>, ConfigError> {
-        let Ok(table) = std::env::var("ALERT_BUTTON_TABLE") else {
-            return Ok(None);
-        };
-        let topic_arn = std::env::var("ALERT_BUTTON_TOPIC_ARN")
-            .map_err(|_| ConfigError::Missing("ALERT_BUTTON_TOPIC_ARN"))?;
-        let family_sms = match std::env::var("ALERT_BUTTON_FAMILY_SMS") {
-            Err(_) => FamilySms::Subscriptions,
-            Ok(value) => FamilySms::parse(&value).ok_or(ConfigError::Invalid {
-                name: "ALERT_BUTTON_FAMILY_SMS",
-                value,
-                expected: "`subscriptions` or `direct`",
-            })?,
-        };
-        let staff_issuer = match (
-            std::env::var("ALERT_BUTTON_STAFF_ISSUER"),
-            std::env::var("ALERT_BUTTON_STAFF_AUDIENCE"),
-        ) {
-            (Ok(issuer), Ok(audience)) => Some((issuer, audience)),
-            _ => None,
-        };
-        Ok(Some(AwsSettings {
-            table,
-            topic_arn,
-            family_sms,
-            staff_issuer,
-            retention: Retention::from_env()?,
-            service_key_secret: std::env::var("ALERT_BUTTON_SERVICE_KEY_SECRET_ARN").ok(),
-        }))
-    }
-}
+pub use crate::config::{AwsSettings, ConfigError};
 
 /// The AWS adapters, built once per execution environment.
 pub struct AwsBackend {
@@ -188,10 +121,10 @@ pub async fn read_service_key(
 }
 
 /// The fan-out alone, for the stream-triggered function, which needs no service key.
-pub async fn fanout_from_env() -> Result<Arc<FanOut>, ConfigError> {
+pub async fn fanout_from_config(config: &Config) -> Result<Arc<FanOut>, ConfigError> {
     let directory = Arc::new(Directory::bundled());
-    let Some(settings) = AwsSettings::from_env()? else {
-        return Ok(Backend::embedded(directory)?.fanout());
+    let Some(settings) = config.aws()? else {
+        return Ok(Backend::embedded(config, directory)?.fanout());
     };
     let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
@@ -244,23 +177,24 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub async fn from_env() -> Result<Backend, ConfigError> {
+    pub async fn from_config(config: &Config) -> Result<Backend, ConfigError> {
         let directory = Arc::new(Directory::bundled());
-        if let Some(settings) = AwsSettings::from_env()? {
+        if let Some(settings) = config.aws()? {
             return Ok(Backend::Aws(Box::new(
                 AwsBackend::new(settings, directory).await?,
             )));
         }
-        Self::embedded(directory)
+        Self::embedded(config, directory)
     }
 
     /// The embedded store under `ALERT_BUTTON_DATA_DIR`, which must be set.
-    fn embedded(directory: Arc<Directory>) -> Result<Backend, ConfigError> {
-        let data_dir = std::env::var_os("ALERT_BUTTON_DATA_DIR")
-            .map(PathBuf::from)
-            .ok_or(ConfigError::NoBackend)?;
-        Ok(Backend::Embedded(LocalMode::open(
-            &data_dir, directory, false,
+    fn embedded(config: &Config, directory: Arc<Directory>) -> Result<Backend, ConfigError> {
+        let data_dir = config.data_dir.as_deref().ok_or(ConfigError::NoBackend)?;
+        Ok(Backend::Embedded(LocalMode::open_keeping(
+            data_dir,
+            directory,
+            false,
+            config.retention,
         )?))
     }
 
@@ -286,19 +220,14 @@ mod tests {
     /// A function deployed without its table must not fall back to a store in a shared directory.
     #[tokio::test]
     async fn without_a_table_or_a_data_dir_nothing_starts() {
-        for name in ["ALERT_BUTTON_TABLE", "ALERT_BUTTON_DATA_DIR"] {
-            assert!(
-                std::env::var_os(name).is_none(),
-                "run this test without {name} set"
-            );
-        }
-        let err = match Backend::from_env().await {
+        let config = Config::from_source(|_| None).unwrap();
+        let err = match Backend::from_config(&config).await {
             Ok(_) => panic!("a backend started without ALERT_BUTTON_TABLE"),
             Err(err) => err.to_string(),
         };
         assert!(err.contains("ALERT_BUTTON_TABLE"), "{err}");
         assert!(err.contains("ALERT_BUTTON_DATA_DIR"), "{err}");
-        let err = match fanout_from_env().await {
+        let err = match fanout_from_config(&config).await {
             Ok(_) => panic!("a fan-out started without ALERT_BUTTON_TABLE"),
             Err(err) => err.to_string(),
         };

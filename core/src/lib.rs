@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod backend;
+pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fanout;

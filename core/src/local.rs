@@ -57,7 +57,18 @@ impl LocalMode {
     /// Opens the store, journal and keys under `data_dir` (created owner-only if missing; every
     /// file in it is owner-only). `print` echoes each notification to standard output.
     pub fn open(data_dir: &Path, directory: Arc<Directory>, print: bool) -> Result<LocalMode> {
-        Self::open_with_clock(data_dir, directory, print, Arc::new(SystemClock))
+        Self::open_keeping(data_dir, directory, print, Retention::default())
+    }
+
+    /// As `open`, keeping personal data as long as `retention` says (see `crate::config`).
+    pub fn open_keeping(
+        data_dir: &Path,
+        directory: Arc<Directory>,
+        print: bool,
+        retention: Retention,
+    ) -> Result<LocalMode> {
+        let clock = Arc::new(SystemClock);
+        Self::build(data_dir, directory, print, clock, retention, |ports| ports)
     }
 
     pub fn open_with_clock(
@@ -76,6 +87,24 @@ impl LocalMode {
         directory: Arc<Directory>,
         print: bool,
         clock: Arc<dyn Clock>,
+        wrap: impl FnOnce(LocalPorts) -> LocalPorts,
+    ) -> Result<LocalMode> {
+        Self::build(
+            data_dir,
+            directory,
+            print,
+            clock,
+            Retention::default(),
+            wrap,
+        )
+    }
+
+    fn build(
+        data_dir: &Path,
+        directory: Arc<Directory>,
+        print: bool,
+        clock: Arc<dyn Clock>,
+        retention: Retention,
         wrap: impl FnOnce(LocalPorts) -> LocalPorts,
     ) -> Result<LocalMode> {
         private_file::create_dir(data_dir)?;
@@ -110,11 +139,7 @@ impl LocalMode {
             clock,
             key,
         };
-        let service = Arc::new(AlertService::new(
-            directory.clone(),
-            ports,
-            Retention::from_env()?,
-        ));
+        let service = Arc::new(AlertService::new(directory.clone(), ports, retention));
         // The journal records the sends whatever wraps the notifier.
         let fanout = Arc::new(FanOut::new(
             directory.clone(),

@@ -1,5 +1,5 @@
-//! `alert-button`: the whole service on one port for local use, the directory validator and the
-//! nearest-consulate lookup.
+//! `alert-button`: the whole service on one port for local use, the directory validator, the
+//! nearest-consulate lookup and the settings in effect.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,8 +10,8 @@ use std::time::Duration;
 use alert_button_core::adapters::private_file;
 use alert_button_core::adapters::staff_tokens::LocalStaffTokens;
 use alert_button_core::adapters::stream_poller::StreamPoller;
-use alert_button_core::backend::{AwsBackend, AwsSettings};
-use alert_button_core::domain::alert::EscalationPolicy;
+use alert_button_core::backend::AwsBackend;
+use alert_button_core::config::Config;
 use alert_button_core::domain::consulate::{Directory, DirectoryProblem};
 use alert_button_core::domain::directory_report::{self, Coverage};
 use alert_button_core::domain::districts::{BUNDLED_DISTRICTS, BUNDLED_PLACES, Districts};
@@ -75,6 +75,10 @@ enum Command {
     /// Print the HTTP routes this build serves, one `METHOD /path` per line (`staff` after those
     /// only consulate staff may call).
     Routes,
+    /// Print every environment variable the service reads, with the value in effect, its default
+    /// and what it may be (secrets only as set or unset). Exits 2, naming the variable, when a
+    /// value would stop `serve` and the functions from starting.
+    Config,
     /// The nearest consulates to a point, from the bundled directory.
     Nearest {
         #[arg(long, allow_hyphen_values = true)]
@@ -126,6 +130,16 @@ fn main() -> ExitCode {
             command: DirectoryCommand::Report { file, districts },
         } => report_directory(file.as_deref(), districts.as_deref()),
         Command::Nearest { lat, lon, limit } => nearest(lat, lon, limit),
+        Command::Config => match Config::from_env() {
+            Ok(config) => {
+                print!("{}", config.table());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::from(2)
+            }
+        },
         Command::StaffToken {
             consulate,
             national,
@@ -156,9 +170,12 @@ fn serve(addr: SocketAddr, data_dir: PathBuf, backend: BackendKind) -> ExitCode 
             return ExitCode::FAILURE;
         }
     };
-    let served = match backend {
-        BackendKind::Embedded => runtime.block_on(run_server(addr, data_dir)),
-        BackendKind::Aws => runtime.block_on(run_aws_server(addr, data_dir)),
+    let served = match Config::from_env() {
+        Err(err) => Err(err.into()),
+        Ok(config) => match backend {
+            BackendKind::Embedded => runtime.block_on(run_server(addr, data_dir, config)),
+            BackendKind::Aws => runtime.block_on(run_aws_server(addr, data_dir, config)),
+        },
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,15 +186,20 @@ fn serve(addr: SocketAddr, data_dir: PathBuf, backend: BackendKind) -> ExitCode 
     }
 }
 
-async fn run_server(addr: SocketAddr, data_dir: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
-    let local = LocalMode::open(&data_dir, Arc::new(Directory::bundled()), true)?;
+async fn run_server(
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    config: Config,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let directory = Arc::new(Directory::bundled());
+    let local = LocalMode::open_keeping(&data_dir, directory, true, config.retention)?;
     let purged = local.purge_expired(time::OffsetDateTime::now_utc()).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
 
     let (stop, stopped) = watch::channel(false);
     let relay = local.spawn_relay(stopped.clone());
-    let policy = EscalationPolicy::from_env();
+    let policy = config.escalation;
     let escalation = local.spawn_escalation(policy, ESCALATION_SWEEP, stopped.clone());
     let expiry = local.spawn_expiry(EXPIRY_SWEEP, stopped);
 
@@ -233,9 +255,11 @@ const STREAM_POSITION_FILE: &str = "stream-position.json";
 async fn run_aws_server(
     addr: SocketAddr,
     data_dir: PathBuf,
+    config: Config,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let settings =
-        AwsSettings::from_env()?.ok_or("ALERT_BUTTON_TABLE must be set for --backend aws")?;
+    let settings = config
+        .aws()?
+        .ok_or("ALERT_BUTTON_TABLE must be set for --backend aws")?;
     let directory = Arc::new(Directory::bundled());
     let aws = AwsBackend::new(settings, directory.clone()).await?;
     private_file::create_dir(&data_dir)?;
@@ -247,7 +271,7 @@ async fn run_aws_server(
     let bound = listener.local_addr()?;
 
     let (stop, mut stopped) = watch::channel(false);
-    let policy = EscalationPolicy::from_env();
+    let policy = config.escalation;
     let sweep = {
         let (service, mut stopped) = (aws.service.clone(), stopped.clone());
         tokio::spawn(async move {

@@ -234,26 +234,12 @@ pub const MAX_ESCALATION_LEVEL: u32 = 3;
 pub const MAX_TEXTED_CHANGES_PER_ALERT: usize = 5 + MAX_ESCALATION_LEVEL as usize;
 
 /// When an unacknowledged alert escalates: one level per `after`, up to `max_level` (at most
-/// `MAX_ESCALATION_LEVEL`).
+/// `MAX_ESCALATION_LEVEL`). `after` is set by `ALERT_BUTTON_ESCALATE_AFTER_MINUTES` (see
+/// `crate::config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EscalationPolicy {
     pub after: Duration,
     pub max_level: u32,
-}
-
-impl EscalationPolicy {
-    /// `ALERT_BUTTON_ESCALATE_AFTER_MINUTES` (default 10).
-    pub fn from_env() -> EscalationPolicy {
-        let mut policy = EscalationPolicy::default();
-        if let Some(minutes) = std::env::var("ALERT_BUTTON_ESCALATE_AFTER_MINUTES")
-            .ok()
-            .and_then(|v| v.parse::<i64>().ok())
-            .filter(|m| *m > 0)
-        {
-            policy.after = Duration::minutes(minutes);
-        }
-        policy
-    }
 }
 
 impl Default for EscalationPolicy {
@@ -304,7 +290,8 @@ pub fn validate_note(note: Option<String>) -> Result<Option<String>> {
 
 pub use super::districts::RoutingReason;
 
-/// How long personal data is kept after its last change. Stores set it as a TTL attribute.
+/// How long personal data is kept after its last change. Stores set it as a TTL attribute;
+/// operators choose it (see `crate::config`): the less kept, the less there is to seize.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     pub active_alert: Duration,
@@ -319,46 +306,6 @@ impl Default for Retention {
             closed_alert: Duration::days(30),
             person: Duration::days(365),
         }
-    }
-}
-
-impl Retention {
-    /// Operators choose how long closed alerts, open alerts and registrations are kept: the less
-    /// kept, the less there is to seize. Unset variables keep the defaults; a bad value is an error
-    /// rather than a silent default, since it decides when personal data is erased.
-    pub fn from_env() -> Result<Retention> {
-        let mut retention = Retention::default();
-        for (name, field) in [
-            (
-                "ALERT_BUTTON_CLOSED_ALERT_DAYS",
-                &mut retention.closed_alert,
-            ),
-            (
-                "ALERT_BUTTON_ACTIVE_ALERT_DAYS",
-                &mut retention.active_alert,
-            ),
-            ("ALERT_BUTTON_PERSON_DAYS", &mut retention.person),
-        ] {
-            if let Ok(value) = std::env::var(name) {
-                *field = parse_retention_days(name, &value)?;
-            }
-        }
-        Ok(retention)
-    }
-}
-
-/// At least a day (a consulate needs time to act), at most ten years.
-const MAX_RETENTION_DAYS: i64 = 3650;
-
-fn parse_retention_days(name: &str, value: &str) -> Result<Duration> {
-    match value.trim().parse::<i64>() {
-        Ok(days) if (1..=MAX_RETENTION_DAYS).contains(&days) => Ok(Duration::days(days)),
-        _ => Err(Error::Invalid {
-            field: name.to_owned(),
-            message: format!(
-                "`{value}` is not a whole number of days from 1 to {MAX_RETENTION_DAYS}"
-            ),
-        }),
     }
 }
 
@@ -857,19 +804,6 @@ mod tests {
             duress.expires_at,
             (later + retention.closed_alert).unix_timestamp()
         );
-    }
-
-    #[test]
-    fn retention_days_must_be_a_sane_whole_number() {
-        assert_eq!(parse_retention_days("X", " 7 ").unwrap(), Duration::days(7));
-        for bad in ["0", "-3", "3651", "7.5", "", "thirty"] {
-            let err = parse_retention_days("ALERT_BUTTON_CLOSED_ALERT_DAYS", bad).unwrap_err();
-            assert!(
-                err.to_string()
-                    .starts_with("ALERT_BUTTON_CLOSED_ALERT_DAYS: "),
-                "{bad}: {err}"
-            );
-        }
     }
 
     /// The longest path of texted changes reaches the bound exactly, and no escalation goes past it

@@ -2,7 +2,7 @@
 //! alert no consulate acknowledged in time. Answers `{raised, escalated, failed}`.
 
 use alert_button_core::backend::Backend;
-use alert_button_core::domain::alert::EscalationPolicy;
+use alert_button_core::config::Config;
 use alert_button_core::telemetry;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    let service = Backend::from_env().await?.alert_service();
-    let policy = EscalationPolicy::from_env();
+    let config = Config::from_env()?;
+    let service = Backend::from_config(&config).await?.alert_service();
+    let policy = config.escalation;
     lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
         let service = service.clone();
         async move {

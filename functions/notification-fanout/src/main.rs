@@ -1,14 +1,14 @@
 //! Notification fan-out: triggered by the table's stream, it notifies family and consulate of
 //! every alert change and reports undeliverable records as batch item failures.
 
-use alert_button_core::{backend, stream, telemetry};
+use alert_button_core::{backend, config::Config, stream, telemetry};
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    let fanout = backend::fanout_from_env().await?;
+    let fanout = backend::fanout_from_config(&Config::from_env()?).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| {
         let fanout = fanout.clone();
         async move {

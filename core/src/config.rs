@@ -1,0 +1,628 @@
+//! Every setting the service reads from its environment, in one table, read once at start-up.
+//!
+//! `VARIABLES` names each variable with its meaning, its default and what it may be; `Config`
+//! is what they say, typed. The binaries call `Config::from_env` once and hand the policies
+//! (retention, escalation) and the adapters' settings on as values; nothing else reads the
+//! environment, except the log setup (`telemetry`) and the AWS SDK, whose standard variables are
+//! listed here too because they decide where the data goes. A value outside its range stops
+//! start-up with an error naming the variable and what it may be, rather than falling back to a
+//! default: these values decide when personal data is erased and who is told.
+//!
+//! `alert-button config` prints the table with the values in effect. Secrets never appear in
+//! it: the service key's secret is named by its ARN, and the AWS credentials are shown only as
+//! set or unset.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use time::Duration;
+
+use crate::adapters::sns::FamilySms;
+use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL, Retention};
+
+/// One environment variable the service or its platform reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variable {
+    pub name: &'static str,
+    pub meaning: &'static str,
+    /// What applies when the variable is unset.
+    pub default: &'static str,
+    /// The values it may take.
+    pub allowed: &'static str,
+    /// Only whether it is set may be shown.
+    pub secret: bool,
+}
+
+const fn var(
+    name: &'static str,
+    default: &'static str,
+    allowed: &'static str,
+    meaning: &'static str,
+) -> Variable {
+    Variable {
+        name,
+        meaning,
+        default,
+        allowed,
+        secret: false,
+    }
+}
+
+const fn secret(name: &'static str, meaning: &'static str) -> Variable {
+    Variable {
+        name,
+        meaning,
+        default: "unset",
+        allowed: "as the AWS SDK documents",
+        secret: true,
+    }
+}
+
+pub const TABLE: &str = "ALERT_BUTTON_TABLE";
+pub const TOPIC_ARN: &str = "ALERT_BUTTON_TOPIC_ARN";
+pub const FAMILY_SMS: &str = "ALERT_BUTTON_FAMILY_SMS";
+pub const STAFF_ISSUER: &str = "ALERT_BUTTON_STAFF_ISSUER";
+pub const STAFF_AUDIENCE: &str = "ALERT_BUTTON_STAFF_AUDIENCE";
+pub const SERVICE_KEY_SECRET_ARN: &str = "ALERT_BUTTON_SERVICE_KEY_SECRET_ARN";
+pub const DATA_DIR: &str = "ALERT_BUTTON_DATA_DIR";
+pub const BACKEND: &str = "ALERT_BUTTON_BACKEND";
+pub const ESCALATE_AFTER_MINUTES: &str = "ALERT_BUTTON_ESCALATE_AFTER_MINUTES";
+pub const CLOSED_ALERT_DAYS: &str = "ALERT_BUTTON_CLOSED_ALERT_DAYS";
+pub const ACTIVE_ALERT_DAYS: &str = "ALERT_BUTTON_ACTIVE_ALERT_DAYS";
+pub const PERSON_DAYS: &str = "ALERT_BUTTON_PERSON_DAYS";
+
+/// At least a day (a consulate needs time to act), at most ten years.
+pub const MAX_RETENTION_DAYS: i64 = 3650;
+/// A week: past that, escalation would no longer be a safeguard.
+pub const MAX_ESCALATE_AFTER_MINUTES: i64 = 10_080;
+
+/// Every variable, in the order `alert-button config` prints them.
+pub const VARIABLES: &[Variable] = &[
+    var(
+        TABLE,
+        "unset: the embedded store",
+        "a DynamoDB table name",
+        "The DynamoDB table; when set, the functions and `serve --backend aws` use AWS.",
+    ),
+    var(
+        TOPIC_ARN,
+        "none; required with ALERT_BUTTON_TABLE",
+        "an SNS topic ARN",
+        "The SNS topic notifications are published to.",
+    ),
+    var(
+        FAMILY_SMS,
+        "subscriptions",
+        "`subscriptions` or `direct`",
+        "How families get SMS: an SNS subscription per contact, or a direct publish per contact.",
+    ),
+    var(
+        STAFF_ISSUER,
+        "unset: no staff token is accepted",
+        "https://cognito-idp.<region>.amazonaws.com/<pool id>, with ALERT_BUTTON_STAFF_AUDIENCE",
+        "The Cognito user pool whose ID tokens consulate staff present.",
+    ),
+    var(
+        STAFF_AUDIENCE,
+        "unset: no staff token is accepted",
+        "the app client id, with ALERT_BUTTON_STAFF_ISSUER",
+        "The Cognito app client staff tokens must be issued for.",
+    ),
+    var(
+        SERVICE_KEY_SECRET_ARN,
+        "none; required with ALERT_BUTTON_TABLE except by the fan-out",
+        "a Secrets Manager secret ARN or name",
+        "The secret holding the key of PIN hashes and rate-limit keys (only its name is shown).",
+    ),
+    var(
+        DATA_DIR,
+        "none; the functions need it or ALERT_BUTTON_TABLE",
+        "a directory only this user can reach",
+        "The functions' embedded store; `alert-button serve` takes --data-dir instead.",
+    ),
+    var(
+        BACKEND,
+        "embedded",
+        "`embedded` or `aws`",
+        "What `alert-button serve` runs on (as --backend).",
+    ),
+    var(
+        ESCALATE_AFTER_MINUTES,
+        "10",
+        "whole minutes from 1 to 10080",
+        "How long an unacknowledged alert waits before each escalation level.",
+    ),
+    var(
+        CLOSED_ALERT_DAYS,
+        "30",
+        "whole days from 1 to 3650",
+        "How long a resolved or cancelled alert is kept.",
+    ),
+    var(
+        ACTIVE_ALERT_DAYS,
+        "90",
+        "whole days from 1 to 3650",
+        "How long an open alert is kept after its last change.",
+    ),
+    var(
+        PERSON_DAYS,
+        "365",
+        "whole days from 1 to 3650",
+        "How long a registration is kept after its last use.",
+    ),
+    var(
+        "AWS_REGION",
+        "the AWS profile's region",
+        "an AWS region",
+        "The region of the table, topic and secret (AWS SDK).",
+    ),
+    var(
+        "AWS_ENDPOINT_URL",
+        "unset: AWS itself",
+        "a URL",
+        "Another endpoint for every AWS service, e.g. an emulator (AWS SDK).",
+    ),
+    var(
+        "AWS_PROFILE",
+        "default",
+        "a profile of ~/.aws/config",
+        "Which AWS profile supplies region and credentials (AWS SDK).",
+    ),
+    secret("AWS_ACCESS_KEY_ID", "AWS credentials (AWS SDK)."),
+    secret("AWS_SECRET_ACCESS_KEY", "AWS credentials (AWS SDK)."),
+    secret("AWS_SESSION_TOKEN", "AWS credentials (AWS SDK)."),
+    var(
+        "RUST_LOG",
+        "info",
+        "a tracing filter, e.g. `info` or `alert_button_core=debug`",
+        "What is logged outside Lambda.",
+    ),
+    var(
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "unset outside Lambda",
+        "set by Lambda",
+        "Running in Lambda: logs follow AWS_LAMBDA_LOG_LEVEL and AWS_LAMBDA_LOG_FORMAT.",
+    ),
+    var(
+        "AWS_LAMBDA_LOG_LEVEL",
+        "RUST_LOG, else info",
+        "set by Lambda's logging configuration",
+        "What is logged in Lambda.",
+    ),
+    var(
+        "AWS_LAMBDA_LOG_FORMAT",
+        "Text",
+        "`JSON` or `Text`, set by Lambda",
+        "Whether Lambda logs are JSON lines.",
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    #[error("{name} has an unsupported value `{value}` ({expected})")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{name}: `{value}` is not {allowed}")]
+    OutOfRange {
+        name: &'static str,
+        value: String,
+        allowed: String,
+    },
+    #[error(
+        "ALERT_BUTTON_TABLE must be set to the DynamoDB table; to use the embedded store instead, \
+         set ALERT_BUTTON_DATA_DIR to a directory only this user can reach"
+    )]
+    NoBackend,
+    #[error("the service key secret cannot be read: {0}")]
+    ServiceKey(String),
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+}
+
+/// Where the AWS adapters point.
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    pub table: String,
+    pub topic_arn: String,
+    pub family_sms: FamilySms,
+    /// The staff identity provider: (issuer, audience).
+    pub staff_issuer: Option<(String, String)>,
+    pub retention: Retention,
+    /// The Secrets Manager secret holding the service key; needed by all but the fan-out.
+    pub service_key_secret: Option<String>,
+}
+
+/// What the environment says, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Set when `ALERT_BUTTON_TABLE` is.
+    table: Option<String>,
+    topic_arn: Option<String>,
+    pub family_sms: FamilySms,
+    pub staff_issuer: Option<(String, String)>,
+    pub service_key_secret: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// `serve --backend aws` asked through `ALERT_BUTTON_BACKEND`.
+    pub aws_backend: bool,
+    pub escalation: EscalationPolicy,
+    pub retention: Retention,
+    /// Each variable's value in effect, for `alert-button config`; secrets as set or unset.
+    effective: BTreeMap<&'static str, String>,
+}
+
+impl Config {
+    /// The process environment, read once.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_source(|name| std::env::var(name).ok())
+    }
+
+    /// The variables as `get` gives them (`None`: unset); a map in tests.
+    pub fn from_source(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let family_sms = match get(FAMILY_SMS) {
+            None => FamilySms::Subscriptions,
+            Some(value) => FamilySms::parse(&value).ok_or(ConfigError::Invalid {
+                name: FAMILY_SMS,
+                value,
+                expected: "`subscriptions` or `direct`",
+            })?,
+        };
+        let aws_backend = match get(BACKEND).as_deref() {
+            None | Some("embedded") => false,
+            Some("aws") => true,
+            Some(value) => {
+                return Err(ConfigError::Invalid {
+                    name: BACKEND,
+                    value: value.to_owned(),
+                    expected: "`embedded` or `aws`",
+                });
+            }
+        };
+        let mut escalation = EscalationPolicy::default();
+        if let Some(value) = get(ESCALATE_AFTER_MINUTES) {
+            let minutes = parse_whole(
+                ESCALATE_AFTER_MINUTES,
+                &value,
+                MAX_ESCALATE_AFTER_MINUTES,
+                "minutes",
+            )?;
+            escalation.after = Duration::minutes(minutes);
+        }
+        debug_assert!(escalation.max_level <= MAX_ESCALATION_LEVEL);
+        let mut retention = Retention::default();
+        for (name, field) in [
+            (CLOSED_ALERT_DAYS, &mut retention.closed_alert),
+            (ACTIVE_ALERT_DAYS, &mut retention.active_alert),
+            (PERSON_DAYS, &mut retention.person),
+        ] {
+            if let Some(value) = get(name) {
+                *field = parse_retention_days(name, &value)?;
+            }
+        }
+        let staff_issuer = match (get(STAFF_ISSUER), get(STAFF_AUDIENCE)) {
+            (Some(issuer), Some(audience)) => Some((issuer, audience)),
+            _ => None,
+        };
+        let mut effective = BTreeMap::new();
+        for variable in VARIABLES {
+            let raw = get(variable.name);
+            let shown = match (&raw, variable.secret) {
+                (Some(_), true) => "(set)".to_owned(),
+                (Some(value), false) => value.trim().to_owned(),
+                (None, _) => "(unset)".to_owned(),
+            };
+            effective.insert(variable.name, shown);
+        }
+        // The typed values, as they will be used.
+        effective.insert(
+            ESCALATE_AFTER_MINUTES,
+            escalation.after.whole_minutes().to_string(),
+        );
+        effective.insert(
+            CLOSED_ALERT_DAYS,
+            retention.closed_alert.whole_days().to_string(),
+        );
+        effective.insert(
+            ACTIVE_ALERT_DAYS,
+            retention.active_alert.whole_days().to_string(),
+        );
+        effective.insert(PERSON_DAYS, retention.person.whole_days().to_string());
+        let family = match family_sms {
+            FamilySms::Subscriptions => "subscriptions",
+            FamilySms::Direct => "direct",
+        };
+        effective.insert(FAMILY_SMS, family.to_owned());
+        let backend = if aws_backend { "aws" } else { "embedded" };
+        effective.insert(BACKEND, backend.to_owned());
+        Ok(Config {
+            table: get(TABLE),
+            topic_arn: get(TOPIC_ARN),
+            family_sms,
+            staff_issuer,
+            service_key_secret: get(SERVICE_KEY_SECRET_ARN),
+            data_dir: get(DATA_DIR).map(PathBuf::from),
+            aws_backend,
+            escalation,
+            retention,
+            effective,
+        })
+    }
+
+    /// The AWS settings; `None` when `ALERT_BUTTON_TABLE` is not set (embedded mode).
+    pub fn aws(&self) -> Result<Option<AwsSettings>, ConfigError> {
+        let Some(table) = self.table.clone() else {
+            return Ok(None);
+        };
+        let topic_arn = self
+            .topic_arn
+            .clone()
+            .ok_or(ConfigError::Missing(TOPIC_ARN))?;
+        Ok(Some(AwsSettings {
+            table,
+            topic_arn,
+            family_sms: self.family_sms,
+            staff_issuer: self.staff_issuer.clone(),
+            retention: self.retention,
+            service_key_secret: self.service_key_secret.clone(),
+        }))
+    }
+
+    /// The value in effect of a variable of `VARIABLES`.
+    pub fn effective(&self, name: &str) -> Option<&str> {
+        self.effective.get(name).map(String::as_str)
+    }
+
+    /// The table `alert-button config` prints: per variable, the value in effect, its default and
+    /// what it may be, then what it means.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        for variable in VARIABLES {
+            let value = self.effective(variable.name).unwrap_or("(unset)");
+            let _ = writeln!(out, "{} = {value}", variable.name);
+            let _ = writeln!(out, "    default: {}", variable.default);
+            let _ = writeln!(out, "    allowed: {}", variable.allowed);
+            let _ = writeln!(out, "    {}", variable.meaning);
+        }
+        out
+    }
+}
+
+/// A whole number of `unit` from 1 to `max`, surrounding blanks allowed.
+fn parse_whole(name: &'static str, value: &str, max: i64, unit: &str) -> Result<i64, ConfigError> {
+    match value.trim().parse::<i64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError::OutOfRange {
+            name,
+            value: value.to_owned(),
+            allowed: format!("a whole number of {unit} from 1 to {max}"),
+        }),
+    }
+}
+
+fn parse_retention_days(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    parse_whole(name, value, MAX_RETENTION_DAYS, "days").map(Duration::days)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_source(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn retention_days_must_be_a_sane_whole_number() {
+        assert_eq!(parse_retention_days("X", " 7 ").unwrap(), Duration::days(7));
+        for bad in ["0", "-3", "3651", "7.5", "", "thirty"] {
+            let err = parse_retention_days("ALERT_BUTTON_CLOSED_ALERT_DAYS", bad).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("ALERT_BUTTON_CLOSED_ALERT_DAYS: "),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_set_gives_the_defaults() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.retention, Retention::default());
+        assert_eq!(config.escalation, EscalationPolicy::default());
+        assert_eq!(config.escalation.after, Duration::minutes(10));
+        assert_eq!(config.family_sms, FamilySms::Subscriptions);
+        assert!(!config.aws_backend);
+        assert!(config.aws().unwrap().is_none());
+        assert!(config.data_dir.is_none());
+        assert_eq!(config.effective(CLOSED_ALERT_DAYS), Some("30"));
+        assert_eq!(config.effective(ESCALATE_AFTER_MINUTES), Some("10"));
+        assert_eq!(config.effective(TABLE), Some("(unset)"));
+    }
+
+    #[test]
+    fn values_are_typed_and_handed_to_the_aws_settings() {
+        let config = config(&[
+            (TABLE, "t"),
+            (TOPIC_ARN, "arn:aws:sns:us-east-1:1:topic"),
+            (FAMILY_SMS, "direct"),
+            (STAFF_ISSUER, "https://issuer"),
+            (STAFF_AUDIENCE, "client"),
+            (ESCALATE_AFTER_MINUTES, "1440"),
+            (PERSON_DAYS, "30"),
+            (BACKEND, "aws"),
+        ])
+        .unwrap();
+        assert_eq!(config.escalation.after, Duration::days(1));
+        assert!(config.aws_backend);
+        let aws = config.aws().unwrap().unwrap();
+        assert_eq!(aws.table, "t");
+        assert_eq!(aws.family_sms, FamilySms::Direct);
+        assert_eq!(
+            aws.staff_issuer,
+            Some(("https://issuer".into(), "client".into()))
+        );
+        assert_eq!(aws.retention.person, Duration::days(30));
+        assert_eq!(aws.retention.closed_alert, Duration::days(30));
+        assert!(aws.service_key_secret.is_none());
+    }
+
+    #[test]
+    fn a_table_without_a_topic_is_refused() {
+        let err = config(&[(TABLE, "t")]).unwrap().aws().unwrap_err();
+        assert_eq!(err.to_string(), "ALERT_BUTTON_TOPIC_ARN must be set");
+    }
+
+    /// Every bad value stops start-up, naming the variable and what it may be.
+    #[test]
+    fn values_out_of_range_are_errors_naming_the_variable() {
+        let cases = [
+            (
+                ESCALATE_AFTER_MINUTES,
+                "0",
+                "a whole number of minutes from 1 to 10080",
+            ),
+            (
+                ESCALATE_AFTER_MINUTES,
+                "10081",
+                "a whole number of minutes from 1 to 10080",
+            ),
+            (
+                ESCALATE_AFTER_MINUTES,
+                "ten",
+                "a whole number of minutes from 1 to 10080",
+            ),
+            (
+                CLOSED_ALERT_DAYS,
+                "0",
+                "a whole number of days from 1 to 3650",
+            ),
+            (
+                ACTIVE_ALERT_DAYS,
+                "3651",
+                "a whole number of days from 1 to 3650",
+            ),
+            (PERSON_DAYS, "-1", "a whole number of days from 1 to 3650"),
+            (FAMILY_SMS, "email", "`subscriptions` or `direct`"),
+            (BACKEND, "cloud", "`embedded` or `aws`"),
+        ];
+        for (name, value, allowed) in cases {
+            let err = config(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(name), "{name}={value}: {err}");
+            assert!(err.contains(&format!("`{value}`")), "{name}={value}: {err}");
+            assert!(err.contains(allowed), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_table_shows_no_secret() {
+        let config = config(&[
+            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI"),
+            ("AWS_SESSION_TOKEN", "FwoGZXIvYXdzE"),
+            (
+                SERVICE_KEY_SECRET_ARN,
+                "arn:aws:secretsmanager:us-east-1:1:secret:key",
+            ),
+        ])
+        .unwrap();
+        let table = config.table();
+        assert!(!table.contains("wJalrXUtnFEMI"), "{table}");
+        assert!(!table.contains("FwoGZXIvYXdzE"), "{table}");
+        assert!(table.contains("AWS_SECRET_ACCESS_KEY = (set)"), "{table}");
+        assert!(table.contains("AWS_ACCESS_KEY_ID = (unset)"), "{table}");
+        assert!(
+            table.contains(
+                "ALERT_BUTTON_SERVICE_KEY_SECRET_ARN = arn:aws:secretsmanager:us-east-1:1:secret:key"
+            ),
+            "{table}"
+        );
+        for variable in VARIABLES {
+            assert!(table.contains(&format!("{} = ", variable.name)), "{table}");
+        }
+    }
+
+    /// The table names every variable the code reads: a name used in a source file of the
+    /// workspace's binaries and library but missing here would be a setting nobody can look up.
+    #[test]
+    fn the_table_covers_every_variable_the_code_reads() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for dir in ["core/src", "functions", "runner/src"] {
+            collect_rust_files(&root.join(dir), &mut files);
+        }
+        assert!(files.len() > 10, "{files:?}");
+        let mut read = std::collections::BTreeSet::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            let own = file.ends_with("config.rs");
+            for (at, _) in text.match_indices("ALERT_BUTTON_") {
+                let name: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                if !own {
+                    read.insert(name);
+                }
+            }
+            for pattern in ["env::var(\"", "env::var_os(\""] {
+                for (at, _) in text.match_indices(pattern) {
+                    let name: String = text[at + pattern.len()..]
+                        .chars()
+                        .take_while(|c| *c != '"')
+                        .collect();
+                    read.insert(name);
+                }
+            }
+        }
+        assert!(read.contains(ESCALATE_AFTER_MINUTES) || read.contains(TABLE));
+        let listed: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        let missing: Vec<&String> = read
+            .iter()
+            .filter(|name| !listed.contains(&name.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "not in config::VARIABLES: {missing:?}");
+    }
+
+    /// Outside this module only the log setup reads the environment.
+    #[test]
+    fn only_this_module_and_the_log_setup_read_the_environment() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for dir in ["core/src", "functions", "runner/src"] {
+            collect_rust_files(&root.join(dir), &mut files);
+        }
+        for file in files {
+            if file.ends_with("config.rs") || file.ends_with("telemetry.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            assert!(
+                !code.contains("env::var"),
+                "{} reads the environment",
+                file.display()
+            );
+        }
+    }
+
+    fn collect_rust_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.ends_with("target") {
+                    collect_rust_files(&path, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+}
