@@ -12,6 +12,6 @@ pub mod local;
 pub mod ports;
 pub mod service;
 pub mod stream;
-pub mod telemetry;
 
+pub use alert_button_directory::telemetry;
 pub use error::{Error, Result};

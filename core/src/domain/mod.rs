@@ -3,12 +3,11 @@
 
 pub mod alert;
 pub mod checkin;
-pub mod consulate;
 pub mod credential;
 pub mod directory_report;
-pub mod districts;
-pub mod geography;
 pub mod notification;
 pub mod person;
-pub mod phone;
 pub mod templates;
+
+// The directory lives in its own crate, so that the lookup function builds without the rest.
+pub use alert_button_directory::{consulate, districts, geography, phone};

@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 use uuid::Uuid;
 
+pub use alert_button_directory::http::query_params;
+
 use super::error::ApiError;
 use crate::domain::person::Person;
 use crate::error::Error;
@@ -371,40 +373,6 @@ impl<S: Send + Sync> FromRequestParts<S> for AlertIdPath {
             .map(AlertIdPath)
             .map_err(|_| ApiError::not_found("alert"))
     }
-}
-
-/// Query parameters, parsed by hand so that an unknown or repeated parameter is a clear 400.
-pub fn query_params(
-    raw: Option<&str>,
-    allowed: &[&str],
-) -> Result<Vec<(String, String)>, ApiError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "the query string could not be parsed",
-            )
-        })?;
-    for (index, (name, _)) in pairs.iter().enumerate() {
-        if !allowed.contains(&name.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_parameter",
-                format!("unknown query parameter; expected {}", allowed.join(", ")),
-            )
-            .with_field(name.clone()));
-        }
-        if pairs[..index].iter().any(|(other, _)| other == name) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "repeated_parameter",
-                "a query parameter is given twice",
-            )
-            .with_field(name.clone()));
-        }
-    }
-    Ok(pairs)
 }
 
 #[cfg(test)]

@@ -13,92 +13,13 @@ use super::extract::{
     AlertIdPath, Authenticated, Caller, CheckInIdPath, ClientAddress, ConsulateIdPath,
     OptionalJson, Staff, StrictJson, query_params,
 };
-use super::views::{
-    AlertListView, AlertView, CheckInView, ConsulateView, ConsulatesView, ContactsView,
-    RegisteredView,
-};
+use super::views::{AlertListView, AlertView, CheckInView, ContactsView, RegisteredView};
 use crate::domain::alert::{
     AcknowledgeRequest, AlertRequest, AlertStatus, CancelRequest, Location, ResolveRequest,
 };
 use crate::domain::checkin::{CheckInRequest, ConfirmRequest};
-use crate::domain::consulate::Directory;
-use crate::domain::geography::GeoPoint;
 use crate::domain::person::{ContactsReplacement, PinsRequest, Registration};
 use crate::service::{AlertService, MAX_PAGE};
-
-pub const MAX_NEAREST: usize = 10;
-
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-pub async fn list_consulates(State(directory): State<Arc<Directory>>) -> Response {
-    let consulates = directory
-        .all()
-        .iter()
-        .map(|c| ConsulateView::new(c, None))
-        .collect();
-    Json(ConsulatesView { consulates }).into_response()
-}
-
-pub async fn nearest_consulates(
-    State(directory): State<Arc<Directory>>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = query_params(query.as_deref(), &["lat", "lon", "limit"])?;
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let lat = coordinate(get("lat"), "lat", 90.0)?;
-    let lon = coordinate(get("lon"), "lon", 180.0)?;
-    let limit = match get("limit") {
-        None => 1,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_NEAREST).contains(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_field",
-                    format!("must be a whole number from 1 to {MAX_NEAREST}"),
-                )
-                .with_field("limit")
-            })?,
-    };
-    let consulates = directory
-        .nearest(GeoPoint { lat, lon }, limit)
-        .into_iter()
-        .map(|n| ConsulateView::new(n.consulate, Some(n.distance_km)))
-        .collect();
-    Ok(Json(ConsulatesView { consulates }).into_response())
-}
-
-fn coordinate(raw: Option<&str>, name: &'static str, bound: f64) -> Result<f64, ApiError> {
-    let raw = raw.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "missing_field",
-            format!("the query parameter `{name}` is required"),
-        )
-        .with_field(name)
-    })?;
-    raw.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && (-bound..=bound).contains(v))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                format!("must be a number between -{bound} and {bound}"),
-            )
-            .with_field(name)
-        })
-}
 
 pub async fn register(
     State(service): State<Arc<AlertService>>,
@@ -260,18 +181,6 @@ pub async fn cancel_alert(
 ) -> Result<Response, ApiError> {
     let alert = service.cancel(&person, alert_id, request).await?;
     Ok(Json(AlertView::new(&alert, service.directory())).into_response())
-}
-
-pub async fn not_found() -> ApiError {
-    ApiError::not_found("route")
-}
-
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this method is not allowed on this path",
-    )
 }
 
 pub async fn start_checkin(

@@ -9,13 +9,10 @@ mod views;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 
-pub use error::ApiError;
+use alert_button_directory::http::finish;
+pub use alert_button_directory::http::{ApiError, consulate_routes, lookup_api};
 pub use extract::{MAX_BODY_BYTES, parse_json};
 
 use crate::domain::consulate::Directory;
@@ -48,14 +45,6 @@ pub const STAFF_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/alerts/{alert_id}/acknowledge"),
     ("POST", "/v1/alerts/{alert_id}/resolve"),
 ];
-
-/// The public, personal-data-free part: the consulate directory and the nearest lookup.
-pub fn consulate_routes(directory: Arc<Directory>) -> Router {
-    Router::new()
-        .route("/v1/consulates", get(handlers::list_consulates))
-        .route("/v1/consulates/nearest", get(handlers::nearest_consulates))
-        .with_state(directory)
-}
 
 /// The person's side (registration, contacts, PINs, alerts) and the consulate staff's.
 pub fn person_routes(service: Arc<AlertService>) -> Router {
@@ -95,11 +84,6 @@ pub fn person_routes(service: Arc<AlertService>) -> Router {
         .with_state(service)
 }
 
-/// The consulate lookup function's API.
-pub fn lookup_api(directory: Arc<Directory>) -> Router {
-    finish(consulate_routes(directory))
-}
-
 /// The alert intake function's API.
 pub fn intake_api(service: Arc<AlertService>) -> Router {
     finish(person_routes(service))
@@ -108,28 +92,4 @@ pub fn intake_api(service: Arc<AlertService>) -> Router {
 /// The whole API on one port, as the local runner serves it.
 pub fn full_api(service: Arc<AlertService>, directory: Arc<Directory>) -> Router {
     finish(consulate_routes(directory).merge(person_routes(service)))
-}
-
-/// What every API shares: the health check, JSON answers for unknown routes and methods, no
-/// caching of personal data, and a last-resort 500 instead of a dropped connection on a panic.
-fn finish(routes: Router) -> Router {
-    routes
-        .route("/healthz", get(handlers::healthz))
-        .fallback(handlers::not_found)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(CatchPanicLayer::custom(panic_response))
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a request handler panicked");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "an unexpected error occurred",
-    )
-    .into_response()
 }

@@ -1,9 +1,10 @@
-//! Consulate lookup: the public directory and the nearest offices to a point. No personal data.
+//! Consulate lookup: the public directory and the nearest offices to a point. No personal data, and
+//! built from the directory crate alone: no store, AWS SDK or credential code in this binary.
 
 use std::sync::Arc;
 
-use alert_button_core::domain::consulate::Directory;
-use alert_button_core::{http, telemetry};
+use alert_button_directory::consulate::Directory;
+use alert_button_directory::{http, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 use super::consulate::{Consulate, Directory, DirectoryProblem, distance_km};
 use super::geography::{GeoPoint, is_us_state_or_territory};
 
-pub const BUNDLED_PLACES: &str = include_str!("../../../data/us-places.csv");
-pub const BUNDLED_DISTRICTS: &str = include_str!("../../../data/consular-districts.csv");
+pub const BUNDLED_PLACES: &str = include_str!("../../data/us-places.csv");
+pub const BUNDLED_DISTRICTS: &str = include_str!("../../data/consular-districts.csv");
 
 /// The columns of `data/consular-districts.csv`, in order.
 pub const DISTRICT_COLUMNS: [&str; 4] = ["state", "county", "consulate_id", "source"];

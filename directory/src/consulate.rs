@@ -13,7 +13,7 @@ use super::geography::{GeoPoint, is_us_state_or_territory, is_within_us};
 use super::phone::{PhoneProblem, check_us_phone};
 
 /// The directory as bundled at build time. `Directory::bundled` parses it.
-pub const BUNDLED_CSV: &str = include_str!("../../../data/consulates.csv");
+pub const BUNDLED_CSV: &str = include_str!("../../data/consulates.csv");
 
 /// The SRE's 24/7 information and assistance centre for Mexicans (CIAM). Offered whenever an office's
 /// own number is unknown, and always as the round-the-clock line.

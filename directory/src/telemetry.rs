@@ -11,8 +11,9 @@ use tracing_subscriber::{Layer, Registry, fmt};
 /// and response bodies at trace level (the AWS SDK prints the DynamoDB items, with contacts and
 /// locations), so they stop at debug whatever `RUST_LOG` asks for.
 fn personal_data_cap() -> Targets {
-    const OWN_CRATES: [&str; 6] = [
+    const OWN_CRATES: [&str; 7] = [
         "alert_button_core",
+        "alert_button_directory",
         "alert_button",
         "alert_intake",
         "consulate_lookup",
