@@ -45,6 +45,13 @@ fi
 step "build every binary once (the tests reuse this target dir)"
 cargo build --workspace --bins
 
+step "the public lookup links no store, AWS SDK, JWT or HTTP client code"
+if cargo tree -p consulate-lookup -e normal --prefix none | grep -E '^(rusqlite|aws-sdk-|aws-config|serde_dynamo|jsonwebtoken|reqwest) '; then
+    echo "consulate-lookup links the crates above; it must build from alert-button-directory alone"
+    exit 1
+fi
+echo "consulate-lookup: $(cargo tree -p consulate-lookup -e normal --prefix none | sort -u | wc -l) crates, none of them personal-data plumbing"
+
 step "the bundled consulate directory"
 cargo run --quiet --bin alert-button -- directory check data/consulates.csv
 
