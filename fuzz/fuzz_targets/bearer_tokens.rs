@@ -2,6 +2,8 @@
 //! verifier; Cognito's RS256 one shares its claim parsing).
 #![no_main]
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::LazyLock;
 
 use alert_button_core::adapters::staff_tokens::LocalStaffTokens;
@@ -22,7 +24,15 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 static STAFF: LazyLock<LocalStaffTokens> = LazyLock::new(|| {
     let path = std::env::temp_dir().join(format!("alert-button-fuzz-key-{}", std::process::id()));
     let hex: String = STAFF_KEY.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(&path, hex).unwrap();
+    // Owner-only, as the runner refuses a key file others may read.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    file.write_all(hex.as_bytes()).unwrap();
+    drop(file);
     let tokens = LocalStaffTokens::open_or_create(&path).unwrap();
     let _ = std::fs::remove_file(&path);
     tokens
