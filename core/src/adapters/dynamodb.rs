@@ -393,29 +393,8 @@ impl AlertStore for DynamoStore {
     }
 
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(AlertItem::new(alert.clone()))?))
-            .condition_expression("version = :expected")
-            .expression_attribute_values(
-                ":expected",
-                AttributeValue::N(expected_version.to_string()),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::ConcurrentUpdate)
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+        self.put_versioned(to_item(AlertItem::new(alert.clone()))?, expected_version)
+            .await
     }
 }
 
