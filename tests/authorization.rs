@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use alert_button_core::adapters::staff_tokens::{LOCAL_AUDIENCE, LOCAL_ISSUER};
-use alert_button_core::http::{ROUTES, STAFF_ROUTES};
+use alert_button_core::inbound::http::{ROUTES, STAFF_ROUTES};
 use alert_button_core::local::STAFF_KEY_FILE;
+use alert_button_core::outbound::staff_tokens::{LOCAL_AUDIENCE, LOCAL_ISSUER};
 use alert_button_core::service::limits::LOCATIONS_PER_ALERT;
 use alert_button_tests::{LocalApi, json_request};
 use axum::http::{Method, header};

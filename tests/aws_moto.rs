@@ -6,12 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alert_button_core::Error;
-use alert_button_core::adapters::dynamodb::DynamoStore;
-use alert_button_core::adapters::dynamodb_ledger::DynamoLedger;
-use alert_button_core::adapters::sns::{
-    FamilySms, SnsFamilySubscriptions, SnsNotifier, family_filter_policy, family_sms_filter_policy,
-};
-use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
 use alert_button_core::domain::alert::{
     AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
@@ -21,6 +15,12 @@ use alert_button_core::domain::person::{
     Contact, ContactsReplacement, Language, Person, PinsRequest, Registration,
 };
 use alert_button_core::fanout::FanOut;
+use alert_button_core::inbound::stream_poller::StreamPoller;
+use alert_button_core::outbound::dynamodb::DynamoStore;
+use alert_button_core::outbound::dynamodb_ledger::DynamoLedger;
+use alert_button_core::outbound::sns::{
+    FamilySms, SnsFamilySubscriptions, SnsNotifier, family_filter_policy, family_sms_filter_policy,
+};
 use alert_button_core::ports::{
     AlertStore, FamilySubscriptions, StaffMember, StaffVerifier, SystemClock,
 };
@@ -308,12 +308,12 @@ async fn filter_policies_give_each_audience_exactly_its_messages() {
         .probe(&json!({"audience": ["family"], "person_id": [bea_id]}).to_string())
         .await;
     let chicago = stack
-        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
             "mx-cg-chicago",
         ))
         .await;
     let houston = stack
-        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
             "mx-cg-houston",
         ))
         .await;
@@ -764,7 +764,7 @@ async fn an_overdue_alert_escalates_once_through_sns() {
         .probe(&json!({"audience": ["escalation"]}).to_string())
         .await;
     let milwaukee = stack
-        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
             "mx-consul-milwaukee",
         ))
         .await;
@@ -950,7 +950,7 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
 async fn the_local_runner_serves_against_an_aws_api() {
     let stack = Stack::create().await;
     let consulate = stack
-        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
             "mx-consul-denver",
         ))
         .await;
@@ -1410,7 +1410,7 @@ async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled_in_dynamodb()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn using_a_registration_renews_its_expiry_in_dynamodb() {
-    use alert_button_core::adapters::staff_tokens::NoStaffAccess;
+    use alert_button_core::outbound::staff_tokens::NoStaffAccess;
     use alert_button_core::ports::NoSubscriptions;
     use alert_button_core::service::{AlertService, Ports};
     use alert_button_tests::SettableClock;
@@ -1585,7 +1585,7 @@ async fn the_runner_on_aws_resumes_the_stream_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_string_lossy().into_owned();
     let consulate = stack
-        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
             "mx-consul-denver",
         ))
         .await;
@@ -1728,7 +1728,7 @@ fn text(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothing_twice() {
-    use alert_button_core::stream::fan_out_batch;
+    use alert_button_core::inbound::stream::fan_out_batch;
 
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
@@ -1759,7 +1759,7 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
         .await
         .unwrap();
     let consulate = stack
-        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
             "mx-cg-chicago",
         ))
         .await;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alert_button_core::adapters::stream_poller::StreamPoller;
+use alert_button_core::inbound::stream_poller::StreamPoller;
 use alert_button_tests::PATIENCE;
 use alert_button_tests::aws::{Stack, moto_url, sms_sent_to};
 use serde_json::{Value, json};
@@ -156,12 +156,12 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
         .probe(&json!({"audience": ["family"], "event": ["opened"]}).to_string())
         .await;
     let consulate = stack
-        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
             "mx-cg-los-angeles",
         ))
         .await;
     let san_diego = stack
-        .probe(&alert_button_core::adapters::sns::consulate_filter_policy(
+        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
             "mx-consul-san-diego",
         ))
         .await;

@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use alert_button_core::adapters::embedded::EmbeddedStore;
 use alert_button_core::domain::alert::{Alert, AlertStatus, alert_id_for};
 use alert_button_core::domain::checkin::CheckIn;
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::notification::{self, Notification};
 use alert_button_core::domain::person::Person;
 use alert_button_core::local::{JOURNAL_FILE, LocalMode, LocalPorts, STORE_FILE};
+use alert_button_core::outbound::embedded::EmbeddedStore;
 use alert_button_core::ports::{
     AlertPage, AlertStore, CheckInStore, Created, Notifier, Page, PersonStore, Recipient,
     SendError, SystemClock,

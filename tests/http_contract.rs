@@ -380,7 +380,7 @@ async fn the_route_list_is_what_the_router_serves() {
             || (reply.status == StatusCode::NOT_FOUND
                 && reply.json["error"]["message"] == "route not found")
     };
-    for (method, path) in alert_button_core::http::ROUTES {
+    for (method, path) in alert_button_core::inbound::http::ROUTES {
         let path = path.replace("{alert_id}", "00000000-0000-4000-8000-000000000000");
         let reply = api.call(method.parse().unwrap(), &path, None, None).await;
         assert!(

@@ -17,15 +17,15 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::adapters::dynamodb::DynamoStore;
-use crate::adapters::dynamodb_ledger::DynamoLedger;
-use crate::adapters::sns::{SnsFamilySubscriptions, SnsNotifier};
-use crate::adapters::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
 use crate::config::Config;
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
 use crate::fanout::FanOut;
 use crate::local::LocalMode;
+use crate::outbound::dynamodb::DynamoStore;
+use crate::outbound::dynamodb_ledger::DynamoLedger;
+use crate::outbound::sns::{SnsFamilySubscriptions, SnsNotifier};
+use crate::outbound::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
 use crate::ports::{StaffVerifier, SystemClock};
 use crate::service::{AlertService, Ports};
 

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 
 use time::Duration;
 
-use crate::adapters::sns::FamilySms;
 use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL, Retention};
+use crate::outbound::sns::FamilySms;
 
 /// One environment variable the service or its platform reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,17 +1,16 @@
 //! Alert Button's shared library: the domain (pure rules), the ports it needs, their adapters, the
 //! use cases, and the HTTP contract. The binaries under `functions/` and `runner/` only wire these.
 
-pub mod adapters;
 pub mod backend;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fanout;
-pub mod http;
+pub mod inbound;
 pub mod local;
+pub mod outbound;
 pub mod ports;
 pub mod service;
-pub mod stream;
 
 pub use alert_button_directory::telemetry;
 pub use error::{Error, Result};

@@ -8,18 +8,18 @@ use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::adapters::embedded::EmbeddedStore;
-use crate::adapters::journal::JournalNotifier;
-use crate::adapters::private_file;
-use crate::adapters::rate_limit::MemoryRateLimiter;
-use crate::adapters::relay::relay_outbox;
-use crate::adapters::staff_tokens::LocalStaffTokens;
 use crate::domain::alert::{EscalationPolicy, Retention};
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
-use crate::http;
+use crate::inbound::http;
+use crate::inbound::relay::relay_outbox;
+use crate::outbound::embedded::EmbeddedStore;
+use crate::outbound::journal::JournalNotifier;
+use crate::outbound::private_file;
+use crate::outbound::rate_limit::MemoryRateLimiter;
+use crate::outbound::staff_tokens::LocalStaffTokens;
 use crate::ports::{
     AlertStore, CheckInStore, Clock, NoSubscriptions, Notifier, PersonStore, SystemClock,
 };

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration as StdDuration;
 
-use alert_button_core::adapters::cursor::{decode_cursor, encode_cursor};
 use alert_button_core::domain::alert::{
     Alert, AlertEvent, AlertRequest, AlertStatus, CancelReason, EscalationPolicy, Location,
     MAX_ESCALATION_LEVEL, MAX_TEXTED_CHANGES_PER_ALERT, Outcome, Retention,
@@ -26,6 +25,7 @@ use alert_button_core::domain::geography::GeoPoint;
 use alert_button_core::domain::person::{Language, Person, PinsRequest, is_e164};
 use alert_button_core::error::Error;
 use alert_button_core::local::LocalMode;
+use alert_button_core::outbound::cursor::{decode_cursor, encode_cursor};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -1564,7 +1564,7 @@ proptest! {
         Route::Alert.valid_body().prop_map(|v| v.to_string().into_bytes()),
     ]) {
         let is_json = serde_json::from_slice::<Value>(&body).is_ok();
-        match alert_button_core::http::parse_json::<AlertRequest>(&body) {
+        match alert_button_core::inbound::http::parse_json::<AlertRequest>(&body) {
             Ok(_) => prop_assert!(is_json),
             Err(err) => {
                 prop_assert!(err.status.is_client_error());

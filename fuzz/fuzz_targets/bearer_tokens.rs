@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::LazyLock;
 
-use alert_button_core::adapters::staff_tokens::LocalStaffTokens;
+use alert_button_core::outbound::staff_tokens::LocalStaffTokens;
 use alert_button_core::domain::credential::{self, PresentedToken, StoredSecret};
 use alert_button_core::ports::StaffVerifier;
 use libfuzzer_sys::fuzz_target;

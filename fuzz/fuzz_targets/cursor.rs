@@ -1,7 +1,7 @@
 //! The `cursor` query parameter of `GET /v1/consulates/{id}/alerts`.
 #![no_main]
 
-use alert_button_core::adapters::cursor::{decode_cursor, encode_cursor};
+use alert_button_core::outbound::cursor::{decode_cursor, encode_cursor};
 use alert_button_core::error::Error;
 use libfuzzer_sys::fuzz_target;
 

@@ -4,7 +4,7 @@
 use std::sync::{Arc, LazyLock};
 
 use alert_button_core::domain::consulate::Directory;
-use alert_button_core::http::lookup_api;
+use alert_button_core::inbound::http::lookup_api;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

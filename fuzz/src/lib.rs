@@ -2,7 +2,7 @@
 //! shape the API answers with, that names a field whenever it is a 422.
 
 use alert_button_core::error::Error;
-use alert_button_core::http::{ApiError, MAX_BODY_BYTES, parse_json};
+use alert_button_core::inbound::http::{ApiError, MAX_BODY_BYTES, parse_json};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 

@@ -7,9 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alert_button_core::adapters::private_file;
-use alert_button_core::adapters::staff_tokens::LocalStaffTokens;
-use alert_button_core::adapters::stream_poller::StreamPoller;
 use alert_button_core::backend::AwsBackend;
 use alert_button_core::config::Config;
 use alert_button_core::domain::consulate::{Directory, DirectoryProblem};
@@ -17,8 +14,12 @@ use alert_button_core::domain::directory_report::{self, Coverage};
 use alert_button_core::domain::districts::{BUNDLED_DISTRICTS, BUNDLED_PLACES, Districts};
 use alert_button_core::domain::geography::GeoPoint;
 use alert_button_core::domain::templates::format_phone;
+use alert_button_core::inbound::http;
+use alert_button_core::inbound::stream_poller::StreamPoller;
 use alert_button_core::local::{LocalMode, STAFF_KEY_FILE};
-use alert_button_core::{http, telemetry};
+use alert_button_core::outbound::private_file;
+use alert_button_core::outbound::staff_tokens::LocalStaffTokens;
+use alert_button_core::telemetry;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 

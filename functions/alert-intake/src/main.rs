@@ -1,6 +1,7 @@
 //! Alert intake: registration, contacts and alerts, over the HTTP API.
 
-use alert_button_core::{backend::Backend, config::Config, http, telemetry};
+use alert_button_core::inbound::http;
+use alert_button_core::{backend::Backend, config::Config, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

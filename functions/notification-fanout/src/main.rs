@@ -1,7 +1,8 @@
 //! Notification fan-out: triggered by the table's stream, it notifies family and consulate of
 //! every alert change and reports undeliverable records as batch item failures.
 
-use alert_button_core::{backend, config::Config, stream, telemetry};
+use alert_button_core::inbound::stream;
+use alert_button_core::{backend, config::Config, telemetry};
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{LambdaEvent, service_fn};
 

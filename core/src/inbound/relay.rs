@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::warn;
 
-use super::embedded::EmbeddedStore;
 use crate::fanout::FanOut;
+use crate::outbound::embedded::EmbeddedStore;
 
 const BATCH: usize = 100;
 /// A change that failed is retried after this pause (and on the next commit), never dropped.

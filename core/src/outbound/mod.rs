@@ -1,4 +1,4 @@
-//! Adapters: the concrete implementations of the ports.
+//! Outbound adapters: the concrete stores, senders and key holders behind the ports.
 
 pub mod cursor;
 pub mod dynamodb;
@@ -8,7 +8,5 @@ pub mod embedded;
 pub mod journal;
 pub mod private_file;
 pub mod rate_limit;
-pub mod relay;
 pub mod sns;
 pub mod staff_tokens;
-pub mod stream_poller;

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
-use crate::stream::fan_out_batch;
+use crate::inbound::stream::fan_out_batch;
 
 fn stream_error(err: impl std::error::Error) -> Error {
     Error::Store(DisplayErrorContext(err).to_string())
@@ -125,7 +125,7 @@ impl StreamPoller {
             delivered: self.delivered.clone(),
         };
         let bytes = serde_json::to_vec(&saved).map_err(Error::store)?;
-        super::private_file::replace(path, &bytes)
+        crate::outbound::private_file::replace(path, &bytes)
     }
 
     /// Where a shard first seen is read from: after its last delivered record, or, if there is

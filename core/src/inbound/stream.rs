@@ -5,9 +5,9 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use tracing::{error, warn};
 
-use crate::adapters::dynamodb_item::{ALERT_KIND, AlertItem, PERSON_KIND, PersonItem};
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
+use crate::outbound::dynamodb_item::{ALERT_KIND, AlertItem, PERSON_KIND, PersonItem};
 
 /// Delivers each record's new alert entries in order. At the first failure it stops and reports
 /// that record and every later one: Lambda resumes from the lowest reported sequence number, so
