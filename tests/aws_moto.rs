@@ -39,6 +39,7 @@ fn backend_keeping(stack: &Stack, family_sms: FamilySms, retention: Retention) -
             table: stack.table.clone(),
             topic_arn: stack.topic_arn.clone(),
             family_sms,
+            sms_origination: None,
             staff_issuer: None,
             retention,
             service_key_secret: Some(stack.service_key_secret.clone()),
@@ -1998,4 +1999,50 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
     assert_eq!(text(crashed_record, "state"), "queued");
     assert_eq!(crashed_record["attempts"].as_n().unwrap(), "2");
     assert_eq!(crashed_record["expires_at"].as_n().unwrap(), "1900000000");
+}
+
+/// The number set at start-up reaches the fan-out, and SNS takes its direct texts with the
+/// origination and SMS-type attributes. moto keeps a text as (number, body) only, so that they
+/// carry the registered number and `Transactional` is checked on the request itself in the SNS
+/// adapter's unit tests (aws-smithy-mocks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn texts_go_out_from_the_number_set_at_start_up() {
+    use alert_button_core::config::{self, Config};
+
+    let stack = Stack::create().await;
+    let vars: HashMap<&str, String> = HashMap::from([
+        (config::TABLE, stack.table.clone()),
+        (config::TOPIC_ARN, stack.topic_arn.clone()),
+        (config::FAMILY_SMS, "direct".to_owned()),
+        (config::SMS_ORIGINATION, "+18885550100".to_owned()),
+    ]);
+    let settings = Config::from_source(|name| vars.get(name).cloned())
+        .unwrap()
+        .aws()
+        .unwrap()
+        .unwrap();
+    assert_eq!(settings.sms_origination.as_deref(), Some("+18885550100"));
+    let aws = AwsBackend::with_config(
+        stack.config.clone(),
+        settings,
+        Arc::new(Directory::bundled()),
+        stack.service_key.clone(),
+    );
+    let phone = unique_phone();
+    let (person, _) = aws
+        .service
+        .register(registration(&phone, "kim@example.org"), "203.0.113.7")
+        .await
+        .unwrap();
+    let alert = aws
+        .service
+        .raise_alert(&person, press("origination", 41.88, -87.63))
+        .await
+        .unwrap()
+        .alert;
+    aws.fanout
+        .deliver(&alert, alert.latest_entry())
+        .await
+        .unwrap();
+    assert_eq!(wait_for_sms(&phone, 1).await.len(), 1);
 }

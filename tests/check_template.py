@@ -11,6 +11,8 @@
 6. Operability: alarms on every silent failure, a dashboard, per-route throttles, reserved
    concurrency, gradual deploys that roll back, retained stateful resources, log data protection,
    subscription dead letters, and a runbook that explains every alarm.
+7. Texts: a registered origination number with its opt-out list and two-way replies, a protect
+   configuration that lets texts reach the US and Mexico only, and the number handed to the fan-out.
 
 Usage: check_template.py TEMPLATE ROUTER_ROUTES_FILE
 """
@@ -365,6 +367,89 @@ def web_hosting(template):
               for d in of_type(template, "AWS::Cognito::UserPoolDomain").values()))
 
 
+SERVED_COUNTRIES = {"US", "MX"}
+
+
+def texts(template):
+    """A sendable SMS origination: End User Messaging SMS resources that carriers and SNS need."""
+    resources = template["Resources"]
+    numbers = of_type(template, "AWS::SMSVOICE::PhoneNumber")
+    pools = of_type(template, "AWS::SMSVOICE::Pool")
+    check("an End User Messaging SMS phone number or pool", bool(numbers) or bool(pools))
+    opt_outs = of_type(template, "AWS::SMSVOICE::OptOutList")
+    check("an opt-out list, retained with the stack", len(opt_outs) == 1
+          and all(r.get("DeletionPolicy") == "Retain" and r.get("UpdateReplacePolicy") == "Retain"
+                  for r in opt_outs.values()))
+    if not numbers or len(opt_outs) != 1:
+        return
+    (opt_out_name, _), = opt_outs.items()
+    topics = of_type(template, "AWS::SNS::Topic")
+    identities = {**numbers, **pools}
+    problems = []
+    for name, identity in identities.items():
+        props = identity["Properties"]
+        if not refers_to(props.get("OptOutListName"), opt_out_name):
+            problems.append(f"{name}: not on the opt-out list")
+        if props.get("SelfManagedOptOutsEnabled") not in (None, False):
+            problems.append(f"{name}: opt-outs managed by hand")
+        keywords = props.get("MandatoryKeywords", {})
+        help_ = str(parameter_default(template, keywords.get("HELP", {}).get("Message")))
+        stop = str(parameter_default(template, keywords.get("STOP", {}).get("Message")))
+        if "Alert Button" not in help_ or "STOP" not in help_ or "rates may apply" not in help_:
+            problems.append(f"{name}: HELP does not name the program, the rates and how to opt out")
+        if "START" not in stop:
+            problems.append(f"{name}: STOP does not say how to come back")
+        two_way = props.get("TwoWay", {})
+        if two_way.get("Enabled") is not True or not any(refers_to(two_way.get("ChannelArn"), t) for t in topics):
+            problems.append(f"{name}: replies reach no topic of the stack")
+        if identity.get("DeletionPolicy") != "Retain" or props.get("DeletionProtectionEnabled") is not True:
+            problems.append(f"{name}: a registered number must survive the stack (Retain, deletion protection)")
+    check("the number keeps STOP/HELP, opt-outs and replies, and outlives the stack", not problems,
+          "; ".join(problems))
+
+    number_types = {json.dumps(n["Properties"].get("NumberType")) for n in numbers.values()}
+    origination = template["Parameters"].get("SmsOrigination", {})
+    check("toll-free by default; 10DLC and short code chosen by a parameter",
+          origination.get("Default") == "toll-free"
+          and {"10dlc", "short-code"} <= set(origination.get("AllowedValues", []))
+          and all("TOLL_FREE" in t for t in number_types), f"{origination}, {number_types}")
+
+    inbound = [
+        t for t in topics
+        if any(refers_to(i["Properties"].get("TwoWay", {}).get("ChannelArn"), t) for i in identities.values())
+    ]
+    policies = [
+        s for p in of_type(template, "AWS::SNS::TopicPolicy").values()
+        if any(refers_to(p["Properties"].get("Topics"), t) for t in inbound)
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    check("End User Messaging may publish replies to the replies topic, for this account only",
+          bool(inbound) and any(
+              s.get("Principal") == {"Service": "sms-voice.amazonaws.com"} and s.get("Action") == "sns:Publish"
+              and "aws:SourceAccount" in json.dumps(s.get("Condition")) for s in policies))
+    outputs = json.dumps(template.get("Outputs", {}))
+    check("the replies topic is an output", any(f'"Ref": "{t}"' in outputs for t in inbound))
+
+    protects = of_type(template, "AWS::SMSVOICE::ProtectConfiguration")
+    rules = [r for p in protects.values() for r in p["Properties"].get("CountryRuleSet", {}).get("SMS", [])]
+    passing = {r["CountryCode"]: r["ProtectStatus"] for r in rules if r["ProtectStatus"] != "BLOCK"}
+    modes = {parameter_default(template, s) for s in passing.values()}
+    blocked = {r["CountryCode"] for r in rules if r["ProtectStatus"] == "BLOCK"}
+    # A new protect configuration allows every country: each one not served must be blocked.
+    check("a protect configuration lets texts reach only the US and Mexico, filtering AIT",
+          len(protects) == 1 and set(passing) == SERVED_COUNTRIES and modes == {"FILTER"}
+          and len(blocked) >= 200 and {"CA", "GT", "CU", "GB", "CN", "NG"} <= blocked
+          and not blocked & SERVED_COUNTRIES and len(rules) == len({r["CountryCode"] for r in rules}),
+          f"passing {passing} (defaults {modes}), {len(blocked)} blocked")
+
+    fanout = resources["NotificationFanoutFunction"]["Properties"]
+    variables = (fanout.get("Environment") or {}).get("Variables") or {}
+    origination_var = variables.get("ALERT_BUTTON_SMS_ORIGINATION")
+    check("the fan-out is given the origination number",
+          origination_var is not None and all(refers_to(origination_var, n) for n in numbers)
+          and "SmsRegisteredNumber" in json.dumps(origination_var), json.dumps(origination_var))
+
+
 def main():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template_path = pathlib.Path(sys.argv[1])
@@ -413,6 +498,7 @@ def main():
 
     operability(template, template_path.parent)
     web_hosting(template)
+    texts(template)
 
     print(f"{len(checks) - len(failures)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)

@@ -155,11 +155,10 @@ fn aws_fanout(
     sns: aws_sdk_sns::Client,
     subscriptions: Arc<SnsFamilySubscriptions>,
 ) -> Arc<FanOut> {
-    let notifier = Arc::new(SnsNotifier::new(
-        sns,
-        &settings.topic_arn,
-        settings.family_sms,
-    ));
+    let notifier = Arc::new(
+        SnsNotifier::new(sns, &settings.topic_arn, settings.family_sms)
+            .with_origination(settings.sms_origination.clone()),
+    );
     let ledger = Arc::new(DynamoLedger::new(dynamodb, &settings.table));
     Arc::new(FanOut::new(directory, store, notifier, ledger).with_subscriptions(subscriptions))
 }

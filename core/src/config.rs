@@ -62,6 +62,7 @@ const fn secret(name: &'static str, meaning: &'static str) -> Variable {
 pub const TABLE: &str = "ALERT_BUTTON_TABLE";
 pub const TOPIC_ARN: &str = "ALERT_BUTTON_TOPIC_ARN";
 pub const FAMILY_SMS: &str = "ALERT_BUTTON_FAMILY_SMS";
+pub const SMS_ORIGINATION: &str = "ALERT_BUTTON_SMS_ORIGINATION";
 pub const STAFF_ISSUER: &str = "ALERT_BUTTON_STAFF_ISSUER";
 pub const STAFF_AUDIENCE: &str = "ALERT_BUTTON_STAFF_AUDIENCE";
 pub const SERVICE_KEY_SECRET_ARN: &str = "ALERT_BUTTON_SERVICE_KEY_SECRET_ARN";
@@ -71,6 +72,9 @@ pub const ESCALATE_AFTER_MINUTES: &str = "ALERT_BUTTON_ESCALATE_AFTER_MINUTES";
 pub const CLOSED_ALERT_DAYS: &str = "ALERT_BUTTON_CLOSED_ALERT_DAYS";
 pub const ACTIVE_ALERT_DAYS: &str = "ALERT_BUTTON_ACTIVE_ALERT_DAYS";
 pub const PERSON_DAYS: &str = "ALERT_BUTTON_PERSON_DAYS";
+
+const E164_OR_SHORT_CODE: &str =
+    "an E.164 number (+ and 7 to 15 digits) or a US short code (5 or 6 digits)";
 
 /// At least a day (a consulate needs time to act), at most ten years.
 pub const MAX_RETENTION_DAYS: i64 = 3650;
@@ -96,6 +100,12 @@ pub const VARIABLES: &[Variable] = &[
         "subscriptions",
         "`subscriptions` or `direct`",
         "How families get SMS: an SNS subscription per contact, or a direct publish per contact.",
+    ),
+    var(
+        SMS_ORIGINATION,
+        "unset: SNS picks one of the account's origination identities",
+        E164_OR_SHORT_CODE,
+        "The registered number direct family texts come from (End User Messaging SMS).",
     ),
     var(
         STAFF_ISSUER,
@@ -231,6 +241,8 @@ pub struct AwsSettings {
     pub table: String,
     pub topic_arn: String,
     pub family_sms: FamilySms,
+    /// The registered number or short code direct texts come from.
+    pub sms_origination: Option<String>,
     /// The staff identity provider: (issuer, audience).
     pub staff_issuer: Option<(String, String)>,
     pub retention: Retention,
@@ -245,6 +257,7 @@ pub struct Config {
     table: Option<String>,
     topic_arn: Option<String>,
     pub family_sms: FamilySms,
+    pub sms_origination: Option<String>,
     pub staff_issuer: Option<(String, String)>,
     pub service_key_secret: Option<String>,
     pub data_dir: Option<PathBuf>,
@@ -272,6 +285,9 @@ impl Config {
                 expected: "`subscriptions` or `direct`",
             })?,
         };
+        let sms_origination = get(SMS_ORIGINATION)
+            .map(|value| parse_origination(&value))
+            .transpose()?;
         let aws_backend = match get(BACKEND).as_deref() {
             None | Some("embedded") => false,
             Some("aws") => true,
@@ -337,12 +353,16 @@ impl Config {
             FamilySms::Direct => "direct",
         };
         effective.insert(FAMILY_SMS, family.to_owned());
+        if let Some(origination) = &sms_origination {
+            effective.insert(SMS_ORIGINATION, origination.clone());
+        }
         let backend = if aws_backend { "aws" } else { "embedded" };
         effective.insert(BACKEND, backend.to_owned());
         Ok(Config {
             table: get(TABLE),
             topic_arn: get(TOPIC_ARN),
             family_sms,
+            sms_origination,
             staff_issuer,
             service_key_secret: get(SERVICE_KEY_SECRET_ARN),
             data_dir: get(DATA_DIR).map(PathBuf::from),
@@ -366,6 +386,7 @@ impl Config {
             table,
             topic_arn,
             family_sms: self.family_sms,
+            sms_origination: self.sms_origination.clone(),
             staff_issuer: self.staff_issuer.clone(),
             retention: self.retention,
             service_key_secret: self.service_key_secret.clone(),
@@ -401,6 +422,28 @@ fn parse_whole(name: &'static str, value: &str, max: i64, unit: &str) -> Result<
             value: value.to_owned(),
             allowed: format!("a whole number of {unit} from 1 to {max}"),
         }),
+    }
+}
+
+/// A sender carriers accept: an E.164 number, or a short code. A number written any other way
+/// would be refused by SNS on every text, so it stops start-up instead.
+fn parse_origination(value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim();
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let valid = match trimmed.strip_prefix('+') {
+        Some(digits) => {
+            (7..=15).contains(&digits.len()) && all_digits(digits) && !digits.starts_with('0')
+        }
+        None => (5..=6).contains(&trimmed.len()) && all_digits(trimmed),
+    };
+    if valid {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(ConfigError::OutOfRange {
+            name: SMS_ORIGINATION,
+            value: value.to_owned(),
+            allowed: E164_OR_SHORT_CODE.to_owned(),
+        })
     }
 }
 
@@ -440,6 +483,7 @@ mod tests {
         assert_eq!(config.escalation, EscalationPolicy::default());
         assert_eq!(config.escalation.after, Duration::minutes(10));
         assert_eq!(config.family_sms, FamilySms::Subscriptions);
+        assert!(config.sms_origination.is_none());
         assert!(!config.aws_backend);
         assert!(config.aws().unwrap().is_none());
         assert!(config.data_dir.is_none());
@@ -454,6 +498,7 @@ mod tests {
             (TABLE, "t"),
             (TOPIC_ARN, "arn:aws:sns:us-east-1:1:topic"),
             (FAMILY_SMS, "direct"),
+            (SMS_ORIGINATION, " +18885550100 "),
             (STAFF_ISSUER, "https://issuer"),
             (STAFF_AUDIENCE, "client"),
             (ESCALATE_AFTER_MINUTES, "1440"),
@@ -466,6 +511,8 @@ mod tests {
         let aws = config.aws().unwrap().unwrap();
         assert_eq!(aws.table, "t");
         assert_eq!(aws.family_sms, FamilySms::Direct);
+        assert_eq!(aws.sms_origination.as_deref(), Some("+18885550100"));
+        assert_eq!(config.effective(SMS_ORIGINATION), Some("+18885550100"));
         assert_eq!(
             aws.staff_issuer,
             Some(("https://issuer".into(), "client".into()))
@@ -512,6 +559,12 @@ mod tests {
             ),
             (PERSON_DAYS, "-1", "a whole number of days from 1 to 3650"),
             (FAMILY_SMS, "email", "`subscriptions` or `direct`"),
+            (SMS_ORIGINATION, "8885550100", E164_OR_SHORT_CODE),
+            (SMS_ORIGINATION, "+1 888 555 0100", E164_OR_SHORT_CODE),
+            (SMS_ORIGINATION, "+08885550100", E164_OR_SHORT_CODE),
+            (SMS_ORIGINATION, "+1888555010012345", E164_OR_SHORT_CODE),
+            (SMS_ORIGINATION, "1234", E164_OR_SHORT_CODE),
+            (SMS_ORIGINATION, "", E164_OR_SHORT_CODE),
             (BACKEND, "cloud", "`embedded` or `aws`"),
         ];
         for (name, value, allowed) in cases {
@@ -520,6 +573,12 @@ mod tests {
             assert!(err.contains(&format!("`{value}`")), "{name}={value}: {err}");
             assert!(err.contains(allowed), "{name}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn a_short_code_is_an_origination_too() {
+        let config = config(&[(SMS_ORIGINATION, "262966")]).unwrap();
+        assert_eq!(config.sms_origination.as_deref(), Some("262966"));
     }
 
     #[test]

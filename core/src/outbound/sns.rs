@@ -123,6 +123,7 @@ pub struct SnsNotifier {
     client: Client,
     topic_arn: String,
     family_sms: FamilySms,
+    origination: Option<String>,
 }
 
 impl SnsNotifier {
@@ -131,7 +132,16 @@ impl SnsNotifier {
             client,
             topic_arn: topic_arn.into(),
             family_sms,
+            origination: None,
         }
+    }
+
+    /// Direct texts go out from `origination`, the stack's registered number (or short code):
+    /// carriers refuse US texts from an unregistered sender, and without it SNS picks any
+    /// identity of the account.
+    pub fn with_origination(mut self, origination: Option<String>) -> Self {
+        self.origination = origination;
+        self
     }
 
     /// One body per protocol: the short text for SMS, the long one for e-mail, and the whole
@@ -201,14 +211,19 @@ impl Notifier for SnsNotifier {
                     .map_err(publish_error)?;
             }
             Recipient::Phone(phone) => {
-                self.client
+                let mut publish = self
+                    .client
                     .publish()
                     .phone_number(phone)
                     .message(&notification.sms)
-                    .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?)
-                    .send()
-                    .await
-                    .map_err(publish_error)?;
+                    .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?);
+                if let Some(origination) = &self.origination {
+                    publish = publish.message_attributes(
+                        "AWS.MM.SMS.OriginationNumber",
+                        attribute(origination)?,
+                    );
+                }
+                publish.send().await.map_err(publish_error)?;
             }
         }
         Ok(())
@@ -451,6 +466,54 @@ mod tests {
 
         let subscriptions = SnsFamilySubscriptions::new(client, "arn:t", FamilySms::Direct);
         assert!(subscriptions.subscribe(&person()).await.unwrap().is_empty());
+    }
+
+    /// moto records a direct SMS as (number, text) only, so the attributes are checked on the
+    /// request the SDK is given.
+    #[tokio::test]
+    async fn direct_texts_are_transactional_and_go_out_from_the_registered_number() {
+        fn attribute(
+            r: &aws_sdk_sns::operation::publish::PublishInput,
+            name: &str,
+        ) -> Option<String> {
+            let value = r.message_attributes()?.get(name)?;
+            assert_eq!(value.data_type(), "String", "{name}");
+            value.string_value().map(str::to_owned)
+        }
+        let texts = mock!(aws_sdk_sns::Client::publish)
+            .match_requests(|r| {
+                r.phone_number().is_some()
+                    && attribute(r, "AWS.SNS.SMS.SMSType").as_deref() == Some("Transactional")
+                    && attribute(r, "AWS.MM.SMS.OriginationNumber").as_deref()
+                        == Some("+18885550100")
+            })
+            .then_output(|| PublishOutput::builder().message_id("m").build());
+        let topic = mock!(aws_sdk_sns::Client::publish)
+            .match_requests(|r| {
+                r.topic_arn().is_some() && attribute(r, "AWS.MM.SMS.OriginationNumber").is_none()
+            })
+            .then_output(|| PublishOutput::builder().message_id("m").build());
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&texts, &topic]);
+        let notifier = SnsNotifier::new(client, "arn:t", FamilySms::Direct)
+            .with_origination(Some("+18885550100".into()));
+        let outcomes = send_all(&notifier, &notification(Audience::Family)).await;
+        assert_eq!(outcomes.len(), 3);
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        assert_eq!((texts.num_calls(), topic.num_calls()), (2, 1));
+
+        // Without a configured number the text still goes, and SNS chooses the sender.
+        let unset = mock!(aws_sdk_sns::Client::publish)
+            .match_requests(|r| {
+                attribute(r, "AWS.MM.SMS.OriginationNumber").is_none()
+                    && (r.topic_arn().is_some()
+                        || attribute(r, "AWS.SNS.SMS.SMSType").as_deref() == Some("Transactional"))
+            })
+            .then_output(|| PublishOutput::builder().message_id("m").build());
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&unset]);
+        let notifier = SnsNotifier::new(client, "arn:t", FamilySms::Direct).with_origination(None);
+        let outcomes = send_all(&notifier, &notification(Audience::Family)).await;
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        assert_eq!(unset.num_calls(), 3);
     }
 
     #[tokio::test]
