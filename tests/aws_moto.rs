@@ -1999,3 +1999,27 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
     assert_eq!(crashed_record["attempts"].as_n().unwrap(), "2");
     assert_eq!(crashed_record["expires_at"].as_n().unwrap(), "1900000000");
 }
+
+/// `serve --backend aws` serves the person's page and the console, as the embedded backend does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_runner_on_aws_serves_the_pages() {
+    let stack = Stack::create().await;
+    let runner = stack.runner(&[]);
+    let client = reqwest::Client::new();
+    for (path, marker) in [
+        ("/", "id=\"press\""),
+        ("/console", "id=\"token-form\""),
+        ("/app.js", "client_alert_id"),
+    ] {
+        let response = client.get(runner.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(policy.contains("script-src 'self'"), "{path}: {policy}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(marker), "{path}");
+    }
+    runner.terminate();
+}

@@ -319,7 +319,9 @@ async fn run_aws_server(
         "  escalation:    unacknowledged alerts escalate every {} min",
         policy.after.whole_minutes()
     );
+    println!("  pages:         http://{bound}/ (the button), http://{bound}/console (staff)");
     let app = http::full_api(aws.service.clone(), directory)
+        .merge(web::pages())
         .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
