@@ -1,0 +1,122 @@
+//! Alerts opened, acknowledged, escalated, cancelled and resolved, as CloudWatch metrics in the
+//! embedded metric format (EMF): one JSON line per change on the function's standard output,
+//! which CloudWatch Logs turns into a metric with no API call and no extra permission.
+//!
+//! Counted where the fan-out sees each change, by the attempt that settles its first send: a
+//! retry (Lambda's, the poller's or a redrive) finds those sends settled in the ledger and counts
+//! nothing. The only dimension is the function; ids and places never go into a metric.
+//! Outside Lambda (the runner, tests) the line goes to the log at debug level instead.
+
+use std::sync::OnceLock;
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::domain::alert::AlertEvent;
+
+pub const NAMESPACE: &str = "AlertButton";
+
+static FUNCTION: OnceLock<String> = OnceLock::new();
+
+/// Prints each count to standard output from now on, under the dimension `Function` =
+/// `function` (the Lambda function's name, which the dashboard refers to).
+pub fn emit_as(function: &str) {
+    let _ = FUNCTION.set(function.to_owned());
+}
+
+/// The metric a change counts in, if any. A duress cancel is not counted as a cancel: for
+/// responders the alert stays open.
+pub fn metric_of(event: AlertEvent) -> Option<&'static str> {
+    match event {
+        AlertEvent::Opened => Some("AlertsOpened"),
+        AlertEvent::Acknowledged => Some("AlertsAcknowledged"),
+        AlertEvent::Escalated => Some("AlertsEscalated"),
+        AlertEvent::Cancelled => Some("AlertsCancelled"),
+        AlertEvent::Resolved => Some("AlertsResolved"),
+        AlertEvent::LocationUpdated | AlertEvent::DuressCancelled | AlertEvent::DuressSignalled => {
+            None
+        }
+    }
+}
+
+/// One EMF record: a count of 1 of `metric` at `at`, for `function`.
+pub fn emf_line(function: &str, metric: &str, at: OffsetDateTime) -> String {
+    let millis = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    json!({
+        "_aws": {
+            "Timestamp": millis,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Function"]],
+                "Metrics": [{"Name": metric, "Unit": "Count"}]
+            }]
+        },
+        "Function": function,
+        metric: 1
+    })
+    .to_string()
+}
+
+/// Counts one change that happened at `at`.
+pub fn count_change(event: AlertEvent, at: OffsetDateTime) {
+    let Some(metric) = metric_of(event) else {
+        return;
+    };
+    match FUNCTION.get() {
+        Some(function) => println!("{}", emf_line(function, metric, at)),
+        None => tracing::debug!(metric, "counted"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn an_emf_line_declares_its_one_metric_under_the_function_only() {
+        let line = emf_line(
+            "alert-button-NotificationFanout-1A2B",
+            "AlertsOpened",
+            datetime!(2026-12-06 13:00:01.5 UTC),
+        );
+        assert!(!line.contains('\n'), "one line per record");
+        let record: Value = serde_json::from_str(&line).unwrap();
+        let aws = &record["_aws"];
+        assert_eq!(aws["Timestamp"], 1_796_562_001_500_i64);
+        let directive = &aws["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "AlertButton");
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Function"]]));
+        assert_eq!(
+            directive["Metrics"],
+            serde_json::json!([{"Name": "AlertsOpened", "Unit": "Count"}])
+        );
+        assert_eq!(record["Function"], "alert-button-NotificationFanout-1A2B");
+        assert_eq!(record["AlertsOpened"], 1);
+        // Nothing else: no id, place or person can ride along as a property.
+        let mut keys: Vec<&str> = record
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["AlertsOpened", "Function", "_aws"]);
+    }
+
+    #[test]
+    fn the_changes_operators_watch_are_counted_and_a_duress_cancel_is_not() {
+        assert_eq!(metric_of(AlertEvent::Opened), Some("AlertsOpened"));
+        assert_eq!(
+            metric_of(AlertEvent::Acknowledged),
+            Some("AlertsAcknowledged")
+        );
+        assert_eq!(metric_of(AlertEvent::Escalated), Some("AlertsEscalated"));
+        assert_eq!(metric_of(AlertEvent::Cancelled), Some("AlertsCancelled"));
+        assert_eq!(metric_of(AlertEvent::Resolved), Some("AlertsResolved"));
+        assert_eq!(metric_of(AlertEvent::DuressCancelled), None);
+        assert_eq!(metric_of(AlertEvent::LocationUpdated), None);
+    }
+}
