@@ -57,11 +57,19 @@ pub fn emf_line(function: &str, metric: &str, at: OffsetDateTime) -> String {
     .to_string()
 }
 
+#[cfg(test)]
+thread_local! {
+    /// What this thread counted, for the tests of who counts.
+    static COUNTED: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Counts one change that happened at `at`.
 pub fn count_change(event: AlertEvent, at: OffsetDateTime) {
     let Some(metric) = metric_of(event) else {
         return;
     };
+    #[cfg(test)]
+    COUNTED.with(|counted| counted.borrow_mut().push(metric));
     match FUNCTION.get() {
         Some(function) => println!("{}", emf_line(function, metric, at)),
         None => tracing::debug!(metric, "counted"),
@@ -70,10 +78,26 @@ pub fn count_change(event: AlertEvent, at: OffsetDateTime) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
     use serde_json::Value;
     use time::macros::datetime;
+    use uuid::Uuid;
 
     use super::*;
+    use crate::Result;
+    use crate::domain::alert::{Alert, AlertRequest, Location, Retention};
+    use crate::domain::consulate::Directory;
+    use crate::domain::credential;
+    use crate::domain::districts::Districts;
+    use crate::domain::notification::Notification;
+    use crate::domain::person::{Language, Person};
+    use crate::fanout::FanOut;
+    use crate::ports::{
+        Delivery, DeliveryLedger, DeliveryState, Notifier, PersonStore, Recipient, SendError,
+    };
 
     #[test]
     fn an_emf_line_declares_its_one_metric_under_the_function_only() {
@@ -104,6 +128,141 @@ mod tests {
             .collect();
         keys.sort_unstable();
         assert_eq!(keys, ["AlertsOpened", "Function", "_aws"]);
+    }
+
+    /// Sends to the consulate's audience and one phone; each send takes the next scripted
+    /// outcome (`true`: sent; `false`: failed for now).
+    struct Scripted(Mutex<VecDeque<bool>>);
+
+    #[async_trait]
+    impl Notifier for Scripted {
+        fn recipients(&self, _notification: &Notification) -> Vec<Recipient> {
+            vec![Recipient::Audience, Recipient::Phone("+13035550100".into())]
+        }
+
+        async fn send(
+            &self,
+            _notification: &Notification,
+            _recipient: &Recipient,
+        ) -> std::result::Result<(), SendError> {
+            match self.0.lock().unwrap().pop_front() {
+                Some(true) => Ok(()),
+                _ => Err(SendError::Transient("Throttling".into())),
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Ledger(Mutex<HashMap<(String, String), DeliveryState>>);
+
+    #[async_trait]
+    impl DeliveryLedger for Ledger {
+        async fn claim(&self, delivery: &Delivery) -> Result<bool> {
+            let key = (delivery.notification_id.clone(), delivery.recipient.clone());
+            let mut records = self.0.lock().unwrap();
+            if records.get(&key).is_some_and(|state| state.is_settled()) {
+                return Ok(false);
+            }
+            records.insert(key, DeliveryState::Queued);
+            Ok(true)
+        }
+
+        async fn settle(&self, delivery: &Delivery, state: DeliveryState) -> Result<()> {
+            let key = (delivery.notification_id.clone(), delivery.recipient.clone());
+            self.0.lock().unwrap().insert(key, state);
+            Ok(())
+        }
+    }
+
+    struct Nobody;
+
+    #[async_trait]
+    impl PersonStore for Nobody {
+        async fn create_person(&self, _person: &Person) -> Result<()> {
+            Ok(())
+        }
+        async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
+            Ok(())
+        }
+        async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
+            Ok(())
+        }
+        async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
+            Ok(None)
+        }
+    }
+
+    fn alert() -> Alert {
+        let person_id = Uuid::new_v4();
+        let now = datetime!(2026-12-06 12:00 UTC);
+        let person = Person {
+            person_id,
+            display_name: None,
+            language: Language::Es,
+            contacts: Vec::new(),
+            token: credential::issue(person_id).1,
+            subscriptions: vec![],
+            pins: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: 0,
+            last_alert_id: None,
+            stale_subscriptions: Vec::new(),
+            version: 0,
+        };
+        let request = AlertRequest {
+            client_alert_id: "c-1".into(),
+            location: Location {
+                lat: 41.88,
+                lon: -87.63,
+                accuracy_m: None,
+            },
+            note: None,
+        };
+        Alert::open(
+            &person,
+            request,
+            &Directory::bundled(),
+            &Districts::bundled(),
+            now,
+            &Retention::default(),
+        )
+        .unwrap()
+    }
+
+    /// Delivers one change three times, as retries would, with the sends scripted; returns what
+    /// was counted.
+    async fn counted_over_retries(outcomes: &[bool]) -> Vec<&'static str> {
+        COUNTED.with(|counted| counted.borrow_mut().clear());
+        let fanout = FanOut::new(
+            Arc::new(Directory::bundled()),
+            Arc::new(Nobody),
+            Arc::new(Scripted(Mutex::new(outcomes.iter().copied().collect()))),
+            Arc::new(Ledger::default()),
+        );
+        let alert = alert();
+        for _ in 0..3 {
+            let _ = fanout.deliver(&alert, alert.latest_entry()).await;
+        }
+        COUNTED.with(|counted| counted.borrow().clone())
+    }
+
+    #[tokio::test]
+    async fn a_change_is_counted_once_whatever_its_retries_do() {
+        // Both sends go out at once.
+        assert_eq!(counted_over_retries(&[true, true]).await, ["AlertsOpened"]);
+        // One goes out, the other on the retry: counted by the first attempt only.
+        assert_eq!(
+            counted_over_retries(&[true, false, true]).await,
+            ["AlertsOpened"]
+        );
+        // Nothing goes out at first: counted by the retry that sends.
+        assert_eq!(
+            counted_over_retries(&[false, false, true, true]).await,
+            ["AlertsOpened"]
+        );
+        // Nothing ever goes out: not counted.
+        assert!(counted_over_retries(&[]).await.is_empty());
     }
 
     #[test]
