@@ -2046,3 +2046,247 @@ async fn texts_go_out_from_the_number_set_at_start_up() {
         .unwrap();
     assert_eq!(wait_for_sms(&phone, 1).await.len(), 1);
 }
+
+/// `serve --backend aws` serves the person's page and the console, as the embedded backend does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_runner_on_aws_serves_the_pages() {
+    let stack = Stack::create().await;
+    let runner = stack.runner(&[]);
+    let client = reqwest::Client::new();
+    for (path, marker) in [
+        ("/", "id=\"press\""),
+        ("/console", "id=\"token-form\""),
+        ("/app.js", "client_alert_id"),
+    ] {
+        let response = client.get(runner.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(policy.contains("script-src 'self'"), "{path}: {policy}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(marker), "{path}");
+    }
+    runner.terminate();
+}
+
+/// A fan-out whose SNS is unreachable (nothing listens on the port): every publish fails for real.
+async fn fanout_without_sns(stack: &Stack) -> FanOut {
+    let unreachable = sdk_config("http://127.0.0.1:9").await;
+    FanOut::new(
+        Arc::new(Directory::bundled()),
+        Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&stack.config),
+            &stack.table,
+        )),
+        Arc::new(SnsNotifier::new(
+            aws_sdk_sns::Client::new(&unreachable),
+            &stack.topic_arn,
+            FamilySms::Direct,
+        )),
+        Arc::new(DynamoLedger::new(
+            aws_sdk_dynamodb::Client::new(&stack.config),
+            &stack.table,
+        )),
+    )
+}
+
+/// A person registered, an alert raised, and the stream batch holding it failed in the fan-out
+/// (as Lambda would have retried it until it gave up): (the batch, the family phone).
+async fn a_failed_batch(
+    stack: &Stack,
+    aws: &AwsBackend,
+) -> (
+    alert_button_core::inbound::stream_poller::ShardBatch,
+    String,
+) {
+    use alert_button_core::inbound::stream::fan_out_batch;
+
+    let phone = unique_phone();
+    let (person, _) = aws
+        .service
+        .register(registration(&phone, "kim@example.org"), "203.0.113.7")
+        .await
+        .unwrap();
+    aws.service
+        .raise_alert(&person, press("dead-letter", 39.74, -104.99))
+        .await
+        .unwrap();
+    let broken = fanout_without_sns(stack).await;
+    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+        .await
+        .unwrap();
+    let batch = poller
+        .fetch()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|b| b.len > 0)
+        .expect("the stream has the records");
+    let response = fan_out_batch(&broken, batch.event().unwrap()).await;
+    assert!(!response.batch_item_failures.is_empty());
+    assert!(sms_sent_to(&phone).await.is_empty());
+    (batch, phone)
+}
+
+/// What Lambda's on-failure destination sends the queue for `batch`: its position only.
+fn dead_letter(
+    batch: &alert_button_core::inbound::stream_poller::ShardBatch,
+    stream_arn: &str,
+) -> String {
+    let records = batch.json["Records"].as_array().unwrap();
+    let sequence = |r: &Value| r["dynamodb"]["SequenceNumber"].clone();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    json!({
+        "requestContext": {
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:notification-fanout",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": 21
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": now,
+        "DDBStreamBatchInfo": {
+            "shardId": batch.shard_id,
+            "startSequenceNumber": sequence(&records[0]),
+            "endSequenceNumber": sequence(records.last().unwrap()),
+            "approximateArrivalOfFirstRecord": now,
+            "approximateArrivalOfLastRecord": now,
+            "batchSize": records.len(),
+            "streamArn": stream_arn
+        }
+    })
+    .to_string()
+}
+
+async fn dead_letter_queue(stack: &Stack) -> (aws_sdk_sqs::Client, String) {
+    let sqs = aws_sdk_sqs::Client::new(&stack.config);
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("fanout-dlq-{}", uuid::Uuid::new_v4().simple()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (sqs, url)
+}
+
+/// The bodies now visible in the queue, left in it.
+async fn queued(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect()
+}
+
+fn redrive(stack: &Stack, aws: &AwsBackend) -> alert_button_core::inbound::redrive::Redrive {
+    alert_button_core::inbound::redrive::Redrive::new(
+        &stack.config,
+        &stack.table,
+        Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&stack.config),
+            &stack.table,
+        )),
+        aws.fanout.clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redrive_sends_a_dead_lettered_change_once_and_deletes_its_message() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let consulate = stack
+        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
+            "mx-consul-denver",
+        ))
+        .await;
+    let (batch, phone) = a_failed_batch(&stack, &aws).await;
+    let stream_arn = batch.json["Records"][0]["eventSourceARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let message = dead_letter(&batch, &stream_arn);
+    let (sqs, queue_url) = dead_letter_queue(&stack).await;
+    let send = || {
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(&message)
+            .send()
+    };
+    send().await.unwrap();
+
+    let report = redrive(&stack, &aws).run(&queue_url).await.unwrap();
+    assert_eq!((report.deleted, report.kept, report.from_window), (1, 0, 0));
+    assert_eq!(wait_for_sms(&phone, 1).await.len(), 1);
+    assert_eq!(consulate.wait_for(1).await.len(), 1);
+    assert!(
+        queued(&sqs, &queue_url).await.is_empty(),
+        "the message is deleted"
+    );
+
+    // The same message redriven again, by the operator's command, reaches nobody twice and goes.
+    send().await.unwrap();
+    let moto = alert_button_tests::aws::moto_url();
+    let output = std::process::Command::new(alert_button_tests::binary("alert-button"))
+        .args(["redrive", "--queue-url", &queue_url])
+        .env("AWS_ENDPOINT_URL", &moto)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("ALERT_BUTTON_TABLE", &stack.table)
+        .env("ALERT_BUTTON_TOPIC_ARN", &stack.topic_arn)
+        .env("ALERT_BUTTON_FAMILY_SMS", "direct")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 message(s) deleted"), "{stdout}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(consulate.drain().await.is_empty());
+    assert_eq!(sms_sent_to(&phone).await.len(), 1);
+    assert!(queued(&sqs, &queue_url).await.is_empty());
+}
+
+/// Once the stream no longer has the batch (here: its stream is gone, as with a restored table),
+/// the alerts changed in the batch's time window are redriven; an unreadable message stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_stream_a_redrive_takes_the_batchs_time_window() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (batch, phone) = a_failed_batch(&stack, &aws).await;
+    let gone = format!(
+        "arn:aws:dynamodb:us-east-1:123456789012:table/gone-{}/stream/2026-01-01T00:00:00.000",
+        uuid::Uuid::new_v4().simple()
+    );
+    let (sqs, queue_url) = dead_letter_queue(&stack).await;
+    for body in [dead_letter(&batch, &gone), "not a stream batch".to_owned()] {
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let report = redrive(&stack, &aws).run(&queue_url).await.unwrap();
+    assert_eq!((report.deleted, report.kept, report.from_window), (1, 1, 1));
+    assert_eq!(wait_for_sms(&phone, 1).await.len(), 1);
+    assert_eq!(queued(&sqs, &queue_url).await, ["not a stream batch"]);
+}

@@ -240,6 +240,19 @@ def operability(template, infra):
     check("a dashboard shows Lambda, API, SNS, DynamoDB and SQS", bool(dashboards) and not missing,
           f"{len(dashboards)} dashboards, missing {missing}")
 
+    # The functions' own counts (embedded metric format, core/src/metrics.rs): every metric the
+    # code emits is on the dashboard, in the code's namespace, with the function as only dimension.
+    code = (ROOT / "core/src/metrics.rs").read_text()
+    namespace = code.split('NAMESPACE: &str = "')[1].split('"')[0]
+    emitted = sorted({part.split('"')[0] for part in code.split('Some("')[1:]})
+    lines = [m for m in body_metrics(dashboards) if m[:1] == [namespace]]
+    shown = {m[1] for m in lines}
+    bad_dimensions = [m for m in lines if [x for x in m[2::2] if isinstance(x, str)] != ["Function"]]
+    check("the dashboard shows alerts opened, acknowledged and escalated per minute (EMF)",
+          {"AlertsOpened", "AlertsAcknowledged", "AlertsEscalated"} <= set(emitted)
+          and set(emitted) <= shown and not bad_dimensions,
+          f"namespace {namespace}: emitted {emitted}, shown {sorted(shown)}, other dimensions {bad_dimensions}")
+
     routes = resources["HttpApi"]["Properties"].get("RouteSettings", {})
 
     def rate(route_key):
@@ -322,6 +335,18 @@ def operability(template, infra):
     except (OSError, KeyError, tomllib.TOMLDecodeError):
         ok = False
     check("infra/samconfig.toml gives sam deploy its defaults", ok)
+
+
+def body_metrics(dashboards):
+    """Every metric line of the dashboards' widgets, with `${...}` references left as text."""
+    found = []
+    for dashboard in dashboards.values():
+        body = dashboard["Properties"]["DashboardBody"]
+        if isinstance(body, dict) and "Fn::Sub" in body:
+            body = body["Fn::Sub"]
+        for widget in json.loads(body)["widgets"]:
+            found.extend(m for m in widget.get("properties", {}).get("metrics", []) if isinstance(m, list))
+    return found
 
 
 def web_hosting(template):

@@ -462,3 +462,40 @@ async fn the_hourly_erase_takes_an_expired_alert_and_its_journal_lines_together(
     assert_eq!(of_change(&left, &alert_ids[1], 1).len(), 3);
     api.stop().await;
 }
+
+/// The protection line is the number for a detention: the directory and an alert's consulate both
+/// give it where a source does, and leave it out where none does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protection_line_is_answered_where_it_is_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+
+    let all = api.call(Method::GET, "/v1/consulates", None, None).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.json);
+    let office = |id: &str| {
+        all.json["consulates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(office("mx-cg-chicago")["protection_phone"], "+18887555511");
+    let austin = office("mx-consul-austin");
+    assert!(austin.get("protection_phone").is_none(), "{austin}");
+
+    let (_, token) = api.register("Ana").await;
+    let raised = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(&token),
+            Some(alert_body("protection-1", 41.88, -87.63)),
+        )
+        .await;
+    assert_eq!(raised.status, StatusCode::CREATED, "{}", raised.json);
+    assert_eq!(raised.json["consulate"]["id"], "mx-cg-chicago");
+    assert_eq!(raised.json["consulate"]["protection_phone"], "+18887555511");
+    api.stop().await;
+}

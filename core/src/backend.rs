@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
 use crate::fanout::FanOut;
+use crate::inbound::redrive::Redrive;
 use crate::local::LocalMode;
 use crate::outbound::dynamodb::DynamoStore;
 use crate::outbound::dynamodb_ledger::DynamoLedger;
@@ -143,6 +144,33 @@ pub async fn fanout_from_config(config: &Config) -> Result<Arc<FanOut>, ConfigEr
         sns,
         subscriptions,
     ))
+}
+
+/// What an operator's redrive of the fan-out's dead-letter queue needs: the table, and the same
+/// fan-out (and so the same delivery ledger) as the function.
+pub async fn redrive_from_config(config: &Config) -> Result<Redrive, ConfigError> {
+    let settings = config
+        .aws()?
+        .ok_or(ConfigError::Missing("ALERT_BUTTON_TABLE"))?;
+    let directory = Arc::new(Directory::bundled());
+    let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
+    let sns = aws_sdk_sns::Client::new(&sdk_config);
+    let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
+    let subscriptions = Arc::new(SnsFamilySubscriptions::new(
+        sns.clone(),
+        &settings.topic_arn,
+        settings.family_sms,
+    ));
+    let fanout = aws_fanout(
+        &settings,
+        directory,
+        store.clone(),
+        dynamodb,
+        sns,
+        subscriptions,
+    );
+    Ok(Redrive::new(&sdk_config, &settings.table, store, fanout))
 }
 
 /// The fan-out on SNS with the delivery ledger in the table: one construction for the function

@@ -192,7 +192,7 @@ pub const VARIABLES: &[Variable] = &[
         "AWS_LAMBDA_FUNCTION_NAME",
         "unset outside Lambda",
         "set by Lambda",
-        "Running in Lambda: logs follow AWS_LAMBDA_LOG_LEVEL and AWS_LAMBDA_LOG_FORMAT.",
+        "Running in Lambda: logs follow AWS_LAMBDA_LOG_LEVEL and AWS_LAMBDA_LOG_FORMAT; the fan-out prints its metrics (EMF) under this name.",
     ),
     var(
         "AWS_LAMBDA_LOG_LEVEL",
@@ -265,6 +265,8 @@ pub struct Config {
     pub aws_backend: bool,
     pub escalation: EscalationPolicy,
     pub retention: Retention,
+    /// The Lambda function's name, set by Lambda: the dimension of the metrics it emits.
+    pub lambda_function: Option<String>,
     /// Each variable's value in effect, for `alert-button config`; secrets as set or unset.
     effective: BTreeMap<&'static str, String>,
 }
@@ -369,6 +371,7 @@ impl Config {
             aws_backend,
             escalation,
             retention,
+            lambda_function: get("AWS_LAMBDA_FUNCTION_NAME"),
             effective,
         })
     }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod fanout;
 pub mod inbound;
 pub mod local;
+pub mod metrics;
 pub mod outbound;
 pub mod ports;
 pub mod service;

@@ -80,6 +80,15 @@ enum Command {
     /// and what it may be (secrets only as set or unset). Exits 2, naming the variable, when a
     /// value would stop `serve` and the functions from starting.
     Config,
+    /// Redrive the fan-out's dead-letter queue: for each message (a stream batch Lambda gave up
+    /// on), re-read the alerts it names from `ALERT_BUTTON_TABLE` and send what their recipients
+    /// have not had yet, then delete it. A message that cannot be handled stays. Safe to repeat:
+    /// the delivery ledger keeps anyone from being reached twice.
+    Redrive {
+        /// The dead-letter queue's URL (the stack's `DeadLetterQueueUrl` output).
+        #[arg(long)]
+        queue_url: String,
+    },
     /// The nearest consulates to a point, from the bundled directory.
     Nearest {
         #[arg(long, allow_hyphen_values = true)]
@@ -131,6 +140,7 @@ fn main() -> ExitCode {
             command: DirectoryCommand::Report { file, districts },
         } => report_directory(file.as_deref(), districts.as_deref()),
         Command::Nearest { lat, lon, limit } => nearest(lat, lon, limit),
+        Command::Redrive { queue_url } => redrive(&queue_url),
         Command::Config => match Config::from_env() {
             Ok(config) => {
                 print!("{}", config.table());
@@ -319,7 +329,9 @@ async fn run_aws_server(
         "  escalation:    unacknowledged alerts escalate every {} min",
         policy.after.whole_minutes()
     );
+    println!("  pages:         http://{bound}/ (the button), http://{bound}/console (staff)");
     let app = http::full_api(aws.service.clone(), directory)
+        .merge(web::pages())
         .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -328,6 +340,45 @@ async fn run_aws_server(
     relay.await?;
     sweep.await?;
     Ok(())
+}
+
+fn redrive(queue_url: &str) -> ExitCode {
+    telemetry::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = runtime.block_on(async {
+        let redrive = alert_button_core::backend::redrive_from_config(&config).await?;
+        Ok::<_, Box<dyn std::error::Error>>(redrive.run(queue_url).await?)
+    });
+    match report {
+        Ok(report) => {
+            println!(
+                "redriven: {} message(s) deleted ({} from the time window), {} change(s) run, {} kept",
+                report.deleted, report.from_window, report.changes, report.kept
+            );
+            if report.kept > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -307,7 +307,7 @@ impl StreamPoller {
 }
 
 /// Sequence numbers are decimal strings of varying length.
-fn compare_sequence_numbers(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn compare_sequence_numbers(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 

@@ -16,6 +16,9 @@ pub struct ConsulateView<'a> {
     pub phone_kind: PhoneKind,
     /// The CIAM line, open around the clock, whatever the office's hours.
     pub emergency_phone: &'static str,
+    /// The office's protection or emergency line, for a detention, where a source gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protection_phone: Option<&'a str>,
     pub latitude: f64,
     pub longitude: f64,
     pub coordinates: CoordinatePrecision,
@@ -37,6 +40,7 @@ impl<'a> ConsulateView<'a> {
             phone,
             phone_kind,
             emergency_phone: CIAM_PHONE,
+            protection_phone: consulate.protection_phone.as_deref(),
             latitude: consulate.latitude,
             longitude: consulate.longitude,
             coordinates: consulate.coordinates,

@@ -9,7 +9,12 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    let fanout = backend::fanout_from_config(&Config::from_env()?).await?;
+    let config = Config::from_env()?;
+    // Counts of alert changes go out as EMF lines, under this function's name.
+    if let Some(function) = &config.lambda_function {
+        alert_button_core::metrics::emit_as(function);
+    }
+    let fanout = backend::fanout_from_config(&config).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| {
         let fanout = fanout.clone();
         async move {
