@@ -5,6 +5,7 @@ pub mod alert;
 pub mod checkin;
 pub mod credential;
 pub mod directory_report;
+pub mod history;
 pub mod notification;
 pub mod person;
 pub mod templates;
