@@ -11,6 +11,7 @@ use alert_button_core::domain::alert::{
     AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
 };
 use alert_button_core::domain::consulate::Directory;
+use alert_button_core::domain::districts::Districts;
 use alert_button_core::domain::person::{
     Contact, ContactsReplacement, Language, Person, PinsRequest, Registration,
 };
@@ -1267,6 +1268,7 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
             limits: store.clone(),
             clock: Arc::new(SystemClock),
             key: stack.service_key.clone(),
+            districts: Arc::new(Districts::bundled()),
         },
         Retention::default(),
     );
@@ -1434,6 +1436,7 @@ async fn using_a_registration_renews_its_expiry_in_dynamodb() {
             limits: store.clone(),
             clock: clock.clone(),
             key: stack.service_key.clone(),
+            districts: Arc::new(Districts::bundled()),
         },
         Retention::default(),
     );
