@@ -11,6 +11,7 @@ use alert_button_core::domain::alert::{
     AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
 };
 use alert_button_core::domain::consulate::Directory;
+use alert_button_core::domain::districts::Districts;
 use alert_button_core::domain::person::{
     Contact, ContactsReplacement, Language, Person, PinsRequest, Registration,
 };
@@ -1268,6 +1269,7 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
             limits: store.clone(),
             clock: Arc::new(SystemClock),
             key: stack.service_key.clone(),
+            districts: Arc::new(Districts::bundled()),
         },
         Retention::default(),
     );
@@ -1404,7 +1406,7 @@ async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled_in_dynamodb()
         assert_eq!(replay.alert, shown, "{client_id}");
         assert_eq!(replay.alert.status, AlertStatus::Cancelled);
         assert!(!replay.alert.duress);
-        let events: Vec<AlertEvent> = replay.alert.history.iter().map(|e| e.event).collect();
+        let events: Vec<AlertEvent> = replay.alert.history.iter().map(|e| e.event()).collect();
         assert_eq!(events, [AlertEvent::Opened, AlertEvent::Cancelled]);
     }
 }
@@ -1435,6 +1437,7 @@ async fn using_a_registration_renews_its_expiry_in_dynamodb() {
             limits: store.clone(),
             clock: clock.clone(),
             key: stack.service_key.clone(),
+            districts: Arc::new(Districts::bundled()),
         },
         Retention::default(),
     );

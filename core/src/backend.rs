@@ -20,6 +20,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::config::Config;
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
+use crate::domain::districts::Districts;
 use crate::fanout::FanOut;
 use crate::inbound::redrive::Redrive;
 use crate::local::LocalMode;
@@ -78,6 +79,7 @@ impl AwsBackend {
             limits: store.clone(),
             clock: Arc::new(SystemClock),
             key,
+            districts: Arc::new(Districts::bundled()),
         };
         let service = Arc::new(AlertService::new(
             directory.clone(),

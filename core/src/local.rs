@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::domain::alert::{EscalationPolicy, Retention};
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
+use crate::domain::districts::Districts;
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
 use crate::inbound::http;
@@ -138,6 +139,7 @@ impl LocalMode {
             limits: limits.clone(),
             clock,
             key,
+            districts: Arc::new(Districts::bundled()),
         };
         let service = Arc::new(AlertService::new(directory.clone(), ports, retention));
         // The journal records the sends whatever wraps the notifier.
@@ -177,10 +179,11 @@ impl LocalMode {
     ) -> JoinHandle<()> {
         let store = self.store.clone();
         let notifier = self.notifier.clone();
-        let retention = self.service.retention();
+        let service = self.service.clone();
+        let retention = service.retention();
         tokio::spawn(async move {
             loop {
-                let now = time::OffsetDateTime::now_utc();
+                let now = service.now();
                 match purge(&store, &notifier, retention, now).await {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "expired records erased"),

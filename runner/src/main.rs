@@ -204,7 +204,7 @@ async fn run_server(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let directory = Arc::new(Directory::bundled());
     let local = LocalMode::open_keeping(&data_dir, directory, true, config.retention)?;
-    let purged = local.purge_expired(time::OffsetDateTime::now_utc()).await?;
+    let purged = local.purge_expired(local.service.now()).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
 
@@ -287,10 +287,7 @@ async fn run_aws_server(
         let (service, mut stopped) = (aws.service.clone(), stopped.clone());
         tokio::spawn(async move {
             loop {
-                if let Err(err) = service
-                    .sweep(time::OffsetDateTime::now_utc(), &policy)
-                    .await
-                {
+                if let Err(err) = service.sweep(service.now(), &policy).await {
                     tracing::warn!(error = %err, "the overdue sweep failed; will retry");
                 }
                 tokio::select! {

@@ -3,127 +3,27 @@
 //! the outbox.
 
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::consulate::Directory;
 use super::districts::{self, Districts};
-use super::geography::GeoPoint;
-use super::person::{Person, validate_text};
+use super::person::Person;
 use crate::error::{Error, Result};
 
-const MAX_CLIENT_ALERT_ID_CHARS: usize = 64;
-const MAX_NOTE_CHARS: usize = 500;
-const MAX_ACCURACY_M: f64 = 100_000.0;
+pub use super::location::Location;
+pub use super::policy::{EscalationPolicy, Retention};
+pub use super::requests::{
+    AcknowledgeRequest, AlertRequest, CancelReason, CancelRequest, Outcome, ResolveRequest,
+    validate_note,
+};
+
 /// Bounds an alert's item size (DynamoDB caps an item at 400 KB) and how long a client can stream.
 pub const MAX_HISTORY_ENTRIES: usize = 1_000;
 
 /// Alert ids are derived from the person and the client's own id, so a retried request addresses
 /// the same alert in every store without a lookup table.
 const ALERT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a1e_27b0_7c4e_4f0e_9d3a_5b1c_2e8f_4a61);
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Location {
-    pub lat: f64,
-    pub lon: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accuracy_m: Option<f64>,
-}
-
-impl Location {
-    /// `prefix` is the JSON path of the location in the request, for error messages.
-    pub fn validate(self, prefix: &str) -> Result<Location> {
-        let field = |name: &str| {
-            if prefix.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{prefix}.{name}")
-            }
-        };
-        if !self.lat.is_finite() || !(-90.0..=90.0).contains(&self.lat) {
-            return Err(Error::invalid(
-                field("lat"),
-                "must be a latitude between -90 and 90",
-            ));
-        }
-        if !self.lon.is_finite() || !(-180.0..=180.0).contains(&self.lon) {
-            return Err(Error::invalid(
-                field("lon"),
-                "must be a longitude between -180 and 180",
-            ));
-        }
-        if let Some(accuracy) = self.accuracy_m
-            && (!accuracy.is_finite() || !(0.0..=MAX_ACCURACY_M).contains(&accuracy))
-        {
-            return Err(Error::invalid(
-                field("accuracy_m"),
-                format!("must be between 0 and {MAX_ACCURACY_M} metres"),
-            ));
-        }
-        Ok(self)
-    }
-
-    pub fn point(&self) -> GeoPoint {
-        GeoPoint {
-            lat: self.lat,
-            lon: self.lon,
-        }
-    }
-}
-
-/// The body of `POST /v1/alerts`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertRequest {
-    pub client_alert_id: String,
-    pub location: Location,
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-impl AlertRequest {
-    pub fn validate(mut self) -> Result<AlertRequest> {
-        let id = &self.client_alert_id;
-        let well_formed = !id.is_empty()
-            && id.len() <= MAX_CLIENT_ALERT_ID_CHARS
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-        if !well_formed {
-            return Err(Error::invalid(
-                "client_alert_id",
-                format!(
-                    "1 to {MAX_CLIENT_ALERT_ID_CHARS} characters: letters, digits, `-`, `_`, `.` or `:`"
-                ),
-            ));
-        }
-        self.location = self.location.validate("location")?;
-        if let Some(note) = &self.note {
-            self.note = Some(validate_text("note", note, MAX_NOTE_CHARS)?);
-        }
-        Ok(self)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CancelReason {
-    /// "I'm safe".
-    Safe,
-    /// Pressed by mistake.
-    Mistake,
-}
-
-/// The body of `POST /v1/alerts/{id}/cancel`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CancelRequest {
-    pub reason: CancelReason,
-    /// Required once the person has set PINs: the cancel PIN cancels, the duress PIN only seems to.
-    #[serde(default)]
-    pub pin: Option<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -202,27 +102,7 @@ impl AlertEvent {
     }
 }
 
-/// One change of an alert, in order; `seq` starts at 1 with `opened`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub seq: u32,
-    pub event: AlertEvent,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<Location>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<CancelReason>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<Outcome>,
-    /// For `escalated`: the level reached (1, 2, …) and the further consulate now told.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub escalated_to: Option<String>,
-}
+pub use super::history::{Happened, HistoryEntry};
 
 /// Escalation levels an alert can ever reach, whatever a policy says: each one texts the family,
 /// and together with the other texted changes this bounds the SMS one alert can cause.
@@ -233,81 +113,7 @@ pub const MAX_ESCALATION_LEVEL: u32 = 3;
 /// contact with a phone.
 pub const MAX_TEXTED_CHANGES_PER_ALERT: usize = 5 + MAX_ESCALATION_LEVEL as usize;
 
-/// When an unacknowledged alert escalates: one level per `after`, up to `max_level` (at most
-/// `MAX_ESCALATION_LEVEL`). `after` is set by `ALERT_BUTTON_ESCALATE_AFTER_MINUTES` (see
-/// `crate::config`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EscalationPolicy {
-    pub after: Duration,
-    pub max_level: u32,
-}
-
-impl Default for EscalationPolicy {
-    fn default() -> Self {
-        EscalationPolicy {
-            after: Duration::minutes(10),
-            max_level: MAX_ESCALATION_LEVEL,
-        }
-    }
-}
-
-/// How a consulate closed an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The person is safe or was released.
-    Safe,
-    /// The person is detained; the consulate is assisting.
-    Detained,
-    /// The consulate could not reach or locate the person.
-    Unreachable,
-    /// Not a detention (e.g. a false alarm confirmed by the consulate).
-    NoIncident,
-}
-
-/// The body of `POST /v1/alerts/{id}/acknowledge`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcknowledgeRequest {
-    /// Shown to the family in the notification.
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-/// The body of `POST /v1/alerts/{id}/resolve`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResolveRequest {
-    pub outcome: Outcome,
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-pub fn validate_note(note: Option<String>) -> Result<Option<String>> {
-    note.map(|n| validate_text("note", &n, MAX_NOTE_CHARS))
-        .transpose()
-}
-
 pub use super::districts::RoutingReason;
-
-/// How long personal data is kept after its last change. Stores set it as a TTL attribute;
-/// operators choose it (see `crate::config`): the less kept, the less there is to seize.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    pub active_alert: Duration,
-    pub closed_alert: Duration,
-    pub person: Duration,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention {
-            active_alert: Duration::days(90),
-            closed_alert: Duration::days(30),
-            person: Duration::days(365),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -380,14 +186,11 @@ impl Alert {
             updated_at: now,
             history: vec![HistoryEntry {
                 seq: 1,
-                event: AlertEvent::Opened,
                 at: now,
-                location: Some(request.location),
-                reason: None,
-                note: request.note,
-                outcome: None,
-                level: None,
-                escalated_to: None,
+                what: Happened::Opened {
+                    location: request.location,
+                    note: request.note,
+                },
             }],
             expires_at: (now + retention.active_alert).unix_timestamp(),
             duress: false,
@@ -422,14 +225,7 @@ impl Alert {
     ) -> Result<()> {
         self.ensure_active_for_person()?;
         self.location = location;
-        self.record(
-            AlertEvent::LocationUpdated,
-            now,
-            retention,
-            Some(location),
-            None,
-            None,
-        )
+        self.record(Happened::LocationUpdated { location }, now, retention)
     }
 
     pub fn cancel(
@@ -440,14 +236,7 @@ impl Alert {
     ) -> Result<()> {
         self.ensure_active_for_person()?;
         self.status = AlertStatus::Cancelled;
-        self.record(
-            AlertEvent::Cancelled,
-            now,
-            retention,
-            None,
-            Some(reason),
-            None,
-        )
+        self.record(Happened::Cancelled { reason }, now, retention)
     }
 
     /// Looks to the caller exactly like `cancel`; see `Alert::duress`.
@@ -459,14 +248,7 @@ impl Alert {
     ) -> Result<()> {
         self.ensure_active_for_person()?;
         self.duress = true;
-        self.record(
-            AlertEvent::DuressCancelled,
-            now,
-            retention,
-            None,
-            Some(reason),
-            None,
-        )
+        self.record(Happened::DuressCancelled { reason }, now, retention)
     }
 
     /// Marks the alert duress because the duress PIN was used elsewhere (PINs, contacts, a
@@ -478,14 +260,7 @@ impl Alert {
             return Ok(false);
         }
         self.duress = true;
-        self.record(
-            AlertEvent::DuressSignalled,
-            now,
-            retention,
-            None,
-            None,
-            None,
-        )?;
+        self.record(Happened::DuressSignalled, now, retention)?;
         Ok(true)
     }
 
@@ -502,7 +277,7 @@ impl Alert {
             });
         }
         self.status = AlertStatus::Acknowledged;
-        self.record(AlertEvent::Acknowledged, now, retention, None, None, note)
+        self.record(Happened::Acknowledged { note }, now, retention)
     }
 
     pub fn resolve(
@@ -514,11 +289,7 @@ impl Alert {
     ) -> Result<()> {
         self.ensure_active()?;
         self.status = AlertStatus::Resolved;
-        self.record(AlertEvent::Resolved, now, retention, None, None, note)?;
-        if let Some(entry) = self.history.last_mut() {
-            entry.outcome = Some(outcome);
-        }
-        Ok(())
+        self.record(Happened::Resolved { outcome, note }, now, retention)
     }
 
     /// What the person may still do: nothing once they cancelled, even under duress.
@@ -543,15 +314,7 @@ impl Alert {
         }
     }
 
-    fn record(
-        &mut self,
-        event: AlertEvent,
-        now: OffsetDateTime,
-        retention: &Retention,
-        location: Option<Location>,
-        reason: Option<CancelReason>,
-        note: Option<String>,
-    ) -> Result<()> {
+    fn record(&mut self, what: Happened, now: OffsetDateTime, retention: &Retention) -> Result<()> {
         if self.history.len() >= MAX_HISTORY_ENTRIES {
             return Err(Error::Conflict {
                 code: "alert_history_full",
@@ -569,14 +332,8 @@ impl Alert {
         self.expires_at = (now + keep_for).unix_timestamp();
         self.history.push(HistoryEntry {
             seq: self.version() + 1,
-            event,
             at: now,
-            location,
-            reason,
-            note,
-            outcome: None,
-            level: None,
-            escalated_to: None,
+            what,
         });
         Ok(())
     }
@@ -608,25 +365,27 @@ impl Alert {
                 message: "the alert is not due for this escalation".into(),
             });
         }
-        let further = directory
+        let escalated_to = directory
             .nearest(self.location.point(), level as usize + 1)
             .into_iter()
             .map(|n| n.consulate.id.clone())
             .filter(|id| *id != self.consulate_id)
             .nth(level as usize - 1);
         self.escalation_level = level;
-        self.record(AlertEvent::Escalated, now, retention, None, None, None)?;
-        if let Some(entry) = self.history.last_mut() {
-            entry.level = Some(level);
-            entry.escalated_to = further;
-        }
-        Ok(())
+        self.record(
+            Happened::Escalated {
+                level,
+                escalated_to,
+            },
+            now,
+            retention,
+        )
     }
 
     fn duress_cancelled(&self) -> bool {
         self.history
             .iter()
-            .any(|e| e.event == AlertEvent::DuressCancelled)
+            .any(|e| e.event() == AlertEvent::DuressCancelled)
     }
 
     /// The alert as its person sees it. After a duress cancel it reads exactly as if cancelled
@@ -641,10 +400,10 @@ impl Alert {
         if seen
             .history
             .iter()
-            .any(|e| e.event == AlertEvent::DuressSignalled)
+            .any(|e| e.event() == AlertEvent::DuressSignalled)
         {
             seen.history
-                .retain(|e| e.event != AlertEvent::DuressSignalled);
+                .retain(|e| e.event() != AlertEvent::DuressSignalled);
             for (index, entry) in seen.history.iter_mut().enumerate() {
                 entry.seq = index as u32 + 1;
             }
@@ -656,18 +415,20 @@ impl Alert {
         let cut = seen
             .history
             .iter()
-            .position(|e| e.event == AlertEvent::DuressCancelled)
+            .position(|e| e.event() == AlertEvent::DuressCancelled)
             .unwrap_or(seen.history.len().saturating_sub(1));
         seen.history.truncate(cut + 1);
         let cancel = &mut seen.history[cut];
-        cancel.event = AlertEvent::Cancelled;
+        if let Happened::DuressCancelled { reason } = cancel.what {
+            cancel.what = Happened::Cancelled { reason };
+        }
         seen.status = AlertStatus::Cancelled;
         seen.updated_at = cancel.at;
         seen.location = seen
             .history
             .iter()
             .rev()
-            .find_map(|e| e.location)
+            .find_map(|e| e.location())
             .unwrap_or(seen.location);
         seen
     }
@@ -678,6 +439,7 @@ mod tests {
     use super::*;
     use crate::domain::credential;
     use crate::domain::person::Language;
+    use time::Duration;
     use time::macros::datetime;
 
     fn person() -> Person {
@@ -849,7 +611,7 @@ mod tests {
         alert
             .resolve(Outcome::Safe, None, later, &retention)
             .unwrap();
-        let texted = alert.history.iter().filter(|e| e.event.is_texted());
+        let texted = alert.history.iter().filter(|e| e.event().is_texted());
         assert_eq!(texted.count(), MAX_TEXTED_CHANGES_PER_ALERT);
         assert!(alert.cancel(CancelReason::Safe, later, &retention).is_err());
     }

@@ -5,8 +5,12 @@ pub mod alert;
 pub mod checkin;
 pub mod credential;
 pub mod directory_report;
+pub mod history;
+pub mod location;
 pub mod notification;
 pub mod person;
+pub mod policy;
+pub mod requests;
 pub mod templates;
 
 // The directory lives in its own crate, so that the lookup function builds without the rest.

@@ -26,6 +26,9 @@ use crate::ports::{
 
 type Item = HashMap<String, AttributeValue>;
 
+mod checkins;
+mod people;
+
 pub struct DynamoStore {
     client: Client,
     table: String,
@@ -209,51 +212,6 @@ fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T> {
 }
 
 #[async_trait]
-impl PersonStore for DynamoStore {
-    async fn create_person(&self, person: &Person) -> Result<()> {
-        self.put_new(to_item(PersonItem::new(person.clone()))?)
-            .await
-    }
-
-    async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
-        self.put_versioned(to_item(PersonItem::new(person.clone()))?, expected_version)
-            .await
-    }
-
-    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        self.get(person_key(person_id), "PERSON")
-            .await?
-            .map(|item| from_item::<PersonItem>(item).map(|i| i.person))
-            .transpose()
-    }
-
-    async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(person_key(person_id)))
-            .key("sk", AttributeValue::S("PERSON".into()))
-            .update_expression("SET expires_at = :expires")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::NotFound("person"))
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
-    }
-}
-
-#[async_trait]
 impl AlertStore for DynamoStore {
     async fn create_alert(&self, alert: &Alert) -> Result<Created> {
         let result = self
@@ -395,55 +353,6 @@ impl AlertStore for DynamoStore {
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
         self.put_versioned(to_item(AlertItem::new(alert.clone()))?, expected_version)
             .await
-    }
-}
-
-#[async_trait]
-impl CheckInStore for DynamoStore {
-    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        self.put_new(to_item(CheckInItem::new(checkin.clone()))?)
-            .await
-    }
-
-    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
-        self.put_versioned(
-            to_item(CheckInItem::new(checkin.clone()))?,
-            expected_version,
-        )
-        .await
-    }
-
-    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        self.get(checkin_key(checkin_id), "CHECKIN")
-            .await?
-            .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
-            .transpose()
-    }
-
-    async fn checkins_due(
-        &self,
-        deadline: time::OffsetDateTime,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<CheckIn>> {
-        let page = self
-            .index_page(
-                PENDING_CHECKINS.to_owned(),
-                INDEXED_CHECKIN,
-                unix_ms(deadline),
-                None,
-                limit,
-                cursor,
-            )
-            .await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
-                .collect::<Result<_>>()?,
-            next_cursor: page.next_cursor,
-        })
     }
 }
 

@@ -17,6 +17,9 @@ use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{AlertPage, AlertStore, CheckInStore, Created, Page, PersonStore};
 
+mod checkins;
+mod people;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS people (
     person_id  TEXT PRIMARY KEY,
@@ -259,68 +262,6 @@ fn insert_outbox(connection: &Connection, alert: &Alert, body: &str) -> Result<(
 }
 
 #[async_trait]
-impl PersonStore for EmbeddedStore {
-    async fn create_person(&self, person: &Person) -> Result<()> {
-        let id = person.person_id.to_string();
-        let body = to_json(person)?;
-        let expires_at = person.expires_at;
-        self.run(move |connection| {
-            let inserted = connection
-                .execute(
-                    "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (person_id) DO NOTHING",
-                    params![id, body, expires_at],
-                )
-                .map_err(Error::store)?;
-            created(inserted)
-        })
-        .await
-    }
-
-    async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
-        let id = person.person_id.to_string();
-        let body = to_json(person)?;
-        let expires_at = person.expires_at;
-        self.run(move |connection| {
-            // The version lives in the body; records written before it existed read as 0.
-            let updated = connection
-                .execute(
-                    "UPDATE people SET body = ?2, expires_at = ?3
-                     WHERE person_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?4",
-                    params![id, body, expires_at, expected_version],
-                )
-                .map_err(Error::store)?;
-            updated_one(updated)
-        })
-        .await
-    }
-
-    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        self.get_body("SELECT body FROM people WHERE person_id = ?1", person_id)
-            .await
-    }
-
-    async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
-        let id = person_id.to_string();
-        let renewed = self
-            .run(move |connection| {
-                connection
-                    .execute(
-                        "UPDATE people SET expires_at = ?2, body = json_set(body, '$.expires_at', ?2)
-                         WHERE person_id = ?1",
-                        params![id, expires_at],
-                    )
-                    .map_err(Error::store)
-            })
-            .await?;
-        if renewed == 0 {
-            return Err(Error::NotFound("person"));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
 impl AlertStore for EmbeddedStore {
     async fn create_alert(&self, alert: &Alert) -> Result<Created> {
         let alert = alert.clone();
@@ -492,85 +433,4 @@ fn updated_one(updated: usize) -> Result<()> {
 
 fn unix_ms(at: time::OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-#[async_trait]
-impl CheckInStore for EmbeddedStore {
-    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        let body = to_json(checkin)?;
-        let (id, person, status, deadline, expires) = (
-            checkin.checkin_id.to_string(),
-            checkin.person_id.to_string(),
-            checkin.status.as_str(),
-            unix_ms(checkin.deadline),
-            checkin.expires_at,
-        );
-        self.run(move |connection| {
-            let inserted = connection
-                .execute(
-                    "INSERT INTO checkins (checkin_id, person_id, status, deadline_ms, body, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (checkin_id) DO NOTHING",
-                    params![id, person, status, deadline, body, expires],
-                )
-                .map_err(Error::store)?;
-            created(inserted)
-        })
-        .await
-    }
-
-    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
-        let body = to_json(checkin)?;
-        let (id, status, deadline, expires) = (
-            checkin.checkin_id.to_string(),
-            checkin.status.as_str(),
-            unix_ms(checkin.deadline),
-            checkin.expires_at,
-        );
-        self.run(move |connection| {
-            let updated = connection
-                .execute(
-                    "UPDATE checkins SET status = ?2, deadline_ms = ?3, body = ?4, expires_at = ?5
-                     WHERE checkin_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?6",
-                    params![id, status, deadline, body, expires, expected_version],
-                )
-                .map_err(Error::store)?;
-            updated_one(updated)
-        })
-        .await
-    }
-
-    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        self.get_body(
-            "SELECT body FROM checkins WHERE checkin_id = ?1",
-            checkin_id,
-        )
-        .await
-    }
-
-    async fn checkins_due(
-        &self,
-        deadline: time::OffsetDateTime,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<CheckIn>> {
-        let (after_ms, after_id) = after(cursor)?;
-        let cutoff = unix_ms(deadline);
-        let fetch = limit as i64 + 1;
-        let checkins = self
-            .run(move |connection| {
-                query_bodies(
-                    connection,
-                    "SELECT body FROM checkins
-                     WHERE status = 'pending' AND deadline_ms <= ?1
-                       AND (deadline_ms > ?2 OR (deadline_ms = ?2 AND checkin_id > ?3))
-                     ORDER BY deadline_ms, checkin_id LIMIT ?4",
-                    params![cutoff, after_ms, after_id, fetch],
-                )
-            })
-            .await?;
-        Ok(page(checkins, limit, |c: &CheckIn| {
-            (unix_ms(c.deadline), c.checkin_id)
-        }))
-    }
 }

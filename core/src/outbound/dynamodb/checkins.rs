@@ -1,0 +1,55 @@
+//! Check-ins in the DynamoDB store.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::*;
+
+#[async_trait]
+impl CheckInStore for DynamoStore {
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        self.put_new(to_item(CheckInItem::new(checkin.clone()))?)
+            .await
+    }
+
+    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
+        self.put_versioned(
+            to_item(CheckInItem::new(checkin.clone()))?,
+            expected_version,
+        )
+        .await
+    }
+
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
+        self.get(checkin_key(checkin_id), "CHECKIN")
+            .await?
+            .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
+            .transpose()
+    }
+
+    async fn checkins_due(
+        &self,
+        deadline: time::OffsetDateTime,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<CheckIn>> {
+        let page = self
+            .index_page(
+                PENDING_CHECKINS.to_owned(),
+                INDEXED_CHECKIN,
+                unix_ms(deadline),
+                None,
+                limit,
+                cursor,
+            )
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
+                .collect::<Result<_>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! People in the embedded store.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::*;
+
+#[async_trait]
+impl PersonStore for EmbeddedStore {
+    async fn create_person(&self, person: &Person) -> Result<()> {
+        let id = person.person_id.to_string();
+        let body = to_json(person)?;
+        let expires_at = person.expires_at;
+        self.run(move |connection| {
+            let inserted = connection
+                .execute(
+                    "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (person_id) DO NOTHING",
+                    params![id, body, expires_at],
+                )
+                .map_err(Error::store)?;
+            created(inserted)
+        })
+        .await
+    }
+
+    async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
+        let id = person.person_id.to_string();
+        let body = to_json(person)?;
+        let expires_at = person.expires_at;
+        self.run(move |connection| {
+            // The version lives in the body; records written before it existed read as 0.
+            let updated = connection
+                .execute(
+                    "UPDATE people SET body = ?2, expires_at = ?3
+                     WHERE person_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?4",
+                    params![id, body, expires_at, expected_version],
+                )
+                .map_err(Error::store)?;
+            updated_one(updated)
+        })
+        .await
+    }
+
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
+        self.get_body("SELECT body FROM people WHERE person_id = ?1", person_id)
+            .await
+    }
+
+    async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
+        let id = person_id.to_string();
+        let renewed = self
+            .run(move |connection| {
+                connection
+                    .execute(
+                        "UPDATE people SET expires_at = ?2, body = json_set(body, '$.expires_at', ?2)
+                         WHERE person_id = ?1",
+                        params![id, expires_at],
+                    )
+                    .map_err(Error::store)
+            })
+            .await?;
+        if renewed == 0 {
+            return Err(Error::NotFound("person"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! The scheduler's use cases: raise the alerts of missed check-ins and escalate overdue alerts.
+//! It reads time from the `Clock` port through its caller (`AlertService::now`), never the system.
+
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::{Actor, AlertService};
+use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL};
+use crate::domain::checkin::CheckIn;
+use crate::error::{Error, Result};
+
+/// Check-ins or alerts the sweep reads per store query: its memory stays bounded however much is
+/// due.
+pub const SWEEP_PAGE: usize = 100;
+
+/// What one sweep did; each failure was logged with the check-in's or alert's id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SweepSummary {
+    pub raised: usize,
+    pub escalated: usize,
+    pub failed: usize,
+}
+
+/// A sweep's running count, and whether anything at all got through.
+#[derive(Default)]
+struct Tally {
+    summary: SweepSummary,
+    progressed: bool,
+    first_error: Option<Error>,
+}
+
+impl Tally {
+    fn failed(&mut self, err: Error) {
+        self.summary.failed += 1;
+        self.first_error.get_or_insert(err);
+    }
+
+    fn finish(self) -> Result<SweepSummary> {
+        match self.first_error {
+            Some(err) if !self.progressed => Err(err),
+            _ => Ok(self.summary),
+        }
+    }
+}
+
+impl AlertService {
+    /// The scheduled work: raise the alerts of missed check-ins, then escalate overdue alerts,
+    /// `SWEEP_PAGE` at a time. Each check-in and alert is handled on its own: a failure is logged
+    /// with its id, counted, and the sweep goes on. An error only when something failed and
+    /// nothing at all got through (the store is unreachable, say).
+    pub async fn sweep(
+        &self,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+    ) -> Result<SweepSummary> {
+        self.sweep_in_pages(now, policy, SWEEP_PAGE).await
+    }
+
+    /// `sweep`, reading at most `page` check-ins or alerts per store query.
+    pub async fn sweep_in_pages(
+        &self,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+        page: usize,
+    ) -> Result<SweepSummary> {
+        let mut tally = Tally::default();
+        self.raise_missed_checkins(now, page, &mut tally).await;
+        self.escalate_pages(now, policy, page, &mut tally).await;
+        let summary = tally.summary;
+        if summary.failed > 0 {
+            warn!(
+                raised = summary.raised,
+                escalated = summary.escalated,
+                failed = summary.failed,
+                "the sweep could not handle everything; the rest is retried next time"
+            );
+        } else if summary.raised + summary.escalated > 0 {
+            info!(
+                raised = summary.raised,
+                escalated = summary.escalated,
+                "sweep done"
+            );
+        }
+        tally.finish()
+    }
+
+    /// Escalates every unacknowledged alert past its next threshold, one level each. Safe to run
+    /// often and concurrently: each level is recorded once (the store's version check decides).
+    pub async fn escalate_overdue(
+        &self,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+    ) -> Result<usize> {
+        let mut tally = Tally::default();
+        self.escalate_pages(now, policy, SWEEP_PAGE, &mut tally)
+            .await;
+        tally.finish().map(|summary| summary.escalated)
+    }
+
+    async fn escalate_pages(
+        &self,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+        page: usize,
+        tally: &mut Tally,
+    ) {
+        // Alerts at the last level have nothing more to do, so the store does not return them.
+        let below_level = policy.max_level.min(MAX_ESCALATION_LEVEL);
+        if below_level == 0 {
+            return;
+        }
+        for consulate in self.directory.all() {
+            let mut cursor = None;
+            loop {
+                let overdue = match self
+                    .alerts
+                    .open_alerts_created_before(
+                        &consulate.id,
+                        now - policy.after,
+                        below_level,
+                        page.max(1),
+                        cursor.as_deref(),
+                    )
+                    .await
+                {
+                    Ok(overdue) => overdue,
+                    Err(err) => {
+                        warn!(consulate_id = %consulate.id, error = %err, "reading overdue alerts failed");
+                        tally.failed(err);
+                        break;
+                    }
+                };
+                tally.progressed = true;
+                for alert in overdue.items {
+                    if alert.escalation_due(now, policy).is_none() {
+                        continue;
+                    }
+                    match self.escalate(alert.alert_id, now, policy).await {
+                        Ok(escalated) => {
+                            tally.progressed = true;
+                            tally.summary.escalated += usize::from(escalated);
+                        }
+                        Err(err) => {
+                            warn!(alert_id = %alert.alert_id, error = %err, "escalating an alert failed");
+                            tally.failed(err);
+                        }
+                    }
+                }
+                match overdue.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    async fn escalate(
+        &self,
+        alert_id: Uuid,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+    ) -> Result<bool> {
+        let escalated = self
+            .update(Actor::Scheduler, alert_id, now, |alert, now, retention| {
+                let Some(level) = alert.escalation_due(now, policy) else {
+                    return Ok(false);
+                };
+                alert.escalate(level, &self.directory, now, retention)?;
+                Ok(true)
+            })
+            .await?;
+        if let Some(alert) = &escalated {
+            info!(alert_id = %alert_id, level = alert.escalation_level, "alert escalated");
+        }
+        Ok(escalated.is_some())
+    }
+
+    /// Raises the alert of every check-in whose deadline passed. Running twice raises each once:
+    /// the alert's id derives from the check-in.
+    async fn raise_missed_checkins(
+        &self,
+        now: time::OffsetDateTime,
+        page: usize,
+        tally: &mut Tally,
+    ) {
+        let mut cursor = None;
+        loop {
+            let due = match self
+                .checkins
+                .checkins_due(now, page.max(1), cursor.as_deref())
+                .await
+            {
+                Ok(due) => due,
+                Err(err) => {
+                    warn!(error = %err, "reading due check-ins failed");
+                    tally.failed(err);
+                    return;
+                }
+            };
+            tally.progressed = true;
+            for checkin in due.items {
+                if !checkin.is_overdue(now) {
+                    continue;
+                }
+                let checkin_id = checkin.checkin_id;
+                match self.raise_missed_checkin(checkin, now).await {
+                    Ok(created) => {
+                        tally.progressed = true;
+                        tally.summary.raised += usize::from(created);
+                    }
+                    Err(err) => {
+                        warn!(checkin_id = %checkin_id, error = %err, "raising a missed check-in failed");
+                        tally.failed(err);
+                    }
+                }
+            }
+            match due.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return,
+            }
+        }
+    }
+
+    /// Whether a new alert was raised (not if it already was, or the person is gone).
+    async fn raise_missed_checkin(
+        &self,
+        checkin: CheckIn,
+        now: time::OffsetDateTime,
+    ) -> Result<bool> {
+        let Some(person) = self.people.get_person(checkin.person_id).await? else {
+            return Ok(false);
+        };
+        let Some((checkin, created)) = self
+            .raise_checkin_alert(&person, checkin.checkin_id, false, now)
+            .await?
+        else {
+            return Ok(false);
+        };
+        info!(checkin_id = %checkin.checkin_id, alert_id = ?checkin.alert_id, "check-in missed: alert raised");
+        Ok(created)
+    }
+}
