@@ -59,7 +59,7 @@ async fn relay_pending(store: &EmbeddedStore, fanout: &FanOut) -> Result<usize, 
                 warn!(alert_id = %event.alert.alert_id, seq = event.seq, error = %err, "fan-out failed; will retry");
             })?;
         }
-        store.mark_delivered(event.id).await.map_err(|err| {
+        store.mark_delivered(&[event.id]).await.map_err(|err| {
             warn!(error = %err, "could not mark an outbox event delivered; will retry");
         })?;
     }
