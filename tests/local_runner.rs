@@ -213,8 +213,21 @@ async fn serve_survives_a_kill_and_a_restart() {
     let journal = dir.path().join(JOURNAL_FILE);
     wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 1).len() >= 2).await;
     // The console is a log: one line per notification with its ids, event, audience and
-    // recipient count, never its text (a map link with the coordinates) or an address.
-    let printed = runner.stdout.lock().unwrap().join("\n");
+    // recipient count, never its text (a map link with the coordinates) or an address. A line is
+    // printed once its journal line is durable, so it may come just after.
+    let started = std::time::Instant::now();
+    let printed = loop {
+        let printed = runner.stdout.lock().unwrap().join("\n");
+        let both = ["family", "consulate"].iter().all(|audience| {
+            printed.lines().any(|line| {
+                line.contains(&alert_id) && line.contains(&format!("audience={audience}"))
+            })
+        });
+        if both || started.elapsed() > alert_button_tests::PATIENCE {
+            break printed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     for audience in ["family", "consulate"] {
         let line = printed
             .lines()

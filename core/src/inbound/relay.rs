@@ -1,22 +1,26 @@
 //! Local mode's stand-in for the DynamoDB stream trigger: moves each outbox event of the embedded
-//! store through the fan-out, in commit order, and deletes it once every notification went out.
+//! store through the fan-out and deletes it once every notification went out. Each alert's
+//! changes go in commit order; different alerts go side by side, and the events a round delivered
+//! are deleted together.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::warn;
 
 use crate::fanout::FanOut;
-use crate::outbound::embedded::EmbeddedStore;
+use crate::outbound::embedded::{EmbeddedStore, OutboxEvent};
 
-const BATCH: usize = 100;
+const BATCH: usize = 256;
 /// A change that failed is retried after this pause (and on the next commit), never dropped.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// Also look now and then, in case a wake-up was missed.
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
-/// Runs until `shutdown` turns true, then returns after finishing the event in hand.
+/// Runs until `shutdown` turns true, then returns after finishing the round in hand.
 pub async fn relay_outbox(
     store: Arc<EmbeddedStore>,
     fanout: Arc<FanOut>,
@@ -43,25 +47,199 @@ pub async fn relay_outbox(
     }
 }
 
-/// Delivers what is pending; stops at the first failure so that an alert's changes stay in order.
-async fn relay_pending(store: &EmbeddedStore, fanout: &FanOut) -> Result<usize, ()> {
+/// Delivers what is pending, one task per alert; an alert stops at its first failure so that its
+/// changes stay in order, without holding back the others.
+async fn relay_pending(store: &EmbeddedStore, fanout: &Arc<FanOut>) -> Result<usize, ()> {
     let events = store.pending_events(BATCH).await.map_err(|err| {
         warn!(error = %err, "could not read the outbox");
     })?;
-    for event in &events {
+    let count = events.len();
+    let mut by_alert: Vec<Vec<OutboxEvent>> = Vec::new();
+    let mut index = HashMap::new();
+    for event in events {
+        let at = *index.entry(event.alert.alert_id).or_insert_with(|| {
+            by_alert.push(Vec::new());
+            by_alert.len() - 1
+        });
+        by_alert[at].push(event);
+    }
+    let mut alerts = JoinSet::new();
+    for changes in by_alert {
+        let fanout = fanout.clone();
+        alerts.spawn(async move { deliver_in_order(&fanout, changes).await });
+    }
+    let (mut delivered, mut failed) = (Vec::with_capacity(count), false);
+    while let Some(joined) = alerts.join_next().await {
+        match joined {
+            Ok((ids, complete)) => {
+                delivered.extend(ids);
+                failed |= !complete;
+            }
+            Err(err) => {
+                warn!(error = %err, "a fan-out task failed; will retry");
+                failed = true;
+            }
+        }
+    }
+    store.mark_delivered(&delivered).await.map_err(|err| {
+        warn!(error = %err, "could not mark outbox events delivered; will retry");
+    })?;
+    if failed { Err(()) } else { Ok(count) }
+}
+
+/// One alert's changes, in order: the ids of those delivered, and whether all were.
+async fn deliver_in_order(fanout: &FanOut, changes: Vec<OutboxEvent>) -> (Vec<i64>, bool) {
+    let mut delivered = Vec::with_capacity(changes.len());
+    for event in changes {
         let entry = event
             .alert
             .history
             .iter()
             .find(|entry| entry.seq == event.seq);
-        if let Some(entry) = entry {
-            fanout.deliver(&event.alert, entry).await.map_err(|err| {
-                warn!(alert_id = %event.alert.alert_id, seq = event.seq, error = %err, "fan-out failed; will retry");
-            })?;
+        if let Some(entry) = entry
+            && let Err(err) = fanout.deliver(&event.alert, entry).await
+        {
+            warn!(alert_id = %event.alert.alert_id, seq = event.seq, error = %err, "fan-out failed; will retry");
+            return (delivered, false);
         }
-        store.mark_delivered(event.id).await.map_err(|err| {
-            warn!(error = %err, "could not mark an outbox event delivered; will retry");
-        })?;
+        delivered.push(event.id);
     }
-    Ok(events.len())
+    (delivered, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::alert::{Location, Retention};
+    use crate::domain::consulate::Directory;
+    use crate::domain::notification::Notification;
+    use crate::outbound::embedded::tests::{alert, person};
+    use crate::ports::{
+        AlertStore, Delivery, DeliveryLedger, DeliveryState, Notifier, PersonStore, Recipient,
+        SendError,
+    };
+
+    /// Only against hanging forever.
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    /// Records every send; the first send of one alert's first change waits until another
+    /// alert's second change has been sent.
+    struct Interleaving {
+        held: Uuid,
+        awaited: Uuid,
+        awaited_sent: watch::Sender<bool>,
+        sends: Mutex<Vec<(Uuid, u32, &'static str)>>,
+    }
+
+    #[async_trait]
+    impl Notifier for Interleaving {
+        async fn send(
+            &self,
+            notification: &Notification,
+            _recipient: &Recipient,
+        ) -> std::result::Result<(), SendError> {
+            let (alert_id, seq) = (notification.alert_id, notification.seq);
+            self.sends.lock().unwrap().push((alert_id, seq, "start"));
+            if alert_id == self.held && seq == 1 {
+                let mut sent = self.awaited_sent.subscribe();
+                let released = matches!(
+                    tokio::time::timeout(PATIENCE, sent.wait_for(|sent| *sent)).await,
+                    Ok(Ok(_))
+                );
+                if !released {
+                    return Err(SendError::Transient("never released".into()));
+                }
+            }
+            self.sends.lock().unwrap().push((alert_id, seq, "sent"));
+            if alert_id == self.awaited && seq == 2 {
+                self.awaited_sent.send_replace(true);
+            }
+            Ok(())
+        }
+    }
+
+    struct NoLedger;
+
+    #[async_trait]
+    impl DeliveryLedger for NoLedger {
+        async fn claim(&self, _delivery: &Delivery) -> crate::Result<bool> {
+            Ok(true)
+        }
+
+        async fn settle(&self, _delivery: &Delivery, _state: DeliveryState) -> crate::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn alerts_fan_out_side_by_side_each_in_order_and_are_deleted_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(&dir.path().join("store.sqlite3")).unwrap());
+        let person = person();
+        store.create_person(&person).await.unwrap();
+        let (mut first, mut second) = (alert(&person, "first"), alert(&person, "second"));
+        store.create_alert(&first).await.unwrap();
+        store.create_alert(&second).await.unwrap();
+        for changed in [&mut first, &mut second] {
+            let moved = Location {
+                lat: 41.9,
+                lon: -87.6,
+                accuracy_m: None,
+            };
+            let now = OffsetDateTime::now_utc();
+            changed
+                .update_location(moved, now, &Retention::default())
+                .unwrap();
+            store.update_alert(changed, 1).await.unwrap();
+        }
+
+        let notifier = Arc::new(Interleaving {
+            held: first.alert_id,
+            awaited: second.alert_id,
+            awaited_sent: watch::channel(false).0,
+            sends: Mutex::new(Vec::new()),
+        });
+        let fanout = Arc::new(FanOut::new(
+            Arc::new(Directory::bundled()),
+            store.clone(),
+            notifier.clone(),
+            Arc::new(NoLedger),
+        ));
+        let before = store.stats();
+        assert_eq!(relay_pending(&store, &fanout).await, Ok(4));
+
+        let sends = notifier.sends.lock().unwrap().clone();
+        let at = |alert_id: Uuid, seq: u32, stage: &str| {
+            sends
+                .iter()
+                .position(|send| *send == (alert_id, seq, stage))
+                .unwrap_or_else(|| panic!("no {stage} of {alert_id} {seq}: {sends:?}"))
+        };
+        let last = |alert_id: Uuid, seq: u32| {
+            sends
+                .iter()
+                .rposition(|send| send.0 == alert_id && send.1 == seq)
+                .unwrap()
+        };
+        // The second alert went on while the first one's first change was held.
+        assert!(
+            at(second.alert_id, 2, "sent") < at(first.alert_id, 1, "sent"),
+            "{sends:?}"
+        );
+        // Each alert's changes in order.
+        for alert in [&first, &second] {
+            assert!(
+                last(alert.alert_id, 1) < at(alert.alert_id, 2, "start"),
+                "{sends:?}"
+            );
+        }
+        assert!(store.pending_events(10).await.unwrap().is_empty());
+        assert_eq!(store.stats().transactions - before.transactions, 1);
+    }
 }

@@ -1,13 +1,20 @@
 //! The embedded store for local mode: SQLite (bundled, so there is nothing to install) in WAL mode
 //! with full fsync. An alert change and its outbox event commit in one transaction, so an
 //! acknowledged change is never lost and never notified twice, whatever crashes when.
+//!
+//! Writes go through one writer thread that commits them in groups: the requests that arrive
+//! while a commit is syncing share the next transaction (and its one sync), each inside its own
+//! savepoint, so that a request that fails takes back only its own statements. Nobody is answered
+//! before the commit that holds their write is durable. Reads use their own connection.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::Notify;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use super::cursor::{decode_cursor, encode_cursor};
@@ -64,10 +71,179 @@ pub struct OutboxEvent {
     pub seq: u32,
 }
 
+/// At most this many requests share one transaction.
+const GROUP_LIMIT: usize = 512;
+/// Connections for reads, which WAL lets run beside each other and beside the writer.
+const READERS: usize = 4;
+
+/// What the store has committed since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Write transactions committed (each one sync of the write-ahead log).
+    pub transactions: u64,
+    /// Write requests committed in them.
+    pub writes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    transactions: AtomicU64,
+    writes: AtomicU64,
+}
+
 pub struct EmbeddedStore {
-    connection: Arc<Mutex<Connection>>,
+    /// Reads only; writes go to the writer thread.
+    readers: Arc<Vec<Mutex<Connection>>>,
+    requests: Option<mpsc::Sender<Box<dyn Request>>>,
+    writer: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
     /// Woken after every commit that adds outbox events, so the relay does not have to poll fast.
     outbox_ready: Arc<Notify>,
+    #[cfg(test)]
+    crash: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// One write request waiting for the writer thread.
+trait Request: Send {
+    /// Runs the request's statements inside the group's transaction; whether they stand.
+    fn run(&mut self, connection: &Connection) -> bool;
+    /// Answers the caller once the group's fate is known: `failed` says why the group did not
+    /// commit, if it did not.
+    fn answer(self: Box<Self>, failed: Option<&str>);
+}
+
+struct Write<T, F> {
+    work: Option<F>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Request for Write<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T> + Send,
+{
+    fn run(&mut self, connection: &Connection) -> bool {
+        let outcome = self.work.take().map(|work| work(connection));
+        let stands = matches!(outcome, Some(Ok(_)));
+        self.outcome = outcome;
+        stands
+    }
+
+    fn answer(self: Box<Self>, failed: Option<&str>) {
+        let answer = match (self.outcome, failed) {
+            // A request's own failure is its answer, whatever became of the group.
+            (Some(Err(err)), _) => Err(err),
+            (Some(Ok(value)), None) => Ok(value),
+            (_, Some(why)) => Err(Error::Store(why.to_owned())),
+            (None, None) => Err(Error::Store("the write was not run".into())),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The writer thread: takes the requests waiting, commits them as one group, answers them.
+struct Writer {
+    connection: Connection,
+    requests: mpsc::Receiver<Box<dyn Request>>,
+    counters: Arc<Counters>,
+    #[cfg(test)]
+    crash: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Writer {
+    fn serve(self) {
+        while let Ok(first) = self.requests.recv() {
+            // The write lock first: whatever arrives while it is taken joins this group.
+            let began = self.connection.execute_batch("BEGIN IMMEDIATE");
+            let mut group = vec![first];
+            group.extend(self.requests.try_iter().take(GROUP_LIMIT - 1));
+            if let Err(err) = began {
+                let why = err.to_string();
+                for request in group {
+                    request.answer(Some(&why));
+                }
+                continue;
+            }
+            if !self.commit(group) {
+                return;
+            }
+        }
+    }
+
+    /// Runs each request in its own savepoint and commits them all; `false` if the thread must stop.
+    fn commit(&self, group: Vec<Box<dyn Request>>) -> bool {
+        let connection = &self.connection;
+        let mut ran = Vec::with_capacity(group.len());
+        let mut stood = 0;
+        let mut broken = None;
+        let mut waiting = group.into_iter();
+        for mut request in waiting.by_ref() {
+            let stands = connection
+                .execute_batch("SAVEPOINT request")
+                .map(|()| request.run(connection))
+                .and_then(|stands| {
+                    let end = if stands {
+                        "RELEASE request"
+                    } else {
+                        "ROLLBACK TO request; RELEASE request"
+                    };
+                    connection.execute_batch(end).map(|()| stands)
+                });
+            ran.push(request);
+            match stands {
+                // Some failures (a full disk, an I/O error) end the whole transaction.
+                Ok(_) if connection.is_autocommit() => {
+                    broken = Some("the transaction was rolled back".to_owned());
+                    break;
+                }
+                Ok(stands) => stood += usize::from(stands),
+                Err(err) => {
+                    broken = Some(err.to_string());
+                    break;
+                }
+            }
+        }
+        #[cfg(test)]
+        if self.crash.load(Ordering::SeqCst) {
+            // As if the process died here: nobody is answered, the connection's drop rolls back.
+            return false;
+        }
+        let failed = match broken {
+            Some(why) => Err(why),
+            None => connection
+                .execute_batch("COMMIT")
+                .map_err(|err| err.to_string()),
+        };
+        match &failed {
+            Ok(()) => {
+                self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .writes
+                    .fetch_add(stood as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                if !connection.is_autocommit() {
+                    let _ = connection.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        let why = failed.err();
+        for request in ran.into_iter().chain(waiting) {
+            request.answer(why.as_deref());
+        }
+        true
+    }
+}
+
+impl Drop for EmbeddedStore {
+    /// Lets the writer finish what it holds, so the store is released when this returns.
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 impl EmbeddedStore {
@@ -91,31 +267,98 @@ impl EmbeddedStore {
             companion.push(suffix);
             super::private_file::narrow(Path::new(&companion))?;
         }
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open(path).map_err(Error::store)?;
+            reader
+                .busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(Error::store)?;
+            readers.push(Mutex::new(reader));
+        }
+
+        let counters = Arc::new(Counters::default());
+        #[cfg(test)]
+        let crash = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (requests, waiting) = mpsc::channel();
+        let writer = Writer {
+            connection,
+            requests: waiting,
+            counters: counters.clone(),
+            #[cfg(test)]
+            crash: crash.clone(),
+        };
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.serve())
+            .map_err(Error::store)?;
         Ok(EmbeddedStore {
-            connection: Arc::new(Mutex::new(connection)),
+            readers: Arc::new(readers),
+            requests: Some(requests),
+            writer: Some(writer),
+            counters,
             outbox_ready: Arc::new(Notify::new()),
+            #[cfg(test)]
+            crash,
         })
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            transactions: self.counters.transactions.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Makes the writer stop before its next commit, as a crash would.
+    #[cfg(test)]
+    fn crash_before_next_commit(&self) {
+        self.crash.store(true, Ordering::SeqCst);
     }
 
     pub fn outbox_ready(&self) -> Arc<Notify> {
         self.outbox_ready.clone()
     }
 
-    /// Runs blocking SQLite work off the async runtime's threads.
+    /// Runs a read off the async runtime's threads.
     async fn run<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let connection = self.connection.clone();
+        let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let mut connection = connection
-                .lock()
-                .map_err(|_| Error::Store("the store's connection lock is poisoned".into()))?;
-            work(&mut connection)
+            // A free connection if there is one, else wait for the first.
+            let connection = match readers.iter().find_map(|reader| reader.try_lock().ok()) {
+                Some(connection) => connection,
+                None => readers[0]
+                    .lock()
+                    .map_err(|_| Error::Store("the store's connection lock is poisoned".into()))?,
+            };
+            work(&connection)
         })
         .await
         .map_err(Error::store)?
+    }
+
+    /// Hands a write to the writer thread; answers once the group holding it is committed.
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let stopped = || Error::Store("the store's writer has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        let request = Box::new(Write {
+            work: Some(work),
+            outcome: None,
+            reply,
+        });
+        self.requests
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(request)
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// The one record `sql` selects by `id`, read back as `T`.
@@ -160,11 +403,19 @@ impl EmbeddedStore {
         .await
     }
 
-    pub async fn mark_delivered(&self, event_id: i64) -> Result<()> {
-        self.run(move |connection| {
-            connection
-                .execute("DELETE FROM outbox WHERE id = ?1", params![event_id])
+    /// Deletes the events delivered, all in one transaction.
+    pub async fn mark_delivered(&self, event_ids: &[i64]) -> Result<()> {
+        if event_ids.is_empty() {
+            return Ok(());
+        }
+        let event_ids = event_ids.to_vec();
+        self.write(move |connection| {
+            let mut statement = connection
+                .prepare_cached("DELETE FROM outbox WHERE id = ?1")
                 .map_err(Error::store)?;
+            for id in event_ids {
+                statement.execute(params![id]).map_err(Error::store)?;
+            }
             Ok(())
         })
         .await
@@ -172,8 +423,7 @@ impl EmbeddedStore {
 
     /// Deletes people and alerts whose retention has run out, as DynamoDB's TTL does in AWS.
     pub async fn purge_expired(&self, now_unix: i64) -> Result<usize> {
-        self.run(move |connection| {
-            let transaction = connection.transaction().map_err(Error::store)?;
+        self.write(move |transaction| {
             let mut removed = transaction
                 .execute(
                     "DELETE FROM people WHERE expires_at < ?1",
@@ -192,7 +442,6 @@ impl EmbeddedStore {
                     params![now_unix],
                 )
                 .map_err(Error::store)?;
-            transaction.commit().map_err(Error::store)?;
             Ok(removed)
         })
         .await
@@ -267,10 +516,7 @@ impl AlertStore for EmbeddedStore {
         let alert = alert.clone();
         let body = to_json(&alert)?;
         let created = self
-            .run(move |connection| {
-                let transaction = connection
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(Error::store)?;
+            .write(move |transaction| {
                 let existing: Option<String> = transaction
                     .query_row(
                         "SELECT body FROM alerts WHERE alert_id = ?1",
@@ -298,8 +544,7 @@ impl AlertStore for EmbeddedStore {
                         ],
                     )
                     .map_err(Error::store)?;
-                insert_outbox(&transaction, &alert, &body)?;
-                transaction.commit().map_err(Error::store)?;
+                insert_outbox(transaction, &alert, &body)?;
                 Ok(Created::New)
             })
             .await?;
@@ -382,10 +627,7 @@ impl AlertStore for EmbeddedStore {
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
         let alert = alert.clone();
         let body = to_json(&alert)?;
-        self.run(move |connection| {
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(Error::store)?;
+        self.write(move |transaction| {
             let updated = transaction
                 .execute(
                     "UPDATE alerts SET status = ?2, version = ?3, body = ?4, expires_at = ?5
@@ -403,8 +645,7 @@ impl AlertStore for EmbeddedStore {
             if updated == 0 {
                 return Err(Error::ConcurrentUpdate);
             }
-            insert_outbox(&transaction, &alert, &body)?;
-            transaction.commit().map_err(Error::store)
+            insert_outbox(transaction, &alert, &body)
         })
         .await?;
         self.outbox_ready.notify_one();
@@ -434,3 +675,213 @@ fn updated_one(updated: usize) -> Result<()> {
 fn unix_ms(at: time::OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::domain::alert::{AlertRequest, Location, Retention};
+    use crate::domain::consulate::Directory;
+    use crate::domain::credential;
+    use crate::domain::districts::Districts;
+    use crate::domain::person::{Contact, Language};
+
+    pub(crate) fn person() -> Person {
+        let person_id = Uuid::new_v4();
+        let now = OffsetDateTime::now_utc();
+        Person {
+            person_id,
+            display_name: Some("Ana".into()),
+            language: Language::Es,
+            contacts: vec![Contact {
+                name: "Luis".into(),
+                phone: Some("+13035550100".into()),
+                email: None,
+                language: None,
+            }],
+            token: credential::issue(person_id).1,
+            subscriptions: vec![],
+            pins: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: now.unix_timestamp() + 3600,
+            last_alert_id: None,
+            stale_subscriptions: Vec::new(),
+            version: 0,
+        }
+    }
+
+    pub(crate) fn alert(person: &Person, client_alert_id: &str) -> Alert {
+        let request = AlertRequest {
+            client_alert_id: client_alert_id.into(),
+            location: Location {
+                lat: 41.88,
+                lon: -87.63,
+                accuracy_m: None,
+            },
+            note: None,
+        };
+        Alert::open(
+            person,
+            request,
+            &Directory::bundled(),
+            &Districts::bundled(),
+            OffsetDateTime::now_utc(),
+            &Retention::default(),
+        )
+        .unwrap()
+    }
+
+    type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+    /// Starts `request` and leaves it waiting for its answer, as a request in flight does.
+    fn in_flight<'a, T>(mut request: Pending<'a, T>) -> Pending<'a, T> {
+        let mut context = Context::from_waker(Waker::noop());
+        assert!(matches!(request.as_mut().poll(&mut context), Poll::Pending));
+        request
+    }
+
+    /// Another connection holding the database's write lock, so that requests pile up behind it
+    /// as they do behind a commit in progress.
+    fn hold_write_lock(path: &Path) -> Connection {
+        let holder = Connection::open(path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        holder
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_are_committed_together_and_each_answered_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite3");
+        let store = EmbeddedStore::open(&path).unwrap();
+        let person = person();
+        let alerts: Vec<Alert> = (0..16).map(|i| alert(&person, &format!("c-{i}"))).collect();
+        let before = store.stats();
+
+        let lock = hold_write_lock(&path);
+        let requests: Vec<_> = alerts
+            .iter()
+            .map(|alert| in_flight(store.create_alert(alert)))
+            .collect();
+        lock.execute_batch("COMMIT").unwrap();
+        for request in requests {
+            assert_eq!(request.await.unwrap(), Created::New);
+        }
+
+        let after = store.stats();
+        assert_eq!(after.writes - before.writes, 16);
+        assert_eq!(
+            after.transactions - before.transactions,
+            1,
+            "16 writes waiting together share one commit"
+        );
+        for alert in &alerts {
+            assert_eq!(
+                store.get_alert(alert.alert_id).await.unwrap().as_ref(),
+                Some(alert)
+            );
+        }
+        assert_eq!(store.pending_events(100).await.unwrap().len(), 16);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_in_a_group_fails_alone_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite3");
+        let store = EmbeddedStore::open(&path).unwrap();
+        let person = person();
+        store.create_person(&person).await.unwrap();
+        let stored = alert(&person, "stored");
+        store.create_alert(&stored).await.unwrap();
+        // A change that writes the alert, then fails: its event collides with the pending one.
+        let mut colliding = stored.clone();
+        colliding.note = Some("never stored".into());
+        let (first, second) = (alert(&person, "first"), alert(&person, "second"));
+        let before = store.stats();
+
+        let lock = hold_write_lock(&path);
+        let created_first = in_flight(store.create_alert(&first));
+        let collided = in_flight(store.update_alert(&colliding, stored.version()));
+        let stale = in_flight(store.update_alert(&colliding, stored.version() + 7));
+        let twice = in_flight(store.create_person(&person));
+        let created_second = in_flight(store.create_alert(&second));
+        lock.execute_batch("COMMIT").unwrap();
+
+        assert_eq!(created_first.await.unwrap(), Created::New);
+        assert!(matches!(collided.await, Err(Error::Store(_))));
+        assert!(matches!(stale.await, Err(Error::ConcurrentUpdate)));
+        assert!(matches!(twice.await, Err(Error::Conflict { .. })));
+        assert_eq!(created_second.await.unwrap(), Created::New);
+        assert_eq!(store.stats().transactions - before.transactions, 1);
+
+        assert_eq!(
+            store.get_alert(stored.alert_id).await.unwrap(),
+            Some(stored)
+        );
+        assert!(store.get_alert(first.alert_id).await.unwrap().is_some());
+        assert!(store.get_alert(second.alert_id).await.unwrap().is_some());
+        assert_eq!(store.pending_events(100).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_before_the_group_commits_answers_nobody_and_loses_nothing_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite3");
+        let store = EmbeddedStore::open(&path).unwrap();
+        let person = person();
+        let acknowledged: Vec<Alert> = (0..3).map(|i| alert(&person, &format!("a-{i}"))).collect();
+        for alert in &acknowledged {
+            store.create_alert(alert).await.unwrap();
+        }
+        let unanswered: Vec<Alert> = (0..5).map(|i| alert(&person, &format!("u-{i}"))).collect();
+
+        let lock = hold_write_lock(&path);
+        let requests: Vec<_> = unanswered
+            .iter()
+            .map(|alert| in_flight(store.create_alert(alert)))
+            .collect();
+        store.crash_before_next_commit();
+        lock.execute_batch("COMMIT").unwrap();
+        for request in requests {
+            assert!(
+                request.await.is_err(),
+                "a write was answered before its commit"
+            );
+        }
+        drop(store);
+
+        let store = EmbeddedStore::open(&path).unwrap();
+        for alert in &acknowledged {
+            assert_eq!(
+                store.get_alert(alert.alert_id).await.unwrap().as_ref(),
+                Some(alert)
+            );
+        }
+        for alert in &unanswered {
+            assert_eq!(store.get_alert(alert.alert_id).await.unwrap(), None);
+        }
+        assert_eq!(store.pending_events(100).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn delivered_events_are_deleted_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("store.sqlite3")).unwrap();
+        let person = person();
+        for i in 0..10 {
+            store
+                .create_alert(&alert(&person, &format!("c-{i}")))
+                .await
+                .unwrap();
+        }
+        let events = store.pending_events(100).await.unwrap();
+        let before = store.stats();
+        let ids: Vec<i64> = events.iter().map(|event| event.id).collect();
+        store.mark_delivered(&ids).await.unwrap();
+        assert_eq!(store.stats().transactions - before.transactions, 1);
+        assert!(store.pending_events(100).await.unwrap().is_empty());
+    }

@@ -3,30 +3,67 @@
 //! never its text: the console is a log). It is also local mode's delivery ledger: a line is the
 //! record of its send, so a change retried after a crash reaches no recipient twice. The journal
 //! is personal data: its lines go when their alert's retention runs out.
+//!
+//! Lines are appended by one writer thread: the sends that arrive while a sync is in progress
+//! are written together and share the next sync, and each is answered only once that sync
+//! covering its line is done.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 
 use crate::domain::notification::Notification;
 use crate::error::{Error, Result};
 use crate::ports::{Delivery, DeliveryLedger, DeliveryState, Notifier, Recipient, SendError};
 
+/// At most this many lines share one sync.
+const BATCH_LIMIT: usize = 1024;
+
 pub struct JournalNotifier {
     path: PathBuf,
-    state: Mutex<JournalState>,
+    state: Arc<Mutex<JournalState>>,
+    appends: Option<mpsc::Sender<Append>>,
+    writer: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
     print: bool,
 }
 
+/// What the journal has written since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Syncs of the journal file.
+    pub syncs: u64,
+    /// Lines made durable by them.
+    pub lines: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    syncs: AtomicU64,
+    lines: AtomicU64,
+}
+
+/// One line waiting for the writer thread; answered `true` once it is durable, `false` if the
+/// journal already held it.
+struct Append {
+    key: (String, String),
+    line: Vec<u8>,
+    reply: oneshot::Sender<Result<bool, SendError>>,
+}
+
 struct JournalState {
-    file: File,
+    /// Shared with the writer, which syncs it without holding the lock.
+    file: Arc<File>,
     /// (notification id, recipient key) of every line the journal holds.
     sent: HashSet<(String, String)>,
 }
@@ -79,11 +116,34 @@ impl JournalNotifier {
         if existing.last().is_some_and(|b| *b != b'\n') {
             file.write_all(b"\n").map_err(Error::store)?;
         }
+        let state = Arc::new(Mutex::new(JournalState {
+            file: Arc::new(file),
+            sent,
+        }));
+        let counters = Arc::new(Counters::default());
+        let (appends, waiting) = mpsc::channel();
+        let writer = {
+            let (state, counters) = (state.clone(), counters.clone());
+            std::thread::Builder::new()
+                .name("journal-writer".into())
+                .spawn(move || append_all(&state, &waiting, &counters))
+                .map_err(Error::store)?
+        };
         Ok(JournalNotifier {
             path: path.to_owned(),
-            state: Mutex::new(JournalState { file, sent }),
+            state,
+            appends: Some(appends),
+            writer: Some(writer),
+            counters,
             print,
         })
+    }
+
+    pub fn stats(&self) -> JournalStats {
+        JournalStats {
+            syncs: self.counters.syncs.load(Ordering::Relaxed),
+            lines: self.counters.lines.load(Ordering::Relaxed),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -189,7 +249,7 @@ impl JournalNotifier {
                 return Err(Error::store(err));
             }
         };
-        state.file = appending;
+        state.file = Arc::new(appending);
         state.sent = kept.iter().copied().filter_map(sent_key).collect();
         if let Some(dir) = self.path.parent() {
             let dir = if dir.as_os_str().is_empty() {
@@ -216,13 +276,6 @@ impl Notifier for JournalNotifier {
             notification.notification_id.clone(),
             recipient.key(&notification.notification_id),
         );
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| SendError::Transient("the journal lock is poisoned".into()))?;
-        if state.sent.contains(&key) {
-            return Ok(());
-        }
         let mut line = serde_json::to_vec(&JournalLine {
             notification,
             recipient: &key.1,
@@ -230,21 +283,15 @@ impl Notifier for JournalNotifier {
         })
         .map_err(|_| SendError::Refused("unserializable".into()))?;
         line.push(b'\n');
-        let io_error = |err: std::io::Error| SendError::Transient(format!("{:?}", err.kind()));
-        let before = state.file.metadata().map_err(io_error)?.len();
-        let written = state
-            .file
-            .write_all(&line)
-            .and_then(|()| state.file.sync_data());
-        if let Err(err) = written {
-            // Whatever part of the line reached the file goes, so the retry neither duplicates it
-            // nor glues itself to half a line.
-            let _ = state.file.set_len(before);
-            return Err(io_error(err));
-        }
-        state.sent.insert(key);
-        drop(state);
-        if self.print {
+        let stopped = || SendError::Transient("the journal's writer has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Append { key, line, reply })
+            .map_err(|_| stopped())?;
+        let appended = answer.await.map_err(|_| stopped())??;
+        if appended && self.print {
             println!(
                 "notification alert_id={} seq={} event={} audience={} consulate_id={} language={} recipients={}",
                 notification.alert_id,
@@ -257,6 +304,94 @@ impl Notifier for JournalNotifier {
             );
         }
         Ok(())
+    }
+}
+
+impl Drop for JournalNotifier {
+    /// Lets the writer finish what it holds, so every answered line is in the file when this returns.
+    fn drop(&mut self) {
+        self.appends.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer thread: appends the lines waiting, syncs once, answers each.
+fn append_all(state: &Mutex<JournalState>, appends: &mpsc::Receiver<Append>, counters: &Counters) {
+    let poisoned = || SendError::Transient("the journal lock is poisoned".into());
+    while let Ok(first) = appends.recv() {
+        // The lock first: whatever arrives while it is taken joins this batch.
+        let guard = state.lock();
+        let mut batch = vec![first];
+        batch.extend(appends.try_iter().take(BATCH_LIMIT - 1));
+        let Ok(guard) = guard else {
+            for append in batch {
+                let _ = append.reply.send(Err(poisoned()));
+            }
+            continue;
+        };
+        let (mut fresh, mut repeated, mut keys) = (Vec::new(), Vec::new(), HashSet::new());
+        let mut bytes = Vec::new();
+        for append in batch {
+            if guard.sent.contains(&append.key) {
+                let _ = append.reply.send(Ok(false));
+            } else if keys.insert(append.key.clone()) {
+                bytes.extend_from_slice(&append.line);
+                fresh.push(append);
+            } else {
+                // The same send twice at once: one line, both answered after its sync.
+                repeated.push(append);
+            }
+        }
+        if fresh.is_empty() {
+            continue;
+        }
+        let file = guard.file.clone();
+        let written = file.metadata().map(|meta| meta.len()).and_then(|before| {
+            (&*file)
+                .write_all(&bytes)
+                .map(|()| before)
+                .inspect_err(|_| {
+                    // Whatever part of the batch reached the file goes, so the retry neither
+                    // duplicates a line nor glues itself to half of one.
+                    let _ = file.set_len(before);
+                })
+        });
+        drop(guard);
+        // Synced without the lock, so that checks of what was sent never wait on the disk.
+        let synced = written.and_then(|before| {
+            counters.syncs.fetch_add(1, Ordering::Relaxed);
+            file.sync_data().inspect_err(|_| {
+                // Unless the journal was rewritten meanwhile, the unsynced lines go as above.
+                if let Ok(state) = state.lock()
+                    && Arc::ptr_eq(&state.file, &file)
+                {
+                    let _ = file.set_len(before);
+                }
+            })
+        });
+        let outcome = match synced {
+            Ok(()) => match state.lock() {
+                Ok(mut state) => {
+                    for append in &fresh {
+                        state.sent.insert(append.key.clone());
+                    }
+                    counters
+                        .lines
+                        .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(_) => Err(poisoned()),
+            },
+            Err(err) => Err(SendError::Transient(format!("{:?}", err.kind()))),
+        };
+        for append in fresh {
+            let _ = append.reply.send(outcome.clone().map(|()| true));
+        }
+        for append in repeated {
+            let _ = append.reply.send(outcome.clone().map(|()| false));
+        }
     }
 }
 
@@ -320,6 +455,54 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sends_waiting_together_share_one_sync_and_are_answered_after_it() {
+        use std::task::{Context, Poll, Waker};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notifications.jsonl");
+        let journal = JournalNotifier::open(&path, false).unwrap();
+        let sends: Vec<Notification> = (0..32)
+            .map(|_| notification(Uuid::new_v4(), 1, i64::MAX))
+            .collect();
+        let mut context = Context::from_waker(Waker::noop());
+
+        // While the journal is busy (its lock held, as during a write), the sends pile up.
+        let busy = journal.state.lock().unwrap();
+        let mut requests: Vec<_> = sends
+            .iter()
+            .map(|sent| journal.send(sent, &Recipient::Audience))
+            .collect();
+        for request in &mut requests {
+            assert!(matches!(request.as_mut().poll(&mut context), Poll::Pending));
+        }
+        drop(busy);
+        for request in requests {
+            request.await.unwrap();
+        }
+        assert_eq!(
+            journal.stats(),
+            JournalStats {
+                syncs: 1,
+                lines: 32
+            }
+        );
+        assert_eq!(alert_ids(&path).len(), 32);
+
+        // Sent again, nothing is written.
+        for sent in &sends {
+            journal.send(sent, &Recipient::Audience).await.unwrap();
+        }
+        assert_eq!(
+            journal.stats(),
+            JournalStats {
+                syncs: 1,
+                lines: 32
+            }
+        );
+        assert_eq!(alert_ids(&path).len(), 32);
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ impl CheckInStore for EmbeddedStore {
             unix_ms(checkin.deadline),
             checkin.expires_at,
         );
-        self.run(move |connection| {
+        self.write(move |connection| {
             let inserted = connection
                 .execute(
                     "INSERT INTO checkins (checkin_id, person_id, status, deadline_ms, body, expires_at)
@@ -38,7 +38,7 @@ impl CheckInStore for EmbeddedStore {
             unix_ms(checkin.deadline),
             checkin.expires_at,
         );
-        self.run(move |connection| {
+        self.write(move |connection| {
             let updated = connection
                 .execute(
                     "UPDATE checkins SET status = ?2, deadline_ms = ?3, body = ?4, expires_at = ?5

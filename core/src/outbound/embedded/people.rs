@@ -11,7 +11,7 @@ impl PersonStore for EmbeddedStore {
         let id = person.person_id.to_string();
         let body = to_json(person)?;
         let expires_at = person.expires_at;
-        self.run(move |connection| {
+        self.write(move |connection| {
             let inserted = connection
                 .execute(
                     "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
@@ -28,7 +28,7 @@ impl PersonStore for EmbeddedStore {
         let id = person.person_id.to_string();
         let body = to_json(person)?;
         let expires_at = person.expires_at;
-        self.run(move |connection| {
+        self.write(move |connection| {
             // The version lives in the body; records written before it existed read as 0.
             let updated = connection
                 .execute(
@@ -50,7 +50,7 @@ impl PersonStore for EmbeddedStore {
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
         let id = person_id.to_string();
         let renewed = self
-            .run(move |connection| {
+            .write(move |connection| {
                 connection
                     .execute(
                         "UPDATE people SET expires_at = ?2, body = json_set(body, '$.expires_at', ?2)
