@@ -100,7 +100,7 @@ class Journal:
         self.partial = lines.pop()
         for raw in lines:
             line = json.loads(raw)
-            if line.get("seq") != 0 or line.get("event") != "opened":
+            if line.get("event") != "opened":
                 continue
             counts = self.opened.setdefault(line["alert_id"], [0, 0])
             counts[0 if line["audience"] == "family" else 1] += line["audience"] in (

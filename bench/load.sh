@@ -21,8 +21,11 @@ if ! command -v wrk >/dev/null; then
     fi
 fi
 
-cargo build --release -p alert-button-runner
-runner="${CARGO_TARGET_DIR:-$root/target}/release/alert-button"
+# BENCH_PROFILE=dev measures a debug build (slower; for checking the script, not for figures).
+profile="${BENCH_PROFILE:-release}"
+cargo build --profile "$profile" -p alert-button-runner
+[ "$profile" = dev ] && profile_dir=debug || profile_dir="$profile"
+runner="${CARGO_TARGET_DIR:-$root/target}/$profile_dir/alert-button"
 
 out="$root/target/bench-load"
 rm -rf "$out"
