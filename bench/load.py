@@ -210,7 +210,7 @@ def main():
         args=(args.port, probe_tokens, journal, 0.02, time.perf_counter() + args.duration,
               under_load),
     )
-    env = dict(os.environ, TOKENS=str(token_file), RUN=str(os.getpid()))
+    env = dict(os.environ, TOKENS=str(token_file), RUN=str(os.getpid()), THREADS=str(args.threads))
     load_started = time.perf_counter()
     prober.start()
     out = wrk(args, ["-s", str(HERE / "load" / "alerts.lua"), "%s/v1/alerts" % base], env)

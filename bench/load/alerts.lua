@@ -16,6 +16,7 @@ function init(args)
    for line in io.lines(os.getenv("TOKENS")) do
       tokens[#tokens + 1] = line
    end
+   nthreads = tonumber(os.getenv("THREADS") or "1")
    math.randomseed(1000 + id)
 end
 
@@ -27,7 +28,8 @@ local metros = {
 
 function request()
    counter = counter + 1
-   local token = tokens[((counter - 1) * #threads + id) % #tokens + 1]
+   -- setup() ran in the main state: a thread knows the thread count only from THREADS.
+   local token = tokens[((counter - 1) * nthreads + id) % #tokens + 1]
    local metro = metros[counter % #metros + 1]
    local body = string.format(
       '{"client_alert_id":"load-%s-%d-%d","location":{"lat":%.5f,"lon":%.5f,"accuracy_m":20}}',
