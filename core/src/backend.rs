@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::config::Config;
 use crate::domain::consulate::Directory;
@@ -36,6 +37,8 @@ pub use crate::config::{AwsSettings, ConfigError};
 /// The AWS adapters, built once per execution environment.
 pub struct AwsBackend {
     pub sdk_config: SdkConfig,
+    /// The client the store uses; kept to open its connection at init (`warm`).
+    dynamodb: aws_sdk_dynamodb::Client,
     pub settings: AwsSettings,
     pub service: Arc<AlertService>,
     pub fanout: Arc<FanOut>,
@@ -86,12 +89,39 @@ impl AwsBackend {
             ports,
             settings.retention,
         ));
-        let fanout = aws_fanout(&settings, directory, store, dynamodb, sns, subscriptions);
+        let fanout = aws_fanout(
+            &settings,
+            directory,
+            store,
+            dynamodb.clone(),
+            sns,
+            subscriptions,
+        );
         AwsBackend {
             sdk_config,
+            dynamodb,
             settings,
             service,
             fanout,
+        }
+    }
+
+    /// Opens the store's connection to DynamoDB (TCP and TLS) during init, so that the first alert
+    /// after a cold start is as fast as the next: a read of a key no item ever has. A failure only
+    /// leaves the handshake to the first request.
+    pub async fn warm(&self) {
+        let read = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.settings.table)
+            .key("pk", AttributeValue::S("warm-up".into()))
+            .key("sk", AttributeValue::S("warm-up".into()))
+            .send()
+            .await;
+        if read.is_err() {
+            tracing::warn!(
+                "opening the DynamoDB connection at start-up failed; the first request will"
+            );
         }
     }
 }
@@ -225,6 +255,13 @@ impl Backend {
             false,
             config.retention,
         )?))
+    }
+
+    /// Opens the connections the first request would otherwise open (see `AwsBackend::warm`).
+    pub async fn warm(&self) {
+        if let Backend::Aws(aws) = self {
+            aws.warm().await;
+        }
     }
 
     pub fn alert_service(&self) -> Arc<AlertService> {

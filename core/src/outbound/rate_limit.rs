@@ -1,7 +1,7 @@
 //! Local mode's rate limiter: counters in memory. One process serves everything locally, so one
 //! process's counts are the whole truth; under Lambda the DynamoDB counters are used instead.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,10 +11,6 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::ports::{RateLimiter, window_of};
 
-/// Ended windows are dropped at most this often, or sooner once the map has doubled.
-const PRUNE_EVERY_SECS: i64 = 60;
-const PRUNE_AT_KEYS: usize = 1024;
-
 #[derive(Default)]
 pub struct MemoryRateLimiter {
     counts: Mutex<Counts>,
@@ -23,9 +19,12 @@ pub struct MemoryRateLimiter {
 #[derive(Default)]
 struct Counts {
     by_key: HashMap<String, Counter>,
-    /// When ended windows were last dropped (Unix seconds), and how many keys were left then.
-    pruned_at: i64,
-    kept: usize,
+    /// Every counted key by the end of its window, earliest first: a hit drops the ended ones
+    /// from the front and never walks the keys whose window is still running.
+    by_end: BTreeSet<(i64, String)>,
+    /// Keys looked at while pruning, so tests can bound the work a hit does.
+    #[cfg(test)]
+    examined: usize,
 }
 
 /// One key's hits in its current window. Each key keeps its own window length, so a short window
@@ -36,17 +35,50 @@ struct Counter {
     hits: u32,
 }
 
+impl Counter {
+    fn end(&self) -> i64 {
+        self.start + self.length
+    }
+}
+
 impl Counts {
-    /// Drops the keys whose own window has ended, now and then rather than on every hit.
+    /// Drops the keys whose own window has ended by `now`.
     fn prune(&mut self, now: i64) {
-        let grown = self.by_key.len() >= PRUNE_AT_KEYS.max(2 * self.kept);
-        if !grown && now - self.pruned_at < PRUNE_EVERY_SECS {
-            return;
+        while let Some((end, _)) = self.by_end.first() {
+            #[cfg(test)]
+            {
+                self.examined += 1;
+            }
+            if *end > now {
+                break;
+            }
+            if let Some((_, key)) = self.by_end.pop_first() {
+                self.by_key.remove(&key);
+            }
         }
-        self.by_key
-            .retain(|_, counter| counter.start + counter.length > now);
-        self.pruned_at = now;
-        self.kept = self.by_key.len();
+    }
+
+    /// The key's counter for the window starting at `start`, a fresh one if its window changed.
+    fn counter(&mut self, key: &str, start: i64, length: i64) -> &mut Counter {
+        let by_end = &mut self.by_end;
+        let counter = self.by_key.entry(key.to_owned()).or_insert_with(|| {
+            by_end.insert((start + length, key.to_owned()));
+            Counter {
+                start,
+                length,
+                hits: 0,
+            }
+        });
+        if counter.start != start || counter.length != length {
+            by_end.remove(&(counter.end(), key.to_owned()));
+            by_end.insert((start + length, key.to_owned()));
+            *counter = Counter {
+                start,
+                length,
+                hits: 0,
+            };
+        }
+        counter
     }
 }
 
@@ -74,18 +106,7 @@ impl RateLimiter for MemoryRateLimiter {
         // Memory stays bounded by the keys whose window is still running.
         counts.prune(now.unix_timestamp());
         let length = window.as_secs().max(1) as i64;
-        let counter = counts.by_key.entry(key.to_owned()).or_insert(Counter {
-            start,
-            length,
-            hits: 0,
-        });
-        if counter.start != start || counter.length != length {
-            *counter = Counter {
-                start,
-                length,
-                hits: 0,
-            };
-        }
+        let counter = counts.counter(key, start, length);
         if counter.hits >= limit {
             return Err(Error::RateLimited { retry_after });
         }
@@ -182,5 +203,56 @@ mod tests {
             2,
             "the daily key stays, the hourly one goes"
         );
+    }
+
+    #[tokio::test]
+    async fn an_ended_window_is_dropped_by_the_next_hit() {
+        let limiter = MemoryRateLimiter::default();
+        let now = datetime!(2026-11-25 12:00:00 UTC);
+        limiter
+            .hit("brief", 5, Duration::from_secs(1), now)
+            .await
+            .unwrap();
+        limiter
+            .hit(
+                "other",
+                5,
+                Duration::from_secs(3600),
+                now + Duration::from_secs(2),
+            )
+            .await
+            .unwrap();
+        assert_eq!(limiter.tracked_keys(), 1, "the one-second window is over");
+    }
+
+    #[tokio::test]
+    async fn a_hit_looks_only_at_the_keys_whose_window_ended() {
+        let limiter = MemoryRateLimiter::default();
+        let day = Duration::from_secs(86_400);
+        let now = datetime!(2026-11-25 12:00:00 UTC);
+        for n in 0..5_000 {
+            limiter
+                .hit(&format!("person-{n}"), 5, day, now)
+                .await
+                .unwrap();
+        }
+        let examined = |l: &MemoryRateLimiter| l.counts.lock().unwrap().examined;
+        // Minutes later, with every window still running, hits must not walk the live keys.
+        let before = examined(&limiter);
+        for minute in 1..=10 {
+            let later = now + Duration::from_secs(minute * 61);
+            limiter.hit("person-0", 100, day, later).await.unwrap();
+        }
+        assert!(
+            examined(&limiter) - before <= 10,
+            "ten hits looked at {} keys",
+            examined(&limiter) - before
+        );
+        // Once they end, each is looked at about once, when it goes.
+        let tomorrow = now + Duration::from_secs(86_400 + 60);
+        let before = examined(&limiter);
+        limiter.hit("late", 5, day, tomorrow).await.unwrap();
+        assert_eq!(limiter.tracked_keys(), 1);
+        assert!(examined(&limiter) - before <= 5_001);
     }
 }

@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Cold starts of the Lambda functions, side by side with a hello-world `lambda_http` binary.
+
+A minimal Lambda Runtime API (the 2018-06-01 interface the runtime crate polls) serves on loopback.
+For each binary, several times: the event is queued, the binary is started, and the script records
+exec -> first `GET .../invocation/next` (the init phase) and exec -> first answered invocation.
+For alert-intake it then sends nine more alerts and compares the first alert after the cold start
+with a warm one. AWS calls go to moto on loopback (started here unless MOTO_URL is set).
+
+    bench/cold_start.py [--runs 5] [--target-dir target/release] [--json out.json]
+
+Build first (one at a time on a small machine):
+    cargo build --release -p hello-lambda -p consulate-lookup -p alert-intake \
+        -p notification-fanout -p alert-escalation
+Needs boto3 and moto[server] (tests/requirements.txt, in .venv).
+"""
+
+import argparse
+import copy
+import json
+import os
+import queue
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "tests" / "events"
+PREFIX = "/2018-06-01/runtime"
+
+
+class RuntimeApi:
+    """One function at a time: events go out in order on `/next`; answers come back timed."""
+
+    def __init__(self):
+        self.events = queue.Queue()
+        self.answers = queue.Queue()
+        self.first_poll = None
+        self.handed_out = {}
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body=b"", headers=()):
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path != PREFIX + "/invocation/next":
+                    return self.reply(404)
+                if api.first_poll is None:
+                    api.first_poll = time.perf_counter()
+                request_id, body = api.events.get()
+                api.handed_out[request_id] = time.perf_counter()
+                deadline = int(time.time() * 1000) + 30_000
+                self.reply(
+                    200,
+                    body,
+                    [
+                        ("Lambda-Runtime-Aws-Request-Id", request_id),
+                        ("Lambda-Runtime-Deadline-Ms", str(deadline)),
+                        (
+                            "Lambda-Runtime-Invoked-Function-Arn",
+                            "arn:aws:lambda:us-east-1:123456789012:function:bench",
+                        ),
+                        ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
+                        ("Content-Type", "application/json"),
+                    ],
+                )
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                now = time.perf_counter()
+                parts = self.path[len(PREFIX):].strip("/").split("/")
+                if parts[:1] == ["init"]:
+                    api.answers.put(("init-error", now, body))
+                elif len(parts) == 3 and parts[0] == "invocation":
+                    api.answers.put((parts[2], now, body, parts[1]))
+                self.reply(202, b'{"status":"OK"}', [("Content-Type", "application/json")])
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = "127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self):
+        # New queues: a killed process's last `/next` still waits on the old one and must not take
+        # the next process's event.
+        self.events = queue.Queue()
+        self.answers = queue.Queue()
+        self.first_poll = None
+        self.handed_out.clear()
+
+    def invoke(self, event):
+        request_id = str(uuid.uuid4())
+        self.events.put((request_id, json.dumps(event).encode()))
+        return request_id
+
+    def answer(self, request_id, timeout=60):
+        kind, at, body, *rest = self.answers.get(timeout=timeout)
+        if kind == "init-error":
+            raise RuntimeError("init failed: %s" % body[:500].decode(errors="replace"))
+        if kind != "response" or rest[0] != request_id:
+            raise RuntimeError("invocation failed: %s" % body[:500].decode(errors="replace"))
+        return at, json.loads(body or b"null")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto():
+    port = free_port()
+    log = open("/tmp/cold-start-moto.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "moto_server.py"), "127.0.0.1", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = "http://127.0.0.1:%d" % port
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            return process, url
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("moto did not start; see /tmp/cold-start-moto.log")
+
+
+def create_stack(moto_url):
+    """The table, topic and service key secret the functions read, as tests/support/aws.rs makes them."""
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    suffix = uuid.uuid4().hex
+    name = "alert-button-" + suffix
+    ddb = session.client("dynamodb", endpoint_url=moto_url)
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": t}
+            for a, t in [("pk", "S"), ("sk", "S"), ("consulate_status", "S"), ("created_ms", "N")]
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_consulate",
+                "KeySchema": [
+                    {"AttributeName": "consulate_status", "KeyType": "HASH"},
+                    {"AttributeName": "created_ms", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    topic = session.client("sns", endpoint_url=moto_url).create_topic(Name=name)["TopicArn"]
+    secret = session.client("secretsmanager", endpoint_url=moto_url).create_secret(
+        Name=name, SecretString=secrets.token_urlsafe(48)
+    )["ARN"]
+    return {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "ALERT_BUTTON_TABLE": name,
+        "ALERT_BUTTON_TOPIC_ARN": topic,
+        "ALERT_BUTTON_FAMILY_SMS": "direct",
+        "ALERT_BUTTON_SERVICE_KEY_SECRET_ARN": secret,
+    }
+
+
+def event(name):
+    return json.loads((EVENTS / name).read_text())
+
+
+def register_event(source_ip):
+    e = event("apigw-register.json")
+    e["body"] = e["body"].replace("{{PHONE}}", "+13125550100")
+    e["requestContext"]["http"]["sourceIp"] = source_ip
+    return e
+
+
+def alert_event(token, client_alert_id):
+    e = event("apigw-alert.json")
+    e["headers"]["authorization"] = "Bearer " + token
+    body = json.loads(e["body"])
+    body["client_alert_id"] = client_alert_id
+    e["body"] = json.dumps(body)
+    return e
+
+
+class Function:
+    def __init__(self, api, binary, env):
+        self.api, self.binary, self.env = api, binary, env
+        self.process = None
+
+    def __enter__(self):
+        self.api.reset()
+        env = dict(os.environ)
+        env.update(self.env)
+        env.update(
+            {
+                "AWS_LAMBDA_RUNTIME_API": self.api.address,
+                "AWS_LAMBDA_FUNCTION_NAME": self.binary.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + self.binary.name,
+                "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+                "RUST_LOG": "warn",
+            }
+        )
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [str(self.binary)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open("/tmp/cold-start-%s.log" % self.binary.name, "w"),
+        )
+        return self
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+
+
+def http_ok(reply):
+    return isinstance(reply, dict) and reply.get("statusCode", 200) < 400
+
+
+def cold(api, binary, env, first_event):
+    """(ms to the first poll, ms to the first answer) for one cold start."""
+    with Function(api, binary, env) as f:
+        request_id = api.invoke(first_event)
+        try:
+            at, reply = api.answer(request_id)
+        except queue.Empty:
+            raise RuntimeError("%s did not answer; see /tmp/cold-start-%s.log" % (binary.name, binary.name))
+        if not http_ok(reply):
+            raise RuntimeError("%s answered %s" % (binary.name, json.dumps(reply)[:300]))
+        return (api.first_poll - f.started) * 1000, (at - f.started) * 1000
+
+
+def intake_first_and_tenth(api, binary, env, token):
+    """Invocation times (handed out -> answered, ms) of ten alerts right after a cold start."""
+    times = []
+    with Function(api, binary, env):
+        for n in range(10):
+            request_id = api.invoke(alert_event(token, "bench-%s" % uuid.uuid4().hex))
+            at, reply = api.answer(request_id)
+            if reply.get("statusCode") != 201:
+                raise RuntimeError("alert-intake answered %s" % json.dumps(reply)[:300])
+            times.append((at - api.handed_out[request_id]) * 1000)
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--target-dir", default=str(ROOT / "target" / "release"))
+    parser.add_argument("--json")
+    parser.add_argument("--answer-timeout", type=float, default=60)
+    args = parser.parse_args()
+    target = Path(args.target_dir)
+
+    moto = None
+    moto_url = os.environ.get("MOTO_URL")
+    if not moto_url:
+        moto, moto_url = start_moto()
+    try:
+        stack = create_stack(moto_url)
+        api = RuntimeApi()
+        nearest = event("apigw-nearest.json")
+        stream = event("dynamodb-stream-batch.json")
+        scheduled = {"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}}
+        functions = [
+            ("hello-lambda", {}, nearest),
+            ("consulate-lookup", {}, nearest),
+            ("alert-intake", stack, None),
+            ("notification-fanout", stack, stream),
+            ("alert-escalation", stack, scheduled),
+        ]
+        missing = [name for name, _, _ in functions if not (target / name).is_file()]
+        if missing:
+            sys.exit("not built in %s: %s (see --help)" % (target, ", ".join(missing)))
+
+        # People for the intake runs, registered through the function itself (each from its own
+        # address: registrations are limited per address).
+        intake = target / "alert-intake"
+        tokens = []
+        with Function(api, intake, stack):
+            for n in range(2 * args.runs + 1):
+                request_id = api.invoke(register_event("203.0.113.%d" % (n + 1)))
+                _, reply = api.answer(request_id)
+                if reply.get("statusCode") != 201:
+                    sys.exit("registration failed: %s" % json.dumps(reply)[:300])
+                tokens.append(json.loads(reply["body"])["token"])
+
+        results = {}
+        for name, env, first in functions:
+            binary = target / name
+            samples = []
+            try:
+                for run in range(args.runs):
+                    if name == "alert-intake":
+                        first = alert_event(tokens[run], "cold-%s" % uuid.uuid4().hex)
+                    samples.append(cold(api, binary, env, copy.deepcopy(first)))
+            except RuntimeError as err:
+                print("%s: not measured: %s" % (name, err))
+                continue
+            results[name] = {
+                "size_bytes": binary.stat().st_size,
+                "init_ms": statistics.median(s[0] for s in samples),
+                "first_answer_ms": statistics.median(s[1] for s in samples),
+                "samples": samples,
+            }
+        tenths = [
+            intake_first_and_tenth(api, intake, stack, tokens[args.runs + run])
+            for run in range(args.runs)
+        ]
+        first = statistics.median(t[0] for t in tenths)
+        tenth = statistics.median(t[9] for t in tenths)
+        warm = statistics.median(x for t in tenths for x in t[1:])
+    finally:
+        if moto:
+            moto.terminate()
+
+    hello = results["hello-lambda"]
+    print("median of %d cold starts each; memory size 1024 MB declared, no limit applied" % args.runs)
+    print(
+        "%-22s %10s %12s %8s %16s %8s"
+        % ("binary", "size MB", "init ms", "× hello", "first answer ms", "× hello")
+    )
+    for name, r in results.items():
+        print(
+            "%-22s %10.2f %12.2f %8.2f %16.2f %8.2f"
+            % (
+                name,
+                r["size_bytes"] / 1e6,
+                r["init_ms"],
+                r["init_ms"] / hello["init_ms"],
+                r["first_answer_ms"],
+                r["first_answer_ms"] / hello["first_answer_ms"],
+            )
+        )
+    print(
+        "alert-intake against moto: first alert after a cold start %.2f ms, tenth %.2f ms "
+        "(× %.2f), median warm %.2f ms" % (first, tenth, first / tenth, warm)
+    )
+    if args.json:
+        results["intake_invocations_ms"] = tenths
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
