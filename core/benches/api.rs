@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use alert_button_core::domain::alert::AlertRequest;
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::person::Registration;
-use alert_button_core::http::parse_json;
+use alert_button_core::inbound::http::parse_json;
 use alert_button_core::local::LocalMode;
 use alert_button_core::ports::Clock;
 use axum::Router;

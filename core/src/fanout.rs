@@ -110,7 +110,7 @@ impl FanOut {
         );
         // Counted by the attempt that settles a first send; a retry meets settled ones.
         if tally.skipped == 0 && tally.sent + tally.refused > 0 {
-            crate::metrics::count_change(entry.event, entry.at);
+            crate::metrics::count_change(entry.event(), entry.at);
         }
         if let Some(err) = unread {
             return Err(err);

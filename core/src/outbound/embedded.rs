@@ -885,3 +885,4 @@ pub(crate) mod tests {
         assert_eq!(store.stats().transactions - before.transactions, 1);
         assert!(store.pending_events(100).await.unwrap().is_empty());
     }
+}

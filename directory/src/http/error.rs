@@ -1,5 +1,5 @@
 //! The shape of every error answer: `{"error":{"code","message","field"?}}`. The core maps its
-//! typed errors onto it in one place (`alert_button_core::http`).
+//! typed errors onto it in one place (`alert_button_core::inbound::http`).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
