@@ -2,6 +2,7 @@
 //! what the family and the consulate are told.
 
 pub mod alert;
+pub mod channel;
 pub mod checkin;
 pub mod credential;
 pub mod directory_report;
