@@ -1408,7 +1408,7 @@ async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled_in_dynamodb()
         assert_eq!(replay.alert, shown, "{client_id}");
         assert_eq!(replay.alert.status, AlertStatus::Cancelled);
         assert!(!replay.alert.duress);
-        let events: Vec<AlertEvent> = replay.alert.history.iter().map(|e| e.event).collect();
+        let events: Vec<AlertEvent> = replay.alert.history.iter().map(|e| e.event()).collect();
         assert_eq!(events, [AlertEvent::Opened, AlertEvent::Cancelled]);
     }
 }

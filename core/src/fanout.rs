@@ -100,7 +100,7 @@ impl FanOut {
         info!(
             alert_id = %alert.alert_id,
             seq = entry.seq,
-            event = entry.event.as_str(),
+            event = entry.event().as_str(),
             notifications = notifications.len(),
             sent = tally.sent,
             already_settled = tally.skipped,

@@ -1319,7 +1319,7 @@ proptest! {
             let now = start + time::Duration::minutes(i as i64 + 1);
             let before = alert.clone();
             let (status, duress, level) = (before.status, before.duress, before.escalation_level);
-            let duress_cancelled = before.history.iter().any(|e| e.event == AlertEvent::DuressCancelled);
+            let duress_cancelled = before.history.iter().any(|e| e.event() == AlertEvent::DuressCancelled);
             let person_may = status.is_active() && !duress_cancelled;
             let (allowed, result, event) = match &step {
                 Step::Move(location) => (person_may, alert.update_location(*location, now, &retention), AlertEvent::LocationUpdated),
@@ -1354,7 +1354,7 @@ proptest! {
             prop_assert_eq!(alert.status, expected_status);
             prop_assert_eq!(alert.history.len(), before.history.len() + 1);
             let entry = alert.latest_entry();
-            prop_assert_eq!(entry.event, event);
+            prop_assert_eq!(entry.event(), event);
             prop_assert_eq!(entry.seq as usize, alert.history.len());
             prop_assert_eq!(entry.at, now);
             prop_assert_eq!(alert.updated_at, now);
@@ -1368,19 +1368,19 @@ proptest! {
             prop_assert_eq!(entry.seq as usize, i + 1);
         }
         // However the steps go, the family is texted a bounded number of times.
-        let texted = alert.history.iter().filter(|e| e.event.is_texted()).count();
+        let texted = alert.history.iter().filter(|e| e.event().is_texted()).count();
         prop_assert!(texted <= MAX_TEXTED_CHANGES_PER_ALERT, "{} texted changes", texted);
         let seen = alert.as_seen_by_person();
         if alert.duress {
             let hidden = [AlertEvent::DuressCancelled, AlertEvent::DuressSignalled];
-            prop_assert!(seen.history.iter().all(|e| !hidden.contains(&e.event)));
+            prop_assert!(seen.history.iter().all(|e| !hidden.contains(&e.event())));
             prop_assert!(!seen.duress);
             for (i, entry) in seen.history.iter().enumerate() {
                 prop_assert_eq!(entry.seq as usize, i + 1);
             }
-            if alert.history.iter().any(|e| e.event == AlertEvent::DuressCancelled) {
+            if alert.history.iter().any(|e| e.event() == AlertEvent::DuressCancelled) {
                 prop_assert_eq!(seen.status, AlertStatus::Cancelled);
-                prop_assert_eq!(seen.latest_entry().event, AlertEvent::Cancelled);
+                prop_assert_eq!(seen.latest_entry().event(), AlertEvent::Cancelled);
             }
         } else {
             prop_assert_eq!(&seen, &alert);

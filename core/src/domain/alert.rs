@@ -202,27 +202,7 @@ impl AlertEvent {
     }
 }
 
-/// One change of an alert, in order; `seq` starts at 1 with `opened`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub seq: u32,
-    pub event: AlertEvent,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<Location>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<CancelReason>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<Outcome>,
-    /// For `escalated`: the level reached (1, 2, …) and the further consulate now told.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub escalated_to: Option<String>,
-}
+pub use super::history::{Happened, HistoryEntry};
 
 /// Escalation levels an alert can ever reach, whatever a policy says: each one texts the family,
 /// and together with the other texted changes this bounds the SMS one alert can cause.
@@ -380,14 +360,11 @@ impl Alert {
             updated_at: now,
             history: vec![HistoryEntry {
                 seq: 1,
-                event: AlertEvent::Opened,
                 at: now,
-                location: Some(request.location),
-                reason: None,
-                note: request.note,
-                outcome: None,
-                level: None,
-                escalated_to: None,
+                what: Happened::Opened {
+                    location: request.location,
+                    note: request.note,
+                },
             }],
             expires_at: (now + retention.active_alert).unix_timestamp(),
             duress: false,
@@ -422,14 +399,7 @@ impl Alert {
     ) -> Result<()> {
         self.ensure_active_for_person()?;
         self.location = location;
-        self.record(
-            AlertEvent::LocationUpdated,
-            now,
-            retention,
-            Some(location),
-            None,
-            None,
-        )
+        self.record(Happened::LocationUpdated { location }, now, retention)
     }
 
     pub fn cancel(
@@ -440,14 +410,7 @@ impl Alert {
     ) -> Result<()> {
         self.ensure_active_for_person()?;
         self.status = AlertStatus::Cancelled;
-        self.record(
-            AlertEvent::Cancelled,
-            now,
-            retention,
-            None,
-            Some(reason),
-            None,
-        )
+        self.record(Happened::Cancelled { reason }, now, retention)
     }
 
     /// Looks to the caller exactly like `cancel`; see `Alert::duress`.
@@ -459,14 +422,7 @@ impl Alert {
     ) -> Result<()> {
         self.ensure_active_for_person()?;
         self.duress = true;
-        self.record(
-            AlertEvent::DuressCancelled,
-            now,
-            retention,
-            None,
-            Some(reason),
-            None,
-        )
+        self.record(Happened::DuressCancelled { reason }, now, retention)
     }
 
     /// Marks the alert duress because the duress PIN was used elsewhere (PINs, contacts, a
@@ -478,14 +434,7 @@ impl Alert {
             return Ok(false);
         }
         self.duress = true;
-        self.record(
-            AlertEvent::DuressSignalled,
-            now,
-            retention,
-            None,
-            None,
-            None,
-        )?;
+        self.record(Happened::DuressSignalled, now, retention)?;
         Ok(true)
     }
 
@@ -502,7 +451,7 @@ impl Alert {
             });
         }
         self.status = AlertStatus::Acknowledged;
-        self.record(AlertEvent::Acknowledged, now, retention, None, None, note)
+        self.record(Happened::Acknowledged { note }, now, retention)
     }
 
     pub fn resolve(
@@ -514,11 +463,7 @@ impl Alert {
     ) -> Result<()> {
         self.ensure_active()?;
         self.status = AlertStatus::Resolved;
-        self.record(AlertEvent::Resolved, now, retention, None, None, note)?;
-        if let Some(entry) = self.history.last_mut() {
-            entry.outcome = Some(outcome);
-        }
-        Ok(())
+        self.record(Happened::Resolved { outcome, note }, now, retention)
     }
 
     /// What the person may still do: nothing once they cancelled, even under duress.
@@ -543,15 +488,7 @@ impl Alert {
         }
     }
 
-    fn record(
-        &mut self,
-        event: AlertEvent,
-        now: OffsetDateTime,
-        retention: &Retention,
-        location: Option<Location>,
-        reason: Option<CancelReason>,
-        note: Option<String>,
-    ) -> Result<()> {
+    fn record(&mut self, what: Happened, now: OffsetDateTime, retention: &Retention) -> Result<()> {
         if self.history.len() >= MAX_HISTORY_ENTRIES {
             return Err(Error::Conflict {
                 code: "alert_history_full",
@@ -569,14 +506,8 @@ impl Alert {
         self.expires_at = (now + keep_for).unix_timestamp();
         self.history.push(HistoryEntry {
             seq: self.version() + 1,
-            event,
             at: now,
-            location,
-            reason,
-            note,
-            outcome: None,
-            level: None,
-            escalated_to: None,
+            what,
         });
         Ok(())
     }
@@ -608,25 +539,27 @@ impl Alert {
                 message: "the alert is not due for this escalation".into(),
             });
         }
-        let further = directory
+        let escalated_to = directory
             .nearest(self.location.point(), level as usize + 1)
             .into_iter()
             .map(|n| n.consulate.id.clone())
             .filter(|id| *id != self.consulate_id)
             .nth(level as usize - 1);
         self.escalation_level = level;
-        self.record(AlertEvent::Escalated, now, retention, None, None, None)?;
-        if let Some(entry) = self.history.last_mut() {
-            entry.level = Some(level);
-            entry.escalated_to = further;
-        }
-        Ok(())
+        self.record(
+            Happened::Escalated {
+                level,
+                escalated_to,
+            },
+            now,
+            retention,
+        )
     }
 
     fn duress_cancelled(&self) -> bool {
         self.history
             .iter()
-            .any(|e| e.event == AlertEvent::DuressCancelled)
+            .any(|e| e.event() == AlertEvent::DuressCancelled)
     }
 
     /// The alert as its person sees it. After a duress cancel it reads exactly as if cancelled
@@ -641,10 +574,10 @@ impl Alert {
         if seen
             .history
             .iter()
-            .any(|e| e.event == AlertEvent::DuressSignalled)
+            .any(|e| e.event() == AlertEvent::DuressSignalled)
         {
             seen.history
-                .retain(|e| e.event != AlertEvent::DuressSignalled);
+                .retain(|e| e.event() != AlertEvent::DuressSignalled);
             for (index, entry) in seen.history.iter_mut().enumerate() {
                 entry.seq = index as u32 + 1;
             }
@@ -656,18 +589,20 @@ impl Alert {
         let cut = seen
             .history
             .iter()
-            .position(|e| e.event == AlertEvent::DuressCancelled)
+            .position(|e| e.event() == AlertEvent::DuressCancelled)
             .unwrap_or(seen.history.len().saturating_sub(1));
         seen.history.truncate(cut + 1);
         let cancel = &mut seen.history[cut];
-        cancel.event = AlertEvent::Cancelled;
+        if let Happened::DuressCancelled { reason } = cancel.what {
+            cancel.what = Happened::Cancelled { reason };
+        }
         seen.status = AlertStatus::Cancelled;
         seen.updated_at = cancel.at;
         seen.location = seen
             .history
             .iter()
             .rev()
-            .find_map(|e| e.location)
+            .find_map(|e| e.location())
             .unwrap_or(seen.location);
         seen
     }
@@ -849,7 +784,7 @@ mod tests {
         alert
             .resolve(Outcome::Safe, None, later, &retention)
             .unwrap();
-        let texted = alert.history.iter().filter(|e| e.event.is_texted());
+        let texted = alert.history.iter().filter(|e| e.event().is_texted());
         assert_eq!(texted.count(), MAX_TEXTED_CHANGES_PER_ALERT);
         assert!(alert.cancel(CancelReason::Safe, later, &retention).is_err());
     }

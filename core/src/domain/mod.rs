@@ -6,6 +6,7 @@ pub mod channel;
 pub mod checkin;
 pub mod credential;
 pub mod directory_report;
+pub mod history;
 pub mod notification;
 pub mod person;
 pub mod templates;

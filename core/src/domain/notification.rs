@@ -85,7 +85,7 @@ pub fn plan(
                 entry.seq,
                 audience.as_str(),
             ),
-            event: entry.event,
+            event: entry.event(),
             audience,
             alert_id: alert.alert_id,
             seq: entry.seq,
@@ -131,11 +131,8 @@ pub fn plan(
         Vec::new(),
         message,
     ));
-    if entry.event == AlertEvent::Escalated {
-        let further = entry
-            .escalated_to
-            .as_deref()
-            .and_then(|id| directory.get(id));
+    if entry.event() == AlertEvent::Escalated {
+        let further = entry.escalated_to().and_then(|id| directory.get(id));
         if let Some(further) = further {
             let distance = distance_km(alert.location.point(), further.point());
             let message = templates::consulate_message(alert, entry, distance);

@@ -34,13 +34,13 @@ pub fn family_message(
     consulate: &Consulate,
     language: Language,
 ) -> Message {
-    let location = entry.location.unwrap_or(alert.location);
+    let location = entry.location().unwrap_or(alert.location);
     let link = map_link(&location);
     let phone = format_phone(consulate.phone_to_call().0);
     match language {
         Language::Es => {
             let name = alert.display_name.as_deref().unwrap_or("Su familiar");
-            let (subject, sms) = match entry.event {
+            let (subject, sms) = match entry.event() {
                 AlertEvent::Opened => (
                     format!("ALERTA: {name} pidió ayuda"),
                     format!(
@@ -53,7 +53,7 @@ pub fn family_message(
                     format!("{name}: nueva ubicación {link}"),
                 ),
                 AlertEvent::Cancelled => {
-                    let why = match entry.reason {
+                    let why = match entry.reason() {
                         Some(CancelReason::Mistake) => "la alerta fue un error",
                         _ => "está a salvo",
                     };
@@ -111,7 +111,7 @@ pub fn family_message(
                 .display_name
                 .as_deref()
                 .unwrap_or("Your family member");
-            let (subject, sms) = match entry.event {
+            let (subject, sms) = match entry.event() {
                 AlertEvent::Opened => (
                     format!("ALERT: {name} asked for help"),
                     format!(
@@ -124,7 +124,7 @@ pub fn family_message(
                     format!("{name}: new location {link}"),
                 ),
                 AlertEvent::Cancelled => {
-                    let why = match entry.reason {
+                    let why = match entry.reason() {
                         Some(CancelReason::Mistake) => "it was pressed by mistake",
                         _ => "they are safe",
                     };
@@ -182,7 +182,7 @@ pub fn family_message(
 
 /// The message for the consulate's staff, in Spanish.
 pub fn consulate_message(alert: &Alert, entry: &HistoryEntry, distance_km: f64) -> Message {
-    let location = entry.location.unwrap_or(alert.location);
+    let location = entry.location().unwrap_or(alert.location);
     let link = map_link(&location);
     let name = alert
         .display_name
@@ -192,7 +192,7 @@ pub fn consulate_message(alert: &Alert, entry: &HistoryEntry, distance_km: f64) 
         .at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    let (subject, sms) = match entry.event {
+    let (subject, sms) = match entry.event() {
         AlertEvent::Opened => (
             format!("ALERTA {}: {name}", alert.alert_id),
             format!(
@@ -208,7 +208,7 @@ pub fn consulate_message(alert: &Alert, entry: &HistoryEntry, distance_km: f64) 
             ),
         ),
         AlertEvent::Cancelled => {
-            let why = match entry.reason {
+            let why = match entry.reason() {
                 Some(CancelReason::Mistake) => "activada por error",
                 _ => "la persona está a salvo",
             };
@@ -238,12 +238,12 @@ pub fn consulate_message(alert: &Alert, entry: &HistoryEntry, distance_km: f64) 
         AlertEvent::Escalated => (
             format!(
                 "ESCALADA (nivel {}): alerta {} sin atender",
-                entry.level.unwrap_or(1),
+                entry.level().unwrap_or(1),
                 alert.alert_id
             ),
             format!(
                 "ESCALADA (nivel {}): la alerta {} de {name} sigue sin atender. Ubicación: {link} a {distance_km:.0} km.",
-                entry.level.unwrap_or(1),
+                entry.level().unwrap_or(1),
                 alert.alert_id
             ),
         ),
@@ -263,8 +263,7 @@ pub fn consulate_message(alert: &Alert, entry: &HistoryEntry, distance_km: f64) 
 
 fn note_suffix(entry: &HistoryEntry, label: &str) -> String {
     entry
-        .note
-        .as_deref()
+        .note()
         .map(|note| format!(" {label}: {note}"))
         .unwrap_or_default()
 }
@@ -277,7 +276,7 @@ pub fn escalation_message(
     further: Option<&Consulate>,
 ) -> Message {
     let link = map_link(&alert.location);
-    let level = entry.level.unwrap_or(1);
+    let level = entry.level().unwrap_or(1);
     let name = alert
         .display_name
         .as_deref()

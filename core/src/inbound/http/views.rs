@@ -143,3 +143,38 @@ impl<'a> CheckInView<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An alert as stores held it before entries became typed: the API shows its history as the
+    /// same objects, field for field and in the same order.
+    #[test]
+    fn a_stored_alert_shows_its_history_unchanged() {
+        let history = concat!(
+            r#"[{"seq":1,"event":"opened","at":"2026-11-25T12:00:00Z","location":{"lat":32.72,"lon":-117.16,"accuracy_m":10.0}},"#,
+            r#"{"seq":2,"event":"escalated","at":"2026-11-25T12:10:00Z","level":1,"escalated_to":"mx-consul-los-angeles"},"#,
+            r#"{"seq":3,"event":"acknowledged","at":"2026-11-25T12:11:00Z","note":"calling"},"#,
+            r#"{"seq":4,"event":"resolved","at":"2026-11-25T12:30:00Z","outcome":"safe"}]"#
+        );
+        let stored = format!(
+            r#"{{"alert_id":"6f1c8d3e-2a4b-5c6d-8e7f-9a0b1c2d3e4f","person_id":"0b1c2d3e-4f5a-4b6c-8d7e-8f9a0b1c2d3e",
+            "client_alert_id":"c-1","status":"resolved","consulate_id":"mx-consul-san-diego","routing_reason":"nearest",
+            "location":{{"lat":32.72,"lon":-117.16,"accuracy_m":10.0}},"created_at":"2026-11-25T12:00:00Z",
+            "updated_at":"2026-11-25T12:30:00Z","history":{history},"expires_at":0}}"#
+        );
+        let alert: Alert = serde_json::from_str(&stored).unwrap();
+        let directory = Directory::bundled();
+        for view in [
+            AlertView::new(&alert, &directory),
+            AlertView::for_staff(&alert, &directory),
+        ] {
+            let shown = serde_json::to_string(&view).unwrap();
+            assert!(
+                shown.contains(&format!(r#""history":{history}"#)),
+                "{shown}"
+            );
+        }
+    }
+}
