@@ -7,6 +7,7 @@ pub mod checkin;
 pub mod credential;
 pub mod directory_report;
 pub mod history;
+pub mod locale;
 pub mod notification;
 pub mod person;
 pub mod templates;
