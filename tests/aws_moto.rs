@@ -52,8 +52,9 @@ fn backend_keeping(stack: &Stack, family_sms: FamilySms, retention: Retention) -
 
 /// A phone number no other test uses, so moto's global SMS log can be read per test.
 fn unique_phone() -> String {
-    let n = uuid::Uuid::new_v4().as_u128() % 10_000_000;
-    format!("+1555{n:07}")
+    // A Chicago number: an area code in use and an exchange from 200 up, as the numbering plan requires.
+    let n = 2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000;
+    format!("+1312{n}")
 }
 
 fn registration(phone: &str, email: &str) -> Registration {
@@ -66,12 +67,14 @@ fn registration(phone: &str, email: &str) -> Registration {
                 phone: Some(phone.into()),
                 email: None,
                 language: None,
+                country: None,
             },
             Contact {
                 name: "Kim".into(),
                 phone: None,
                 email: Some(email.into()),
                 language: Some(Language::En),
+                country: None,
             },
         ],
     }
@@ -474,6 +477,7 @@ async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_
                     phone: Some(new_phone.clone()),
                     email: None,
                     language: Some(Language::En),
+                    country: None,
                 }],
                 current_pin: None,
                 location: None,
@@ -1056,6 +1060,7 @@ fn replacement(phones: &[String], current: Option<&str>) -> ContactsReplacement 
                 phone: Some(phone.clone()),
                 email: None,
                 language: None,
+                country: None,
             })
             .collect(),
         current_pin: current.map(Into::into),
@@ -1749,12 +1754,14 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
                         phone: Some(unique_phone()),
                         email: None,
                         language: None,
+                        country: None,
                     },
                     Contact {
                         name: "Rosa".into(),
                         phone: Some(good.clone()),
                         email: None,
                         language: None,
+                        country: None,
                     },
                 ],
             },
@@ -1891,6 +1898,7 @@ async fn a_throttled_text_is_retried_alone() {
                         phone: Some(phone),
                         email: None,
                         language: None,
+                        country: None,
                     })
                     .collect(),
             },

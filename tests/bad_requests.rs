@@ -192,6 +192,19 @@ async fn malformed_requests_get_clear_4xx_json_errors() {
         case("phone not E.164", post.clone(), "/v1/people")
             .body(r#"{"language":"es","contacts":[{"name":"Luis","phone":"312-555-0100"}]}"#)
             .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("contacts[0].phone")),
+        case("phone in no numbering plan", post.clone(), "/v1/people")
+            .body(r#"{"language":"es","contacts":[{"name":"Luis","phone":"+113125550100"}]}"#)
+            .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("contacts[0].phone")),
+        case("phone on an unassigned area code", Method::PUT, "/v1/people/me/contacts")
+            .token(&token)
+            .body(r#"{"contacts":[{"name":"Ana","email":"a@x.org"},{"name":"Luis","phone":"+15556237874"}]}"#)
+            .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("contacts[1].phone")),
+        case("phone of a country no route serves", post.clone(), "/v1/people")
+            .body(r#"{"language":"es","contacts":[{"name":"Luis","phone":"+447911123456"}]}"#)
+            .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("contacts[0].phone")),
+        case("the same mobile with and without the old 1", post.clone(), "/v1/people")
+            .body(r#"{"language":"es","contacts":[{"name":"Luis","phone":"+5215512345678"},{"name":"Ana","phone":"+525512345678"}]}"#)
+            .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("contacts[1].phone")),
         case("contact without a way to reach", post.clone(), "/v1/people")
             .body(r#"{"language":"es","contacts":[{"name":"Luis"}]}"#)
             .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("contacts[0]")),

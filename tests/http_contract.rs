@@ -274,7 +274,7 @@ async fn contacts_are_replaced_and_the_next_change_uses_them() {
             "/v1/people/me/contacts",
             Some(&token),
             Some(
-                json!({"contacts": [{"name": "Kim", "phone": "+447700900123", "language": "en"}]}),
+                json!({"contacts": [{"name": "Kim", "phone": "+525512345678", "language": "en"}]}),
             ),
         )
         .await;

@@ -83,3 +83,52 @@ async fn a_registration_in_use_is_renewed_and_an_unused_one_expires() {
     );
     api.stop().await;
 }
+
+/// Contact phones are checked against the real numbering plans and stored as libphonenumber
+/// writes them, with their country: US and Mexican numbers, a Mexican mobile with or without the
+/// `1` once dialled after `+52`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn us_and_mexican_contact_phones_are_stored_in_e164_with_their_country() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    // (as given, as stored, country)
+    let cases = [
+        ("+13125550100", "+13125550100", "US"),
+        ("+17877214000", "+17877214000", "US"),
+        ("+5215512345678", "+525512345678", "MX"),
+        ("+525536865100", "+525536865100", "MX"),
+    ];
+    let contacts: Vec<_> = cases
+        .iter()
+        .map(|(given, _, _)| json!({"name": "Luis", "phone": given}))
+        .collect();
+    let registered = api
+        .call(
+            Method::POST,
+            "/v1/people",
+            None,
+            Some(json!({"language": "es", "contacts": contacts})),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.json
+    );
+    let token = registered.json["token"].as_str().unwrap();
+    let replaced = api
+        .call(
+            Method::PUT,
+            "/v1/people/me/contacts",
+            Some(token),
+            Some(json!({"contacts": contacts})),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.json);
+    for (i, (given, stored, country)) in cases.into_iter().enumerate() {
+        let shown = &replaced.json["contacts"][i];
+        assert_eq!(shown["phone"], stored, "{given}");
+        assert_eq!(shown["country"], country, "{given}");
+    }
+}

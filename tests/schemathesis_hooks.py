@@ -58,6 +58,13 @@ def map_case(context, case):
         body.pop("pin", None)
     if operation_id(case) == "replaceContacts" and isinstance(body, dict):
         body.pop("current_pin", None)
+    if operation_id(case) in ("register", "replaceContacts") and isinstance(body, dict):
+        # A phone must be a number in use in the US or Mexico, which no pattern can say: each
+        # generated one becomes a distinct Chicago number.
+        contacts = body.get("contacts")
+        for index, contact in enumerate(contacts if isinstance(contacts, list) else []):
+            if isinstance(contact, dict) and isinstance(contact.get("phone"), str):
+                contact["phone"] = f"+1312555{index:04}"
     if operation_id(case) == "setPins" and isinstance(body, dict):
         # The first setting needs no current PIN; every later one needs the cancel PIN set
         # before, so the cancel PIN stays the same one throughout.

@@ -205,7 +205,7 @@ async fn acknowledge_and_resolve_reach_the_family_and_the_person() {
         family[0]["sms"]
             .as_str()
             .unwrap()
-            .contains("Chicago está atendiendo")
+            .contains("Chicago esta atendiendo")
     );
     assert!(
         family[0]["sms"]

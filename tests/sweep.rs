@@ -130,6 +130,7 @@ async fn setup(dir: &std::path::Path, start: OffsetDateTime) -> Setup {
                     phone: Some("+13125550100".into()),
                     email: None,
                     language: None,
+                    country: None,
                 }],
             },
             "192.0.2.1",

@@ -284,6 +284,7 @@ mod tests {
                     phone: Some(format!("+1303555{i:04}")),
                     email: None,
                     language: Some(*language),
+                    country: None,
                 })
                 .collect(),
             token: credential::issue(person_id).1,

@@ -397,9 +397,10 @@ fn client_alert_id() -> impl Strategy<Value = String> {
     "[A-Za-z0-9._:-]{1,64}"
 }
 
-/// E.164: `+`, a first digit 1–9, 7 to 14 more digits.
+/// E.164 numbers in the US and Mexican numbering plans: Chicago and Houston lines, and Mexico
+/// City and Guadalajara numbers, a mobile sometimes with the `1` once dialled after `+52`.
 fn phone() -> impl Strategy<Value = String> {
-    "\\+[1-9][0-9]{7,14}"
+    prop_oneof!["\\+1(312|713)[2-9][0-9]{6}", "\\+52(155|33)[2-9][0-9]{7}",]
 }
 
 fn email() -> impl Strategy<Value = String> {
@@ -691,7 +692,8 @@ fn any_listing_query_is_answered_without_a_server_error() {
 // Valid requests are accepted and read back as sent
 // ---------------------------------------------------------------------------------------------
 
-/// The contacts as the API keeps them: names trimmed, e-mails trimmed and lower-cased.
+/// The contacts as the API keeps them: names trimmed, e-mails trimmed and lower-cased, phones in
+/// E.164 with their country.
 fn normalised(contacts: &[Value]) -> Vec<Value> {
     contacts
         .iter()
@@ -700,6 +702,16 @@ fn normalised(contacts: &[Value]) -> Vec<Value> {
             c["name"] = json!(c["name"].as_str().unwrap().trim());
             if let Some(email) = c["email"].as_str() {
                 c["email"] = json!(email.trim().to_ascii_lowercase());
+            }
+            // The generated numbers are US (+1) or Mexican; a Mexican mobile loses the old `1`.
+            if let Some(phone) = c["phone"].as_str() {
+                let (phone, country) = match phone.strip_prefix("+521") {
+                    Some(national) => (format!("+52{national}"), "MX"),
+                    None if phone.starts_with("+52") => (phone.to_owned(), "MX"),
+                    None => (phone.to_owned(), "US"),
+                };
+                c["phone"] = json!(phone);
+                c["country"] = json!(country);
             }
             c
         })

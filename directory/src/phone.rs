@@ -1,10 +1,12 @@
-//! US phone numbers checked against the real numbering plans (libphonenumber's metadata, through the
+//! Phone numbers checked against the real numbering plans (libphonenumber's metadata, through the
 //! `phonenumber` crate), not only their shape: `+1 555 …` and unassigned area codes are refused. The
-//! directory uses it for the numbers a family will call; contact validation can use the same check.
+//! directory uses it for the numbers a family will call, contact validation for the numbers texted.
 
 use std::fmt;
 
+use phonenumber::Mode;
 use phonenumber::country::Id;
+use serde::{Deserialize, Serialize};
 
 /// Regions that share the US's +1 numbering plan and are the US: the states and DC, and the inhabited
 /// territories. Canada and the Caribbean nations dial +1 too and are not accepted.
@@ -49,6 +51,69 @@ pub fn check_us_phone(e164: &str) -> Result<(), PhoneProblem> {
         Some(region) if US_REGIONS.contains(&region) => Ok(()),
         _ => Err(PhoneProblem::NotUs),
     }
+}
+
+/// The countries whose phones a family contact may give: those an SMS route reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Country {
+    /// The US and its territories (one +1 numbering plan and one SMS route).
+    #[serde(rename = "US")]
+    Us,
+    #[serde(rename = "MX")]
+    Mx,
+}
+
+/// A contact's number as libphonenumber normalises it, and the country it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactPhone {
+    pub e164: String,
+    pub country: Country,
+}
+
+/// Why a well-formed E.164 text is not a number a contact can be texted at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactPhoneProblem {
+    /// No number of any kind exists there in that country's numbering plan.
+    NotInNumberingPlan,
+    /// A real number of a country no SMS route serves yet.
+    CountryNotServed,
+}
+
+impl fmt::Display for ContactPhoneProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ContactPhoneProblem::NotInNumberingPlan => {
+                "is not a number in use in its country's numbering plan"
+            }
+            ContactPhoneProblem::CountryNotServed => {
+                "only US and Mexican numbers can be texted; give this contact an email instead"
+            }
+        })
+    }
+}
+
+/// Checks an E.164 number against the numbering plans and normalises it. A Mexican mobile given
+/// with the `1` once dialled after `+52` (still how many phones store it) is stored without it:
+/// libphonenumber's plan for Mexico no longer knows that token since it was withdrawn in 2019.
+pub fn check_contact_phone(e164: &str) -> Result<ContactPhone, ContactPhoneProblem> {
+    let e164 = match e164.strip_prefix("+521") {
+        Some(national) if national.len() == 10 => format!("+52{national}"),
+        _ => e164.to_owned(),
+    };
+    let number =
+        phonenumber::parse(None, &e164).map_err(|_| ContactPhoneProblem::NotInNumberingPlan)?;
+    if !phonenumber::is_valid(&number) {
+        return Err(ContactPhoneProblem::NotInNumberingPlan);
+    }
+    let country = match number.country().id() {
+        Some(region) if US_REGIONS.contains(&region) => Country::Us,
+        Some(Id::MX) => Country::Mx,
+        _ => return Err(ContactPhoneProblem::CountryNotServed),
+    };
+    Ok(ContactPhone {
+        e164: number.format().mode(Mode::E164).to_string(),
+        country,
+    })
 }
 
 #[cfg(test)]
@@ -104,5 +169,35 @@ mod tests {
         // Toronto (416) and Kingston, Jamaica (876) dial +1 too.
         assert_eq!(check_us_phone("+14169795000"), Err(PhoneProblem::NotUs));
         assert_eq!(check_us_phone("+18769269400"), Err(PhoneProblem::NotUs));
+    }
+
+    #[test]
+    fn contact_phones_are_normalised_with_their_country() {
+        for (given, e164, country) in [
+            ("+13125550100", "+13125550100", Country::Us),
+            ("+17877214000", "+17877214000", Country::Us),
+            // The SRE's switchboard in Mexico City, and a Mexico City mobile with and without the
+            // `1` that mobiles were once dialled with.
+            ("+525536865100", "+525536865100", Country::Mx),
+            ("+5215512345678", "+525512345678", Country::Mx),
+            ("+525512345678", "+525512345678", Country::Mx),
+        ] {
+            let phone = check_contact_phone(given).unwrap_or_else(|e| panic!("{given}: {e}"));
+            assert_eq!((phone.e164.as_str(), phone.country), (e164, country));
+        }
+    }
+
+    #[test]
+    fn impossible_and_unserved_contact_phones_are_refused() {
+        for (given, problem) in [
+            ("+113125550100", ContactPhoneProblem::NotInNumberingPlan),
+            ("+15556237874", ContactPhoneProblem::NotInNumberingPlan),
+            ("+5212345", ContactPhoneProblem::NotInNumberingPlan),
+            ("+999123456789", ContactPhoneProblem::NotInNumberingPlan),
+            ("+14169795000", ContactPhoneProblem::CountryNotServed),
+            ("+447911123456", ContactPhoneProblem::CountryNotServed),
+        ] {
+            assert_eq!(check_contact_phone(given), Err(problem), "{given}");
+        }
     }
 }

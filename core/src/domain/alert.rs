@@ -67,10 +67,9 @@ pub enum AlertEvent {
 }
 
 impl AlertEvent {
-    /// Whether the family gets this change by SMS. Location updates go by e-mail only: a text
-    /// per update floods a frightened family's phone and multiplies the SMS bill.
+    /// Whether the family gets this change by SMS: the SMS channel's rule.
     pub fn is_texted(self) -> bool {
-        !matches!(self, AlertEvent::LocationUpdated)
+        super::channel::sms::texts(self)
     }
 
     /// The events texted to the family, as SMS subscription filter policies list them.
@@ -108,10 +107,8 @@ pub use super::history::{Happened, HistoryEntry};
 /// and together with the other texted changes this bounds the SMS one alert can cause.
 pub const MAX_ESCALATION_LEVEL: u32 = 3;
 
-/// The most family-texted changes one alert can have: opened, duress signalled (once), duress-
-/// cancelled, every escalation level, acknowledged, and resolved or cancelled. Each is one SMS per
-/// contact with a phone.
-pub const MAX_TEXTED_CHANGES_PER_ALERT: usize = 5 + MAX_ESCALATION_LEVEL as usize;
+/// The SMS channel's bound on the family-texted changes of one alert.
+pub use super::channel::sms::MAX_TEXTS_PER_ALERT as MAX_TEXTED_CHANGES_PER_ALERT;
 
 pub use super::districts::RoutingReason;
 

@@ -2,10 +2,12 @@
 //! what the family and the consulate are told.
 
 pub mod alert;
+pub mod channel;
 pub mod checkin;
 pub mod credential;
 pub mod directory_report;
 pub mod history;
+pub mod locale;
 pub mod location;
 pub mod notification;
 pub mod person;

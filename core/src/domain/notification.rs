@@ -181,6 +181,7 @@ mod tests {
                     phone: Some(format!("+1303555{i:04}")),
                     email: None,
                     language: *language,
+                    country: None,
                 })
                 .collect(),
             token: credential::issue(person_id).1,

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::alert::Location;
 use super::credential::StoredSecret;
+use super::phone::{Country, check_contact_phone};
 use crate::error::{Error, Result};
 
 pub const MAX_CONTACTS: usize = 15;
@@ -42,6 +43,10 @@ pub struct Contact {
     /// The contact's own language; the person's language when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<Language>,
+    /// The phone's country, set from the number when the contact is validated (what a client
+    /// sends here is ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<Country>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,18 +199,24 @@ pub fn validate_contacts(contacts: Vec<Contact>) -> Result<Vec<Contact>> {
                     "a contact needs a phone, an email or both",
                 ));
             }
-            if let Some(phone) = &contact.phone {
-                if !is_e164(phone) {
-                    return Err(Error::invalid(
-                        field("phone"),
-                        "must be in E.164 form, e.g. +13035550123",
-                    ));
+            let phone = match &contact.phone {
+                Some(raw) => {
+                    if !is_e164(raw) {
+                        return Err(Error::invalid(
+                            field("phone"),
+                            "must be in E.164 form, e.g. +13035550123",
+                        ));
+                    }
+                    let phone = check_contact_phone(raw)
+                        .map_err(|problem| Error::invalid(field("phone"), problem.to_string()))?;
+                    if seen_phones.contains(&phone.e164) {
+                        return Err(Error::invalid(field("phone"), "listed twice"));
+                    }
+                    seen_phones.push(phone.e164.clone());
+                    Some(phone)
                 }
-                if seen_phones.contains(phone) {
-                    return Err(Error::invalid(field("phone"), "listed twice"));
-                }
-                seen_phones.push(phone.clone());
-            }
+                None => None,
+            };
             let email = match &contact.email {
                 Some(raw) => {
                     let email = raw.trim().to_ascii_lowercase();
@@ -223,7 +234,8 @@ pub fn validate_contacts(contacts: Vec<Contact>) -> Result<Vec<Contact>> {
             };
             Ok(Contact {
                 name,
-                phone: contact.phone,
+                country: phone.as_ref().map(|p| p.country),
+                phone: phone.map(|p| p.e164),
                 email,
                 language: contact.language,
             })
@@ -285,6 +297,7 @@ mod tests {
             phone: phone.map(Into::into),
             email: email.map(Into::into),
             language: None,
+            country: None,
         }
     }
 
@@ -296,6 +309,36 @@ mod tests {
         assert!(!is_e164("+1 303 555 0123"));
         assert!(!is_e164("+0123456789"));
         assert!(!is_e164("+1234567890123456"));
+    }
+
+    #[test]
+    fn phones_are_checked_against_the_numbering_plans_and_stored_with_their_country() {
+        // (given, stored, country) or the refusal
+        for (given, expected) in [
+            ("+13035550123", Ok(("+13035550123", Country::Us))),
+            ("+5215512345678", Ok(("+525512345678", Country::Mx))),
+            ("+113125550100", Err("numbering plan")),
+            ("+15556237874", Err("numbering plan")),
+            ("+447911123456", Err("only US and Mexican")),
+        ] {
+            let mut given_contact = contact(Some(given), None);
+            // What a client says the country is counts for nothing.
+            given_contact.country = Some(Country::Mx);
+            let got = validate_contacts(vec![given_contact]);
+            match (got, expected) {
+                (Ok(contacts), Ok((e164, country))) => {
+                    assert_eq!(contacts[0].phone.as_deref(), Some(e164), "{given}");
+                    assert_eq!(contacts[0].country, Some(country), "{given}");
+                }
+                (Err(Error::Invalid { field, message }), Err(why)) => {
+                    assert_eq!(field, "contacts[0].phone", "{given}");
+                    assert!(message.contains(why), "{given}: {message}");
+                }
+                (got, expected) => panic!("{given}: {got:?}, expected {expected:?}"),
+            }
+        }
+        let by_email = validate_contacts(vec![contact(None, Some("a@x.org"))]).unwrap();
+        assert_eq!(by_email[0].country, None);
     }
 
     #[test]

@@ -1,8 +1,12 @@
-//! Every text a person's family or a consulate receives, in one place, per event and language.
-//! SMS texts stay short (one or two segments); e-mail texts carry the same facts with more guidance.
+//! Every message a person's family or a consulate receives, per event and language. The family's
+//! words are in the Fluent catalogues (`core/locales/<language>.ftl`, see `locale`); the consulate's
+//! and the CIAM's, in Spanish only, are here. A family SMS fits one GSM-7 segment (see
+//! `channel::sms`); the e-mail text carries the same facts with more guidance.
 
 use super::alert::{Alert, AlertEvent, CancelReason, HistoryEntry, Location};
+use super::channel::sms;
 use super::consulate::{CIAM_PHONE, Consulate};
+use super::locale;
 use super::person::Language;
 
 /// A rendered message: a subject for e-mail, a short text for SMS and a full text for e-mail/console.
@@ -37,147 +41,68 @@ pub fn family_message(
     let location = entry.location().unwrap_or(alert.location);
     let link = map_link(&location);
     let phone = format_phone(consulate.phone_to_call().0);
-    match language {
-        Language::Es => {
-            let name = alert.display_name.as_deref().unwrap_or("Su familiar");
-            let (subject, sms) = match entry.event() {
-                AlertEvent::Opened => (
-                    format!("ALERTA: {name} pidió ayuda"),
-                    format!(
-                        "ALERTA de {name}: pulsó el Botón de Alerta (posible detención). Ubicación: {link} Consulado: {} {phone}",
-                        consulate.name
-                    ),
-                ),
-                AlertEvent::LocationUpdated => (
-                    format!("Nueva ubicación de {name}"),
-                    format!("{name}: nueva ubicación {link}"),
-                ),
-                AlertEvent::Cancelled => {
-                    let why = match entry.reason() {
-                        Some(CancelReason::Mistake) => "la alerta fue un error",
-                        _ => "está a salvo",
-                    };
-                    (
-                        format!("{name} canceló la alerta"),
-                        format!("{name} canceló la alerta: {why}."),
-                    )
-                }
-                AlertEvent::DuressCancelled => (
-                    format!("URGENTE: {name} canceló la alerta bajo presión"),
-                    format!(
-                        "URGENTE: {name} canceló la alerta con su clave de emergencia: puede estar bajo presión. La alerta SIGUE ACTIVA. No responda a su teléfono sobre esto. Consulado: {phone}"
-                    ),
-                ),
-                AlertEvent::DuressSignalled => (
-                    format!("URGENTE: {name} usó su clave de emergencia"),
-                    format!(
-                        "URGENTE: {name} usó su clave de emergencia: puede estar bajo presión. La alerta está ACTIVA. No responda a su teléfono sobre esto. Consulado: {phone}"
-                    ),
-                ),
-                AlertEvent::Acknowledged => (
-                    format!("El consulado atiende la alerta de {name}"),
-                    format!(
-                        "El consulado en {} está atendiendo la alerta de {name}.{}",
-                        consulate.city,
-                        note_suffix(entry, "Nota")
-                    ),
-                ),
-                AlertEvent::Escalated => (
-                    format!("La alerta de {name} se escaló"),
-                    format!(
-                        "El consulado aún no responde a la alerta de {name}: se avisó al centro 24/7 del CIAM ({}) y a otro consulado.",
-                        format_phone(CIAM_PHONE)
-                    ),
-                ),
-                AlertEvent::Resolved => (
-                    format!("Alerta de {name} cerrada por el consulado"),
-                    format!(
-                        "El consulado en {} cerró la alerta de {name}.",
-                        consulate.city
-                    ),
-                ),
-            };
-            let text = format!(
-                "{sms}\n\nUbicación{}: {link}\nConsulado: {}, {}\nTeléfono: {phone}\nLínea 24/7 del CIAM: {}\n\nUsted recibe este mensaje porque {name} le registró como contacto en el Botón de Alerta.",
-                accuracy(&location),
-                consulate.name,
-                consulate.address.as_deref().unwrap_or(&consulate.city),
-                format_phone(CIAM_PHONE),
-            );
-            Message { subject, sms, text }
+    let ciam = format_phone(CIAM_PHONE);
+    let someone = locale::text(language, "someone", &[]);
+    let name = alert.display_name.as_deref().unwrap_or(&someone);
+    let event = entry.event().as_str().replace('_', "-");
+    let reason = match entry.reason() {
+        Some(CancelReason::Mistake) => "mistake",
+        _ => "safe",
+    };
+    // The family hears a staff note only with the acknowledgement.
+    let note = match entry.event() {
+        AlertEvent::Acknowledged => entry.note().unwrap_or_default(),
+        _ => "",
+    };
+    let args = |name: &str| {
+        [
+            ("name", name.to_owned()),
+            ("link", link.clone()),
+            ("phone", phone.clone()),
+            ("ciam", ciam.clone()),
+            ("consulate", consulate.name.clone()),
+            ("city", consulate.city.clone()),
+            ("reason", reason.to_owned()),
+        ]
+    };
+    let render = |id: &str, name: &str, note: &str| {
+        let args = args(name);
+        let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let lead = locale::text(language, &format!("{event}-{id}"), &args);
+        if note.is_empty() {
+            lead
+        } else {
+            let note = locale::text(language, "note", &[("note", note)]);
+            format!("{lead} {note}")
         }
-        Language::En => {
-            let name = alert
-                .display_name
-                .as_deref()
-                .unwrap_or("Your family member");
-            let (subject, sms) = match entry.event() {
-                AlertEvent::Opened => (
-                    format!("ALERT: {name} asked for help"),
-                    format!(
-                        "ALERT from {name}: they pressed the Alert Button (possible detention). Location: {link} Consulate: {} {phone}",
-                        consulate.name
-                    ),
+    };
+    let subject = render("subject", name, "");
+    let sms = sms::fit(&[note, name], |parts| render("sms", &parts[1], &parts[0]));
+    let detail = |id: &str, args: &[(&str, &str)]| locale::text(language, id, args);
+    let text = [
+        render("text", name, note),
+        String::new(),
+        detail(
+            "details-location",
+            &[("accuracy", &accuracy(&location)), ("link", &link)],
+        ),
+        detail(
+            "details-consulate",
+            &[
+                ("consulate", &consulate.name),
+                (
+                    "address",
+                    consulate.address.as_deref().unwrap_or(&consulate.city),
                 ),
-                AlertEvent::LocationUpdated => (
-                    format!("New location for {name}"),
-                    format!("{name}: new location {link}"),
-                ),
-                AlertEvent::Cancelled => {
-                    let why = match entry.reason() {
-                        Some(CancelReason::Mistake) => "it was pressed by mistake",
-                        _ => "they are safe",
-                    };
-                    (
-                        format!("{name} cancelled the alert"),
-                        format!("{name} cancelled the alert: {why}."),
-                    )
-                }
-                AlertEvent::DuressCancelled => (
-                    format!("URGENT: {name} cancelled the alert under pressure"),
-                    format!(
-                        "URGENT: {name} cancelled the alert with their emergency PIN: they may be under pressure. The alert is STILL ACTIVE. Do not reply to their phone about this. Consulate: {phone}"
-                    ),
-                ),
-                AlertEvent::DuressSignalled => (
-                    format!("URGENT: {name} used their emergency PIN"),
-                    format!(
-                        "URGENT: {name} used their emergency PIN: they may be under pressure. The alert is ACTIVE. Do not reply to their phone about this. Consulate: {phone}"
-                    ),
-                ),
-                AlertEvent::Acknowledged => (
-                    format!("The consulate is on {name}'s alert"),
-                    format!(
-                        "The Mexican consulate in {} is on {name}'s alert.{}",
-                        consulate.city,
-                        note_suffix(entry, "Note")
-                    ),
-                ),
-                AlertEvent::Escalated => (
-                    format!("{name}'s alert was escalated"),
-                    format!(
-                        "The consulate has not yet answered {name}'s alert: the CIAM 24/7 centre ({}) and another consulate were told.",
-                        format_phone(CIAM_PHONE)
-                    ),
-                ),
-                AlertEvent::Resolved => (
-                    format!("{name}'s alert closed by the consulate"),
-                    format!(
-                        "The Mexican consulate in {} closed {name}'s alert.",
-                        consulate.city
-                    ),
-                ),
-            };
-            let text = format!(
-                "{sms}\n\nLocation{}: {link}\nConsulate: {}, {}\nPhone: {phone}\nCIAM 24/7 line: {}\n\nYou receive this because {name} listed you as a contact in the Alert Button.",
-                accuracy(&location),
-                consulate.name,
-                consulate.address.as_deref().unwrap_or(&consulate.city),
-                format_phone(CIAM_PHONE),
-            );
-            Message { subject, sms, text }
-        }
-    }
+            ],
+        ),
+        detail("details-phone", &[("phone", &phone)]),
+        detail("details-ciam", &[("ciam", &ciam)]),
+        String::new(),
+        detail("details-why", &[("name", name)]),
+    ]
+    .join("\n");
+    Message { subject, sms, text }
 }
 
 /// The message for the consulate's staff, in Spanish.
@@ -261,13 +186,6 @@ pub fn consulate_message(alert: &Alert, entry: &HistoryEntry, distance_km: f64) 
     Message { subject, sms, text }
 }
 
-fn note_suffix(entry: &HistoryEntry, label: &str) -> String {
-    entry
-        .note()
-        .map(|note| format!(" {label}: {note}"))
-        .unwrap_or_default()
-}
-
 /// The message for the CIAM 24/7 centre when an alert goes unacknowledged.
 pub fn escalation_message(
     alert: &Alert,
@@ -304,5 +222,189 @@ pub fn format_phone(e164: &str) -> String {
     match e164.strip_prefix("+1") {
         Some(d) if d.len() == 10 => format!("+1 {} {} {}", &d[..3], &d[3..6], &d[6..]),
         _ => e164.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::alert::{AlertRequest, Happened, Outcome, Retention};
+    use crate::domain::channel::{Channel, gsm7};
+    use crate::domain::consulate::Directory;
+    use crate::domain::credential;
+    use crate::domain::districts::Districts;
+    use crate::domain::person::Person;
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    fn alert(display_name: Option<&str>, location: Location) -> Alert {
+        let person_id = Uuid::new_v4();
+        let now = datetime!(2026-11-25 12:00 UTC);
+        let person = Person {
+            person_id,
+            display_name: display_name.map(Into::into),
+            language: Language::Es,
+            contacts: vec![],
+            token: credential::issue(person_id).1,
+            subscriptions: vec![],
+            pins: None,
+            last_alert_id: None,
+            stale_subscriptions: Vec::new(),
+            version: 0,
+            created_at: now,
+            updated_at: now,
+            expires_at: 0,
+        };
+        let request = AlertRequest {
+            client_alert_id: "c-1".into(),
+            location,
+            note: None,
+        };
+        let directory = Directory::bundled();
+        Alert::open(
+            &person,
+            request,
+            &directory,
+            &Districts::bundled(),
+            now,
+            &Retention::default(),
+        )
+        .unwrap()
+    }
+
+    /// Every family SMS, for every change, language and office of the directory, with the
+    /// longest name and note the API accepts and the longest map link, is one GSM-7 segment
+    /// that still carries the link, the consulate's phone and the start of the name.
+    #[test]
+    fn every_family_sms_is_one_segment() {
+        let far = Location {
+            lat: -89.99999,
+            lon: -179.99999,
+            accuracy_m: Some(10.0),
+        };
+        let long_note = "Un abogado del consulado va en camino al centro de detención; ".repeat(8);
+        let happenings = [
+            Happened::Opened {
+                location: far,
+                note: Some(long_note.clone()),
+            },
+            Happened::LocationUpdated { location: far },
+            Happened::Cancelled {
+                reason: CancelReason::Safe,
+            },
+            Happened::Cancelled {
+                reason: CancelReason::Mistake,
+            },
+            Happened::DuressCancelled {
+                reason: CancelReason::Safe,
+            },
+            Happened::DuressSignalled,
+            Happened::Acknowledged {
+                note: Some(long_note.clone()),
+            },
+            Happened::Escalated {
+                level: 3,
+                escalated_to: None,
+            },
+            Happened::Resolved {
+                outcome: Outcome::Detained,
+                note: Some(long_note),
+            },
+        ];
+        let names = [
+            None,
+            Some("Ana".to_owned()),
+            Some(
+                "María Guadalupe Hernández Gómez de la Peña Ibáñez "
+                    .repeat(2)
+                    .chars()
+                    .take(100)
+                    .collect(),
+            ),
+            Some("王".repeat(100)),
+        ];
+        let directory = Directory::bundled();
+        let mut offices: Vec<&Consulate> = directory.all().iter().collect();
+        offices.sort_by_key(|c| std::cmp::Reverse(c.name.len() + c.city.len()));
+        let link = map_link(&far);
+        for name in &names {
+            let alert = alert(name.as_deref(), far);
+            for what in &happenings {
+                let entry = HistoryEntry {
+                    seq: 2,
+                    at: alert.created_at,
+                    what: what.clone(),
+                };
+                for consulate in &offices[..10] {
+                    for language in Language::ALL {
+                        let message = family_message(&alert, &entry, consulate, language);
+                        let sms = Channel::Sms.body(&message);
+                        let shown = format!("{language:?} {:?}: {sms}", what.event());
+                        assert!(Channel::Sms.fits(sms), "{} chars: {shown}", sms.len());
+                        assert_eq!(gsm7::segments(sms), 1, "{shown}");
+                        if matches!(
+                            what.event(),
+                            AlertEvent::Opened | AlertEvent::LocationUpdated
+                        ) {
+                            assert!(sms.contains(&link), "{shown}");
+                        }
+                        if matches!(
+                            what.event(),
+                            AlertEvent::Opened
+                                | AlertEvent::DuressCancelled
+                                | AlertEvent::DuressSignalled
+                        ) {
+                            let phone = format_phone(consulate.phone_to_call().0);
+                            assert!(sms.contains(&phone), "{shown}");
+                        }
+                        if let Some(name) = name {
+                            let start: String =
+                                gsm7::transliterate(name).chars().take(12).collect();
+                            assert!(sms.contains(start.trim_end()), "{shown}");
+                        }
+                        // The e-mail keeps the full wording, accents and the whole name.
+                        let text = Channel::Email.body(&message);
+                        assert!(text.contains(name.as_deref().unwrap_or_default()));
+                        assert!(text.contains(&link), "{text}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_opening_text_in_spanish_and_english() {
+        let alert = alert(
+            Some("Ana"),
+            Location {
+                lat: 41.88,
+                lon: -87.63,
+                accuracy_m: None,
+            },
+        );
+        let directory = Directory::bundled();
+        let chicago = directory.get("mx-cg-chicago").unwrap();
+        let phone = format_phone(chicago.phone_to_call().0);
+        let es = family_message(&alert, alert.latest_entry(), chicago, Language::Es);
+        assert_eq!(
+            es.sms,
+            format!(
+                "ALERTA de Ana: posible detencion. Ubicacion: https://maps.google.com/?q=41.88000,-87.63000 Consulado: {phone}"
+            )
+        );
+        assert_eq!(es.subject, "ALERTA: Ana pidió ayuda");
+        assert!(
+            es.text
+                .starts_with("ALERTA de Ana: pulsó el Botón de Alerta")
+        );
+        assert!(es.text.contains(&format!(
+            "\n\nUbicación: https://maps.google.com/?q=41.88000,-87.63000\nConsulado: {}",
+            chicago.name
+        )));
+        let en = family_message(&alert, alert.latest_entry(), chicago, Language::En);
+        assert!(en.sms.starts_with("ALERT from Ana: possible detention."));
+        assert!(en.text.ends_with(
+            "You receive this because Ana listed you as a contact in the Alert Button."
+        ));
     }
 }

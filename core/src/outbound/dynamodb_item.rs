@@ -131,6 +131,7 @@ mod tests {
                 phone: Some("+13125550100".into()),
                 email: None,
                 language: Some(Language::En),
+                country: None,
             }],
             token: credential::issue(person_id).1,
             subscriptions: vec![],

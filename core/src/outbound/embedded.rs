@@ -700,6 +700,7 @@ pub(crate) mod tests {
             contacts: vec![Contact {
                 name: "Luis".into(),
                 phone: Some("+13035550100".into()),
+                country: None,
                 email: None,
                 language: None,
             }],
