@@ -167,7 +167,7 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
         .await;
     let watch = Watch::start(&stack.table, &stack.topic_arn, &stack.service_key_secret);
     let events = tempfile::tempdir().unwrap();
-    let phone = format!("+1555{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000);
+    let phone = format!("+1312{}", 2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000);
 
     // Registration through the runtime interface (the first invoke also builds the function).
     let started = Instant::now();
