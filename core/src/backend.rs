@@ -78,11 +78,10 @@ impl AwsBackend {
             clock: Arc::new(SystemClock),
             key,
         };
-        let service = Arc::new(AlertService::new(
-            directory.clone(),
-            ports,
-            settings.retention,
-        ));
+        let ledger = Arc::new(DynamoLedger::new(dynamodb.clone(), &settings.table));
+        let service = Arc::new(
+            AlertService::new(directory.clone(), ports, settings.retention).with_deliveries(ledger),
+        );
         let fanout = aws_fanout(&settings, directory, store, dynamodb, sns, subscriptions);
         AwsBackend {
             sdk_config,

@@ -142,9 +142,11 @@ impl FanOut {
                 return;
             }
         }
+        let mut message_id = None;
         let state = match self.notifier.send(notification, recipient).await {
-            Ok(()) => {
+            Ok(sent) => {
                 tally.sent += 1;
+                message_id = sent.message_id;
                 DeliveryState::Sent
             }
             Err(SendError::Refused(code)) => {
@@ -158,7 +160,11 @@ impl FanOut {
                 DeliveryState::FailedTransient
             }
         };
-        if let Err(err) = self.ledger.settle(&delivery, state).await {
+        let settled = self
+            .ledger
+            .settle(&delivery, state, message_id.as_deref())
+            .await;
+        if let Err(err) = settled {
             // Left queued: a retry of this change sends it again (at least once beats never).
             warn!(notification_id = %ids.0, recipient = %ids.1, state = state.as_str(), error = %err, "a send's outcome could not be recorded");
         }
@@ -179,6 +185,7 @@ mod tests {
     use crate::domain::alert::{AlertRequest, Location, Retention};
     use crate::domain::credential;
     use crate::domain::person::{Contact, Language};
+    use crate::ports::{DeliveryRecord, Sent};
 
     struct OnePerson(Person);
 
@@ -226,7 +233,7 @@ mod tests {
             &self,
             notification: &Notification,
             recipient: &Recipient,
-        ) -> std::result::Result<(), SendError> {
+        ) -> std::result::Result<Sent, SendError> {
             self.sent
                 .lock()
                 .unwrap()
@@ -236,7 +243,7 @@ mod tests {
                 Recipient::Audience => Outcome::Sent,
             };
             match outcome {
-                Outcome::Sent => Ok(()),
+                Outcome::Sent => Ok(Sent::default()),
                 Outcome::Refused => Err(SendError::Refused("InvalidParameter".into())),
                 Outcome::Throttled => Err(SendError::Transient("Throttling".into())),
             }
@@ -258,10 +265,19 @@ mod tests {
             Ok(true)
         }
 
-        async fn settle(&self, delivery: &Delivery, state: DeliveryState) -> Result<()> {
+        async fn settle(
+            &self,
+            delivery: &Delivery,
+            state: DeliveryState,
+            _message_id: Option<&str>,
+        ) -> Result<()> {
             let key = (delivery.notification_id.clone(), delivery.recipient.clone());
             self.0.lock().unwrap().insert(key, state);
             Ok(())
+        }
+
+        async fn deliveries_of(&self, _alert_id: Uuid) -> Result<Vec<DeliveryRecord>> {
+            Ok(Vec::new())
         }
     }
 

@@ -139,13 +139,15 @@ impl LocalMode {
             clock,
             key,
         };
-        let service = Arc::new(AlertService::new(directory.clone(), ports, retention));
-        // The journal records the sends whatever wraps the notifier.
+        let service = Arc::new(
+            AlertService::new(directory.clone(), ports, retention).with_deliveries(store.clone()),
+        );
+        // The store records the sends whatever wraps the notifier or the store's other ports.
         let fanout = Arc::new(FanOut::new(
             directory.clone(),
             wrapped.people,
             wrapped.notifier,
-            notifier.clone(),
+            store.clone(),
         ));
         Ok(LocalMode {
             directory,

@@ -102,6 +102,7 @@ pub struct AlertService {
     clock: Arc<dyn Clock>,
     key: ServiceKey,
     retention: Retention,
+    deliveries: Option<Arc<dyn crate::ports::DeliveryLedger>>,
 }
 
 /// Check-ins or alerts the sweep reads per store query: its memory stays bounded however much is
@@ -164,7 +165,18 @@ impl AlertService {
             clock: ports.clock,
             key: ports.key,
             retention,
+            deliveries: None,
         }
+    }
+
+    /// The delivery ledger the alert's readers are shown (see `crate::deliveries`).
+    pub fn with_deliveries(mut self, ledger: Arc<dyn crate::ports::DeliveryLedger>) -> Self {
+        self.deliveries = Some(ledger);
+        self
+    }
+
+    pub fn deliveries(&self) -> Option<&dyn crate::ports::DeliveryLedger> {
+        self.deliveries.as_deref()
     }
 
     pub fn directory(&self) -> &Directory {
@@ -627,7 +639,7 @@ impl AlertService {
         Ok(self.own_alert(person, alert_id).await?.as_seen_by_person())
     }
 
-    async fn own_alert(&self, person: &Person, alert_id: Uuid) -> Result<Alert> {
+    pub async fn own_alert(&self, person: &Person, alert_id: Uuid) -> Result<Alert> {
         match self.alerts.get_alert(alert_id).await? {
             Some(alert) if alert.person_id == person.person_id && !alert.hidden_from_person => {
                 Ok(alert)
