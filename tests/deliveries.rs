@@ -223,3 +223,44 @@ async fn the_person_sees_no_send_a_duress_cancel_would_reveal() {
     assert_eq!(summary(&deliveries(&person)), summary(&after_real_cancel));
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_receipts_mark_texts_delivered_or_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let reply = api
+        .call(
+            Method::POST,
+            "/v1/people",
+            None,
+            Some(json!({"language": "es", "contacts": [
+                {"name": "Luis", "phone": "+13125550100"},
+                {"name": "Rosa", "phone": "+13125550198"}
+            ]})),
+        )
+        .await;
+    let token = reply.json["token"].as_str().unwrap().to_owned();
+    let alert_id = raise(&api, &token, "press-1").await;
+    settled(&api, &alert_id, &token, 4).await;
+    assert_eq!(
+        api.local
+            .report_receipts(time::Duration::ZERO)
+            .await
+            .unwrap(),
+        2
+    );
+    let reply = settled(&api, &alert_id, &token, 4).await;
+    let texts: Vec<_> = summary(&deliveries(&reply))
+        .into_iter()
+        .filter(|row| row.1 == "sms")
+        .map(|row| (row.2, row.3))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("+1•••••0100".to_owned(), "delivered".to_owned()),
+            ("+1•••••0198".to_owned(), "failed".to_owned())
+        ]
+    );
+    api.stop().await;
+}
