@@ -1985,6 +1985,9 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
     let delivery = |recipient: &str| Delivery {
         alert_id,
         notification_id: format!("{alert_id}:1:family:es"),
+        seq: 1,
+        audience: alert_button_core::domain::notification::Audience::Family,
+        channel: "sms".into(),
         recipient: recipient.into(),
         masked: "+1•••••0100".into(),
         expires_at: 1_900_000_000,
@@ -1993,9 +1996,12 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
     for d in [&crashed, &sent, &refused] {
         assert!(ledger.claim(d).await.unwrap(), "a new send is claimed");
     }
-    ledger.settle(&sent, DeliveryState::Sent).await.unwrap();
     ledger
-        .settle(&refused, DeliveryState::FailedPermanent)
+        .settle(&sent, DeliveryState::Sent, Some("m-sent"))
+        .await
+        .unwrap();
+    ledger
+        .settle(&refused, DeliveryState::FailedPermanent, None)
         .await
         .unwrap();
     // The attempt that queued `crashed` never recorded an answer: the retry sends it again.
@@ -2010,6 +2016,54 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
     assert_eq!(text(crashed_record, "state"), "queued");
     assert_eq!(crashed_record["attempts"].as_n().unwrap(), "2");
     assert_eq!(crashed_record["expires_at"].as_n().unwrap(), "1900000000");
+
+    // The accepted send keeps its message id, and a pointer from that id finds it.
+    let sent_record = records
+        .iter()
+        .find(|r| text(r, "sk").ends_with("#b"))
+        .unwrap();
+    assert_eq!(text(sent_record, "message_id"), "m-sent");
+    let pointer = aws_sdk_dynamodb::Client::new(&stack.config)
+        .get_item()
+        .table_name(&stack.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("RECEIPT#m-sent".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("RECEIPT".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("a receipt pointer");
+    assert_eq!(
+        (text(&pointer, "delivery_pk"), text(&pointer, "delivery_sk")),
+        (text(sent_record, "pk"), text(sent_record, "sk"))
+    );
+    assert_eq!(pointer["expires_at"].as_n().unwrap(), "1900000000");
+
+    let listed = ledger.deliveries_of(alert_id).await.unwrap();
+    let mut states: Vec<(&str, &str, &str)> = listed
+        .iter()
+        .map(|r| (r.audience.as_str(), r.channel.as_str(), r.state.as_str()))
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            ("family", "sms", "failed_permanent"),
+            ("family", "sms", "queued"),
+            ("family", "sms", "sent")
+        ]
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|r| r.masked == "+1•••••0100" && r.seq == 1)
+    );
 }
 
 /// The number set at start-up reaches the fan-out, and SNS takes its direct texts with the

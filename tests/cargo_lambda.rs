@@ -167,7 +167,10 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
         .await;
     let watch = Watch::start(&stack.table, &stack.topic_arn, &stack.service_key_secret);
     let events = tempfile::tempdir().unwrap();
-    let phone = format!("+1312{}", 2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000);
+    let phone = format!(
+        "+1312{}",
+        2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000
+    );
 
     // Registration through the runtime interface (the first invoke also builds the function).
     let started = Instant::now();
@@ -272,4 +275,92 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
         .collect();
     events_seen.sort_unstable();
     assert_eq!(events_seen, ["location_updated", "opened"]);
+}
+
+/// SNS's SMS delivery-status logs, as a CloudWatch Logs subscription delivers them (the fixtures'
+/// `awslogs.data` is gzipped and base64-encoded), move texts the ledger holds as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_turn_sent_texts_into_delivered_or_failed() {
+    use alert_button_core::domain::notification::Audience;
+    use alert_button_core::outbound::dynamodb_ledger::DynamoLedger;
+    use alert_button_core::ports::{Delivery, DeliveryLedger, DeliveryState};
+
+    let stack = Stack::create().await;
+    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    let alert_id = uuid::Uuid::new_v4();
+    let text = |recipient: &str| Delivery {
+        alert_id,
+        notification_id: format!("{alert_id}:1:family:es"),
+        seq: 1,
+        audience: Audience::Family,
+        channel: "sms".into(),
+        recipient: recipient.into(),
+        masked: format!("+1•••••010{recipient}"),
+        expires_at: 1_900_000_000,
+    };
+    // The message ids SNS gave these texts are those the fixtures' status lines name; the
+    // fixtures also carry a receipt for a text the ledger does not hold.
+    let sends = [
+        (text("0"), "34d9b400-c6dd-5444-820d-fbeb0f1f54cf"),
+        (text("1"), "1077257a-92f3-5ca3-bc97-6a915b310625"),
+        (text("2"), "9f1d7c52-0000-5000-8000-000000000000"),
+    ];
+    for (delivery, message_id) in &sends {
+        assert!(ledger.claim(delivery).await.unwrap());
+        ledger
+            .settle(delivery, DeliveryState::Sent, Some(message_id))
+            .await
+            .unwrap();
+    }
+    let states = || async {
+        let mut states: Vec<(String, &'static str)> = ledger
+            .deliveries_of(alert_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.masked, r.state.as_str()))
+            .collect();
+        states.sort();
+        states
+    };
+
+    let watch = Watch::start(&stack.table, &stack.topic_arn, &stack.service_key_secret);
+    let events = workspace().join("tests/events");
+    let delivered = watch.invoke(
+        "delivery-receipts",
+        &events.join("cloudwatch-logs-sms-delivered.json"),
+    );
+    assert_eq!(
+        delivered,
+        json!({"delivered": 1, "failed": 0, "unknown": 1, "ignored": 0})
+    );
+    let failed = watch.invoke(
+        "delivery-receipts",
+        &events.join("cloudwatch-logs-sms-failed.json"),
+    );
+    assert_eq!(
+        failed,
+        json!({"delivered": 0, "failed": 1, "unknown": 0, "ignored": 0})
+    );
+    let expected = vec![
+        ("+1•••••0100".to_owned(), "delivered"),
+        ("+1•••••0101".to_owned(), "failed"),
+        ("+1•••••0102".to_owned(), "sent"),
+    ];
+    assert_eq!(states().await, expected);
+
+    // A repeated batch changes nothing, and nothing goes backwards.
+    let again = watch.invoke(
+        "delivery-receipts",
+        &events.join("cloudwatch-logs-sms-delivered.json"),
+    );
+    assert_eq!(
+        again,
+        json!({"delivered": 0, "failed": 0, "unknown": 1, "ignored": 1})
+    );
+    assert_eq!(states().await, expected);
+    let log = watch.log_text();
+    for phone in ["5550100", "5550101", "5550102"] {
+        assert!(!log.contains(phone), "a phone was logged: {log}");
+    }
 }

@@ -475,6 +475,42 @@ def texts(template):
           and "SmsRegisteredNumber" in json.dumps(origination_var), json.dumps(origination_var))
 
 
+def delivery_receipts(template):
+    resources = template["Resources"]
+    groups = {
+        name: json.dumps(r["Properties"].get("LogGroupName"))
+        for name, r in of_type(template, "AWS::Logs::LogGroup").items()
+    }
+    sms = {n for n, g in groups.items() if "DirectPublishToPhoneNumber" in g}
+    check("the SNS SMS delivery-status log groups (delivered and /Failure) are in the template",
+          any(g.endswith('DirectPublishToPhoneNumber"}') for n, g in groups.items() if n in sms)
+          and any(g.endswith('DirectPublishToPhoneNumber/Failure"}') for n, g in groups.items() if n in sms))
+    filters = of_type(template, "AWS::Logs::SubscriptionFilter").values()
+    subscribed = {name for f in filters for name in sms if refers_to(f["Properties"].get("LogGroupName"), name)
+                  and "DeliveryReceiptsFunction" in json.dumps(f["Properties"].get("DestinationArn"))}
+    check("each SMS delivery-status group is subscribed to the receipts function", subscribed == sms and len(sms) == 2,
+          f"subscribed: {sorted(subscribed)}")
+    permissions = [p["Properties"] for p in of_type(template, "AWS::Lambda::Permission").values()
+                   if refers_to(p["Properties"].get("FunctionName"), "DeliveryReceiptsFunction")]
+    check("only CloudWatch Logs of this account may invoke the receipts function",
+          len(permissions) == 1 and permissions[0].get("Principal") == "logs.amazonaws.com"
+          and "SourceArn" in permissions[0] and "SourceAccount" in permissions[0])
+    receipts = [s for name, s in statements(template) if name == "DeliveryReceiptsFunction"]
+    table_actions = sorted(a for s in receipts for a in s.get("Action", []) if a.startswith("dynamodb:"))
+    keys = [s.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+            for s in receipts if any(a.startswith("dynamodb:") for a in s.get("Action", []))]
+    check("the receipts function reads receipt pointers and updates sends, nothing else",
+          table_actions == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+          and sorted(map(json.dumps, keys)) == ['["DELIVERY#*"]', '["RECEIPT#*"]'],
+          f"{table_actions} {keys}")
+    role = resources.get("SmsDeliveryStatusRole", {}).get("Properties", {})
+    role_actions = sorted(a for p in role.get("Policies", []) for s in p["PolicyDocument"]["Statement"]
+                          for a in s["Action"])
+    check("SNS may write the SMS delivery-status logs, and only that",
+          "sns.amazonaws.com" in json.dumps(role.get("AssumeRolePolicyDocument"))
+          and role_actions == ["logs:CreateLogStream", "logs:PutLogEvents"], f"{role_actions}")
+
+
 def main():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template_path = pathlib.Path(sys.argv[1])
@@ -524,6 +560,7 @@ def main():
     operability(template, template_path.parent)
     web_hosting(template)
     texts(template)
+    delivery_receipts(template)
 
     print(f"{len(checks) - len(failures)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)

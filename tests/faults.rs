@@ -19,7 +19,7 @@ use alert_button_core::local::{JOURNAL_FILE, LocalMode, LocalPorts, STORE_FILE};
 use alert_button_core::outbound::embedded::EmbeddedStore;
 use alert_button_core::ports::{
     AlertPage, AlertStore, CheckInStore, Created, Notifier, Page, PersonStore, Recipient,
-    SendError, SystemClock,
+    SendError, Sent, SystemClock,
 };
 use alert_button_core::service::limits;
 use alert_button_core::{Error, Result};
@@ -262,7 +262,7 @@ impl Notifier for FaultyNotifier {
         &self,
         notification: &Notification,
         recipient: &Recipient,
-    ) -> std::result::Result<(), SendError> {
+    ) -> std::result::Result<Sent, SendError> {
         let work = async {
             self.inner
                 .send(notification, recipient)

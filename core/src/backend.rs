@@ -84,11 +84,10 @@ impl AwsBackend {
             key,
             districts: Arc::new(Districts::bundled()),
         };
-        let service = Arc::new(AlertService::new(
-            directory.clone(),
-            ports,
-            settings.retention,
-        ));
+        let ledger = Arc::new(DynamoLedger::new(dynamodb.clone(), &settings.table));
+        let service = Arc::new(
+            AlertService::new(directory.clone(), ports, settings.retention).with_deliveries(ledger),
+        );
         let fanout = aws_fanout(
             &settings,
             directory,

@@ -146,9 +146,11 @@ impl FanOut {
                 return;
             }
         }
+        let mut message_id = None;
         let state = match self.notifier.send(notification, recipient).await {
-            Ok(()) => {
+            Ok(sent) => {
                 tally.sent += 1;
+                message_id = sent.message_id;
                 DeliveryState::Sent
             }
             Err(SendError::Refused(code)) => {
@@ -162,7 +164,11 @@ impl FanOut {
                 DeliveryState::FailedTransient
             }
         };
-        if let Err(err) = self.ledger.settle(&delivery, state).await {
+        let settled = self
+            .ledger
+            .settle(&delivery, state, message_id.as_deref())
+            .await;
+        if let Err(err) = settled {
             // Left queued: a retry of this change sends it again (at least once beats never).
             warn!(notification_id = %ids.0, recipient = %ids.1, state = state.as_str(), error = %err, "a send's outcome could not be recorded");
         }
@@ -170,7 +176,7 @@ impl FanOut {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -183,6 +189,7 @@ mod tests {
     use crate::domain::alert::{AlertRequest, Location, Retention};
     use crate::domain::credential;
     use crate::domain::person::{Contact, Language};
+    use crate::ports::{DeliveryRecord, Sent};
 
     struct OnePerson(Person);
 
@@ -230,7 +237,7 @@ mod tests {
             &self,
             notification: &Notification,
             recipient: &Recipient,
-        ) -> std::result::Result<(), SendError> {
+        ) -> std::result::Result<Sent, SendError> {
             self.sent
                 .lock()
                 .unwrap()
@@ -240,7 +247,7 @@ mod tests {
                 Recipient::Audience => Outcome::Sent,
             };
             match outcome {
-                Outcome::Sent => Ok(()),
+                Outcome::Sent => Ok(Sent::default()),
                 Outcome::Refused => Err(SendError::Refused("InvalidParameter".into())),
                 Outcome::Throttled => Err(SendError::Transient("Throttling".into())),
             }
@@ -248,7 +255,7 @@ mod tests {
     }
 
     #[derive(Default)]
-    struct MemoryLedger(Mutex<HashMap<(String, String), DeliveryState>>);
+    pub(crate) struct MemoryLedger(Mutex<HashMap<(String, String), DeliveryState>>);
 
     #[async_trait]
     impl DeliveryLedger for MemoryLedger {
@@ -262,10 +269,19 @@ mod tests {
             Ok(true)
         }
 
-        async fn settle(&self, delivery: &Delivery, state: DeliveryState) -> Result<()> {
+        async fn settle(
+            &self,
+            delivery: &Delivery,
+            state: DeliveryState,
+            _message_id: Option<&str>,
+        ) -> Result<()> {
             let key = (delivery.notification_id.clone(), delivery.recipient.clone());
             self.0.lock().unwrap().insert(key, state);
             Ok(())
+        }
+
+        async fn deliveries_of(&self, _alert_id: Uuid) -> Result<Vec<DeliveryRecord>> {
+            Ok(Vec::new())
         }
     }
 

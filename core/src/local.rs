@@ -141,13 +141,15 @@ impl LocalMode {
             key,
             districts: Arc::new(Districts::bundled()),
         };
-        let service = Arc::new(AlertService::new(directory.clone(), ports, retention));
-        // The journal records the sends whatever wraps the notifier.
+        let service = Arc::new(
+            AlertService::new(directory.clone(), ports, retention).with_deliveries(store.clone()),
+        );
+        // The store records the sends whatever wraps the notifier or the store's other ports.
         let fanout = Arc::new(FanOut::new(
             directory.clone(),
             wrapped.people,
             wrapped.notifier,
-            notifier.clone(),
+            store.clone(),
         ));
         Ok(LocalMode {
             directory,
@@ -221,6 +223,34 @@ impl LocalMode {
         })
     }
 
+    /// Local mode's stand-in for the carriers' delivery receipts: every text sent at least
+    /// `after` ago is reported delivered, or failed if the journal gave it an undeliverable
+    /// message id (a phone ending in `journal::UNDELIVERABLE_PHONE_SUFFIX`). Returns how many.
+    pub async fn report_receipts(&self, after: time::Duration) -> Result<usize> {
+        report_receipts(&self.store, after).await
+    }
+
+    /// Reports receipts (see `report_receipts`) for texts sent `after` ago, every `every`.
+    pub fn spawn_receipts(
+        &self,
+        after: time::Duration,
+        every: std::time::Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = report_receipts(&store, after).await {
+                    tracing::warn!(error = %err, "local delivery receipts failed; will retry");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        })
+    }
+
     /// Starts delivering outbox events; the task ends when `shutdown` turns true.
     pub fn spawn_relay(&self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(relay_outbox(
@@ -229,6 +259,23 @@ impl LocalMode {
             shutdown,
         ))
     }
+}
+
+async fn report_receipts(store: &EmbeddedStore, after: time::Duration) -> Result<usize> {
+    use crate::outbound::embedded_ledger::ReceiptOutcome;
+    use crate::outbound::journal::UNDELIVERABLE_PREFIX;
+    let mut reported = 0;
+    for message_id in store.awaiting_receipt(after).await? {
+        let outcome = if message_id.starts_with(UNDELIVERABLE_PREFIX) {
+            ReceiptOutcome::Failed
+        } else {
+            ReceiptOutcome::Delivered
+        };
+        if store.apply_receipt(&message_id, outcome).await? {
+            reported += 1;
+        }
+    }
+    Ok(reported)
 }
 
 async fn purge(

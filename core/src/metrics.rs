@@ -78,7 +78,7 @@ pub fn count_change(event: AlertEvent, at: OffsetDateTime) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{HashMap, VecDeque};
+    use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
 
     use async_trait::async_trait;
@@ -95,9 +95,7 @@ mod tests {
     use crate::domain::notification::Notification;
     use crate::domain::person::{Language, Person};
     use crate::fanout::FanOut;
-    use crate::ports::{
-        Delivery, DeliveryLedger, DeliveryState, Notifier, PersonStore, Recipient, SendError,
-    };
+    use crate::ports::{Notifier, PersonStore, Recipient, SendError, Sent};
 
     #[test]
     fn an_emf_line_declares_its_one_metric_under_the_function_only() {
@@ -144,35 +142,15 @@ mod tests {
             &self,
             _notification: &Notification,
             _recipient: &Recipient,
-        ) -> std::result::Result<(), SendError> {
+        ) -> std::result::Result<Sent, SendError> {
             match self.0.lock().unwrap().pop_front() {
-                Some(true) => Ok(()),
+                Some(true) => Ok(Sent::default()),
                 _ => Err(SendError::Transient("Throttling".into())),
             }
         }
     }
 
-    #[derive(Default)]
-    struct Ledger(Mutex<HashMap<(String, String), DeliveryState>>);
-
-    #[async_trait]
-    impl DeliveryLedger for Ledger {
-        async fn claim(&self, delivery: &Delivery) -> Result<bool> {
-            let key = (delivery.notification_id.clone(), delivery.recipient.clone());
-            let mut records = self.0.lock().unwrap();
-            if records.get(&key).is_some_and(|state| state.is_settled()) {
-                return Ok(false);
-            }
-            records.insert(key, DeliveryState::Queued);
-            Ok(true)
-        }
-
-        async fn settle(&self, delivery: &Delivery, state: DeliveryState) -> Result<()> {
-            let key = (delivery.notification_id.clone(), delivery.recipient.clone());
-            self.0.lock().unwrap().insert(key, state);
-            Ok(())
-        }
-    }
+    use crate::fanout::tests::MemoryLedger as Ledger;
 
     struct Nobody;
 

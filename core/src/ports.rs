@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::alert::Alert;
-use crate::domain::notification::Notification;
+use crate::domain::notification::{Audience, Notification};
 use crate::domain::person::Person;
 use crate::error::Result;
 
@@ -128,6 +128,15 @@ impl Recipient {
         }
     }
 
+    /// The channel a send to this recipient goes by, as the delivery ledger records it: `topic`
+    /// (the notifier's own fan-out to the audience) or `sms`.
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Recipient::Audience => "topic",
+            Recipient::Phone(_) => "sms",
+        }
+    }
+
     /// For showing who a send was for: `+1•••••0123`.
     pub fn masked(&self) -> String {
         match self {
@@ -157,6 +166,13 @@ pub enum SendError {
     Transient(String),
 }
 
+/// What the provider answered a send it accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The provider's id of the message (SNS's `MessageId`), which its delivery receipts name.
+    pub message_id: Option<String>,
+}
+
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Whom `notification` goes to. The fan-out sends to, records and retries each on its own.
@@ -169,7 +185,7 @@ pub trait Notifier: Send + Sync {
         &self,
         notification: &Notification,
         recipient: &Recipient,
-    ) -> std::result::Result<(), SendError>;
+    ) -> std::result::Result<Sent, SendError>;
 }
 
 /// Where a send stands, as the delivery ledger records it.
@@ -182,6 +198,10 @@ pub enum DeliveryState {
     FailedPermanent,
     /// Failed for now; the change is retried and this send with it.
     FailedTransient,
+    /// The provider's receipt says it reached the recipient.
+    Delivered,
+    /// The provider accepted it, then its receipt said it could not reach the recipient.
+    Failed,
 }
 
 impl DeliveryState {
@@ -191,6 +211,8 @@ impl DeliveryState {
             DeliveryState::Sent => "sent",
             DeliveryState::FailedPermanent => "failed_permanent",
             DeliveryState::FailedTransient => "failed_transient",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
         }
     }
 
@@ -200,6 +222,8 @@ impl DeliveryState {
             DeliveryState::Sent,
             DeliveryState::FailedPermanent,
             DeliveryState::FailedTransient,
+            DeliveryState::Delivered,
+            DeliveryState::Failed,
         ]
         .into_iter()
         .find(|state| state.as_str() == value)
@@ -207,7 +231,17 @@ impl DeliveryState {
 
     /// Whether a retry leaves this send alone.
     pub fn is_settled(self) -> bool {
-        matches!(self, DeliveryState::Sent | DeliveryState::FailedPermanent)
+        !matches!(self, DeliveryState::Queued | DeliveryState::FailedTransient)
+    }
+
+    /// The state a receipt moves this send to: only a send the provider accepted takes one, and
+    /// a later receipt never overrides an earlier one.
+    pub fn after_receipt(self, delivered: bool) -> Option<DeliveryState> {
+        match (self, delivered) {
+            (DeliveryState::Sent, true) => Some(DeliveryState::Delivered),
+            (DeliveryState::Sent, false) => Some(DeliveryState::Failed),
+            _ => None,
+        }
     }
 }
 
@@ -216,6 +250,11 @@ impl DeliveryState {
 pub struct Delivery {
     pub alert_id: Uuid,
     pub notification_id: String,
+    /// The alert change (history entry) the notification is about.
+    pub seq: u32,
+    pub audience: Audience,
+    /// `Recipient::channel`.
+    pub channel: String,
     /// `Recipient::key`: never an address.
     pub recipient: String,
     /// `Recipient::masked`, for showing later.
@@ -229,6 +268,9 @@ impl Delivery {
         Delivery {
             alert_id: notification.alert_id,
             notification_id: notification.notification_id.clone(),
+            seq: notification.seq,
+            audience: notification.audience,
+            channel: recipient.channel().to_owned(),
             recipient: recipient.key(&notification.notification_id),
             masked: recipient.masked(),
             expires_at: notification.expires_at,
@@ -243,8 +285,38 @@ pub trait DeliveryLedger: Send + Sync {
     /// Records `delivery` as queued. `false` when an earlier attempt settled it (sent, or refused
     /// for good): it must not be sent again. One left queued or failed for now is claimed again.
     async fn claim(&self, delivery: &Delivery) -> Result<bool>;
-    /// Records how the send ended.
-    async fn settle(&self, delivery: &Delivery, state: DeliveryState) -> Result<()>;
+    /// Records how the send ended, with the provider's message id when it was accepted, so
+    /// that its receipt finds it.
+    async fn settle(
+        &self,
+        delivery: &Delivery,
+        state: DeliveryState,
+        message_id: Option<&str>,
+    ) -> Result<()>;
+    /// Every send of the alert's notifications as recorded now, in the order they were first
+    /// claimed (notification by notification).
+    async fn deliveries_of(&self, alert_id: Uuid) -> Result<Vec<DeliveryRecord>>;
+}
+
+/// The audience a ledger record names (`Audience::as_str`).
+pub fn audience_named(name: &str) -> Option<Audience> {
+    [Audience::Family, Audience::Consulate, Audience::Escalation]
+        .into_iter()
+        .find(|audience| audience.as_str() == name)
+}
+
+/// One send as the ledger holds it: what the person and the consulate are shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub notification_id: String,
+    pub seq: u32,
+    pub audience: Audience,
+    pub channel: String,
+    /// `Recipient::masked`.
+    pub masked: String,
+    pub state: DeliveryState,
+    /// When the state last changed.
+    pub at: OffsetDateTime,
 }
 
 /// The family's standing subscriptions to an alert's notifications (SNS subscriptions with the

@@ -212,6 +212,12 @@ async fn run_server(
     let relay = local.spawn_relay(stopped.clone());
     let policy = config.escalation;
     let escalation = local.spawn_escalation(policy, ESCALATION_SWEEP, stopped.clone());
+    // Texts are reported delivered (or failed, see the journal) a few seconds after they leave.
+    let receipts = local.spawn_receipts(
+        time::Duration::seconds(3),
+        std::time::Duration::from_secs(1),
+        stopped.clone(),
+    );
     let expiry = local.spawn_expiry(EXPIRY_SWEEP, stopped);
 
     println!("Alert Button listening on http://{bound}");
@@ -250,6 +256,7 @@ async fn run_server(
     relay.await?;
     escalation.await?;
     expiry.await?;
+    receipts.await?;
     Ok(())
 }
 

@@ -121,8 +121,8 @@ mod tests {
     use crate::domain::notification::Notification;
     use crate::outbound::embedded::tests::{alert, person};
     use crate::ports::{
-        AlertStore, Delivery, DeliveryLedger, DeliveryState, Notifier, PersonStore, Recipient,
-        SendError,
+        AlertStore, Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, Notifier, PersonStore,
+        Recipient, SendError, Sent,
     };
 
     /// Only against hanging forever.
@@ -143,7 +143,7 @@ mod tests {
             &self,
             notification: &Notification,
             _recipient: &Recipient,
-        ) -> std::result::Result<(), SendError> {
+        ) -> std::result::Result<Sent, SendError> {
             let (alert_id, seq) = (notification.alert_id, notification.seq);
             self.sends.lock().unwrap().push((alert_id, seq, "start"));
             if alert_id == self.held && seq == 1 {
@@ -160,7 +160,7 @@ mod tests {
             if alert_id == self.awaited && seq == 2 {
                 self.awaited_sent.send_replace(true);
             }
-            Ok(())
+            Ok(Sent::default())
         }
     }
 
@@ -172,8 +172,17 @@ mod tests {
             Ok(true)
         }
 
-        async fn settle(&self, _delivery: &Delivery, _state: DeliveryState) -> crate::Result<()> {
+        async fn settle(
+            &self,
+            _delivery: &Delivery,
+            _state: DeliveryState,
+            _message_id: Option<&str>,
+        ) -> crate::Result<()> {
             Ok(())
+        }
+
+        async fn deliveries_of(&self, _alert_id: Uuid) -> crate::Result<Vec<DeliveryRecord>> {
+            Ok(Vec::new())
         }
     }
 

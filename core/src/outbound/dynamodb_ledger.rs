@@ -2,21 +2,43 @@
 //! `<notification id>#<recipient key>`, claimed with a conditional put before the provider call
 //! and settled with an update after it. Items carry the alert's TTL, a hash for the recipient
 //! and its masked form, never an address.
+//!
+//! A send the provider accepted also gets a pointer item, `RECEIPT#<message id>` / `RECEIPT`,
+//! naming its delivery item, written in the same transaction as the settle and expiring with
+//! it: the receipts function finds a send by the message id in a receipt with one consistent
+//! read. A global secondary index on the message id would do the same at the price of a table
+//! change, a projection of every ledger item and an eventually consistent read that can miss a
+//! receipt arriving within a second of the send.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::ports::{Delivery, DeliveryLedger, DeliveryState};
+use crate::ports::{Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, audience_named};
 
 pub const DELIVERY_KIND: &str = "delivery";
+pub const RECEIPT_KIND: &str = "receipt";
+/// The sort key of every receipt pointer.
+pub const RECEIPT_SORT_KEY: &str = "RECEIPT";
 
 pub fn delivery_key(alert_id: Uuid) -> String {
     format!("DELIVERY#{alert_id}")
+}
+
+/// The partition key of the pointer from a provider's message id to its send.
+pub fn receipt_key(message_id: &str) -> String {
+    format!("RECEIPT#{message_id}")
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// The store's failure by error code or kind only.
@@ -99,6 +121,14 @@ impl DeliveryLedger for DynamoLedger {
                 AttributeValue::S(delivery.notification_id.clone()),
             )
             .item("recipient", AttributeValue::S(delivery.masked.clone()))
+            .item("seq", AttributeValue::N(delivery.seq.to_string()))
+            .item(
+                "audience",
+                AttributeValue::S(delivery.audience.as_str().into()),
+            )
+            .item("channel", AttributeValue::S(delivery.channel.clone()))
+            .item("claimed_ms", AttributeValue::N(now_ms().to_string()))
+            .item("updated_ms", AttributeValue::N(now_ms().to_string()))
             .item(
                 "state",
                 AttributeValue::S(DeliveryState::Queued.as_str().into()),
@@ -139,7 +169,9 @@ impl DeliveryLedger for DynamoLedger {
             .table_name(&self.table)
             .key(pk, pk_value)
             .key(sk, sk_value)
-            .update_expression("SET #state = :queued, attempts = attempts + :one")
+            .update_expression(
+                "SET #state = :queued, attempts = attempts + :one, updated_ms = :now",
+            )
             .condition_expression("#state = :seen")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(
@@ -148,6 +180,7 @@ impl DeliveryLedger for DynamoLedger {
             )
             .expression_attribute_values(":seen", AttributeValue::S(seen.as_str().into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms().to_string()))
             .send()
             .await;
         match update {
@@ -157,20 +190,136 @@ impl DeliveryLedger for DynamoLedger {
         }
     }
 
-    async fn settle(&self, delivery: &Delivery, state: DeliveryState) -> Result<()> {
+    async fn settle(
+        &self,
+        delivery: &Delivery,
+        state: DeliveryState,
+        message_id: Option<&str>,
+    ) -> Result<()> {
         let [(pk, pk_value), (sk, sk_value)] = Self::key(delivery);
-        self.client
-            .update_item()
+        let now = AttributeValue::N(now_ms().to_string());
+        let Some(message_id) = message_id else {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key(pk, pk_value)
+                .key(sk, sk_value)
+                .update_expression("SET #state = :state, updated_ms = :now")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":state", AttributeValue::S(state.as_str().into()))
+                .expression_attribute_values(":now", now)
+                .send()
+                .await
+                .map_err(ledger_error)?;
+            return Ok(());
+        };
+        let update = Update::builder()
             .table_name(&self.table)
-            .key(pk, pk_value)
-            .key(sk, sk_value)
-            .update_expression("SET #state = :state")
+            .key(pk, pk_value.clone())
+            .key(sk, sk_value.clone())
+            .update_expression("SET #state = :state, updated_ms = :now, message_id = :message")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":state", AttributeValue::S(state.as_str().into()))
+            .expression_attribute_values(":now", now)
+            .expression_attribute_values(":message", AttributeValue::S(message_id.into()));
+        let pointer = Put::builder()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(receipt_key(message_id)))
+            .item("sk", AttributeValue::S(RECEIPT_SORT_KEY.into()))
+            .item("kind", AttributeValue::S(RECEIPT_KIND.into()))
+            .item("delivery_pk", pk_value)
+            .item("delivery_sk", sk_value)
+            .item(
+                "expires_at",
+                AttributeValue::N(delivery.expires_at.to_string()),
+            );
+        let bad = |_| Error::Store("delivery ledger: a bad transaction".into());
+        self.client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(bad)?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(pointer.build().map_err(bad)?)
+                    .build(),
+            )
             .send()
             .await
             .map_err(ledger_error)?;
         Ok(())
     }
+
+    async fn deliveries_of(&self, alert_id: Uuid) -> Result<Vec<DeliveryRecord>> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(delivery_key(alert_id)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(ledger_error)?;
+            records.extend(page.items().iter().filter_map(record_in));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        records.sort_by_key(|(claimed, record)| (record.seq, *claimed));
+        Ok(records.into_iter().map(|(_, record)| record).collect())
+    }
+}
+
+/// A ledger item as a record, with when it was claimed (for ordering). Items from before sends
+/// recorded their change, audience and channel read them from the notification id.
+fn record_in(
+    item: &std::collections::HashMap<String, AttributeValue>,
+) -> Option<(i64, DeliveryRecord)> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+    };
+    let notification_id = text("notification_id")?;
+    let mut parts = notification_id.split(':');
+    let (_, seq, audience) = (parts.next(), parts.next(), parts.next());
+    let seq = number("seq")
+        .map(|n| n as u32)
+        .or_else(|| seq?.parse().ok())?;
+    let audience = audience_named(&text("audience").or(audience.map(str::to_owned))?)?;
+    let sk = text("sk").unwrap_or_default();
+    let channel = text("channel").unwrap_or_else(|| {
+        if sk.ends_with("#topic") {
+            "topic"
+        } else {
+            "sms"
+        }
+        .to_owned()
+    });
+    let updated = number("updated_ms").unwrap_or(0);
+    let at = OffsetDateTime::from_unix_timestamp_nanos(updated as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    Some((
+        number("claimed_ms").unwrap_or(0),
+        DeliveryRecord {
+            notification_id,
+            seq,
+            audience,
+            channel,
+            masked: text("recipient")?,
+            state: state_in(item)?,
+            at,
+        },
+    ))
 }

@@ -61,6 +61,24 @@ CREATE TABLE IF NOT EXISTS outbox (
     alert    TEXT NOT NULL,
     UNIQUE (alert_id, seq)
 );
+-- The delivery ledger: one row per send (see `embedded_ledger`).
+CREATE TABLE IF NOT EXISTS deliveries (
+    notification_id TEXT NOT NULL,
+    recipient       TEXT NOT NULL,
+    alert_id        TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    audience        TEXT NOT NULL,
+    channel         TEXT NOT NULL,
+    masked          TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    message_id      TEXT UNIQUE,
+    attempts        INTEGER NOT NULL,
+    claimed_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    PRIMARY KEY (notification_id, recipient)
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_alert ON deliveries (alert_id, claimed_ms);
 ";
 
 /// One pending change: the alert as it was right after the change, and the change's sequence number.
@@ -320,7 +338,7 @@ impl EmbeddedStore {
     }
 
     /// Runs a read off the async runtime's threads.
-    async fn run<T, F>(&self, work: F) -> Result<T>
+    pub(super) async fn run<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -341,7 +359,7 @@ impl EmbeddedStore {
     }
 
     /// Hands a write to the writer thread; answers once the group holding it is committed.
-    async fn write<T, F>(&self, work: F) -> Result<T>
+    pub(super) async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -439,6 +457,12 @@ impl EmbeddedStore {
             removed += transaction
                 .execute(
                     "DELETE FROM alerts WHERE expires_at < ?1 AND alert_id NOT IN (SELECT alert_id FROM outbox)",
+                    params![now_unix],
+                )
+                .map_err(Error::store)?;
+            removed += transaction
+                .execute(
+                    "DELETE FROM deliveries WHERE expires_at < ?1",
                     params![now_unix],
                 )
                 .map_err(Error::store)?;
@@ -672,7 +696,7 @@ fn updated_one(updated: usize) -> Result<()> {
     }
 }
 
-fn unix_ms(at: time::OffsetDateTime) -> i64 {
+pub(super) fn unix_ms(at: time::OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 #[cfg(test)]

@@ -1,8 +1,15 @@
 //! The local notifier: appends each notification as one JSON line to `notifications.jsonl`,
 //! standing in for SMS and e-mail, and prints one line about it (ids, event, audience, count;
-//! never its text: the console is a log). It is also local mode's delivery ledger: a line is the
-//! record of its send, so a change retried after a crash reaches no recipient twice. The journal
-//! is personal data: its lines go when their alert's retention runs out.
+//! never its text: the console is a log). A line is written once, whatever is retried, so a
+//! change retried after a crash reaches no recipient twice. The journal is personal data: its
+//! lines go when their alert's retention runs out.
+//!
+//! Like SNS in direct mode, it also "texts" each family phone of a change worth a text, writing
+//! no line (the family's line holds the text) but answering as a provider does, so local mode's
+//! delivery ledger and receipts work as in AWS. For tests and demos, numbers in the fictional
+//! 555-01XX range act out a carrier's answers: a phone ending in `5550199` is refused for good,
+//! and one ending in `5550198` is accepted but its receipt says it could not be reached (see
+//! `UNDELIVERABLE_PREFIX`).
 //!
 //! Lines are appended by one writer thread: the sends that arrive while a sync is in progress
 //! are written together and share the next sync, and each is answered only once that sync
@@ -22,9 +29,18 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use crate::domain::notification::Audience;
 use crate::domain::notification::Notification;
 use crate::error::{Error, Result};
-use crate::ports::{Delivery, DeliveryLedger, DeliveryState, Notifier, Recipient, SendError};
+use crate::ports::{Notifier, Recipient, SendError, Sent};
+
+/// A phone ending in this is refused for good, as an invalid or opted-out number would be.
+pub const REFUSED_PHONE_SUFFIX: &str = "5550199";
+/// A phone ending in this is accepted, and its receipt then says it could not be reached.
+pub const UNDELIVERABLE_PHONE_SUFFIX: &str = "5550198";
+/// The message ids the journal gives texts to an undeliverable phone: local mode's receipts
+/// report these failed, every other text delivered.
+pub const UNDELIVERABLE_PREFIX: &str = "local-undeliverable:";
 
 /// At most this many lines share one sync.
 const BATCH_LIMIT: usize = 1024;
@@ -263,15 +279,50 @@ impl JournalNotifier {
         }
         Ok(total - kept.len())
     }
+
+    /// Whether the journal holds the line of `notification_id` for `recipient` (a key).
+    pub fn holds(&self, notification_id: &str, recipient: &str) -> bool {
+        self.state.lock().is_ok_and(|state| {
+            state
+                .sent
+                .contains(&(notification_id.to_owned(), recipient.to_owned()))
+        })
+    }
+}
+
+/// A local message id, as a provider's answer carries one.
+fn message_id(prefix: &str) -> Sent {
+    Sent {
+        message_id: Some(format!("{prefix}{}", uuid::Uuid::new_v4())),
+    }
 }
 
 #[async_trait]
 impl Notifier for JournalNotifier {
+    /// The audience's line, and each family phone of a change worth a text, as SNS texts them
+    /// in direct mode.
+    fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
+        let mut recipients = vec![Recipient::Audience];
+        if notification.audience == Audience::Family && notification.event.is_texted() {
+            recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
+        }
+        recipients
+    }
+
     async fn send(
         &self,
         notification: &Notification,
         recipient: &Recipient,
-    ) -> std::result::Result<(), SendError> {
+    ) -> std::result::Result<Sent, SendError> {
+        if let Recipient::Phone(phone) = recipient {
+            if phone.ends_with(REFUSED_PHONE_SUFFIX) {
+                return Err(SendError::Refused("local test number".into()));
+            }
+            if phone.ends_with(UNDELIVERABLE_PHONE_SUFFIX) {
+                return Ok(message_id(UNDELIVERABLE_PREFIX));
+            }
+            return Ok(message_id("local:"));
+        }
         let key = (
             notification.notification_id.clone(),
             recipient.key(&notification.notification_id),
@@ -303,7 +354,7 @@ impl Notifier for JournalNotifier {
                 notification.recipients,
             );
         }
-        Ok(())
+        Ok(message_id("local:"))
     }
 }
 
@@ -392,26 +443,6 @@ fn append_all(state: &Mutex<JournalState>, appends: &mpsc::Receiver<Append>, cou
         for append in repeated {
             let _ = append.reply.send(outcome.clone().map(|()| false));
         }
-    }
-}
-
-/// The journal is its own ledger: the line a send appends (and syncs) is its record, written in
-/// the same step as the send, so no send is left between queued and sent. A send that failed
-/// left no line and is claimed again by the retry.
-#[async_trait]
-impl DeliveryLedger for JournalNotifier {
-    async fn claim(&self, delivery: &Delivery) -> Result<bool> {
-        let state = self
-            .state
-            .lock()
-            .map_err(|_| Error::Store("the journal lock is poisoned".into()))?;
-        Ok(!state
-            .sent
-            .contains(&(delivery.notification_id.clone(), delivery.recipient.clone())))
-    }
-
-    async fn settle(&self, _delivery: &Delivery, _state: DeliveryState) -> Result<()> {
-        Ok(())
     }
 }
 
@@ -546,9 +577,8 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 
         // What the journal remembers is what it holds; appends go to the rewritten file.
-        let delivery = |n: &Notification| Delivery::new(n, &Recipient::Audience);
-        assert!(journal.claim(&delivery(&sends[0])).await.unwrap());
-        assert!(!journal.claim(&delivery(&sends[1])).await.unwrap());
+        assert!(!journal.holds(&sends[0].notification_id, "topic"));
+        assert!(journal.holds(&sends[1].notification_id, "topic"));
         journal.send(&sends[1], &Recipient::Audience).await.unwrap();
         let later = notification(Uuid::new_v4(), 1, future);
         journal.send(&later, &Recipient::Audience).await.unwrap();

@@ -5,6 +5,7 @@ pub mod dynamodb;
 pub mod dynamodb_item;
 pub mod dynamodb_ledger;
 pub mod embedded;
+pub mod embedded_ledger;
 pub mod journal;
 pub mod private_file;
 pub mod rate_limit;

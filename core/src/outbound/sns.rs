@@ -17,7 +17,7 @@ use crate::domain::alert::AlertEvent;
 use crate::domain::notification::{Audience, Notification};
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
-use crate::ports::{FamilySubscriptions, Notifier, Recipient, SendError};
+use crate::ports::{FamilySubscriptions, Notifier, Recipient, SendError, Sent};
 
 /// How family SMS reach phones. Subscriptions are what SNS routes with filter policies; direct
 /// publishes avoid the filter-policy quota (200 per topic, 10,000 per account by default).
@@ -179,11 +179,11 @@ impl Notifier for SnsNotifier {
         &self,
         notification: &Notification,
         recipient: &Recipient,
-    ) -> std::result::Result<(), SendError> {
+    ) -> std::result::Result<Sent, SendError> {
         let attribute = |value: &str| {
             string_attribute(value).map_err(|_| SendError::Refused("attribute".into()))
         };
-        match recipient {
+        let output = match recipient {
             Recipient::Audience => {
                 let body =
                     Self::bodies(notification).map_err(|_| SendError::Refused("body".into()))?;
@@ -208,7 +208,7 @@ impl Notifier for SnsNotifier {
                     )
                     .send()
                     .await
-                    .map_err(publish_error)?;
+                    .map_err(publish_error)?
             }
             Recipient::Phone(phone) => {
                 let mut publish = self
@@ -223,10 +223,12 @@ impl Notifier for SnsNotifier {
                         attribute(origination)?,
                     );
                 }
-                publish.send().await.map_err(publish_error)?;
+                publish.send().await.map_err(publish_error)?
             }
-        }
-        Ok(())
+        };
+        Ok(Sent {
+            message_id: output.message_id,
+        })
     }
 }
 
@@ -434,7 +436,7 @@ mod tests {
     async fn send_all(
         notifier: &SnsNotifier,
         notification: &Notification,
-    ) -> Vec<std::result::Result<(), SendError>> {
+    ) -> Vec<std::result::Result<Sent, SendError>> {
         let mut outcomes = Vec::new();
         for recipient in notifier.recipients(notification) {
             outcomes.push(notifier.send(notification, &recipient).await);
@@ -457,7 +459,13 @@ mod tests {
                 Recipient::Phone("+13125550101".into())
             ]
         );
-        assert!(send_all(&notifier, &family).await.iter().all(Result::is_ok));
+        let outcomes = send_all(&notifier, &family).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|sent| sent.as_ref().unwrap().message_id.as_deref() == Some("m")),
+            "each send answers with the message id its receipt will name: {outcomes:?}"
+        );
         assert_eq!(publish.num_calls(), 3, "one topic publish and two SMS");
         send_all(&notifier, &notification(Audience::Consulate)).await;
         assert_eq!(

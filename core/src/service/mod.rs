@@ -108,6 +108,7 @@ pub struct AlertService {
     clock: Arc<dyn Clock>,
     key: ServiceKey,
     retention: Retention,
+    deliveries: Option<Arc<dyn crate::ports::DeliveryLedger>>,
 }
 
 /// A new alert, or the one a retried request had already created.
@@ -136,7 +137,18 @@ impl AlertService {
             clock: ports.clock,
             key: ports.key,
             retention,
+            deliveries: None,
         }
+    }
+
+    /// The delivery ledger the alert's readers are shown (see `crate::deliveries`).
+    pub fn with_deliveries(mut self, ledger: Arc<dyn crate::ports::DeliveryLedger>) -> Self {
+        self.deliveries = Some(ledger);
+        self
+    }
+
+    pub fn deliveries(&self) -> Option<&dyn crate::ports::DeliveryLedger> {
+        self.deliveries.as_deref()
     }
 
     pub fn directory(&self) -> &Directory {

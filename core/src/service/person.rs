@@ -291,7 +291,7 @@ impl AlertService {
         Ok(self.own_alert(person, alert_id).await?.as_seen_by_person())
     }
 
-    pub(super) async fn own_alert(&self, person: &Person, alert_id: Uuid) -> Result<Alert> {
+    pub async fn own_alert(&self, person: &Person, alert_id: Uuid) -> Result<Alert> {
         match self.alerts.get_alert(alert_id).await? {
             Some(alert) if alert.person_id == person.person_id && !alert.hidden_from_person => {
                 Ok(alert)

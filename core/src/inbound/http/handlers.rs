@@ -14,6 +14,7 @@ use super::extract::{
     OptionalJson, Staff, StrictJson, query_params,
 };
 use super::views::{AlertListView, AlertView, CheckInView, ContactsView, RegisteredView};
+use crate::deliveries;
 use crate::domain::alert::{
     AcknowledgeRequest, AlertRequest, AlertStatus, CancelRequest, Location, ResolveRequest,
 };
@@ -65,12 +66,18 @@ pub async fn get_alert(
 ) -> Result<Response, ApiError> {
     match caller {
         Caller::Person(person) => {
-            let alert = service.alert_of(&person, alert_id).await?;
-            Ok(Json(AlertView::new(&alert, service.directory())).into_response())
+            // As `AlertService::alert_of`, reading the stored alert once for its deliveries too.
+            let alert = service.own_alert(&person, alert_id).await?;
+            let sent = deliveries::seen_by_person(service.deliveries(), &alert).await?;
+            let alert = alert.as_seen_by_person();
+            let view = AlertView::new(&alert, service.directory()).with_deliveries(&sent);
+            Ok(Json(view).into_response())
         }
         Caller::Staff(staff) => {
             let alert = service.alert_for_staff(&staff, alert_id).await?;
-            Ok(Json(AlertView::for_staff(&alert, service.directory())).into_response())
+            let sent = deliveries::seen_by_staff(service.deliveries(), &alert).await?;
+            let view = AlertView::for_staff(&alert, service.directory()).with_deliveries(&sent);
+            Ok(Json(view).into_response())
         }
     }
 }

@@ -8,7 +8,9 @@ use uuid::Uuid;
 use crate::domain::alert::{Alert, AlertStatus, HistoryEntry, Location, RoutingReason};
 use crate::domain::checkin::{CheckIn, CheckInStatus};
 use crate::domain::consulate::{Directory, distance_km};
+use crate::domain::notification::Audience;
 use crate::domain::person::{Contact, Person};
+use crate::ports::DeliveryRecord;
 
 #[derive(Debug, Serialize)]
 pub struct AlertConsulateView<'a> {
@@ -34,6 +36,9 @@ pub struct AlertView<'a> {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub history: &'a [HistoryEntry],
+    /// Who was reached, where the answer lists it (the alert's own `GET`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<DeliveryView<'a>>>,
     /// Staff only: who raised it and whether the last cancel was made under duress.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub responder: Option<ResponderFields<'a>>,
@@ -84,7 +89,38 @@ impl<'a> AlertView<'a> {
             created_at: alert.created_at,
             updated_at: alert.updated_at,
             history: &alert.history,
+            deliveries: None,
             responder: None,
+        }
+    }
+
+    pub fn with_deliveries(mut self, records: &'a [DeliveryRecord]) -> Self {
+        self.deliveries = Some(records.iter().map(DeliveryView::new).collect());
+        self
+    }
+}
+
+/// One send: to whom (masked), by which channel, and how far it got.
+#[derive(Debug, Serialize)]
+pub struct DeliveryView<'a> {
+    pub audience: Audience,
+    pub channel: &'a str,
+    pub recipient: &'a str,
+    /// `queued`, `sent`, `delivered`, `failed` (the provider's receipt), `failed_transient`
+    /// (retrying) or `failed_permanent` (refused).
+    pub status: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl<'a> DeliveryView<'a> {
+    pub fn new(record: &'a DeliveryRecord) -> Self {
+        DeliveryView {
+            audience: record.audience,
+            channel: &record.channel,
+            recipient: &record.masked,
+            status: record.state.as_str(),
+            at: record.at,
         }
     }
 }

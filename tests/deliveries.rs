@@ -1,0 +1,266 @@
+//! Who was reached: the alert's `GET` lists each send (audience, channel, masked recipient,
+//! status, time) to the person and to the alert's consulate, and the person never sees a send
+//! that would tell them the family was warned of a duress cancel.
+
+use std::time::{Duration, Instant};
+
+use alert_button_tests::{LocalApi, PATIENCE, Reply};
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const CHICAGO: (f64, f64) = (41.88, -87.63);
+const CANCEL: &str = "2468";
+const DURESS: &str = "1357";
+
+fn staff(api: &LocalApi, consulate: &str) -> String {
+    api.local
+        .staff_tokens
+        .issue("tester", consulate, false, Duration::from_secs(600))
+        .unwrap()
+}
+
+/// Registers a person whose Spanish contacts are a phone that is texted and one that the local
+/// notifier refuses for good (see `journal::REFUSED_PHONE_SUFFIX`), and whose English contact
+/// has an e-mail address only.
+async fn register(api: &LocalApi) -> String {
+    let reply = api
+        .call(
+            Method::POST,
+            "/v1/people",
+            None,
+            Some(json!({
+                "display_name": "Ana",
+                "language": "es",
+                "contacts": [
+                    {"name": "Luis", "phone": "+13125550100"},
+                    {"name": "Rosa", "phone": "+13125550199"},
+                    {"name": "Kim", "email": "kim@example.org", "language": "en"}
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+    reply.json["token"].as_str().unwrap().to_owned()
+}
+
+async fn raise(api: &LocalApi, token: &str, client_id: &str) -> String {
+    let (lat, lon) = CHICAGO;
+    let reply = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(token),
+            Some(json!({"client_alert_id": client_id, "location": {"lat": lat, "lon": lon}})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+    reply.json["alert_id"].as_str().unwrap().to_owned()
+}
+
+fn deliveries(reply: &Reply) -> Vec<Value> {
+    reply.json["deliveries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no deliveries in {}", reply.json))
+        .clone()
+}
+
+/// Reads the alert as `token`'s holder until `count` sends are listed and none is queued.
+async fn settled(api: &LocalApi, alert_id: &str, token: &str, count: usize) -> Reply {
+    let start = Instant::now();
+    loop {
+        let reply = api
+            .call(
+                Method::GET,
+                &format!("/v1/alerts/{alert_id}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+        let listed = deliveries(&reply);
+        if listed.len() >= count && listed.iter().all(|d| d["status"] != "queued") {
+            return reply;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the sends never settled: {}",
+            reply.json
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// (audience, channel, recipient, status), sorted.
+fn summary(listed: &[Value]) -> Vec<(String, String, String, String)> {
+    let mut rows: Vec<_> = listed
+        .iter()
+        .map(|d| {
+            let field = |name: &str| d[name].as_str().unwrap_or_default().to_owned();
+            (
+                field("audience"),
+                field("channel"),
+                field("recipient"),
+                field("status"),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_lists_each_send_with_its_status_to_the_person_and_the_consulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let token = register(&api).await;
+    let alert_id = raise(&api, &token, "press-1").await;
+
+    // The consulate's message, the family's in each language, and a text to each phone: the
+    // refused one is failed alone.
+    let person = settled(&api, &alert_id, &token, 5).await;
+    let listed = deliveries(&person);
+    let row = |a: &str, c: &str, r: &str, s: &str| {
+        (a.to_owned(), c.to_owned(), r.to_owned(), s.to_owned())
+    };
+    assert_eq!(
+        summary(&listed),
+        [
+            row("consulate", "topic", "topic", "sent"),
+            row("family", "sms", "+1•••••0100", "sent"),
+            row("family", "sms", "+1•••••0199", "failed_permanent"),
+            row("family", "topic", "topic", "sent"),
+            row("family", "topic", "topic", "sent"),
+        ]
+    );
+    for send in &listed {
+        assert!(
+            time::OffsetDateTime::parse(
+                send["at"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok(),
+            "{send}"
+        );
+    }
+    assert!(
+        !person.json.to_string().contains("5550100"),
+        "{}",
+        person.json
+    );
+
+    let consulate = staff(&api, "mx-cg-chicago");
+    let seen = settled(&api, &alert_id, &consulate, 5).await;
+    assert_eq!(summary(&deliveries(&seen)), summary(&listed));
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_person_sees_no_send_a_duress_cancel_would_reveal() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let consulate = staff(&api, "mx-cg-chicago");
+
+    // A real cancel, for comparison.
+    let real = register(&api).await;
+    let pins = json!({"cancel_pin": CANCEL, "duress_pin": DURESS});
+    for token in [&real] {
+        let reply = api
+            .call(
+                Method::PUT,
+                "/v1/people/me/pins",
+                Some(token),
+                Some(pins.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    }
+    let real_alert = raise(&api, &real, "press-real").await;
+    settled(&api, &real_alert, &real, 5).await;
+    let reply = api
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{real_alert}/cancel"),
+            Some(&real),
+            Some(json!({"reason": "safe", "pin": CANCEL})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    let after_real_cancel = deliveries(&settled(&api, &real_alert, &real, 10).await);
+
+    // The same under duress, and then the consulate takes the alert on: the family is texted.
+    let forced = register(&api).await;
+    let reply = api
+        .call(Method::PUT, "/v1/people/me/pins", Some(&forced), Some(pins))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    let forced_alert = raise(&api, &forced, "press-forced").await;
+    settled(&api, &forced_alert, &forced, 5).await;
+    let reply = api
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{forced_alert}/cancel"),
+            Some(&forced),
+            Some(json!({"reason": "safe", "pin": DURESS})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    settled(&api, &forced_alert, &consulate, 10).await;
+    let reply = api
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{forced_alert}/acknowledge"),
+            Some(&consulate),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    let responders = deliveries(&settled(&api, &forced_alert, &consulate, 15).await);
+    assert_eq!(responders.len(), 15, "staff see every send");
+
+    // The person's view lists what a real cancel would have: nothing after it.
+    let person = settled(&api, &forced_alert, &forced, 10).await;
+    assert_eq!(person.json["status"], "cancelled");
+    assert_eq!(summary(&deliveries(&person)), summary(&after_real_cancel));
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_receipts_mark_texts_delivered_or_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let reply = api
+        .call(
+            Method::POST,
+            "/v1/people",
+            None,
+            Some(json!({"language": "es", "contacts": [
+                {"name": "Luis", "phone": "+13125550100"},
+                {"name": "Rosa", "phone": "+13125550198"}
+            ]})),
+        )
+        .await;
+    let token = reply.json["token"].as_str().unwrap().to_owned();
+    let alert_id = raise(&api, &token, "press-1").await;
+    settled(&api, &alert_id, &token, 4).await;
+    assert_eq!(
+        api.local
+            .report_receipts(time::Duration::ZERO)
+            .await
+            .unwrap(),
+        2
+    );
+    let reply = settled(&api, &alert_id, &token, 4).await;
+    let texts: Vec<_> = summary(&deliveries(&reply))
+        .into_iter()
+        .filter(|row| row.1 == "sms")
+        .map(|row| (row.2, row.3))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("+1•••••0100".to_owned(), "delivered".to_owned()),
+            ("+1•••••0198".to_owned(), "failed".to_owned())
+        ]
+    );
+    api.stop().await;
+}
