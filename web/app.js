@@ -37,6 +37,9 @@ const TEXT = {
     escalated: 'El consulado no respondió a tiempo: también avisamos a la línea CIAM y al siguiente consulado.',
     my_contacts: 'Mis contactos', contacts_save: 'Guardar contactos', contacts_saved: 'Contactos guardados.',
     error: 'Algo falló ({e}). Intente de nuevo.', offline_now: 'Sin conexión.', registered: 'Registro guardado.',
+    who: 'A quién avisamos', to_consulate: 'Consulado', to_family: 'Familia', to_escalation: 'Línea CIAM y otro consulado',
+    d_queued: 'en camino', d_sent: 'enviado', d_delivered: 'recibido', d_failed: 'no llegó',
+    d_failed_transient: 'reintentando', d_failed_permanent: 'no se puede enviar',
   },
   en: {
     title: 'Alert button', register: 'Register', name: 'Your name (optional)', language: 'Language',
@@ -64,6 +67,9 @@ const TEXT = {
     escalated: 'The consulate did not answer in time: we also told the CIAM line and the next consulate.',
     my_contacts: 'My contacts', contacts_save: 'Save contacts', contacts_saved: 'Contacts saved.',
     error: 'Something failed ({e}). Try again.', offline_now: 'No connection.', registered: 'Registration saved.',
+    who: 'Who we told', to_consulate: 'Consulate', to_family: 'Family', to_escalation: 'CIAM line and another consulate',
+    d_queued: 'on its way', d_sent: 'sent', d_delivered: 'received', d_failed: 'did not arrive',
+    d_failed_transient: 'retrying', d_failed_permanent: 'cannot be sent',
   },
 };
 
@@ -401,6 +407,27 @@ function renderAlert(alert) {
   if (ack) $('ack').textContent = ack.note ? t('ack', { n: ack.note }) : t('ack_plain');
   $('safe-form').hidden = alert.status === 'resolved';
   $('escalated').hidden = !(alert.history || []).some((h) => h.event === 'escalated');
+  renderDeliveries(alert.deliveries || []);
+}
+
+// Who was told, and whether it arrived: each recipient once, with its first send (the alert
+// itself), the consulate first. A text that did not arrive is shown, never hidden.
+function renderDeliveries(deliveries) {
+  const first = new Map();
+  for (const d of deliveries) {
+    const key = `${d.audience}|${d.channel}|${d.recipient}`;
+    if (!first.has(key)) first.set(key, d);
+  }
+  const order = { consulate: 0, escalation: 1, family: 2 };
+  const rows = [...first.values()].sort((a, b) => (order[a.audience] ?? 3) - (order[b.audience] ?? 3));
+  $('deliveries-box').hidden = rows.length === 0;
+  $('deliveries').replaceChildren(...rows.map((d) => {
+    const li = document.createElement('li');
+    li.dataset.status = d.status;
+    const who = t('to_' + d.audience) + (d.channel === 'sms' ? ` ${d.recipient}` : '');
+    li.textContent = `${who}: ${t('d_' + d.status)}`;
+    return li;
+  }));
 }
 
 async function refreshAlert() {

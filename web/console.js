@@ -125,6 +125,7 @@ function openDetail(id) {
   // Nothing of the previous alert may show while this one loads.
   for (const el of ['d-person', 'd-status', 'd-location']) $(el).textContent = '';
   $('history').replaceChildren();
+  $('deliveries-rows').replaceChildren();
   $('d-duress').hidden = true;
   for (const el of ['point', 'accuracy']) { $(el).removeAttribute('cx'); $(el).removeAttribute('cy'); }
   $('ack-form').hidden = true;
@@ -157,6 +158,17 @@ async function refreshDetail() {
     const extra = [h.reason, h.outcome, h.note, h.escalated_to, h.location && `${h.location.lat.toFixed(4)}, ${h.location.lon.toFixed(4)}`].filter(Boolean);
     li.textContent = `${when(h.at)} — ${h.event}${extra.length ? ': ' + extra.join(' · ') : ''}`;
     return li;
+  }));
+  // Every send, a failed one as plainly as a delivered one: staff call whom a text did not reach.
+  $('deliveries-rows').replaceChildren(...(a.deliveries || []).map((d) => {
+    const tr = document.createElement('tr');
+    tr.dataset.status = d.status;
+    for (const value of [when(d.at), d.audience, d.channel, d.recipient, d.status]) {
+      const td = document.createElement('td');
+      td.textContent = value;
+      tr.append(td);
+    }
+    return tr;
   }));
   $('ack-form').hidden = a.status !== 'open';
   $('resolve-form').hidden = !['open', 'acknowledged'].includes(a.status);

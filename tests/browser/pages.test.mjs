@@ -63,11 +63,11 @@ async function phone({ geolocation = CHICAGO } = {}) {
   return { context, page };
 }
 
-async function register(page, name) {
+async function register(page, name, contactPhone = '+13125550100') {
   await page.locator('#register').waitFor();
   await page.fill('#display-name', name);
   await page.fill('#contacts-0-name', 'Luis');
-  await page.fill('#contacts-0-phone', '+13125550100');
+  await page.fill('#contacts-0-phone', contactPhone);
   await page.fill('#cancel-pin', '2468');
   await page.fill('#duress-pin', '1357');
   await page.click('#register-submit');
@@ -139,6 +139,11 @@ test('register, hold, see the consulate, acknowledged by the console, cancelled 
   assert.match(await page.getAttribute('#consulate-phone', 'href'), /^tel:\+1\d{10}$/);
   assert.match(await page.textContent('#consulate-distance'), /km/);
   assert.match(await page.textContent('#alert-status'), /esperando/);
+  // Who was told, the consulate first, and the family's text once its receipt is in.
+  await page.locator('#deliveries li[data-status="delivered"]').filter({ hasText: 'Familia' }).waitFor({ timeout: 20000 });
+  const told = await page.locator('#deliveries li').allTextContents();
+  assert.match(told[0], /^Consulado/);
+  assert.ok(told.some((line) => /^Familia \+1\S*0100: recibido$/.test(line)), told.join(' | '));
   await checkAccessibility(page, 'the alert');
   await page.screenshot({ path: join(artefacts, 'person-alert.png'), fullPage: true });
 
@@ -152,6 +157,8 @@ test('register, hold, see the consulate, acknowledged by the console, cancelled 
   await staff.page.screenshot({ path: join(artefacts, 'console-list.png'), fullPage: true });
   await openInConsole(staff.page, alertId);
   assert.notEqual(await staff.page.getAttribute('#point', 'cx'), null);
+  await staff.page.locator('#deliveries-rows tr[data-status="delivered"]').first().waitFor();
+  assert.ok(await staff.page.locator('#deliveries-rows tr').count() >= 2);
   await staff.page.fill('#ack-note', 'Un abogado va en camino');
   await staff.page.click('#acknowledge');
   await staff.page.locator('#d-status').filter({ hasText: 'acknowledged' }).waitFor();
@@ -170,6 +177,23 @@ test('register, hold, see the consulate, acknowledged by the console, cancelled 
   await page.click('#safe');
   await page.locator('#closed').waitFor();
   await staff.page.locator('#d-status').filter({ hasText: 'cancelled' }).waitFor({ timeout: 15000 });
+  await staff.context.close();
+  await context.close();
+});
+
+test('a text that did not reach the family is shown as not arrived, on the page and the console', async () => {
+  const { context, page } = await phone();
+  // The local journal's carrier reports a text to a number ending in 5550198 as undeliverable.
+  await register(page, 'Eva Browser', '+13125550198');
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await hold(page, 3000);
+  await page.locator('#alert').waitFor();
+  const failed = page.locator('#deliveries li[data-status="failed"]');
+  await failed.waitFor({ timeout: 20000 });
+  assert.match(await failed.textContent(), /^Familia \+1\S*0198: no llegó$/);
+  const staff = await console_();
+  await openInConsole(staff.page, await alertIdOf(page));
+  await staff.page.locator('#deliveries-rows tr[data-status="failed"]').waitFor({ timeout: 15000 });
   await staff.context.close();
   await context.close();
 });
