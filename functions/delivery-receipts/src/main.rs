@@ -3,6 +3,7 @@
 //! message id the ledger does not know (another sender's text, an expired alert) is passed over.
 //! The lines name the phone: nothing from them is logged but counts and message ids.
 
+mod config;
 mod receipt;
 
 use aws_config::BehaviorVersion;
@@ -14,10 +15,9 @@ use receipt::Ledger;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let table = std::env::var("ALERT_BUTTON_TABLE")
-        .map_err(|_| "ALERT_BUTTON_TABLE is not set: the table holding the delivery ledger")?;
-    let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let config::Config { table } = config::Config::from_env()?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let ledger = &ledger;
     lambda_runtime::run(service_fn(|event: LambdaEvent<LogsEvent>| async move {
         let tally = ledger
