@@ -294,7 +294,7 @@ struct Registered {
 
 /// A mix of households, so that alerts plan different numbers of messages.
 fn registration(i: usize) -> (Value, usize) {
-    let phone = |n: usize| format!("+1312{:07}", i * 3 + n);
+    let phone = |n: usize| format!("+1312{:07}", 2_000_000 + i * 3 + n);
     match i % 3 {
         0 => (
             json!({"display_name": format!("P{i}"), "language": "es",

@@ -78,7 +78,7 @@ curl -fsS "$MOTO_URL/moto-api/" >/dev/null || { cat "$logs/moto.log"; exit 1; }
 echo "moto at $MOTO_URL"
 
 step "unit, contract, local-runner, moto and cargo-lambda tests"
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 step "the person's page and the console in headless Chromium (Playwright, axe-core)"
 sudo=""
