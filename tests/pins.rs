@@ -301,6 +301,7 @@ async fn the_duress_pin_on_contacts_answers_as_success_and_keeps_the_family() {
     set_first_pins(&api, &forced).await;
     // The forced person has an open alert: it is marked duress.
     let open = raise(&api, &forced, "before", CHICAGO).await;
+    api.idle().await;
     let before = api
         .call(
             Method::GET,
@@ -336,6 +337,7 @@ async fn the_duress_pin_on_contacts_answers_as_success_and_keeps_the_family() {
     assert_eq!(header_names(&forced_reply), header_names(&real_reply));
 
     // The person's own view of the open alert shows nothing; responders see the duress.
+    api.idle().await;
     let after = api
         .call(
             Method::GET,

@@ -457,6 +457,7 @@ async fn a_duress_cancel_looks_like_a_cancel_but_the_alert_stays_open() {
         Some(json!({})),
     )
     .await;
+    api.idle().await;
     let real_read = api
         .call(Method::GET, &format!("/v1/alerts/{real}"), Some(&ana), None)
         .await;

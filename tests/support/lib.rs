@@ -100,6 +100,26 @@ impl LocalApi {
         }
     }
 
+    /// Waits until the relay has delivered every stored change, so that what a read lists as
+    /// sent no longer depends on how far the fan-out has got.
+    pub async fn idle(&self) {
+        let start = std::time::Instant::now();
+        while !self
+            .local
+            .store
+            .pending_events(1)
+            .await
+            .expect("the outbox reads")
+            .is_empty()
+        {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "the relay never caught up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn call(
         &self,
         method: Method,
