@@ -12,9 +12,10 @@ use alert_button_core::domain::person::Registration;
 use alert_button_core::inbound::http::parse_json;
 use alert_button_core::local::LocalMode;
 use alert_button_core::ports::Clock;
+use alert_button_core::testing::json_request;
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use time::OffsetDateTime;
@@ -72,17 +73,6 @@ async fn call(router: &Router, request: Request<Body>) -> (StatusCode, serde_jso
     (status, serde_json::from_slice(&bytes).unwrap_or_default())
 }
 
-fn json(method: Method, path: &str, token: Option<&str>, body: String) -> Request<Body> {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/json");
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    request.body(Body::from(body)).expect("a valid request")
-}
-
 fn router_end_to_end(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -97,7 +87,7 @@ fn router_end_to_end(c: &mut Criterion) {
     let token = runtime.block_on(async {
         let (status, body) = call(
             &router,
-            json(Method::POST, "/v1/people", None, REGISTRATION.to_owned()),
+            json_request(Method::POST, "/v1/people", None, REGISTRATION.to_owned()),
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -105,22 +95,20 @@ fn router_end_to_end(c: &mut Criterion) {
     });
 
     let mut group = c.benchmark_group("router on the embedded store");
-    group.bench_function("GET /healthz", |b| {
-        b.to_async(&runtime).iter(|| async {
-            let request = Request::get("/healthz")
-                .body(Body::empty())
-                .expect("a request");
-            black_box(call(&router, request).await.0)
-        })
-    });
-    group.bench_function("GET /v1/consulates/nearest", |b| {
-        b.to_async(&runtime).iter(|| async {
-            let request = Request::get("/v1/consulates/nearest?lat=34.05&lon=-118.24&limit=3")
-                .body(Body::empty())
-                .expect("a request");
-            black_box(call(&router, request).await.0)
-        })
-    });
+    for (name, path) in [
+        ("GET /healthz", "/healthz"),
+        (
+            "GET /v1/consulates/nearest",
+            "/v1/consulates/nearest?lat=34.05&lon=-118.24&limit=3",
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                let request = Request::get(path).body(Body::empty()).expect("a request");
+                black_box(call(&router, request).await.0)
+            })
+        });
+    }
     let pressed = AtomicU64::new(0);
     group.bench_function("POST /v1/alerts (new alert, durable commit)", |b| {
         b.to_async(&runtime).iter(|| async {
@@ -130,7 +118,7 @@ fn router_end_to_end(c: &mut Criterion) {
             );
             let (status, reply) = call(
                 &router,
-                json(Method::POST, "/v1/alerts", Some(&token), body),
+                json_request(Method::POST, "/v1/alerts", Some(&token), body),
             )
             .await;
             assert_eq!(status, StatusCode::CREATED, "{reply}");
@@ -139,7 +127,7 @@ fn router_end_to_end(c: &mut Criterion) {
     group.bench_function("POST /v1/alerts (the same alert again)", |b| {
         let body = r#"{"client_alert_id":"bench-0","location":{"lat":34.05,"lon":-118.24}}"#;
         b.to_async(&runtime).iter(|| async {
-            let request = json(Method::POST, "/v1/alerts", Some(&token), body.to_owned());
+            let request = json_request(Method::POST, "/v1/alerts", Some(&token), body.to_owned());
             let (status, reply) = call(&router, request).await;
             assert_eq!(status, StatusCode::OK, "{reply}");
         })

@@ -176,183 +176,48 @@ impl FanOut {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use std::collections::HashMap;
-    use std::sync::Mutex;
 
-    use async_trait::async_trait;
     use proptest::prelude::*;
-    use time::macros::datetime;
-    use uuid::Uuid;
 
     use super::*;
-    use crate::domain::alert::{AlertRequest, Location, Retention};
-    use crate::domain::credential;
-    use crate::domain::person::{Contact, Language};
-    use crate::ports::{DeliveryRecord, Sent};
-
-    struct OnePerson(Person);
-
-    #[async_trait]
-    impl PersonStore for OnePerson {
-        async fn create_person(&self, _person: &Person) -> Result<()> {
-            Ok(())
-        }
-
-        async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
-            Ok(())
-        }
-
-        async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
-            Ok(())
-        }
-
-        async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
-            Ok(Some(self.0.clone()))
-        }
-    }
-
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    enum Outcome {
-        Sent,
-        Refused,
-        Throttled,
-    }
-
-    /// Texts each family phone directly; a phone's outcome is scripted, everything else is sent.
-    struct Scripted {
-        outcomes: HashMap<String, Outcome>,
-        sent: Mutex<Vec<(Audience, Recipient)>>,
-    }
-
-    #[async_trait]
-    impl Notifier for Scripted {
-        fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
-            let mut recipients = vec![Recipient::Audience];
-            recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
-            recipients
-        }
-
-        async fn send(
-            &self,
-            notification: &Notification,
-            recipient: &Recipient,
-        ) -> std::result::Result<Sent, SendError> {
-            self.sent
-                .lock()
-                .unwrap()
-                .push((notification.audience, recipient.clone()));
-            let outcome = match recipient {
-                Recipient::Phone(phone) => self.outcomes[phone],
-                Recipient::Audience => Outcome::Sent,
-            };
-            match outcome {
-                Outcome::Sent => Ok(Sent::default()),
-                Outcome::Refused => Err(SendError::Refused("InvalidParameter".into())),
-                Outcome::Throttled => Err(SendError::Transient("Throttling".into())),
-            }
-        }
-    }
-
-    #[derive(Default)]
-    pub(crate) struct MemoryLedger(Mutex<HashMap<(String, String), DeliveryState>>);
-
-    #[async_trait]
-    impl DeliveryLedger for MemoryLedger {
-        async fn claim(&self, delivery: &Delivery) -> Result<bool> {
-            let mut records = self.0.lock().unwrap();
-            let key = (delivery.notification_id.clone(), delivery.recipient.clone());
-            if records.get(&key).is_some_and(|state| state.is_settled()) {
-                return Ok(false);
-            }
-            records.insert(key, DeliveryState::Queued);
-            Ok(true)
-        }
-
-        async fn settle(
-            &self,
-            delivery: &Delivery,
-            state: DeliveryState,
-            _message_id: Option<&str>,
-        ) -> Result<()> {
-            let key = (delivery.notification_id.clone(), delivery.recipient.clone());
-            self.0.lock().unwrap().insert(key, state);
-            Ok(())
-        }
-
-        async fn deliveries_of(&self, _alert_id: Uuid) -> Result<Vec<DeliveryRecord>> {
-            Ok(Vec::new())
-        }
-    }
+    use crate::domain::person::Language;
+    use crate::outbound::embedded::EmbeddedStore;
+    use crate::testing::{
+        OnFile, ScriptedNotifier, SendOutcome as Outcome, alert, contacts, person_with,
+    };
 
     fn person(languages: &[Language]) -> Person {
-        let person_id = Uuid::new_v4();
-        let now = datetime!(2026-11-25 12:00 UTC);
-        Person {
-            person_id,
-            display_name: Some("Ana".into()),
-            language: Language::Es,
-            contacts: languages
-                .iter()
-                .enumerate()
-                .map(|(i, language)| Contact {
-                    name: format!("c{i}"),
-                    phone: Some(format!("+1303555{i:04}")),
-                    email: None,
-                    language: Some(*language),
-                    country: None,
-                })
-                .collect(),
-            token: credential::issue(person_id).1,
-            subscriptions: vec![],
-            pins: None,
-            created_at: now,
-            updated_at: now,
-            expires_at: 0,
-            last_alert_id: None,
-            stale_subscriptions: Vec::new(),
-            version: 0,
-        }
+        let languages: Vec<_> = languages.iter().copied().map(Some).collect();
+        person_with(contacts(&languages))
     }
 
-    fn alert(person: &Person) -> Alert {
-        let request = AlertRequest {
-            client_alert_id: "c-1".into(),
-            location: Location {
-                lat: 41.88,
-                lon: -87.63,
-                accuracy_m: None,
-            },
-            note: None,
-        };
-        Alert::open(
-            person,
-            request,
-            &Directory::bundled(),
-            &crate::domain::districts::Districts::bundled(),
-            datetime!(2026-11-25 12:00 UTC),
-            &Retention::default(),
-        )
-        .unwrap()
-    }
-
-    fn fanout(person: Person, outcomes: &[Outcome]) -> (FanOut, Arc<Scripted>) {
-        let outcomes = person
-            .contacts
-            .iter()
-            .filter_map(|c| c.phone.clone())
-            .zip(outcomes.iter().copied())
-            .collect();
-        let notifier = Arc::new(Scripted {
-            outcomes,
-            sent: Mutex::new(Vec::new()),
-        });
-        let fanout = FanOut::new(
+    /// The fan-out reading `people`, with its delivery ledger on an embedded store under `dir`.
+    fn fanout_on(
+        dir: &tempfile::TempDir,
+        people: OnFile,
+        notifier: Arc<ScriptedNotifier>,
+    ) -> FanOut {
+        let ledger = EmbeddedStore::open(&dir.path().join("ledger.sqlite3")).unwrap();
+        FanOut::new(
             Arc::new(Directory::bundled()),
-            Arc::new(OnePerson(person)),
-            notifier.clone(),
-            Arc::new(MemoryLedger::default()),
-        );
+            Arc::new(people),
+            notifier,
+            Arc::new(ledger),
+        )
+    }
+
+    /// The fan-out of `person`'s changes, their phones sending as `outcomes` say.
+    fn fanout(
+        dir: &tempfile::TempDir,
+        person: Person,
+        outcomes: &[Outcome],
+    ) -> (FanOut, Arc<ScriptedNotifier>) {
+        let phones = person.contacts.iter().filter_map(|c| c.phone.clone());
+        let outcomes: HashMap<_, _> = phones.zip(outcomes.iter().copied()).collect();
+        let notifier = Arc::new(ScriptedNotifier::texting(outcomes));
+        let fanout = fanout_on(dir, OnFile::Found(Box::new(person)), notifier.clone());
         (fanout, notifier)
     }
 
@@ -360,7 +225,8 @@ pub(crate) mod tests {
     async fn the_consulate_is_sent_first_whatever_the_family_sends_do() {
         let person = person(&[Language::Es, Language::En]);
         let alert = alert(&person);
-        let (fanout, notifier) = fanout(person, &[Outcome::Throttled, Outcome::Sent]);
+        let dir = tempfile::tempdir().unwrap();
+        let (fanout, notifier) = fanout(&dir, person, &[Outcome::Throttled, Outcome::Sent]);
         assert!(fanout.deliver(&alert, alert.latest_entry()).await.is_err());
         let sent = notifier.sent.lock().unwrap().clone();
         assert_eq!(
@@ -371,38 +237,13 @@ pub(crate) mod tests {
         assert_eq!(sent.len(), 5, "every family recipient was tried: {sent:?}");
     }
 
-    struct Unreadable;
-
-    #[async_trait]
-    impl PersonStore for Unreadable {
-        async fn create_person(&self, _person: &Person) -> Result<()> {
-            Ok(())
-        }
-
-        async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
-            Ok(())
-        }
-
-        async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
-            Ok(())
-        }
-
-        async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
-            Err(Error::Store("unreachable".into()))
-        }
-    }
-
     #[tokio::test]
     async fn an_unreadable_person_record_delays_only_the_family() {
         let person = person(&[Language::Es]);
         let alert = alert(&person);
-        let (_, notifier) = fanout(person, &[Outcome::Sent]);
-        let fanout = FanOut::new(
-            Arc::new(Directory::bundled()),
-            Arc::new(Unreadable),
-            notifier.clone(),
-            Arc::new(MemoryLedger::default()),
-        );
+        let notifier = Arc::new(ScriptedNotifier::texting(HashMap::new()));
+        let dir = tempfile::tempdir().unwrap();
+        let fanout = fanout_on(&dir, OnFile::Unreadable, notifier.clone());
         assert!(matches!(
             fanout.deliver(&alert, alert.latest_entry()).await,
             Err(Error::Store(_))
@@ -432,10 +273,11 @@ pub(crate) mod tests {
             let outcomes: Vec<Outcome> = contacts.iter().map(|(_, o)| *o).collect();
             let person = person(&languages);
             let alert = alert(&person);
-            let (fanout, notifier) = fanout(person, &outcomes);
+            let dir = tempfile::tempdir().unwrap();
+            let (fanout, notifier) = fanout(&dir, person, &outcomes);
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let first = runtime.block_on(fanout.deliver(&alert, alert.latest_entry()));
-            let sent = std::mem::take(&mut *notifier.sent.lock().unwrap());
+            let sent = notifier.take_sent();
             prop_assert_eq!(&sent[0], &(Audience::Consulate, Recipient::Audience));
             let family_languages = {
                 let mut l = languages.clone();

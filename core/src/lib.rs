@@ -13,6 +13,8 @@ pub mod metrics;
 pub mod outbound;
 pub mod ports;
 pub mod service;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use alert_button_directory::telemetry;
 pub use error::{Error, Result};

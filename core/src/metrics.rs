@@ -78,24 +78,16 @@ pub fn count_change(event: AlertEvent, at: OffsetDateTime) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
-    use async_trait::async_trait;
     use serde_json::Value;
     use time::macros::datetime;
-    use uuid::Uuid;
 
     use super::*;
-    use crate::Result;
-    use crate::domain::alert::{Alert, AlertRequest, Location, Retention};
     use crate::domain::consulate::Directory;
-    use crate::domain::credential;
-    use crate::domain::districts::Districts;
-    use crate::domain::notification::Notification;
-    use crate::domain::person::{Language, Person};
     use crate::fanout::FanOut;
-    use crate::ports::{Notifier, PersonStore, Recipient, SendError, Sent};
+    use crate::outbound::embedded::EmbeddedStore;
+    use crate::testing::{OnFile, ScriptedNotifier, SendOutcome, alert, contact, person_with};
 
     #[test]
     fn an_emf_line_declares_its_one_metric_under_the_function_only() {
@@ -128,97 +120,24 @@ mod tests {
         assert_eq!(keys, ["AlertsOpened", "Function", "_aws"]);
     }
 
-    /// Sends to the consulate's audience and one phone; each send takes the next scripted
-    /// outcome (`true`: sent; `false`: failed for now).
-    struct Scripted(Mutex<VecDeque<bool>>);
-
-    #[async_trait]
-    impl Notifier for Scripted {
-        fn recipients(&self, _notification: &Notification) -> Vec<Recipient> {
-            vec![Recipient::Audience, Recipient::Phone("+13035550100".into())]
-        }
-
-        async fn send(
-            &self,
-            _notification: &Notification,
-            _recipient: &Recipient,
-        ) -> std::result::Result<Sent, SendError> {
-            match self.0.lock().unwrap().pop_front() {
-                Some(true) => Ok(Sent::default()),
-                _ => Err(SendError::Transient("Throttling".into())),
-            }
-        }
-    }
-
-    use crate::fanout::tests::MemoryLedger as Ledger;
-
-    struct Nobody;
-
-    #[async_trait]
-    impl PersonStore for Nobody {
-        async fn create_person(&self, _person: &Person) -> Result<()> {
-            Ok(())
-        }
-        async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
-            Ok(())
-        }
-        async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
-            Ok(())
-        }
-        async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
-            Ok(None)
-        }
-    }
-
-    fn alert() -> Alert {
-        let person_id = Uuid::new_v4();
-        let now = datetime!(2026-12-06 12:00 UTC);
-        let person = Person {
-            person_id,
-            display_name: None,
-            language: Language::Es,
-            contacts: Vec::new(),
-            token: credential::issue(person_id).1,
-            subscriptions: vec![],
-            pins: None,
-            created_at: now,
-            updated_at: now,
-            expires_at: 0,
-            last_alert_id: None,
-            stale_subscriptions: Vec::new(),
-            version: 0,
-        };
-        let request = AlertRequest {
-            client_alert_id: "c-1".into(),
-            location: Location {
-                lat: 41.88,
-                lon: -87.63,
-                accuracy_m: None,
-            },
-            note: None,
-        };
-        Alert::open(
-            &person,
-            request,
-            &Directory::bundled(),
-            &Districts::bundled(),
-            now,
-            &Retention::default(),
-        )
-        .unwrap()
-    }
-
-    /// Delivers one change three times, as retries would, with the sends scripted; returns what
-    /// was counted.
+    /// Delivers one change three times, as retries would, to the consulate and a family of one,
+    /// each send taking the next scripted outcome (`true`: sent; `false`: failed for now);
+    /// returns what was counted.
     async fn counted_over_retries(outcomes: &[bool]) -> Vec<&'static str> {
         COUNTED.with(|counted| counted.borrow_mut().clear());
+        let dir = tempfile::tempdir().unwrap();
+        let person = person_with(vec![contact("Luis", "+13035550100", None)]);
+        let alert = alert(&person);
+        let outcomes = outcomes.iter().map(|&sent| match sent {
+            true => SendOutcome::Sent,
+            false => SendOutcome::Throttled,
+        });
         let fanout = FanOut::new(
             Arc::new(Directory::bundled()),
-            Arc::new(Nobody),
-            Arc::new(Scripted(Mutex::new(outcomes.iter().copied().collect()))),
-            Arc::new(Ledger::default()),
+            Arc::new(OnFile::Found(Box::new(person))),
+            Arc::new(ScriptedNotifier::in_turn(outcomes)),
+            Arc::new(EmbeddedStore::open(&dir.path().join("ledger.sqlite3")).unwrap()),
         );
-        let alert = alert();
         for _ in 0..3 {
             let _ = fanout.deliver(&alert, alert.latest_entry()).await;
         }
@@ -227,16 +146,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_is_counted_once_whatever_its_retries_do() {
-        // Both sends go out at once.
-        assert_eq!(counted_over_retries(&[true, true]).await, ["AlertsOpened"]);
-        // One goes out, the other on the retry: counted by the first attempt only.
+        // All three sends go out at once.
         assert_eq!(
-            counted_over_retries(&[true, false, true]).await,
+            counted_over_retries(&[true, true, true]).await,
+            ["AlertsOpened"]
+        );
+        // One goes out, the others on the retry: counted by the first attempt only.
+        assert_eq!(
+            counted_over_retries(&[true, false, false, true, true]).await,
             ["AlertsOpened"]
         );
         // Nothing goes out at first: counted by the retry that sends.
         assert_eq!(
-            counted_over_retries(&[false, false, true, true]).await,
+            counted_over_retries(&[false, false, false, true, true, true]).await,
             ["AlertsOpened"]
         );
         // Nothing ever goes out: not counted.

@@ -22,14 +22,14 @@ use alert_button_core::domain::consulate::{BUNDLED_CSV, COLUMNS, Directory, dist
 use alert_button_core::domain::credential::{self, PresentedToken};
 use alert_button_core::domain::districts::Districts;
 use alert_button_core::domain::geography::GeoPoint;
-use alert_button_core::domain::person::{Language, Person, PinsRequest, is_e164};
+use alert_button_core::domain::person::{PinsRequest, is_e164};
 use alert_button_core::error::Error;
 use alert_button_core::local::LocalMode;
 use alert_button_core::outbound::cursor::{decode_cursor, encode_cursor};
+use alert_button_core::testing;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -156,14 +156,7 @@ impl Api {
     }
 
     fn send(&self, method: Method, path: &str, token: Option<&str>, body: Vec<u8>) -> Reply {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let mut request = request.body(Body::from(body)).unwrap();
+        let mut request = testing::json_request(method, path, token, body);
         let source = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed);
         request
             .extensions_mut()
@@ -314,11 +307,8 @@ impl Route {
                 contacts(),
             )
                 .prop_map(|(display_name, language, contacts)| {
-                    let mut body = json!({"language": language, "contacts": contacts});
-                    if let Some(name) = display_name {
-                        body["display_name"] = json!(name);
-                    }
-                    body
+                    let body = json!({"language": language, "contacts": contacts});
+                    with_optional(body, "display_name", display_name)
                 })
                 .boxed(),
             Route::Contacts => contacts()
@@ -326,11 +316,8 @@ impl Route {
                 .boxed(),
             Route::Alert => (client_alert_id(), location(), prop::option::of(note()))
                 .prop_map(|(id, location, note)| {
-                    let mut body = json!({"client_alert_id": id, "location": location});
-                    if let Some(note) = note {
-                        body["note"] = json!(note);
-                    }
-                    body
+                    let body = json!({"client_alert_id": id, "location": location});
+                    with_optional(body, "note", note)
                 })
                 .boxed(),
             Route::AlertLocation | Route::CheckInLocation => location().boxed(),
@@ -1275,24 +1262,12 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn person() -> Person {
-    let person_id = Uuid::new_v4();
-    let now = OffsetDateTime::now_utc();
-    Person {
-        person_id,
-        display_name: Some("Ana".into()),
-        language: Language::Es,
-        contacts: vec![],
-        token: credential::issue(person_id).1,
-        subscriptions: vec![],
-        pins: None,
-        last_alert_id: None,
-        stale_subscriptions: Vec::new(),
-        version: 0,
-        created_at: now,
-        updated_at: now,
-        expires_at: 0,
+/// `body` with `key` set to `value` when there is one.
+fn with_optional(mut body: Value, key: &str, value: Option<impl serde::Serialize>) -> Value {
+    if let Some(value) = value {
+        body[key] = json!(value);
     }
+    body
 }
 
 proptest! {
@@ -1314,7 +1289,7 @@ proptest! {
             location: Location { lat, lon, accuracy_m: None },
             note: None,
         };
-        let mut alert = Alert::open(&person(), request, &DIRECTORY, &DISTRICTS, start, &retention).unwrap();
+        let mut alert = Alert::open(&testing::person(), request, &DIRECTORY, &DISTRICTS, start, &retention).unwrap();
         for (i, step) in steps.into_iter().enumerate() {
             let now = start + time::Duration::minutes(i as i64 + 1);
             let before = alert.clone();

@@ -434,41 +434,15 @@ impl Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::credential;
-    use crate::domain::person::Language;
+    use crate::testing::{self, NOW, alert_at, person};
     use time::Duration;
-    use time::macros::datetime;
-
-    fn person() -> Person {
-        let person_id = Uuid::new_v4();
-        let now = datetime!(2026-11-25 12:00 UTC);
-        Person {
-            person_id,
-            display_name: Some("Ana".into()),
-            language: Language::Es,
-            contacts: vec![],
-            token: credential::issue(person_id).1,
-            subscriptions: vec![],
-            pins: None,
-            last_alert_id: None,
-            stale_subscriptions: Vec::new(),
-            version: 0,
-            created_at: now,
-            updated_at: now,
-            expires_at: 0,
-        }
-    }
 
     fn request(lat: f64, lon: f64) -> AlertRequest {
-        AlertRequest {
-            client_alert_id: "c-1".into(),
-            location: Location {
-                lat,
-                lon,
-                accuracy_m: Some(10.0),
-            },
-            note: None,
-        }
+        testing::request(Location {
+            lat,
+            lon,
+            accuracy_m: Some(10.0),
+        })
     }
 
     #[test]
@@ -482,17 +456,9 @@ mod tests {
 
     #[test]
     fn an_alert_opens_at_the_nearest_consulate_and_closes_once() {
-        let now = datetime!(2026-11-25 12:00 UTC);
+        let now = NOW;
         let retention = Retention::default();
-        let mut alert = Alert::open(
-            &person(),
-            request(32.72, -117.16),
-            &Directory::bundled(),
-            &crate::domain::districts::Districts::bundled(),
-            now,
-            &retention,
-        )
-        .unwrap();
+        let mut alert = alert_at(&person(), request(32.72, -117.16), now);
         assert_eq!(alert.consulate_id, "mx-consul-san-diego");
         assert_eq!(alert.version(), 1);
         alert
@@ -527,19 +493,9 @@ mod tests {
     /// both are kept for the closed-alert retention, whatever responders do after it.
     #[test]
     fn a_duress_cancel_expires_like_a_cancel() {
-        let now = datetime!(2026-11-25 12:00 UTC);
+        let now = NOW;
         let retention = Retention::default();
-        let open = || {
-            Alert::open(
-                &person(),
-                request(41.88, -87.63),
-                &Directory::bundled(),
-                &crate::domain::districts::Districts::bundled(),
-                now,
-                &retention,
-            )
-            .unwrap()
-        };
+        let open = || alert_at(&person(), request(41.88, -87.63), now);
         let mut cancelled = open();
         cancelled
             .cancel(CancelReason::Safe, now, &retention)
@@ -569,18 +525,10 @@ mod tests {
     /// whatever the policy: one alert cannot be made to text a family without end.
     #[test]
     fn an_alert_texts_the_family_a_bounded_number_of_times() {
-        let now = datetime!(2026-11-25 12:00 UTC);
+        let now = NOW;
         let retention = Retention::default();
         let directory = Directory::bundled();
-        let mut alert = Alert::open(
-            &person(),
-            request(41.88, -87.63),
-            &directory,
-            &crate::domain::districts::Districts::bundled(),
-            now,
-            &retention,
-        )
-        .unwrap();
+        let mut alert = alert_at(&person(), request(41.88, -87.63), now);
         assert!(alert.signal_duress(now, &retention).unwrap());
         assert!(!alert.signal_duress(now, &retention).unwrap());
         alert

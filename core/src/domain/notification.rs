@@ -161,60 +161,12 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::alert::{AlertRequest, CancelReason, Location, Retention};
-    use crate::domain::credential;
-    use crate::domain::person::Contact;
+    use crate::domain::alert::{CancelReason, Retention};
+    use crate::testing::{alert, contacts, person_with};
     use time::macros::datetime;
 
     fn person(contact_languages: &[Option<Language>]) -> Person {
-        let person_id = Uuid::new_v4();
-        let now = datetime!(2026-11-25 12:00 UTC);
-        Person {
-            person_id,
-            display_name: Some("Ana".into()),
-            language: Language::Es,
-            contacts: contact_languages
-                .iter()
-                .enumerate()
-                .map(|(i, language)| Contact {
-                    name: format!("c{i}"),
-                    phone: Some(format!("+1303555{i:04}")),
-                    email: None,
-                    language: *language,
-                    country: None,
-                })
-                .collect(),
-            token: credential::issue(person_id).1,
-            subscriptions: vec![],
-            pins: None,
-            last_alert_id: None,
-            stale_subscriptions: Vec::new(),
-            version: 0,
-            created_at: now,
-            updated_at: now,
-            expires_at: 0,
-        }
-    }
-
-    fn alert(person: &Person) -> Alert {
-        let request = AlertRequest {
-            client_alert_id: "c-1".into(),
-            location: Location {
-                lat: 41.88,
-                lon: -87.63,
-                accuracy_m: None,
-            },
-            note: None,
-        };
-        Alert::open(
-            person,
-            request,
-            &Directory::bundled(),
-            &crate::domain::districts::Districts::bundled(),
-            datetime!(2026-11-25 12:00 UTC),
-            &Retention::default(),
-        )
-        .unwrap()
+        person_with(contacts(contact_languages))
     }
 
     #[test]

@@ -82,6 +82,31 @@ pub struct Person {
 }
 
 impl Person {
+    /// A person as registered at `now`: no PINs, subscriptions or alerts yet, at version 0.
+    pub fn registered(
+        person_id: Uuid,
+        token: StoredSecret,
+        registration: Registration,
+        now: OffsetDateTime,
+        expires_at: i64,
+    ) -> Person {
+        Person {
+            person_id,
+            display_name: registration.display_name,
+            language: registration.language,
+            contacts: registration.contacts,
+            token,
+            subscriptions: Vec::new(),
+            pins: None,
+            last_alert_id: None,
+            stale_subscriptions: Vec::new(),
+            version: 0,
+            created_at: now,
+            updated_at: now,
+            expires_at,
+        }
+    }
+
     pub fn contact_language(&self, contact: &Contact) -> Language {
         contact.language.unwrap_or(self.language)
     }

@@ -228,48 +228,18 @@ pub fn format_phone(e164: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::alert::{AlertRequest, Happened, Outcome, Retention};
+    use crate::domain::alert::{Happened, Outcome};
     use crate::domain::channel::{Channel, gsm7};
     use crate::domain::consulate::Directory;
-    use crate::domain::credential;
-    use crate::domain::districts::Districts;
     use crate::domain::person::Person;
-    use time::macros::datetime;
-    use uuid::Uuid;
+    use crate::testing::{CHICAGO, NOW, alert_at, person, request};
 
     fn alert(display_name: Option<&str>, location: Location) -> Alert {
-        let person_id = Uuid::new_v4();
-        let now = datetime!(2026-11-25 12:00 UTC);
         let person = Person {
-            person_id,
             display_name: display_name.map(Into::into),
-            language: Language::Es,
-            contacts: vec![],
-            token: credential::issue(person_id).1,
-            subscriptions: vec![],
-            pins: None,
-            last_alert_id: None,
-            stale_subscriptions: Vec::new(),
-            version: 0,
-            created_at: now,
-            updated_at: now,
-            expires_at: 0,
+            ..person()
         };
-        let request = AlertRequest {
-            client_alert_id: "c-1".into(),
-            location,
-            note: None,
-        };
-        let directory = Directory::bundled();
-        Alert::open(
-            &person,
-            request,
-            &directory,
-            &Districts::bundled(),
-            now,
-            &Retention::default(),
-        )
-        .unwrap()
+        alert_at(&person, request(location), NOW)
     }
 
     /// Every family SMS, for every change, language and office of the directory, with the
@@ -374,14 +344,7 @@ mod tests {
 
     #[test]
     fn the_opening_text_in_spanish_and_english() {
-        let alert = alert(
-            Some("Ana"),
-            Location {
-                lat: 41.88,
-                lon: -87.63,
-                accuracy_m: None,
-            },
-        );
+        let alert = alert(Some("Ana"), CHICAGO);
         let directory = Directory::bundled();
         let chicago = directory.get("mx-cg-chicago").unwrap();
         let phone = format_phone(chicago.phone_to_call().0);

@@ -421,56 +421,28 @@ impl RateLimiter for DynamoStore {
 /// Faults a DynamoDB server cannot be made to produce on demand, forced with the SDK's own mocks.
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::domain::alert::Location;
+    use crate::domain::person::Person;
+    use crate::testing::{NOW, alert_at, person, request};
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
     use aws_sdk_dynamodb::types::error::{
         ConditionalCheckFailedException, ProvisionedThroughputExceededException,
     };
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use time::macros::datetime;
-
-    use super::*;
-    use crate::domain::alert::{AlertRequest, Location, Retention};
-    use crate::domain::consulate::Directory;
-    use crate::domain::credential;
-    use crate::domain::person::Language;
 
     fn alert() -> Alert {
-        let person_id = Uuid::new_v4();
-        let now = datetime!(2026-11-25 12:00 UTC);
         let person = Person {
-            person_id,
             display_name: None,
-            language: Language::Es,
-            contacts: vec![],
-            token: credential::issue(person_id).1,
-            subscriptions: vec![],
-            pins: None,
-            last_alert_id: None,
-            stale_subscriptions: Vec::new(),
-            version: 0,
-            created_at: now,
-            updated_at: now,
-            expires_at: 0,
+            ..person()
         };
-        let request = AlertRequest {
-            client_alert_id: "c".into(),
-            location: Location {
-                lat: 32.7,
-                lon: -117.1,
-                accuracy_m: None,
-            },
-            note: None,
+        let san_diego = Location {
+            lat: 32.7,
+            lon: -117.1,
+            accuracy_m: None,
         };
-        Alert::open(
-            &person,
-            request,
-            &Directory::bundled(),
-            &crate::domain::districts::Districts::bundled(),
-            now,
-            &Retention::default(),
-        )
-        .unwrap()
+        alert_at(&person, request(san_diego), NOW)
     }
 
     #[tokio::test]

@@ -112,36 +112,19 @@ impl AlertItem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::alert::{AlertRequest, Location, Retention};
-    use crate::domain::consulate::Directory;
-    use crate::domain::credential;
-    use crate::domain::person::{Contact, Language};
+    use crate::domain::alert::{AlertRequest, Location};
+    use crate::domain::person::Language;
+    use crate::testing::{alert_at, contact, person_with};
     use time::macros::datetime;
 
     #[test]
     fn items_round_trip_through_dynamodb_attribute_values() {
-        let person_id = Uuid::new_v4();
         let now = datetime!(2026-11-25 12:00:00.123 UTC);
         let person = Person {
-            person_id,
-            display_name: Some("Ana".into()),
-            language: Language::Es,
-            contacts: vec![Contact {
-                name: "Luis".into(),
-                phone: Some("+13125550100".into()),
-                email: None,
-                language: Some(Language::En),
-                country: None,
-            }],
-            token: credential::issue(person_id).1,
-            subscriptions: vec![],
-            pins: None,
-            last_alert_id: None,
-            stale_subscriptions: Vec::new(),
-            version: 0,
             created_at: now,
             updated_at: now,
             expires_at: 1_900_000_000,
+            ..person_with(vec![contact("Luis", "+13125550100", Some(Language::En))])
         };
         let item: serde_dynamo::Item =
             serde_dynamo::to_item(PersonItem::new(person.clone())).unwrap();
@@ -157,15 +140,7 @@ mod tests {
             },
             note: Some("nota".into()),
         };
-        let alert = Alert::open(
-            &person,
-            request,
-            &Directory::bundled(),
-            &crate::domain::districts::Districts::bundled(),
-            now,
-            &Retention::default(),
-        )
-        .unwrap();
+        let alert = alert_at(&person, request, now);
         let item: serde_dynamo::Item =
             serde_dynamo::to_item(AlertItem::new(alert.clone())).unwrap();
         let back: AlertItem = serde_dynamo::from_item(item).unwrap();

@@ -708,57 +708,27 @@ pub(crate) mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::domain::alert::{AlertRequest, Location, Retention};
-    use crate::domain::consulate::Directory;
-    use crate::domain::credential;
-    use crate::domain::districts::Districts;
-    use crate::domain::person::{Contact, Language};
+    use crate::domain::alert::AlertRequest;
+    use crate::testing::{CHICAGO, alert_at, contact, person_with, request};
 
+    /// A person registered now, with one contact, whose record expires in an hour.
     pub(crate) fn person() -> Person {
-        let person_id = Uuid::new_v4();
         let now = OffsetDateTime::now_utc();
         Person {
-            person_id,
-            display_name: Some("Ana".into()),
-            language: Language::Es,
-            contacts: vec![Contact {
-                name: "Luis".into(),
-                phone: Some("+13035550100".into()),
-                country: None,
-                email: None,
-                language: None,
-            }],
-            token: credential::issue(person_id).1,
-            subscriptions: vec![],
-            pins: None,
             created_at: now,
             updated_at: now,
             expires_at: now.unix_timestamp() + 3600,
-            last_alert_id: None,
-            stale_subscriptions: Vec::new(),
-            version: 0,
+            ..person_with(vec![contact("Luis", "+13035550100", None)])
         }
     }
 
+    /// The alert `person` opens now in Chicago, as its phone names it `client_alert_id`.
     pub(crate) fn alert(person: &Person, client_alert_id: &str) -> Alert {
         let request = AlertRequest {
             client_alert_id: client_alert_id.into(),
-            location: Location {
-                lat: 41.88,
-                lon: -87.63,
-                accuracy_m: None,
-            },
-            note: None,
+            ..request(CHICAGO)
         };
-        Alert::open(
-            person,
-            request,
-            &Directory::bundled(),
-            &Districts::bundled(),
-            OffsetDateTime::now_utc(),
-            &Retention::default(),
-        )
-        .unwrap()
+        alert_at(person, request, OffsetDateTime::now_utc())
     }
 
     type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;

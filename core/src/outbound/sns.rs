@@ -344,46 +344,17 @@ mod tests {
     use aws_sdk_sns::operation::unsubscribe::UnsubscribeOutput;
     use aws_sdk_sns::types::error::{KmsThrottlingException, SubscriptionLimitExceededException};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use time::macros::datetime;
     use uuid::Uuid;
 
     use super::*;
-    use crate::domain::credential;
-    use crate::domain::person::{Contact, Language};
+    use crate::domain::person::Language;
+    use crate::testing::{contact, person_with};
 
     fn person() -> Person {
-        let person_id = Uuid::new_v4();
-        let now = datetime!(2026-11-25 12:00 UTC);
-        Person {
-            person_id,
-            display_name: None,
-            language: Language::Es,
-            contacts: vec![
-                Contact {
-                    name: "a".into(),
-                    phone: Some("+13125550100".into()),
-                    email: None,
-                    language: None,
-                    country: None,
-                },
-                Contact {
-                    name: "b".into(),
-                    phone: Some("+13125550101".into()),
-                    email: None,
-                    language: None,
-                    country: None,
-                },
-            ],
-            token: credential::issue(person_id).1,
-            subscriptions: vec![],
-            pins: None,
-            last_alert_id: None,
-            stale_subscriptions: Vec::new(),
-            version: 0,
-            created_at: now,
-            updated_at: now,
-            expires_at: 0,
-        }
+        person_with(vec![
+            contact("a", "+13125550100", None),
+            contact("b", "+13125550101", None),
+        ])
     }
 
     fn notification(audience: Audience) -> Notification {

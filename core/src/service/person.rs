@@ -35,21 +35,8 @@ impl AlertService {
         let registration = registration.validate()?;
         let person_id = Uuid::new_v4();
         let (token, stored) = credential::issue(person_id);
-        let mut person = Person {
-            person_id,
-            display_name: registration.display_name,
-            language: registration.language,
-            contacts: registration.contacts,
-            token: stored,
-            subscriptions: Vec::new(),
-            pins: None,
-            last_alert_id: None,
-            stale_subscriptions: Vec::new(),
-            version: 0,
-            created_at: now,
-            updated_at: now,
-            expires_at: (now + self.retention.person).unix_timestamp(),
-        };
+        let expires_at = (now + self.retention.person).unix_timestamp();
+        let mut person = Person::registered(person_id, stored, registration, now, expires_at);
         person.subscriptions = self.subscriptions.subscribe(&person).await?;
         if let Err(err) = self.people.create_person(&person).await {
             self.discard_subscriptions(&person.subscriptions).await;

@@ -1,0 +1,231 @@
+//! Fixtures for tests and benchmarks: one person, one alert, one scripted notifier and one HTTP
+//! request, instead of a copy of each in every test module. Built for the crate's own tests, and
+//! for other crates' with the `testing` feature.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use uuid::Uuid;
+
+use crate::domain::alert::{Alert, AlertRequest, Location, Retention};
+use crate::domain::consulate::Directory;
+use crate::domain::credential;
+use crate::domain::districts::Districts;
+use crate::domain::notification::{Audience, Notification};
+use crate::domain::person::{Contact, Language, Person, Registration};
+use crate::error::{Error, Result};
+use crate::ports::{Notifier, PersonStore, Recipient, SendError, Sent};
+
+/// When the fixtures happen, unless a test says otherwise.
+pub const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
+
+/// Downtown Chicago, served by the consulate `mx-cg-chicago`.
+pub const CHICAGO: Location = Location {
+    lat: 41.88,
+    lon: -87.63,
+    accuracy_m: None,
+};
+
+/// Ana, who reads Spanish, registered at `NOW` with `contacts`.
+pub fn person_with(contacts: Vec<Contact>) -> Person {
+    let person_id = Uuid::new_v4();
+    let registration = Registration {
+        display_name: Some("Ana".into()),
+        language: Language::Es,
+        contacts,
+    };
+    Person::registered(
+        person_id,
+        credential::issue(person_id).1,
+        registration,
+        NOW,
+        0,
+    )
+}
+
+/// Ana with no contacts.
+pub fn person() -> Person {
+    person_with(Vec::new())
+}
+
+/// A family member texted at `phone`, who reads `language` (the person's when `None`).
+pub fn contact(name: &str, phone: &str, language: Option<Language>) -> Contact {
+    Contact {
+        name: name.into(),
+        phone: Some(phone.into()),
+        email: None,
+        language,
+        country: None,
+    }
+}
+
+/// One contact per entry of `languages`, each with a number of its own.
+pub fn contacts(languages: &[Option<Language>]) -> Vec<Contact> {
+    languages
+        .iter()
+        .enumerate()
+        .map(|(i, language)| contact(&format!("c{i}"), &format!("+1303555{i:04}"), *language))
+        .collect()
+}
+
+/// What the person's phone sends when the button is pressed at `location`.
+pub fn request(location: Location) -> AlertRequest {
+    AlertRequest {
+        client_alert_id: "c-1".into(),
+        location,
+        note: None,
+    }
+}
+
+/// The alert `request` opens for `person` at `now`, routed by the bundled directory.
+pub fn alert_at(person: &Person, request: AlertRequest, now: OffsetDateTime) -> Alert {
+    Alert::open(
+        person,
+        request,
+        &Directory::bundled(),
+        &Districts::bundled(),
+        now,
+        &Retention::default(),
+    )
+    .expect("the fixture's alert opens")
+}
+
+/// The alert `person` opens in Chicago at `NOW`.
+pub fn alert(person: &Person) -> Alert {
+    alert_at(person, request(CHICAGO), NOW)
+}
+
+/// What a person store answers every read with; it takes every write.
+pub enum OnFile {
+    Found(Box<Person>),
+    Nobody,
+    /// The store cannot be read.
+    Unreadable,
+}
+
+#[async_trait]
+impl PersonStore for OnFile {
+    async fn create_person(&self, _person: &Person) -> Result<()> {
+        Ok(())
+    }
+
+    async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
+        Ok(())
+    }
+
+    async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
+        Ok(())
+    }
+
+    async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
+        match self {
+            OnFile::Found(person) => Ok(Some(Person::clone(person))),
+            OnFile::Nobody => Ok(None),
+            OnFile::Unreadable => Err(Error::Store("unreachable".into())),
+        }
+    }
+}
+
+/// How one scripted send ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendOutcome {
+    Sent,
+    /// Refused for good.
+    Refused,
+    /// Failed for now.
+    Throttled,
+}
+
+/// Sends to each notification's audience and texts each of its phones directly; how each send
+/// ends is scripted, and every send is recorded.
+pub struct ScriptedNotifier {
+    /// How every send to each of these phones ends.
+    phones: HashMap<String, SendOutcome>,
+    /// How the other sends end, in turn; once these run out, `after`.
+    in_turn: Mutex<VecDeque<SendOutcome>>,
+    after: SendOutcome,
+    /// Every send, in order.
+    pub sent: Mutex<Vec<(Audience, Recipient)>>,
+}
+
+impl ScriptedNotifier {
+    /// Each phone ends as `phones` says; every other send goes out.
+    pub fn texting(phones: HashMap<String, SendOutcome>) -> ScriptedNotifier {
+        ScriptedNotifier {
+            phones,
+            in_turn: Mutex::default(),
+            after: SendOutcome::Sent,
+            sent: Mutex::default(),
+        }
+    }
+
+    /// Each send ends as the next of `outcomes` says; once they run out, every send fails for now.
+    pub fn in_turn(outcomes: impl IntoIterator<Item = SendOutcome>) -> ScriptedNotifier {
+        ScriptedNotifier {
+            phones: HashMap::new(),
+            in_turn: Mutex::new(outcomes.into_iter().collect()),
+            after: SendOutcome::Throttled,
+            sent: Mutex::default(),
+        }
+    }
+
+    /// The sends recorded so far, leaving none.
+    pub fn take_sent(&self) -> Vec<(Audience, Recipient)> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl Notifier for ScriptedNotifier {
+    fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
+        let mut recipients = vec![Recipient::Audience];
+        recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
+        recipients
+    }
+
+    async fn send(
+        &self,
+        notification: &Notification,
+        recipient: &Recipient,
+    ) -> std::result::Result<Sent, SendError> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((notification.audience, recipient.clone()));
+        let own = match recipient {
+            Recipient::Phone(phone) => self.phones.get(phone).copied(),
+            Recipient::Audience => None,
+        };
+        let outcome = own.unwrap_or_else(|| {
+            let next = self.in_turn.lock().unwrap().pop_front();
+            next.unwrap_or(self.after)
+        });
+        match outcome {
+            SendOutcome::Sent => Ok(Sent::default()),
+            SendOutcome::Refused => Err(SendError::Refused("InvalidParameter".into())),
+            SendOutcome::Throttled => Err(SendError::Transient("Throttling".into())),
+        }
+    }
+}
+
+/// A JSON request to the API, with the person's bearer token when there is one.
+pub fn json_request(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: impl Into<Body>,
+) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(body.into()).expect("a valid request")
+}
