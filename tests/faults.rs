@@ -11,22 +11,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use alert_button_core::domain::alert::{Alert, AlertStatus, alert_id_for};
-use alert_button_core::domain::checkin::CheckIn;
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::notification::{self, Notification};
-use alert_button_core::domain::person::Person;
 use alert_button_core::local::{JOURNAL_FILE, LocalMode, LocalPorts, STORE_FILE};
 use alert_button_core::outbound::embedded::EmbeddedStore;
 use alert_button_core::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Notifier, Page, PersonStore, Recipient,
-    SendError, Sent, SystemClock,
+    AlertStore, Notifier, PersonStore, Recipient, SendError, SendResult, SystemClock,
 };
 use alert_button_core::service::limits;
+use alert_button_core::testing::{Guard, Guarded, Verdict};
 use alert_button_core::{Error, Result};
 use alert_button_tests::Runner;
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -137,111 +134,14 @@ fn notifier_fault() -> Error {
     Error::Notifier("injected fault".into())
 }
 
-/// The store ports, failing now and then.
-struct FaultyStore {
-    people: Arc<dyn PersonStore>,
-    alerts: Arc<dyn AlertStore>,
-    checkins: Arc<dyn CheckInStore>,
-    faults: Arc<Faults>,
-}
-
-#[async_trait]
-impl PersonStore for FaultyStore {
-    async fn create_person(&self, person: &Person) -> Result<()> {
-        faulty(&self.faults, store_fault, self.people.create_person(person)).await
-    }
-
-    async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
-        let work = self.people.update_person(person, expected_version);
-        faulty(&self.faults, store_fault, work).await
-    }
-
-    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        faulty(&self.faults, store_fault, self.people.get_person(person_id)).await
-    }
-
-    async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
-        let work = self.people.renew(person_id, expires_at);
-        faulty(&self.faults, store_fault, work).await
-    }
-}
-
-#[async_trait]
-impl AlertStore for FaultyStore {
-    async fn list_by_consulate(
-        &self,
-        consulate_id: &str,
-        status: AlertStatus,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<AlertPage> {
-        let work = self
-            .alerts
-            .list_by_consulate(consulate_id, status, limit, cursor);
-        faulty(&self.faults, store_fault, work).await
-    }
-
-    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
-        faulty(&self.faults, store_fault, self.alerts.create_alert(alert)).await
-    }
-
-    async fn open_alerts_created_before(
-        &self,
-        consulate_id: &str,
-        created_before: OffsetDateTime,
-        below_level: u32,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<Alert>> {
-        let work = self.alerts.open_alerts_created_before(
-            consulate_id,
-            created_before,
-            below_level,
-            limit,
-            cursor,
-        );
-        faulty(&self.faults, store_fault, work).await
-    }
-
-    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        faulty(&self.faults, store_fault, self.alerts.get_alert(alert_id)).await
-    }
-
-    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
-        let work = self.alerts.update_alert(alert, expected_version);
-        faulty(&self.faults, store_fault, work).await
-    }
-}
-
-#[async_trait]
-impl CheckInStore for FaultyStore {
-    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        let work = self.checkins.create_checkin(checkin);
-        faulty(&self.faults, store_fault, work).await
-    }
-
-    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
-        let work = self.checkins.update_checkin(checkin, expected_version);
-        faulty(&self.faults, store_fault, work).await
-    }
-
-    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        faulty(
-            &self.faults,
-            store_fault,
-            self.checkins.get_checkin(checkin_id),
-        )
-        .await
-    }
-
-    async fn checkins_due(
-        &self,
-        deadline: OffsetDateTime,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<CheckIn>> {
-        let work = self.checkins.checkins_due(deadline, limit, cursor);
-        faulty(&self.faults, store_fault, work).await
+/// The store ports fail now and then, as the notifier does.
+impl Guard for Faults {
+    fn judge(&self, _alert_id: Option<Uuid>) -> Verdict {
+        match self.roll() {
+            None => Verdict::Pass,
+            Some(Fault::Before) => Verdict::FailBefore(store_fault()),
+            Some(Fault::After) => Verdict::FailAfter(store_fault()),
+        }
     }
 }
 
@@ -258,11 +158,7 @@ impl Notifier for FaultyNotifier {
         self.inner.recipients(notification)
     }
 
-    async fn send(
-        &self,
-        notification: &Notification,
-        recipient: &Recipient,
-    ) -> std::result::Result<Sent, SendError> {
+    async fn send(&self, notification: &Notification, recipient: &Recipient) -> SendResult {
         let work = async {
             self.inner
                 .send(notification, recipient)
@@ -697,11 +593,11 @@ async fn a_burst_under_store_and_notifier_faults_loses_nothing_and_notifies_once
         false,
         Arc::new(SystemClock),
         move |ports: LocalPorts| {
-            let store = Arc::new(FaultyStore {
+            let store = Arc::new(Guarded {
                 people: ports.people,
                 alerts: ports.alerts,
                 checkins: ports.checkins,
-                faults: faults_for_store,
+                guard: faults_for_store,
             });
             LocalPorts {
                 people: store.clone(),

@@ -4,22 +4,19 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use alert_button_core::domain::alert::{
-    Alert, AlertRequest, AlertStatus, EscalationPolicy, Location, alert_id_for,
-};
+use alert_button_core::Error;
+use alert_button_core::domain::alert::{Alert, AlertRequest, EscalationPolicy, alert_id_for};
 use alert_button_core::domain::checkin::{CheckInRequest, CheckInStatus};
 use alert_button_core::domain::consulate::Directory;
-use alert_button_core::domain::person::{Contact, Language, Person, Registration};
+use alert_button_core::domain::person::{Language, Person, Registration};
 use alert_button_core::local::{LocalMode, LocalPorts};
-use alert_button_core::ports::{AlertPage, AlertStore, CheckInStore, Created, Page};
-use alert_button_core::{Error, Result};
+use alert_button_core::ports::{AlertStore, CheckInStore, Page};
+use alert_button_core::service::AlertService;
+use alert_button_core::testing::{CHICAGO, Guard, Guarded, Verdict, contact, request};
 use alert_button_tests::{SettableClock, overdue_query_leaves_out_the_last_level};
-use async_trait::async_trait;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
-
-const CHICAGO: (f64, f64) = (41.88, -87.63);
 
 /// What the test controls and sees of the alert store.
 #[derive(Default)]
@@ -30,67 +27,21 @@ struct Probe {
     pages: Mutex<Vec<Vec<Uuid>>>,
 }
 
-struct Watched {
-    inner: Arc<dyn AlertStore>,
-    probe: Arc<Probe>,
-}
-
-impl Watched {
-    fn check(&self, alert_id: Uuid) -> Result<()> {
-        if self.probe.poisoned.lock().unwrap().contains(&alert_id) {
-            Err(Error::Store("poisoned".into()))
-        } else {
-            Ok(())
+impl Guard for Probe {
+    fn judge(&self, alert_id: Option<Uuid>) -> Verdict {
+        match alert_id {
+            Some(id) if self.poisoned.lock().unwrap().contains(&id) => {
+                Verdict::FailBefore(Error::Store("poisoned".into()))
+            }
+            _ => Verdict::Pass,
         }
     }
-}
 
-#[async_trait]
-impl AlertStore for Watched {
-    async fn list_by_consulate(
-        &self,
-        consulate_id: &str,
-        status: AlertStatus,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<AlertPage> {
-        self.inner
-            .list_by_consulate(consulate_id, status, limit, cursor)
-            .await
-    }
-
-    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
-        self.check(alert.alert_id)?;
-        self.inner.create_alert(alert).await
-    }
-
-    async fn open_alerts_created_before(
-        &self,
-        consulate_id: &str,
-        created_before: OffsetDateTime,
-        below_level: u32,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<Alert>> {
-        let page = self
-            .inner
-            .open_alerts_created_before(consulate_id, created_before, below_level, limit, cursor)
-            .await?;
+    fn overdue_page(&self, page: &Page<Alert>) {
         if !page.items.is_empty() {
             let ids = page.items.iter().map(|a| a.alert_id).collect();
-            self.probe.pages.lock().unwrap().push(ids);
+            self.pages.lock().unwrap().push(ids);
         }
-        Ok(page)
-    }
-
-    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        self.check(alert_id)?;
-        self.inner.get_alert(alert_id).await
-    }
-
-    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
-        self.check(alert.alert_id)?;
-        self.inner.update_alert(alert, expected_version).await
     }
 }
 
@@ -111,9 +62,11 @@ async fn setup(dir: &std::path::Path, start: OffsetDateTime) -> Setup {
         false,
         clock.clone(),
         |ports| LocalPorts {
-            alerts: Arc::new(Watched {
-                inner: ports.alerts.clone(),
-                probe: watching,
+            alerts: Arc::new(Guarded {
+                people: ports.people.clone(),
+                alerts: ports.alerts.clone(),
+                checkins: ports.checkins.clone(),
+                guard: watching,
             }),
             ..ports
         },
@@ -125,13 +78,7 @@ async fn setup(dir: &std::path::Path, start: OffsetDateTime) -> Setup {
             Registration {
                 display_name: Some("Ana".into()),
                 language: Language::Es,
-                contacts: vec![Contact {
-                    name: "Luis".into(),
-                    phone: Some("+13125550100".into()),
-                    email: None,
-                    language: None,
-                    country: None,
-                }],
+                contacts: vec![contact("Luis", "+13125550100", None)],
             },
             "192.0.2.1",
         )
@@ -148,13 +95,19 @@ async fn setup(dir: &std::path::Path, start: OffsetDateTime) -> Setup {
 fn press(client_alert_id: &str) -> AlertRequest {
     AlertRequest {
         client_alert_id: client_alert_id.into(),
-        location: Location {
-            lat: CHICAGO.0,
-            lon: CHICAGO.1,
-            accuracy_m: None,
-        },
-        note: None,
+        ..request(CHICAGO)
     }
+}
+
+/// Starts a check-in of `person`'s, in Chicago, due at `deadline`; returns its id.
+async fn check_in(service: &AlertService, person: &Person, deadline: OffsetDateTime) -> Uuid {
+    let request = CheckInRequest {
+        deadline,
+        location: CHICAGO,
+        note: None,
+    };
+    let checkin = service.start_checkin(person, request).await.unwrap();
+    checkin.checkin_id
 }
 
 async fn level(local: &LocalMode, alert_id: Uuid) -> u32 {
@@ -188,18 +141,7 @@ async fn one_failing_alert_or_check_in_does_not_stop_the_others() {
     }
     let mut checkins = Vec::new();
     for _ in 0..2 {
-        let request = CheckInRequest {
-            deadline: start + Duration::minutes(2),
-            location: press("x").location,
-            note: None,
-        };
-        checkins.push(
-            service
-                .start_checkin(&ana, request)
-                .await
-                .unwrap()
-                .checkin_id,
-        );
+        checkins.push(check_in(service, &ana, start + Duration::minutes(2)).await);
     }
     let checkin_alert =
         |checkin: Uuid| alert_id_for(ana.person_id, &format!("checkin-{}", checkin.simple()));
@@ -277,18 +219,7 @@ async fn more_overdue_alerts_than_one_page_all_escalate() {
         clock.set(start + Duration::seconds(n / 2));
         let raised = service.raise_alert(&ana, press(&format!("p{n}"))).await;
         alerts.push(raised.unwrap().alert.alert_id);
-        let request = CheckInRequest {
-            deadline: start + Duration::minutes(2),
-            location: press("x").location,
-            note: None,
-        };
-        checkins.push(
-            service
-                .start_checkin(&ana, request)
-                .await
-                .unwrap()
-                .checkin_id,
-        );
+        checkins.push(check_in(service, &ana, start + Duration::minutes(2)).await);
     }
     let summary = service
         .sweep_in_pages(

@@ -65,40 +65,30 @@ impl AwsBackend {
         directory: Arc<Directory>,
         key: ServiceKey,
     ) -> AwsBackend {
-        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
-        let sns = aws_sdk_sns::Client::new(&sdk_config);
-        let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
-        let subscriptions = Arc::new(SnsFamilySubscriptions::new(
-            sns.clone(),
-            &settings.topic_arn,
-            settings.family_sms,
-        ));
+        let adapters = Adapters::new(&sdk_config, &settings);
+        let store = adapters.store.clone();
         let ports = Ports {
             people: store.clone(),
             alerts: store.clone(),
             checkins: store.clone(),
-            subscriptions: subscriptions.clone(),
+            subscriptions: adapters.subscriptions.clone(),
             staff: staff_verifier(&settings),
             limits: store.clone(),
             clock: Arc::new(SystemClock),
             key,
             districts: Arc::new(Districts::bundled()),
         };
-        let ledger = Arc::new(DynamoLedger::new(dynamodb.clone(), &settings.table));
+        let ledger = Arc::new(DynamoLedger::new(
+            adapters.dynamodb.clone(),
+            &settings.table,
+        ));
         let service = Arc::new(
             AlertService::new(directory.clone(), ports, settings.retention).with_deliveries(ledger),
         );
-        let fanout = aws_fanout(
-            &settings,
-            directory,
-            store,
-            dynamodb.clone(),
-            sns,
-            subscriptions,
-        );
+        let fanout = adapters.fanout(&settings, directory);
         AwsBackend {
             sdk_config,
-            dynamodb,
+            dynamodb: adapters.dynamodb,
             settings,
             service,
             fanout,
@@ -159,22 +149,7 @@ pub async fn fanout_from_config(config: &Config) -> Result<Arc<FanOut>, ConfigEr
         return Ok(Backend::embedded(config, directory)?.fanout());
     };
     let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
-    let sns = aws_sdk_sns::Client::new(&sdk_config);
-    let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
-    let subscriptions = Arc::new(SnsFamilySubscriptions::new(
-        sns.clone(),
-        &settings.topic_arn,
-        settings.family_sms,
-    ));
-    Ok(aws_fanout(
-        &settings,
-        directory,
-        store,
-        dynamodb,
-        sns,
-        subscriptions,
-    ))
+    Ok(Adapters::new(&sdk_config, &settings).fanout(&settings, directory))
 }
 
 /// What an operator's redrive of the fan-out's dead-letter queue needs: the table, and the same
@@ -185,41 +160,50 @@ pub async fn redrive_from_config(config: &Config) -> Result<Redrive, ConfigError
         .ok_or(ConfigError::Missing("ALERT_BUTTON_TABLE"))?;
     let directory = Arc::new(Directory::bundled());
     let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
-    let sns = aws_sdk_sns::Client::new(&sdk_config);
-    let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
-    let subscriptions = Arc::new(SnsFamilySubscriptions::new(
-        sns.clone(),
-        &settings.topic_arn,
-        settings.family_sms,
-    ));
-    let fanout = aws_fanout(
-        &settings,
-        directory,
-        store.clone(),
-        dynamodb,
-        sns,
-        subscriptions,
-    );
+    let adapters = Adapters::new(&sdk_config, &settings);
+    let store = adapters.store.clone();
+    let fanout = adapters.fanout(&settings, directory);
     Ok(Redrive::new(&sdk_config, &settings.table, store, fanout))
 }
 
-/// The fan-out on SNS with the delivery ledger in the table: one construction for the function
-/// and for the runner.
-fn aws_fanout(
-    settings: &AwsSettings,
-    directory: Arc<Directory>,
-    store: Arc<DynamoStore>,
+/// The clients, the table's store and the family's SNS subscriptions: what the service, the
+/// fan-out and the redrive are each built on.
+struct Adapters {
     dynamodb: aws_sdk_dynamodb::Client,
     sns: aws_sdk_sns::Client,
+    store: Arc<DynamoStore>,
     subscriptions: Arc<SnsFamilySubscriptions>,
-) -> Arc<FanOut> {
-    let notifier = Arc::new(
-        SnsNotifier::new(sns, &settings.topic_arn, settings.family_sms)
-            .with_origination(settings.sms_origination.clone()),
-    );
-    let ledger = Arc::new(DynamoLedger::new(dynamodb, &settings.table));
-    Arc::new(FanOut::new(directory, store, notifier, ledger).with_subscriptions(subscriptions))
+}
+
+impl Adapters {
+    fn new(sdk_config: &SdkConfig, settings: &AwsSettings) -> Adapters {
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk_config);
+        let sns = aws_sdk_sns::Client::new(sdk_config);
+        let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
+        let subscriptions = Arc::new(SnsFamilySubscriptions::new(
+            sns.clone(),
+            &settings.topic_arn,
+            settings.family_sms,
+        ));
+        Adapters {
+            dynamodb,
+            sns,
+            store,
+            subscriptions,
+        }
+    }
+
+    /// The fan-out on SNS with the delivery ledger in the table: one construction for the
+    /// function and for the runner.
+    fn fanout(&self, settings: &AwsSettings, directory: Arc<Directory>) -> Arc<FanOut> {
+        let notifier = Arc::new(
+            SnsNotifier::new(self.sns.clone(), &settings.topic_arn, settings.family_sms)
+                .with_origination(settings.sms_origination.clone()),
+        );
+        let ledger = Arc::new(DynamoLedger::new(self.dynamodb.clone(), &settings.table));
+        let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger);
+        Arc::new(fanout.with_subscriptions(self.subscriptions.clone()))
+    }
 }
 
 fn staff_verifier(settings: &AwsSettings) -> Arc<dyn StaffVerifier> {

@@ -166,6 +166,9 @@ pub enum SendError {
     Transient(String),
 }
 
+/// How one send ended.
+pub type SendResult = std::result::Result<Sent, SendError>;
+
 /// What the provider answered a send it accepted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sent {

@@ -3,7 +3,7 @@
 //! for other crates' with the `testing` feature.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -12,14 +12,18 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
 
-use crate::domain::alert::{Alert, AlertRequest, Location, Retention};
+use crate::domain::alert::{Alert, AlertRequest, AlertStatus, Location, Retention};
+use crate::domain::checkin::CheckIn;
 use crate::domain::consulate::Directory;
 use crate::domain::credential;
 use crate::domain::districts::Districts;
 use crate::domain::notification::{Audience, Notification};
 use crate::domain::person::{Contact, Language, Person, Registration};
 use crate::error::{Error, Result};
-use crate::ports::{Notifier, PersonStore, Recipient, SendError, Sent};
+use crate::ports::{
+    AlertPage, AlertStore, CheckInStore, Created, Notifier, Page, PersonStore, Recipient,
+    SendError, SendResult, Sent,
+};
 
 /// When the fixtures happen, unless a test says otherwise.
 pub const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
@@ -188,11 +192,7 @@ impl Notifier for ScriptedNotifier {
         recipients
     }
 
-    async fn send(
-        &self,
-        notification: &Notification,
-        recipient: &Recipient,
-    ) -> std::result::Result<Sent, SendError> {
+    async fn send(&self, notification: &Notification, recipient: &Recipient) -> SendResult {
         self.sent
             .lock()
             .unwrap()
@@ -228,4 +228,144 @@ pub fn json_request(
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
     request.body(body.into()).expect("a valid request")
+}
+
+/// How one call through a `Guarded` store goes.
+pub enum Verdict {
+    /// On to the store.
+    Pass,
+    /// Fails with this error without reaching the store.
+    FailBefore(Error),
+    /// The store does the work, then the answer is lost: fails with this error.
+    FailAfter(Error),
+}
+
+/// What a test decides about, and sees of, the calls a `Guarded` store passes on.
+pub trait Guard: Send + Sync {
+    /// A call about `alert_id` (`None`: about a person or a check-in, or a query).
+    fn judge(&self, alert_id: Option<Uuid>) -> Verdict;
+
+    /// Each page of overdue alerts the store returned.
+    fn overdue_page(&self, _page: &Page<Alert>) {}
+}
+
+/// The store ports in front of the real ones, every call judged by `guard` first: how a test
+/// injects faults between the service and its store, or watches what the service asks of it.
+pub struct Guarded<G: ?Sized> {
+    pub people: Arc<dyn PersonStore>,
+    pub alerts: Arc<dyn AlertStore>,
+    pub checkins: Arc<dyn CheckInStore>,
+    pub guard: Arc<G>,
+}
+
+impl<G: Guard + ?Sized> Guarded<G> {
+    async fn run<T>(
+        &self,
+        alert_id: Option<Uuid>,
+        work: impl Future<Output = Result<T>> + Send,
+    ) -> Result<T> {
+        match self.guard.judge(alert_id) {
+            Verdict::Pass => work.await,
+            Verdict::FailBefore(err) => Err(err),
+            Verdict::FailAfter(err) => work.await.and(Err(err)),
+        }
+    }
+}
+
+#[async_trait]
+impl<G: Guard + ?Sized> PersonStore for Guarded<G> {
+    async fn create_person(&self, person: &Person) -> Result<()> {
+        self.run(None, self.people.create_person(person)).await
+    }
+
+    async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
+        let work = self.people.update_person(person, expected_version);
+        self.run(None, work).await
+    }
+
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
+        self.run(None, self.people.get_person(person_id)).await
+    }
+
+    async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
+        self.run(None, self.people.renew(person_id, expires_at))
+            .await
+    }
+}
+
+#[async_trait]
+impl<G: Guard + ?Sized> AlertStore for Guarded<G> {
+    async fn list_by_consulate(
+        &self,
+        consulate_id: &str,
+        status: AlertStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<AlertPage> {
+        let work = self
+            .alerts
+            .list_by_consulate(consulate_id, status, limit, cursor);
+        self.run(None, work).await
+    }
+
+    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
+        let work = self.alerts.create_alert(alert);
+        self.run(Some(alert.alert_id), work).await
+    }
+
+    async fn open_alerts_created_before(
+        &self,
+        consulate_id: &str,
+        created_before: OffsetDateTime,
+        below_level: u32,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Alert>> {
+        let work = self.alerts.open_alerts_created_before(
+            consulate_id,
+            created_before,
+            below_level,
+            limit,
+            cursor,
+        );
+        let page = self.run(None, work).await?;
+        self.guard.overdue_page(&page);
+        Ok(page)
+    }
+
+    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
+        self.run(Some(alert_id), self.alerts.get_alert(alert_id))
+            .await
+    }
+
+    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
+        let work = self.alerts.update_alert(alert, expected_version);
+        self.run(Some(alert.alert_id), work).await
+    }
+}
+
+#[async_trait]
+impl<G: Guard + ?Sized> CheckInStore for Guarded<G> {
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        self.run(None, self.checkins.create_checkin(checkin)).await
+    }
+
+    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
+        let work = self.checkins.update_checkin(checkin, expected_version);
+        self.run(None, work).await
+    }
+
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
+        self.run(None, self.checkins.get_checkin(checkin_id)).await
+    }
+
+    async fn checkins_due(
+        &self,
+        deadline: OffsetDateTime,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<CheckIn>> {
+        self.run(None, self.checkins.checkins_due(deadline, limit, cursor))
+            .await
+    }
 }

@@ -437,6 +437,11 @@ mod tests {
     use crate::testing::{self, NOW, alert_at, person};
     use time::Duration;
 
+    /// When a closed alert's record goes, if its last change was at `at`.
+    fn closed_until(at: OffsetDateTime) -> i64 {
+        (at + Retention::default().closed_alert).unix_timestamp()
+    }
+
     fn request(lat: f64, lon: f64) -> AlertRequest {
         testing::request(Location {
             lat,
@@ -483,10 +488,7 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(
-            alert.expires_at,
-            (now + retention.closed_alert).unix_timestamp()
-        );
+        assert_eq!(alert.expires_at, closed_until(now));
     }
 
     /// When an alert disappears must not tell a duress cancel from a real one: from the cancel on,
@@ -510,15 +512,9 @@ mod tests {
         duress
             .escalate(1, &Directory::bundled(), later, &retention)
             .unwrap();
-        assert_eq!(
-            duress.expires_at,
-            (later + retention.closed_alert).unix_timestamp()
-        );
+        assert_eq!(duress.expires_at, closed_until(later));
         duress.acknowledge(None, later, &retention).unwrap();
-        assert_eq!(
-            duress.expires_at,
-            (later + retention.closed_alert).unix_timestamp()
-        );
+        assert_eq!(duress.expires_at, closed_until(later));
     }
 
     /// The longest path of texted changes reaches the bound exactly, and no escalation goes past it

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::alert::{Alert, AlertEvent, HistoryEntry};
-use super::consulate::{Directory, distance_km};
+use super::consulate::{Consulate, Directory, distance_km};
 use super::person::{Language, Person};
 use super::templates;
 
@@ -121,39 +121,21 @@ pub fn plan(
             )
         })
         .collect();
-    let distance = distance_km(alert.location.point(), consulate.point());
-    let message = templates::consulate_message(alert, entry, distance);
-    notifications.push(notification(
-        Audience::Consulate,
-        &alert.consulate_id,
-        Language::Es,
-        1,
-        Vec::new(),
-        message,
-    ));
+    // Each office, CIAM too, is one recipient reading Spanish.
+    let office = |audience, target: &str, message| {
+        notification(audience, target, Language::Es, 1, Vec::new(), message)
+    };
+    let to_consulate = |consulate: &Consulate| {
+        let distance = distance_km(alert.location.point(), consulate.point());
+        let message = templates::consulate_message(alert, entry, distance);
+        office(Audience::Consulate, &consulate.id, message)
+    };
+    notifications.push(to_consulate(consulate));
     if entry.event() == AlertEvent::Escalated {
         let further = entry.escalated_to().and_then(|id| directory.get(id));
-        if let Some(further) = further {
-            let distance = distance_km(alert.location.point(), further.point());
-            let message = templates::consulate_message(alert, entry, distance);
-            notifications.push(notification(
-                Audience::Consulate,
-                &further.id,
-                Language::Es,
-                1,
-                Vec::new(),
-                message,
-            ));
-        }
+        notifications.extend(further.map(to_consulate));
         let message = templates::escalation_message(alert, entry, consulate, further);
-        notifications.push(notification(
-            Audience::Escalation,
-            "ciam",
-            Language::Es,
-            1,
-            Vec::new(),
-            message,
-        ));
+        notifications.push(office(Audience::Escalation, "ciam", message));
     }
     notifications
 }

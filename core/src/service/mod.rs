@@ -353,10 +353,9 @@ impl AlertService {
                 return Ok(Some(checkin));
             }
             checkin.version = version.wrapping_add(1);
-            match self.checkins.update_checkin(&checkin, version).await {
-                Ok(()) => return Ok(Some(checkin)),
-                Err(Error::ConcurrentUpdate) => continue,
-                Err(err) => return Err(err),
+            let written = self.checkins.update_checkin(&checkin, version).await;
+            if let Some(done) = unless_raced(written, Some(checkin)) {
+                return done;
             }
         }
         Err(Error::ConcurrentUpdate)
@@ -385,10 +384,9 @@ impl AlertService {
             if !apply(&mut alert, now, &self.retention)? {
                 return Ok(None);
             }
-            match self.alerts.update_alert(&alert, version).await {
-                Ok(()) => return Ok(Some(alert)),
-                Err(Error::ConcurrentUpdate) => continue,
-                Err(err) => return Err(err),
+            let written = self.alerts.update_alert(&alert, version).await;
+            if let Some(done) = unless_raced(written, Some(alert)) {
+                return done;
             }
         }
         Err(Error::ConcurrentUpdate)
@@ -410,5 +408,15 @@ impl AlertService {
             )
             .await?;
         changed.ok_or(Error::NotFound("alert"))
+    }
+}
+
+/// How an optimistic write ended: `None` when a concurrent write beat it (read again and retry),
+/// else what to return, `value` if it was written.
+fn unless_raced<T>(written: Result<()>, value: T) -> Option<Result<T>> {
+    match written {
+        Ok(()) => Some(Ok(value)),
+        Err(Error::ConcurrentUpdate) => None,
+        Err(err) => Some(Err(err)),
     }
 }

@@ -4,7 +4,9 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::{Actor, AlertService, MAX_PAGE};
-use crate::domain::alert::{AcknowledgeRequest, Alert, AlertStatus, ResolveRequest, validate_note};
+use crate::domain::alert::{
+    AcknowledgeRequest, Alert, AlertStatus, ResolveRequest, Retention, validate_note,
+};
 use crate::error::{Error, Result};
 use crate::ports::{AlertPage, StaffMember};
 
@@ -48,13 +50,10 @@ impl AlertService {
         request: AcknowledgeRequest,
     ) -> Result<Alert> {
         let note = validate_note(request.note)?;
-        let alert = self
-            .change(Actor::Staff(staff), alert_id, |alert, now, retention| {
-                alert.acknowledge(note.clone(), now, retention)
-            })
-            .await?;
-        info!(alert_id = %alert.alert_id, staff = %staff.subject, "alert acknowledged");
-        Ok(alert)
+        self.staff_change(staff, alert_id, "acknowledged", |alert, now, retention| {
+            alert.acknowledge(note.clone(), now, retention)
+        })
+        .await
     }
 
     pub async fn resolve(
@@ -64,12 +63,22 @@ impl AlertService {
         request: ResolveRequest,
     ) -> Result<Alert> {
         let note = validate_note(request.note)?;
-        let alert = self
-            .change(Actor::Staff(staff), alert_id, |alert, now, retention| {
-                alert.resolve(request.outcome, note.clone(), now, retention)
-            })
-            .await?;
-        info!(alert_id = %alert.alert_id, staff = %staff.subject, "alert resolved");
+        self.staff_change(staff, alert_id, "resolved", |alert, now, retention| {
+            alert.resolve(request.outcome, note.clone(), now, retention)
+        })
+        .await
+    }
+
+    /// A change made by `staff`, logged with who made it (`what` says what it was).
+    async fn staff_change(
+        &self,
+        staff: &StaffMember,
+        alert_id: Uuid,
+        what: &str,
+        apply: impl Fn(&mut Alert, time::OffsetDateTime, &Retention) -> Result<()>,
+    ) -> Result<Alert> {
+        let alert = self.change(Actor::Staff(staff), alert_id, apply).await?;
+        info!(alert_id = %alert.alert_id, staff = %staff.subject, "alert {what}");
         Ok(alert)
     }
 }
