@@ -131,6 +131,7 @@ async fn setup(dir: &std::path::Path, start: OffsetDateTime) -> Setup {
                     email: None,
                     language: None,
                     country: None,
+                    consent: Default::default(),
                 }],
             },
             "192.0.2.1",

@@ -301,6 +301,7 @@ pub(crate) mod tests {
                     email: None,
                     language: Some(*language),
                     country: None,
+                    consent: Default::default(),
                 })
                 .collect(),
             token: credential::issue(person_id).1,

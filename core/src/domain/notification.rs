@@ -182,6 +182,7 @@ mod tests {
                     email: None,
                     language: *language,
                     country: None,
+                    consent: Default::default(),
                 })
                 .collect(),
             token: credential::issue(person_id).1,

@@ -132,6 +132,7 @@ mod tests {
                 email: None,
                 language: Some(Language::En),
                 country: None,
+                consent: Default::default(),
             }],
             token: credential::issue(person_id).1,
             subscriptions: vec![],

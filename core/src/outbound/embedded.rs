@@ -725,6 +725,7 @@ pub(crate) mod tests {
                 name: "Luis".into(),
                 phone: Some("+13035550100".into()),
                 country: None,
+                consent: Default::default(),
                 email: None,
                 language: None,
             }],

@@ -365,6 +365,7 @@ mod tests {
                     email: None,
                     language: None,
                     country: None,
+                    consent: Default::default(),
                 },
                 Contact {
                     name: "b".into(),
@@ -372,6 +373,7 @@ mod tests {
                     email: None,
                     language: None,
                     country: None,
+                    consent: Default::default(),
                 },
             ],
             token: credential::issue(person_id).1,
