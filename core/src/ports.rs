@@ -202,6 +202,8 @@ pub enum DeliveryState {
     Delivered,
     /// The provider accepted it, then its receipt said it could not reach the recipient.
     Failed,
+    /// Not sent: the contact opted out of texts (replied STOP).
+    OptedOut,
 }
 
 impl DeliveryState {
@@ -213,6 +215,7 @@ impl DeliveryState {
             DeliveryState::FailedTransient => "failed_transient",
             DeliveryState::Delivered => "delivered",
             DeliveryState::Failed => "failed",
+            DeliveryState::OptedOut => "opted_out",
         }
     }
 
@@ -224,6 +227,7 @@ impl DeliveryState {
             DeliveryState::FailedTransient,
             DeliveryState::Delivered,
             DeliveryState::Failed,
+            DeliveryState::OptedOut,
         ]
         .into_iter()
         .find(|state| state.as_str() == value)
