@@ -419,3 +419,10 @@ impl Clock for SystemClock {
         now.replace_millisecond(now.millisecond()).unwrap_or(now)
     }
 }
+
+/// Which people list a phone among their contacts, for replies texted to the origination
+/// number. It may name a person who has since dropped the number: callers check the record.
+#[async_trait]
+pub trait PeopleByPhone: Send + Sync {
+    async fn people_with_phone(&self, phone: &str) -> Result<Vec<Uuid>>;
+}
