@@ -353,3 +353,56 @@ mod aws {
         assert!(texts.contains(&"sent"), "{records:?}");
     }
 }
+
+/// The local stand-in for a contact's reply: `alert-button reply`, run beside the service on its
+/// data directory, opts the number out, and the next alert does not text it.
+#[tokio::test]
+async fn a_local_reply_stop_opts_the_contact_out_while_the_service_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (person_id, token) = register(&api).await;
+    let reply = |text: &str| {
+        let output = std::process::Command::new(alert_button_tests::binary("alert-button"))
+            .args(["reply", "--from", LUIS, "--text", text, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(reply("HELP").contains("0 registration"));
+    assert!(reply("stop").contains("1 registration"));
+    let stored = api
+        .local
+        .store
+        .get_person(person_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.contacts[0].opted_out(), "{:?}", stored.contacts[0]);
+    assert_eq!(stored.contacts[1].consent, Some(Consent::Pending));
+
+    let alert_id = raise(&api, &token).await;
+    api.idle().await;
+    let sends = sends(&api, &token, &alert_id).await;
+    assert!(
+        sends.iter().any(|(_, channel, to, status)| channel == "sms"
+            && to == "+1•••••0100"
+            && status == "opted_out"),
+        "{sends:?}"
+    );
+    assert!(reply("START").contains("1 registration"));
+    let stored = api
+        .local
+        .store
+        .get_person(person_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.contacts[0].consent, Some(Consent::Confirmed));
+    api.stop().await;
+}
