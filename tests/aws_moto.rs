@@ -68,6 +68,7 @@ fn registration(phone: &str, email: &str) -> Registration {
                 email: None,
                 language: None,
                 country: None,
+                consent: Default::default(),
             },
             Contact {
                 name: "Kim".into(),
@@ -75,6 +76,7 @@ fn registration(phone: &str, email: &str) -> Registration {
                 email: Some(email.into()),
                 language: Some(Language::En),
                 country: None,
+                consent: Default::default(),
             },
         ],
     }
@@ -478,6 +480,7 @@ async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_
                     email: None,
                     language: Some(Language::En),
                     country: None,
+                    consent: Default::default(),
                 }],
                 current_pin: None,
                 location: None,
@@ -1061,6 +1064,7 @@ fn replacement(phones: &[String], current: Option<&str>) -> ContactsReplacement 
                 email: None,
                 language: None,
                 country: None,
+                consent: Default::default(),
             })
             .collect(),
         current_pin: current.map(Into::into),
@@ -1755,6 +1759,7 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
                         email: None,
                         language: None,
                         country: None,
+                        consent: Default::default(),
                     },
                     Contact {
                         name: "Rosa".into(),
@@ -1762,6 +1767,7 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
                         email: None,
                         language: None,
                         country: None,
+                        consent: Default::default(),
                     },
                 ],
             },
@@ -1899,6 +1905,7 @@ async fn a_throttled_text_is_retried_alone() {
                         email: None,
                         language: None,
                         country: None,
+                        consent: Default::default(),
                     })
                     .collect(),
             },

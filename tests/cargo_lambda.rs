@@ -364,3 +364,113 @@ async fn receipts_turn_sent_texts_into_delivered_or_failed() {
         assert!(!log.contains(phone), "a phone was logged: {log}");
     }
 }
+
+/// A contact's STOP, as End User Messaging publishes it to the inbound topic, opts that number out
+/// in every record that lists it; HELP and other texts change nothing; START opts back in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_texted_stop_opts_the_contact_out() {
+    use std::sync::Arc;
+
+    use alert_button_core::backend::{AwsBackend, AwsSettings};
+    use alert_button_core::domain::alert::Retention;
+    use alert_button_core::domain::consent::Consent;
+    use alert_button_core::domain::consulate::Directory;
+    use alert_button_core::domain::person::{Contact, Language, Registration};
+    use alert_button_core::outbound::dynamodb::DynamoStore;
+    use alert_button_core::outbound::sns::FamilySms;
+    use alert_button_core::ports::PersonStore;
+
+    let stack = Stack::create().await;
+    let aws = AwsBackend::with_config(
+        stack.config.clone(),
+        AwsSettings {
+            table: stack.table.clone(),
+            topic_arn: stack.topic_arn.clone(),
+            family_sms: FamilySms::Direct,
+            sms_origination: None,
+            staff_issuer: None,
+            retention: Retention::default(),
+            service_key_secret: Some(stack.service_key_secret.clone()),
+        },
+        Arc::new(Directory::bundled()),
+        stack.service_key.clone(),
+    );
+    let n = 2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000;
+    let (luis, rosa) = (format!("+1312{n}"), format!("+1773{n}"));
+    let contact = |name: &str, phone: &str| Contact {
+        name: name.into(),
+        phone: Some(phone.into()),
+        email: None,
+        language: None,
+        country: None,
+        consent: None,
+    };
+    let mut people = Vec::new();
+    for _ in 0..2 {
+        let registration = Registration {
+            display_name: Some("Ana".into()),
+            language: Language::Es,
+            contacts: vec![contact("Luis", &luis), contact("Rosa", &rosa)],
+        };
+        let (person, _) = aws
+            .service
+            .register(registration, "203.0.113.7")
+            .await
+            .unwrap();
+        people.push(person.person_id);
+    }
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    let statuses = || async {
+        let mut all = Vec::new();
+        for id in &people {
+            let person = store.get_person(*id).await.unwrap().unwrap();
+            all.push(
+                person
+                    .contacts
+                    .iter()
+                    .map(|c| c.consent.unwrap())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        all
+    };
+
+    let watch = Watch::start(&stack.table, &stack.topic_arn, &stack.service_key_secret);
+    let dir = tempfile::tempdir().unwrap();
+    let reply = |keyword: &str, text: &str| {
+        fixture(
+            "sns-inbound-sms.json",
+            &[("PHONE", &luis), ("KEYWORD", keyword), ("TEXT", text)],
+            dir.path(),
+        )
+    };
+    for (keyword, text) in [("HELP", "HELP"), ("", "who is this?")] {
+        let answer = watch.invoke("sms-replies", &reply(keyword, text));
+        assert_eq!(answer["people_changed"], 0, "{text}: {answer}");
+    }
+    assert!(
+        statuses()
+            .await
+            .iter()
+            .flatten()
+            .all(|c| *c == Consent::Pending)
+    );
+
+    let answer = watch.invoke("sms-replies", &reply("STOP", "Stop"));
+    assert_eq!(answer["people_changed"], 2, "{answer}");
+    assert_eq!(
+        statuses().await,
+        vec![vec![Consent::OptedOut, Consent::Pending]; 2],
+        "Luis is opted out in both records, Rosa untouched"
+    );
+    let answer = watch.invoke("sms-replies", &reply("", "START"));
+    assert_eq!(answer["people_changed"], 2, "{answer}");
+    assert_eq!(
+        statuses().await,
+        vec![vec![Consent::Confirmed, Consent::Pending]; 2]
+    );
+    assert!(
+        !watch.log_text().contains(&luis[2..]),
+        "the replying number is never logged"
+    );
+}

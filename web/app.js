@@ -40,6 +40,7 @@ const TEXT = {
     who: 'A quién avisamos', to_consulate: 'Consulado', to_family: 'Familia', to_escalation: 'Línea CIAM y otro consulado',
     d_queued: 'en camino', d_sent: 'enviado', d_delivered: 'recibido', d_failed: 'no llegó',
     d_failed_transient: 'reintentando', d_failed_permanent: 'no se puede enviar',
+    d_opted_out: 'pidió no recibir SMS (STOP)',
   },
   en: {
     title: 'Alert button', register: 'Register', name: 'Your name (optional)', language: 'Language',
@@ -70,6 +71,7 @@ const TEXT = {
     who: 'Who we told', to_consulate: 'Consulate', to_family: 'Family', to_escalation: 'CIAM line and another consulate',
     d_queued: 'on its way', d_sent: 'sent', d_delivered: 'received', d_failed: 'did not arrive',
     d_failed_transient: 'retrying', d_failed_permanent: 'cannot be sent',
+    d_opted_out: 'asked for no texts (STOP)',
   },
 };
 

@@ -96,6 +96,9 @@ impl FanOut {
             for recipient in self.notifier.recipients(notification) {
                 self.deliver_to(notification, &recipient, &mut tally).await;
             }
+            if let Some(person) = &person {
+                self.record_opted_out(notification, person).await;
+            }
         }
         info!(
             alert_id = %alert.alert_id,
@@ -122,6 +125,32 @@ impl FanOut {
             )));
         }
         Ok(notifications.len())
+    }
+
+    /// Records, as `opted_out`, each text the notifier would have sent to a phone that opted
+    /// out, so the person sees why it was not texted. Nothing is sent, and a record that
+    /// cannot be written is only logged: no retry would reach anyone.
+    async fn record_opted_out(&self, notification: &Notification, person: &Person) {
+        let mut withheld = notification.clone();
+        withheld.phones = notification::opted_out_phones(person, notification);
+        if withheld.phones.is_empty() {
+            return;
+        }
+        let recipients = self.notifier.recipients(&withheld);
+        for recipient in recipients.iter().filter(|r| **r != Recipient::Audience) {
+            let delivery = Delivery::new(notification, recipient);
+            let recorded = match self.ledger.claim(&delivery).await {
+                Ok(true) => {
+                    self.ledger
+                        .settle(&delivery, DeliveryState::OptedOut, None)
+                        .await
+                }
+                other => other.map(|_| ()),
+            };
+            if let Err(err) = recorded {
+                warn!(notification_id = %notification.notification_id, recipient = %delivery.recipient, error = %err, "an opted-out contact's record could not be written");
+            }
+        }
     }
 
     /// One send, recorded as queued before the provider call and settled after it.

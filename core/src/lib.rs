@@ -12,6 +12,7 @@ pub mod local;
 pub mod metrics;
 pub mod outbound;
 pub mod ports;
+pub mod replies;
 pub mod service;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -205,6 +205,8 @@ pub enum DeliveryState {
     Delivered,
     /// The provider accepted it, then its receipt said it could not reach the recipient.
     Failed,
+    /// Not sent: the contact opted out of texts (replied STOP).
+    OptedOut,
 }
 
 impl DeliveryState {
@@ -216,6 +218,7 @@ impl DeliveryState {
             DeliveryState::FailedTransient => "failed_transient",
             DeliveryState::Delivered => "delivered",
             DeliveryState::Failed => "failed",
+            DeliveryState::OptedOut => "opted_out",
         }
     }
 
@@ -227,6 +230,7 @@ impl DeliveryState {
             DeliveryState::FailedTransient,
             DeliveryState::Delivered,
             DeliveryState::Failed,
+            DeliveryState::OptedOut,
         ]
         .into_iter()
         .find(|state| state.as_str() == value)
@@ -417,4 +421,11 @@ impl Clock for SystemClock {
         let now = OffsetDateTime::now_utc();
         now.replace_millisecond(now.millisecond()).unwrap_or(now)
     }
+}
+
+/// Which people list a phone among their contacts, for replies texted to the origination
+/// number. It may name a person who has since dropped the number: callers check the record.
+#[async_trait]
+pub trait PeopleByPhone: Send + Sync {
+    async fn people_with_phone(&self, phone: &str) -> Result<Vec<Uuid>>;
 }

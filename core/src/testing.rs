@@ -65,6 +65,7 @@ pub fn contact(name: &str, phone: &str, language: Option<Language>) -> Contact {
         email: None,
         language,
         country: None,
+        consent: None,
     }
 }
 

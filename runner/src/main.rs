@@ -73,6 +73,20 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         hours: u64,
     },
+    /// Act out a text a contact sends to the service's number, as End User Messaging passes it
+    /// on in AWS: STOP (or another opt-out keyword) stops texts to every contact with that
+    /// number, START, YES or SI confirms; HELP and anything else change nothing. Works while
+    /// `serve` runs on the same data directory.
+    Reply {
+        /// The contact's phone, in E.164 (e.g. +13125550100).
+        #[arg(long)]
+        from: String,
+        /// What they texted, e.g. STOP.
+        #[arg(long)]
+        text: String,
+        #[arg(long, default_value = ".alert-button")]
+        data_dir: PathBuf,
+    },
     /// Print the HTTP routes this build serves, one `METHOD /path` per line (`staff` after those
     /// only consulate staff may call).
     Routes,
@@ -158,6 +172,11 @@ fn main() -> ExitCode {
             data_dir,
             hours,
         } => staff_token(&consulate, national, &subject, &data_dir, hours),
+        Command::Reply {
+            from,
+            text,
+            data_dir,
+        } => reply(&from, &text, &data_dir),
         Command::Routes => {
             for route @ (method, path) in http::ROUTES {
                 let staff = if http::STAFF_ROUTES.contains(route) {
@@ -403,6 +422,37 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {}
         () = terminate => {}
+    }
+}
+
+fn reply(from: &str, text: &str, data_dir: &Path) -> ExitCode {
+    use alert_button_core::outbound::embedded::EmbeddedStore;
+    use alert_button_core::replies::{classify, record_reply};
+
+    let reply = classify(None, text);
+    let recorded = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            let store = EmbeddedStore::open(&data_dir.join(alert_button_core::local::STORE_FILE))
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(record_reply(&store, &store, from, reply))
+                .map_err(|e| e.to_string())
+        });
+    match recorded {
+        Ok(outcome) => {
+            println!(
+                "{reply:?}: {} registration(s) changed",
+                outcome.people_changed
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

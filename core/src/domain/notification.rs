@@ -110,7 +110,12 @@ pub fn plan(
         .into_iter()
         .map(|(language, contacts)| {
             let message = templates::family_message(alert, entry, consulate, language);
-            let phones = contacts.iter().filter_map(|c| c.phone.clone()).collect();
+            // An opted-out phone is never texted (see `opted_out_phones`); its e-mail still goes.
+            let phones = contacts
+                .iter()
+                .filter(|c| !c.opted_out())
+                .filter_map(|c| c.phone.clone())
+                .collect();
             notification(
                 Audience::Family,
                 language.code(),
@@ -138,6 +143,20 @@ pub fn plan(
         notifications.push(office(Audience::Escalation, "ciam", message));
     }
     notifications
+}
+
+/// The phones a family notification leaves out because they opted out of texts, so that the
+/// fan-out can record that they were not texted, and why.
+pub fn opted_out_phones(person: &Person, notification: &Notification) -> Vec<String> {
+    if notification.audience != Audience::Family {
+        return Vec::new();
+    }
+    person
+        .contacts
+        .iter()
+        .filter(|c| c.opted_out() && person.contact_language(c) == notification.language)
+        .filter_map(|c| c.phone.clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::alert::Location;
+use super::consent::Consent;
 use super::credential::StoredSecret;
 use super::phone::{Country, check_contact_phone};
 use crate::error::{Error, Result};
@@ -47,6 +48,10 @@ pub struct Contact {
     /// sends here is ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<Country>,
+    /// Whether the phone agrees to be texted, from its replies (see `consent`); absent without
+    /// a phone. Set by the server (what a client sends here is ignored); never shown to staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Consent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +84,13 @@ pub struct Person {
     pub updated_at: OffsetDateTime,
     /// Personal data expires when the person stops using the service (renewed on every change).
     pub expires_at: i64,
+}
+
+impl Contact {
+    /// Whether texts to this contact's phone are stopped (it replied with an opt-out keyword).
+    pub fn opted_out(&self) -> bool {
+        self.consent == Some(Consent::OptedOut)
+    }
 }
 
 impl Person {
@@ -260,6 +272,7 @@ pub fn validate_contacts(contacts: Vec<Contact>) -> Result<Vec<Contact>> {
             Ok(Contact {
                 name,
                 country: phone.as_ref().map(|p| p.country),
+                consent: phone.as_ref().map(|_| Consent::Pending),
                 phone: phone.map(|p| p.e164),
                 email,
                 language: contact.language,
@@ -323,6 +336,7 @@ mod tests {
             email: email.map(Into::into),
             language: None,
             country: None,
+            consent: Default::default(),
         }
     }
 

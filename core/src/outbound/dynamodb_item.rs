@@ -6,6 +6,7 @@
 //! | person | `PERSON#<uuid>` | `PERSON` | the person's fields, `expires_at` (TTL)                  |
 //! | alert  | `ALERT#<uuid>`  | `ALERT`  | the alert's fields, `version`, `expires_at` (TTL), and the `by_consulate` GSI keys `consulate_status` / `created_ms` |
 //! | check-in | `CHECKIN#<uuid>` | `CHECKIN` | the check-in's fields, `expires_at` (TTL); in the same index as `checkin#<status>` / deadline, so due check-ins are one query |
+//! | phone  | `PHONE#<e164>`  | `PERSON#<uuid>` | `person_id`, the person's `expires_at` (TTL): who lists the number, for replies; see `dynamodb::people` |
 //! | delivery | `DELIVERY#<alert uuid>` | `<notification id>#<recipient key>` | one send's `state`, `attempts`, masked `recipient`, the alert's `expires_at` (TTL); see `dynamodb_ledger` |
 
 use serde::{Deserialize, Serialize};

@@ -7,6 +7,7 @@ use super::{
     Actor, AlertService, MAX_PERSON_WRITE_ATTEMPTS, PinUse, RENEW_AFTER, RaisedAlert, limits,
 };
 use crate::domain::alert::{Alert, AlertRequest, CancelRequest, Location, alert_id_for};
+use crate::domain::consent::keep_consent;
 use crate::domain::credential::{self, PresentedToken};
 use crate::domain::person::{
     CancelPins, ContactsReplacement, Person, PinsRequest, Registration, validate_contacts,
@@ -102,6 +103,8 @@ impl AlertService {
         if pin == Some(PinUse::Duress) {
             self.signal_duress(&person, location).await?;
             let mut shown = person;
+            let mut contacts = contacts;
+            keep_consent(&shown.contacts, &mut contacts);
             shown.contacts = contacts;
             return Ok(shown);
         }
@@ -119,6 +122,7 @@ impl AlertService {
                 .await;
             next.stale_subscriptions.extend(orphaned.iter().cloned());
             next.contacts = contacts.clone();
+            keep_consent(&current.contacts, &mut next.contacts);
             next.updated_at = now;
             next.expires_at = (now + self.retention.person).unix_timestamp();
             // New subscriptions first: until the record points at them, the old ones keep working.

@@ -107,7 +107,8 @@ pub struct DeliveryView<'a> {
     pub channel: &'a str,
     pub recipient: &'a str,
     /// `queued`, `sent`, `delivered`, `failed` (the provider's receipt), `failed_transient`
-    /// (retrying) or `failed_permanent` (refused).
+    /// (retrying), `failed_permanent` (refused) or `opted_out` (not texted: the contact replied
+    /// STOP).
     pub status: &'static str,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,

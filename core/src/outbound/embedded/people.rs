@@ -66,3 +66,30 @@ impl PersonStore for EmbeddedStore {
         Ok(())
     }
 }
+
+/// Read from the records themselves (SQLite's `json_each` over each person's contacts), so it
+/// is in step with every contacts change by construction; a local store holds few people, and a
+/// reply is rare, so a scan costs nothing worth an index to keep.
+#[async_trait]
+impl crate::ports::PeopleByPhone for EmbeddedStore {
+    async fn people_with_phone(&self, phone: &str) -> Result<Vec<Uuid>> {
+        let phone = phone.to_owned();
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT DISTINCT people.person_id FROM people, json_each(people.body, '$.contacts') AS contact
+                     WHERE json_extract(contact.value, '$.phone') = ?1",
+                )
+                .map_err(Error::store)?;
+            let ids = statement
+                .query_map(params![phone], |row| row.get::<_, String>(0))
+                .map_err(Error::store)?
+                .collect::<std::result::Result<Vec<String>, _>>()
+                .map_err(Error::store)?;
+            ids.iter()
+                .map(|id| Uuid::parse_str(id).map_err(Error::store))
+                .collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,408 @@
+//! Contact consent for texts: each phone contact's status (pending, confirmed, opted out) as the
+//! person sees it, kept across a contacts replacement that keeps the number, and an opted-out
+//! contact never texted while everyone else is still told.
+
+use alert_button_core::domain::consent::Consent;
+use alert_button_core::ports::PersonStore;
+use alert_button_tests::{LocalApi, Reply};
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const LUIS: &str = "+13125550100";
+const ROSA: &str = "+13125550101";
+const NEW: &str = "+13125550102";
+
+async fn register(api: &LocalApi) -> (Uuid, String) {
+    let reply = api
+        .call(
+            Method::POST,
+            "/v1/people",
+            None,
+            Some(json!({
+                "display_name": "Ana",
+                "language": "es",
+                "contacts": [
+                    {"name": "Luis", "phone": LUIS},
+                    {"name": "Rosa", "phone": ROSA, "email": "rosa@example.org"},
+                    {"name": "Kim", "email": "kim@example.org", "language": "en"}
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+    (
+        reply.json["person_id"].as_str().unwrap().parse().unwrap(),
+        reply.json["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Sets a stored contact's status as a reply from its phone would.
+async fn set_consent(api: &LocalApi, person_id: Uuid, phone: &str, consent: Consent) {
+    let store = &api.local.store;
+    let mut person = store.get_person(person_id).await.unwrap().unwrap();
+    for contact in &mut person.contacts {
+        if contact.phone.as_deref() == Some(phone) {
+            contact.consent = Some(consent);
+        }
+    }
+    let version = person.version;
+    person.version += 1;
+    store.update_person(&person, version).await.unwrap();
+}
+
+async fn replace(api: &LocalApi, token: &str, contacts: Value) -> Reply {
+    let reply = api
+        .call(
+            Method::PUT,
+            "/v1/people/me/contacts",
+            Some(token),
+            Some(json!({ "contacts": contacts })),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    reply
+}
+
+/// (name, consent) of each contact the answer shows.
+fn statuses(reply: &Reply) -> Vec<(String, Value)> {
+    reply.json["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["consent"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_kept_number_keeps_its_status_and_a_new_one_starts_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (person_id, token) = register(&api).await;
+    set_consent(&api, person_id, LUIS, Consent::OptedOut).await;
+    set_consent(&api, person_id, ROSA, Consent::Confirmed).await;
+
+    let reply = replace(
+        &api,
+        &token,
+        json!([
+            // What a client says the status is counts for nothing.
+            {"name": "Luis", "phone": LUIS, "consent": "confirmed"},
+            {"name": "Rosa", "phone": ROSA},
+            {"name": "Nuevo", "phone": NEW, "consent": "confirmed"},
+            {"name": "Kim", "email": "kim@example.org"}
+        ]),
+    )
+    .await;
+    assert_eq!(
+        statuses(&reply),
+        [
+            ("Luis".to_owned(), json!("opted_out")),
+            ("Rosa".to_owned(), json!("confirmed")),
+            ("Nuevo".to_owned(), json!("pending")),
+            ("Kim".to_owned(), Value::Null),
+        ]
+    );
+    let stored = api
+        .local
+        .store
+        .get_person(person_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.contacts[0].opted_out());
+    assert_eq!(stored.contacts[2].consent, Some(Consent::Pending));
+
+    // A number dropped and given again starts over.
+    replace(&api, &token, json!([{"name": "Rosa", "phone": ROSA}])).await;
+    let reply = replace(
+        &api,
+        &token,
+        json!([{"name": "Luis", "phone": LUIS}, {"name": "Rosa", "phone": ROSA}]),
+    )
+    .await;
+    assert_eq!(
+        statuses(&reply),
+        [
+            ("Luis".to_owned(), json!("pending")),
+            ("Rosa".to_owned(), json!("confirmed")),
+        ]
+    );
+    api.stop().await;
+}
+
+async fn raise(api: &LocalApi, token: &str) -> String {
+    let reply = api
+        .call(
+            Method::POST,
+            "/v1/alerts",
+            Some(token),
+            Some(json!({"client_alert_id": "c-1", "location": {"lat": 41.88, "lon": -87.63}})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+    reply.json["alert_id"].as_str().unwrap().to_owned()
+}
+
+/// (audience, channel, recipient, status) of each send the person is shown.
+async fn sends(
+    api: &LocalApi,
+    token: &str,
+    alert_id: &str,
+) -> Vec<(String, String, String, String)> {
+    let reply = api
+        .call(
+            Method::GET,
+            &format!("/v1/alerts/{alert_id}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    let field = |d: &Value, name: &str| d[name].as_str().unwrap().to_owned();
+    let mut sends: Vec<_> = reply.json["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                field(d, "audience"),
+                field(d, "channel"),
+                field(d, "recipient"),
+                field(d, "status"),
+            )
+        })
+        .collect();
+    sends.sort();
+    sends
+}
+
+#[tokio::test]
+async fn an_opted_out_contact_is_not_texted_and_everyone_else_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (person_id, token) = register(&api).await;
+    set_consent(&api, person_id, ROSA, Consent::OptedOut).await;
+    let alert_id = raise(&api, &token).await;
+    api.idle().await;
+
+    let sends = sends(&api, &token, &alert_id).await;
+    let texts: Vec<(&str, &str)> = sends
+        .iter()
+        .filter(|(_, channel, _, _)| channel == "sms")
+        .map(|(_, _, to, status)| (to.as_str(), status.as_str()))
+        .collect();
+    assert_eq!(texts.len(), 2, "{sends:?}");
+    assert!(
+        texts.contains(&("+1•••••0101", "opted_out")),
+        "Rosa is shown as not texted, and why: {sends:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|(to, status)| *to == "+1•••••0100" && *status != "opted_out"),
+        "Luis is texted: {sends:?}"
+    );
+    // The consulate's and the family's own messages (Rosa's e-mail, Kim's) still go.
+    for audience in ["consulate", "family"] {
+        assert!(
+            sends.iter().any(|(a, channel, _, status)| a == audience
+                && channel == "topic"
+                && status == "sent"),
+            "{audience}: {sends:?}"
+        );
+    }
+    let journal = alert_button_tests::read_journal(&api.journal());
+    assert!(
+        journal
+            .iter()
+            .any(|line| line["audience"] == "family" && line["language"] == "es"),
+        "the Spanish family line (Rosa's e-mail) is written: {journal:?}"
+    );
+    api.stop().await;
+}
+
+mod aws {
+    use std::sync::Arc;
+
+    use alert_button_core::backend::{AwsBackend, AwsSettings};
+    use alert_button_core::domain::alert::{AlertRequest, Location, Retention};
+    use alert_button_core::domain::consent::Consent;
+    use alert_button_core::domain::consulate::Directory;
+    use alert_button_core::domain::person::{Contact, Language, Registration};
+    use alert_button_core::inbound::stream_poller::StreamPoller;
+    use alert_button_core::outbound::dynamodb::DynamoStore;
+    use alert_button_core::outbound::sns::{
+        FamilySms, consulate_filter_policy, family_filter_policy,
+    };
+    use alert_button_core::ports::PersonStore;
+    use alert_button_tests::aws::{Stack, sms_sent_to};
+
+    pub fn backend(stack: &Stack) -> AwsBackend {
+        AwsBackend::with_config(
+            stack.config.clone(),
+            AwsSettings {
+                table: stack.table.clone(),
+                topic_arn: stack.topic_arn.clone(),
+                family_sms: FamilySms::Direct,
+                sms_origination: None,
+                staff_issuer: None,
+                retention: Retention::default(),
+                service_key_secret: Some(stack.service_key_secret.clone()),
+            },
+            Arc::new(Directory::bundled()),
+            stack.service_key.clone(),
+        )
+    }
+
+    /// A Chicago number no other test uses, so moto's global SMS log can be read per test.
+    pub fn unique_phone() -> String {
+        let n = 2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000;
+        format!("+1312{n}")
+    }
+
+    fn contact(name: &str, phone: &str, email: Option<&str>) -> Contact {
+        Contact {
+            name: name.into(),
+            phone: Some(phone.into()),
+            email: email.map(Into::into),
+            language: None,
+            country: None,
+            consent: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_opted_out_contact_gets_no_text_from_sns_and_everyone_else_is_told() {
+        let stack = Stack::create().await;
+        let aws = backend(&stack);
+        let (luis, rosa) = (unique_phone(), unique_phone());
+        let (person, _) = aws
+            .service
+            .register(
+                Registration {
+                    display_name: Some("Ana".into()),
+                    language: Language::Es,
+                    contacts: vec![
+                        contact("Luis", &luis, None),
+                        contact("Rosa", &rosa, Some("rosa@example.org")),
+                    ],
+                },
+                "203.0.113.7",
+            )
+            .await
+            .unwrap();
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+        let mut stored = store.get_person(person.person_id).await.unwrap().unwrap();
+        stored.contacts[1].consent = Some(Consent::OptedOut);
+        let version = stored.version;
+        stored.version += 1;
+        store.update_person(&stored, version).await.unwrap();
+
+        let consulate = stack.probe(&consulate_filter_policy("mx-cg-chicago")).await;
+        let family = stack
+            .probe(&family_filter_policy(&person.person_id.to_string(), "es"))
+            .await;
+        let request = AlertRequest {
+            client_alert_id: "c-1".into(),
+            location: Location {
+                lat: 41.88,
+                lon: -87.63,
+                accuracy_m: None,
+            },
+            note: None,
+        };
+        let raised = aws.service.raise_alert(&stored, request).await.unwrap();
+        let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+            .await
+            .unwrap();
+        for _ in 0..20 {
+            let (seen, failed) = poller.deliver_once(&aws.fanout).await.unwrap();
+            assert_eq!(failed, 0);
+            if seen == 0 {
+                break;
+            }
+        }
+        assert_eq!(
+            consulate.wait_for(1).await.len(),
+            1,
+            "the consulate is told"
+        );
+        assert_eq!(
+            family.wait_for(1).await.len(),
+            1,
+            "the family's e-mail goes"
+        );
+        assert_eq!(sms_sent_to(&luis).await.len(), 1, "Luis is texted");
+        assert!(sms_sent_to(&rosa).await.is_empty(), "Rosa is not texted");
+
+        let records = aws
+            .service
+            .deliveries()
+            .unwrap()
+            .deliveries_of(raised.alert.alert_id)
+            .await
+            .unwrap();
+        let texts: Vec<&str> = records
+            .iter()
+            .filter(|r| r.channel == "sms")
+            .map(|r| r.state.as_str())
+            .collect();
+        assert_eq!(texts.len(), 2, "{records:?}");
+        assert!(texts.contains(&"opted_out"), "{records:?}");
+        assert!(texts.contains(&"sent"), "{records:?}");
+    }
+}
+
+/// The local stand-in for a contact's reply: `alert-button reply`, run beside the service on its
+/// data directory, opts the number out, and the next alert does not text it.
+#[tokio::test]
+async fn a_local_reply_stop_opts_the_contact_out_while_the_service_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = LocalApi::start(dir.path());
+    let (person_id, token) = register(&api).await;
+    let reply = |text: &str| {
+        let output = std::process::Command::new(alert_button_tests::binary("alert-button"))
+            .args(["reply", "--from", LUIS, "--text", text, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(reply("HELP").contains("0 registration"));
+    assert!(reply("stop").contains("1 registration"));
+    let stored = api
+        .local
+        .store
+        .get_person(person_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.contacts[0].opted_out(), "{:?}", stored.contacts[0]);
+    assert_eq!(stored.contacts[1].consent, Some(Consent::Pending));
+
+    let alert_id = raise(&api, &token).await;
+    api.idle().await;
+    let sends = sends(&api, &token, &alert_id).await;
+    assert!(
+        sends.iter().any(|(_, channel, to, status)| channel == "sms"
+            && to == "+1•••••0100"
+            && status == "opted_out"),
+        "{sends:?}"
+    );
+    assert!(reply("START").contains("1 registration"));
+    let stored = api
+        .local
+        .store
+        .get_person(person_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.contacts[0].consent, Some(Consent::Confirmed));
+    api.stop().await;
+}
