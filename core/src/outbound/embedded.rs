@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -168,6 +169,38 @@ impl EmbeddedStore {
         .await
     }
 
+    /// One page of a sweep: what `sql` selects from `cutoff` on, after the position (sort key, id)
+    /// the cursor names. `sql` takes the cutoff, that position and how many rows to fetch as ?1 to
+    /// ?4, then `more`; it sorts by the position.
+    async fn sweep_page<T>(
+        &self,
+        sql: &'static str,
+        cutoff: time::OffsetDateTime,
+        more: Vec<Value>,
+        limit: usize,
+        cursor: Option<&str>,
+        position: impl Fn(&T) -> (i64, Uuid),
+    ) -> Result<Page<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let (after_ms, after_id) = cursor
+            .map(decode_cursor)
+            .transpose()?
+            .unwrap_or((i64::MIN, String::new()));
+        let mut values = vec![
+            Value::Integer(unix_ms(cutoff)),
+            Value::Integer(after_ms),
+            Value::Text(after_id),
+            Value::Integer(limit as i64 + 1),
+        ];
+        values.extend(more);
+        let items = self
+            .run(move |connection| query_bodies(connection, sql, params_from_iter(values)))
+            .await?;
+        Ok(page(items, limit, position))
+    }
+
     /// The oldest pending events, in commit order.
     pub async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>> {
         self.run(move |connection| {
@@ -215,31 +248,28 @@ impl EmbeddedStore {
     /// Deletes people and alerts whose retention has run out, as DynamoDB's TTL does in AWS.
     pub async fn purge_expired(&self, now_unix: i64) -> Result<usize> {
         self.write(move |transaction| {
-            let mut removed = transaction
-                .execute(
-                    "DELETE FROM people WHERE expires_at < ?1",
-                    params![now_unix],
-                )
-                .map_err(Error::store)?;
-            removed += transaction
-                .execute(
-                    "DELETE FROM checkins WHERE expires_at < ?1",
-                    params![now_unix],
-                )
-                .map_err(Error::store)?;
-            removed += transaction
-                .execute(
-                    "DELETE FROM alerts WHERE expires_at < ?1 AND alert_id NOT IN (SELECT alert_id FROM outbox)",
-                    params![now_unix],
-                )
-                .map_err(Error::store)?;
-            removed += transaction
-                .execute(
-                    "DELETE FROM deliveries WHERE expires_at < ?1",
-                    params![now_unix],
-                )
-                .map_err(Error::store)?;
+            let mut removed = 0;
+            for sql in [
+                "DELETE FROM people WHERE expires_at < ?1",
+                "DELETE FROM checkins WHERE expires_at < ?1",
+                "DELETE FROM alerts WHERE expires_at < ?1 AND alert_id NOT IN (SELECT alert_id FROM outbox)",
+                "DELETE FROM deliveries WHERE expires_at < ?1",
+            ] {
+                removed += transaction
+                    .execute(sql, params![now_unix])
+                    .map_err(Error::store)?;
+            }
             Ok(removed)
+        })
+        .await
+    }
+
+    /// Runs one statement as a write of its own; how many rows it changed.
+    async fn execute(&self, sql: &'static str, values: Vec<Value>) -> Result<usize> {
+        self.write(move |connection| {
+            connection
+                .execute(sql, params_from_iter(values))
+                .map_err(Error::store)
         })
         .await
     }
@@ -260,14 +290,6 @@ fn query_bodies<T: serde::de::DeserializeOwned>(
         values.push(from_json(&body.map_err(Error::store)?)?);
     }
     Ok(values)
-}
-
-/// Where a sweep page starts: after the (sort key, id) a cursor names, or at the beginning.
-fn after(cursor: Option<&str>) -> Result<(i64, String)> {
-    Ok(cursor
-        .map(decode_cursor)
-        .transpose()?
-        .unwrap_or((i64::MIN, String::new())))
 }
 
 /// The first `limit` of `items` (fetched one more than `limit`), with a cursor after the last if

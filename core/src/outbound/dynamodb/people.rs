@@ -36,16 +36,6 @@ impl PersonStore for DynamoStore {
             .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::NotFound("person"))
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+        unless_condition_failed(result, Error::NotFound("person"))
     }
 }

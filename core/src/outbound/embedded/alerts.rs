@@ -87,24 +87,19 @@ impl AlertStore for EmbeddedStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<Alert>> {
-        let (after_ms, after_id) = after(cursor)?;
-        let consulate_id = consulate_id.to_owned();
-        let cutoff = unix_ms(created_before);
-        let fetch = limit as i64 + 1;
-        let alerts = self
-            .run(move |connection| {
-                query_bodies(
-                    connection,
-                    "SELECT body FROM alerts
-                     WHERE consulate_id = ?1 AND status = 'open' AND created_ms <= ?2
-                       AND COALESCE(json_extract(body, '$.escalation_level'), 0) < ?3
-                       AND (created_ms > ?4 OR (created_ms = ?4 AND alert_id > ?5))
-                     ORDER BY created_ms, alert_id LIMIT ?6",
-                    params![consulate_id, cutoff, below_level, after_ms, after_id, fetch],
-                )
-            })
-            .await?;
-        Ok(page(alerts, limit, |a: &Alert| (created_ms(a), a.alert_id)))
+        self.sweep_page(
+            "SELECT body FROM alerts
+             WHERE created_ms <= ?1 AND (created_ms > ?2 OR (created_ms = ?2 AND alert_id > ?3))
+               AND consulate_id = ?5 AND status = 'open'
+               AND COALESCE(json_extract(body, '$.escalation_level'), 0) < ?6
+             ORDER BY created_ms, alert_id LIMIT ?4",
+            created_before,
+            vec![consulate_id.to_owned().into(), below_level.into()],
+            limit,
+            cursor,
+            |a: &Alert| (created_ms(a), a.alert_id),
+        )
+        .await
     }
 
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
