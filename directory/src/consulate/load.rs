@@ -88,22 +88,19 @@ pub(super) fn parse(text: &str, phones: Phones) -> Result<Vec<Consulate>, Vec<Di
         first_line_of_row.insert(fields.clone(), line);
 
         // Ids and names must be unique even on rows with other problems, so check them first.
-        let (id, name) = (fields[0].clone(), fields[1].clone());
-        if let Some(first) = first_line_of_id.get(&id) {
-            problems.push(DirectoryProblem {
-                line,
-                message: format!("duplicate id `{id}` (first on line {first})"),
-            });
-        } else {
-            first_line_of_id.insert(id, line);
-        }
-        if let Some(first) = first_line_of_name.get(&name) {
-            problems.push(DirectoryProblem {
-                line,
-                message: format!("duplicate name `{name}` (first on line {first})"),
-            });
-        } else {
-            first_line_of_name.insert(name, line);
+        for (what, value, first_lines) in [
+            ("id", &fields[0], &mut first_line_of_id),
+            ("name", &fields[1], &mut first_line_of_name),
+        ] {
+            match first_lines.get(value) {
+                Some(first) => problems.push(DirectoryProblem {
+                    line,
+                    message: format!("duplicate {what} `{value}` (first on line {first})"),
+                }),
+                None => {
+                    first_lines.insert(value.clone(), line);
+                }
+            }
         }
 
         let mut row_problems = Vec::new();
