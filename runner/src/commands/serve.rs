@@ -14,6 +14,7 @@ use alert_button_core::inbound::stream_poller::StreamPoller;
 use alert_button_core::local::{LocalMode, spawn_sweep};
 use alert_button_core::outbound::private_file;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::web;
 
@@ -92,19 +93,13 @@ async fn run_server(
         local.data_dir.display()
     );
 
-    let app = local
-        .router()
-        .merge(web::pages())
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(super::shutdown_signal())
-        .await?;
-    let _ = stop.send(true);
-    relay.await?;
-    escalation.await?;
-    expiry.await?;
-    receipts.await?;
-    Ok(())
+    serve_until_stopped(
+        listener,
+        local.router(),
+        stop,
+        [relay, escalation, expiry, receipts],
+    )
+    .await
 }
 
 /// How often the local runner looks for alerts to escalate.
@@ -173,14 +168,27 @@ async fn run_aws_server(
         policy.after.whole_minutes()
     );
     println!("  pages:         http://{bound}/ (the button), http://{bound}/console (staff)");
-    let app = http::full_api(aws.service.clone(), directory)
+    let api = http::full_api(aws.service.clone(), directory);
+    serve_until_stopped(listener, api, stop, [relay, sweep]).await
+}
+
+/// Serves `api` and the pages until a shutdown signal, then stops the background `tasks` and
+/// waits for them to finish what they hold.
+async fn serve_until_stopped<const N: usize>(
+    listener: tokio::net::TcpListener,
+    api: axum::Router,
+    stop: watch::Sender<bool>,
+    tasks: [JoinHandle<()>; N],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let app = api
         .merge(web::pages())
         .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(super::shutdown_signal())
         .await?;
     let _ = stop.send(true);
-    relay.await?;
-    sweep.await?;
+    for task in tasks {
+        task.await?;
+    }
     Ok(())
 }
