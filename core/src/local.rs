@@ -1,6 +1,7 @@
 //! Local mode: the whole service in one process on an embedded store and the journal notifier,
 //! wired the same way the Lambda functions wire their AWS adapters.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -177,50 +178,36 @@ impl LocalMode {
     pub fn spawn_expiry(
         &self,
         every: std::time::Duration,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
-        let store = self.store.clone();
-        let notifier = self.notifier.clone();
+        let (store, notifier) = (self.store.clone(), self.notifier.clone());
         let service = self.service.clone();
-        let retention = service.retention();
-        tokio::spawn(async move {
-            loop {
-                let now = service.now();
-                match purge(&store, &notifier, retention, now).await {
-                    Ok(0) => {}
-                    Ok(removed) => tracing::info!(removed, "expired records erased"),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "erasing expired records failed; will retry")
+        repeat(
+            every,
+            shutdown,
+            "erasing expired records failed",
+            move || {
+                let (store, notifier, service) = (store.clone(), notifier.clone(), service.clone());
+                async move {
+                    let removed =
+                        purge(&store, &notifier, service.retention(), service.now()).await?;
+                    if removed > 0 {
+                        tracing::info!(removed, "expired records erased");
                     }
+                    Ok(())
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-        })
+            },
+        )
     }
 
-    /// Escalates overdue alerts and raises missed check-ins every `every`, as the scheduled
-    /// function does in AWS.
+    /// Escalates overdue alerts and raises missed check-ins every `every` (see `spawn_sweep`).
     pub fn spawn_escalation(
         &self,
         policy: EscalationPolicy,
         every: std::time::Duration,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
-        let service = self.service.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(err) = service.sweep(service.now(), &policy).await {
-                    tracing::warn!(error = %err, "the overdue sweep failed; will retry");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-        })
+        spawn_sweep(self.service.clone(), policy, every, shutdown)
     }
 
     /// Local mode's stand-in for the carriers' delivery receipts: every text sent at least
@@ -235,20 +222,18 @@ impl LocalMode {
         &self,
         after: time::Duration,
         every: std::time::Duration,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let store = self.store.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(err) = report_receipts(&store, after).await {
-                    tracing::warn!(error = %err, "local delivery receipts failed; will retry");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-        })
+        repeat(
+            every,
+            shutdown,
+            "local delivery receipts failed",
+            move || {
+                let store = store.clone();
+                async move { report_receipts(&store, after).await.map(drop) }
+            },
+        )
     }
 
     /// Starts delivering outbox events; the task ends when `shutdown` turns true.
@@ -259,6 +244,45 @@ impl LocalMode {
             shutdown,
         ))
     }
+}
+
+/// Escalates overdue alerts and raises missed check-ins every `every`, as the scheduled function
+/// does in AWS, until `shutdown` turns true.
+pub fn spawn_sweep(
+    service: Arc<AlertService>,
+    policy: EscalationPolicy,
+    every: std::time::Duration,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    repeat(every, shutdown, "the overdue sweep failed", move || {
+        let service = service.clone();
+        async move { service.sweep(service.now(), &policy).await.map(drop) }
+    })
+}
+
+/// Runs `round` now and then every `every` until `shutdown` turns true; a round that fails is
+/// logged as `failed` and tried again the next time.
+fn repeat<F, R>(
+    every: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+    failed: &'static str,
+    mut round: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> R + Send + 'static,
+    R: Future<Output = Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            if let Err(err) = round().await {
+                tracing::warn!(error = %err, "{failed}; will retry");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
 }
 
 async fn report_receipts(store: &EmbeddedStore, after: time::Duration) -> Result<usize> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use uuid::Uuid;
@@ -52,14 +52,13 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Err(Error::Conflict {
+        unless_condition_failed(
+            result,
+            Error::Conflict {
                 code: "already_exists",
                 message: "a record with this id already exists".into(),
-            }),
-            Err(err) => Err(sdk_error(err)),
-        }
+            },
+        )
     }
 
     /// Replaces a person or check-in if it is still at `expected_version`. Items written before
@@ -82,11 +81,7 @@ impl DynamoStore {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Err(Error::ConcurrentUpdate),
-            Err(err) => Err(sdk_error(err)),
-        }
+        unless_condition_failed(result, Error::ConcurrentUpdate)
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>> {
@@ -198,9 +193,39 @@ where
     Error::Store(DisplayErrorContext(err).to_string())
 }
 
-fn is_condition_failure<R>(err: &SdkError<PutItemError, R>) -> bool {
+/// Whether a call failed only because its condition expression did not hold.
+pub(super) fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error()
-        .is_some_and(|e| e.is_conditional_check_failed_exception())
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// A conditional call's outcome: `refused` if its condition failed.
+fn unless_condition_failed<T, E, R>(result: Result<T, SdkError<E, R>>, refused: Error) -> Result<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if is_condition_failure(&err) => Err(refused),
+        Err(err) => Err(sdk_error(err)),
+    }
+}
+
+/// A page of items read as `I`, each turned into what it holds.
+fn page_of<I, T>(page: Page<Item>, into: fn(I) -> T) -> Result<Page<T>>
+where
+    I: serde::de::DeserializeOwned,
+{
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|item| from_item(item).map(into))
+            .collect::<Result<_>>()?,
+        next_cursor: page.next_cursor,
+    })
 }
 
 fn to_item<T: serde::Serialize>(value: T) -> Result<Item> {
@@ -333,14 +358,7 @@ impl AlertStore for DynamoStore {
                 cursor,
             )
             .await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|item| from_item::<AlertItem>(item).map(|i| i.alert))
-                .collect::<Result<_>>()?,
-            next_cursor: page.next_cursor,
-        })
+        page_of(page, |i: AlertItem| i.alert)
     }
 
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
@@ -384,17 +402,7 @@ impl RateLimiter for DynamoStore {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::RateLimited { retry_after })
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+        unless_condition_failed(result, Error::RateLimited { retry_after })
     }
 
     async fn check(

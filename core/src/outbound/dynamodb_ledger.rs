@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::dynamodb::is_condition_failure;
 use crate::error::{Error, Result};
 use crate::ports::{Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, audience_named};
 
@@ -97,12 +98,6 @@ impl DynamoLedger {
 
 fn state_in(item: &std::collections::HashMap<String, AttributeValue>) -> Option<DeliveryState> {
     DeliveryState::parse(item.get("state")?.as_s().ok()?)
-}
-
-fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
 #[async_trait]

@@ -1,20 +1,14 @@
 //! The embedded store for local mode: SQLite (bundled, so there is nothing to install) in WAL mode
 //! with full fsync. An alert change and its outbox event commit in one transaction, so an
 //! acknowledged change is never lost and never notified twice, whatever crashes when.
-//!
-//! Writes go through one writer thread that commits them in groups: the requests that arrive
-//! while a commit is syncing share the next transaction (and its one sync), each inside its own
-//! savepoint, so that a request that fails takes back only its own statements. Nobody is answered
-//! before the commit that holds their write is durable. Reads use their own connection.
+//! Writes are committed in groups by one writer thread (see `writer`).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{Notify, oneshot};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::cursor::{decode_cursor, encode_cursor};
@@ -24,8 +18,13 @@ use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{AlertPage, AlertStore, CheckInStore, Created, Page, PersonStore};
 
+mod alerts;
 mod checkins;
 mod people;
+mod writer;
+
+pub use writer::StoreStats;
+use writer::{BUSY_TIMEOUT, Connections};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS people (
@@ -89,179 +88,10 @@ pub struct OutboxEvent {
     pub seq: u32,
 }
 
-/// At most this many requests share one transaction.
-const GROUP_LIMIT: usize = 512;
-/// Connections for reads, which WAL lets run beside each other and beside the writer.
-const READERS: usize = 4;
-
-/// What the store has committed since it was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Write transactions committed (each one sync of the write-ahead log).
-    pub transactions: u64,
-    /// Write requests committed in them.
-    pub writes: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    transactions: AtomicU64,
-    writes: AtomicU64,
-}
-
 pub struct EmbeddedStore {
-    /// Reads only; writes go to the writer thread.
-    readers: Arc<Vec<Mutex<Connection>>>,
-    requests: Option<mpsc::Sender<Box<dyn Request>>>,
-    writer: Option<JoinHandle<()>>,
-    counters: Arc<Counters>,
+    connections: Connections,
     /// Woken after every commit that adds outbox events, so the relay does not have to poll fast.
     outbox_ready: Arc<Notify>,
-    #[cfg(test)]
-    crash: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// One write request waiting for the writer thread.
-trait Request: Send {
-    /// Runs the request's statements inside the group's transaction; whether they stand.
-    fn run(&mut self, connection: &Connection) -> bool;
-    /// Answers the caller once the group's fate is known: `failed` says why the group did not
-    /// commit, if it did not.
-    fn answer(self: Box<Self>, failed: Option<&str>);
-}
-
-struct Write<T, F> {
-    work: Option<F>,
-    outcome: Option<Result<T>>,
-    reply: oneshot::Sender<Result<T>>,
-}
-
-impl<T, F> Request for Write<T, F>
-where
-    T: Send,
-    F: FnOnce(&Connection) -> Result<T> + Send,
-{
-    fn run(&mut self, connection: &Connection) -> bool {
-        let outcome = self.work.take().map(|work| work(connection));
-        let stands = matches!(outcome, Some(Ok(_)));
-        self.outcome = outcome;
-        stands
-    }
-
-    fn answer(self: Box<Self>, failed: Option<&str>) {
-        let answer = match (self.outcome, failed) {
-            // A request's own failure is its answer, whatever became of the group.
-            (Some(Err(err)), _) => Err(err),
-            (Some(Ok(value)), None) => Ok(value),
-            (_, Some(why)) => Err(Error::Store(why.to_owned())),
-            (None, None) => Err(Error::Store("the write was not run".into())),
-        };
-        let _ = self.reply.send(answer);
-    }
-}
-
-/// The writer thread: takes the requests waiting, commits them as one group, answers them.
-struct Writer {
-    connection: Connection,
-    requests: mpsc::Receiver<Box<dyn Request>>,
-    counters: Arc<Counters>,
-    #[cfg(test)]
-    crash: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Writer {
-    fn serve(self) {
-        while let Ok(first) = self.requests.recv() {
-            // The write lock first: whatever arrives while it is taken joins this group.
-            let began = self.connection.execute_batch("BEGIN IMMEDIATE");
-            let mut group = vec![first];
-            group.extend(self.requests.try_iter().take(GROUP_LIMIT - 1));
-            if let Err(err) = began {
-                let why = err.to_string();
-                for request in group {
-                    request.answer(Some(&why));
-                }
-                continue;
-            }
-            if !self.commit(group) {
-                return;
-            }
-        }
-    }
-
-    /// Runs each request in its own savepoint and commits them all; `false` if the thread must stop.
-    fn commit(&self, group: Vec<Box<dyn Request>>) -> bool {
-        let connection = &self.connection;
-        let mut ran = Vec::with_capacity(group.len());
-        let mut stood = 0;
-        let mut broken = None;
-        let mut waiting = group.into_iter();
-        for mut request in waiting.by_ref() {
-            let stands = connection
-                .execute_batch("SAVEPOINT request")
-                .map(|()| request.run(connection))
-                .and_then(|stands| {
-                    let end = if stands {
-                        "RELEASE request"
-                    } else {
-                        "ROLLBACK TO request; RELEASE request"
-                    };
-                    connection.execute_batch(end).map(|()| stands)
-                });
-            ran.push(request);
-            match stands {
-                // Some failures (a full disk, an I/O error) end the whole transaction.
-                Ok(_) if connection.is_autocommit() => {
-                    broken = Some("the transaction was rolled back".to_owned());
-                    break;
-                }
-                Ok(stands) => stood += usize::from(stands),
-                Err(err) => {
-                    broken = Some(err.to_string());
-                    break;
-                }
-            }
-        }
-        #[cfg(test)]
-        if self.crash.load(Ordering::SeqCst) {
-            // As if the process died here: nobody is answered, the connection's drop rolls back.
-            return false;
-        }
-        let failed = match broken {
-            Some(why) => Err(why),
-            None => connection
-                .execute_batch("COMMIT")
-                .map_err(|err| err.to_string()),
-        };
-        match &failed {
-            Ok(()) => {
-                self.counters.transactions.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .writes
-                    .fetch_add(stood as u64, Ordering::Relaxed);
-            }
-            Err(_) => {
-                if !connection.is_autocommit() {
-                    let _ = connection.execute_batch("ROLLBACK");
-                }
-            }
-        }
-        let why = failed.err();
-        for request in ran.into_iter().chain(waiting) {
-            request.answer(why.as_deref());
-        }
-        true
-    }
-}
-
-impl Drop for EmbeddedStore {
-    /// Lets the writer finish what it holds, so the store is released when this returns.
-    fn drop(&mut self) {
-        self.requests.take();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
-    }
 }
 
 impl EmbeddedStore {
@@ -277,7 +107,7 @@ impl EmbeddedStore {
             .pragma_update(None, "synchronous", "FULL")
             .map_err(Error::store)?;
         connection
-            .busy_timeout(std::time::Duration::from_secs(5))
+            .busy_timeout(BUSY_TIMEOUT)
             .map_err(Error::store)?;
         connection.execute_batch(SCHEMA).map_err(Error::store)?;
         for suffix in ["-wal", "-shm"] {
@@ -285,52 +115,20 @@ impl EmbeddedStore {
             companion.push(suffix);
             super::private_file::narrow(Path::new(&companion))?;
         }
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            let reader = Connection::open(path).map_err(Error::store)?;
-            reader
-                .busy_timeout(std::time::Duration::from_secs(5))
-                .map_err(Error::store)?;
-            readers.push(Mutex::new(reader));
-        }
-
-        let counters = Arc::new(Counters::default());
-        #[cfg(test)]
-        let crash = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (requests, waiting) = mpsc::channel();
-        let writer = Writer {
-            connection,
-            requests: waiting,
-            counters: counters.clone(),
-            #[cfg(test)]
-            crash: crash.clone(),
-        };
-        let writer = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer.serve())
-            .map_err(Error::store)?;
         Ok(EmbeddedStore {
-            readers: Arc::new(readers),
-            requests: Some(requests),
-            writer: Some(writer),
-            counters,
+            connections: Connections::start(path, connection)?,
             outbox_ready: Arc::new(Notify::new()),
-            #[cfg(test)]
-            crash,
         })
     }
 
     pub fn stats(&self) -> StoreStats {
-        StoreStats {
-            transactions: self.counters.transactions.load(Ordering::Relaxed),
-            writes: self.counters.writes.load(Ordering::Relaxed),
-        }
+        self.connections.stats()
     }
 
     /// Makes the writer stop before its next commit, as a crash would.
     #[cfg(test)]
     fn crash_before_next_commit(&self) {
-        self.crash.store(true, Ordering::SeqCst);
+        self.connections.crash_before_next_commit();
     }
 
     pub fn outbox_ready(&self) -> Arc<Notify> {
@@ -343,19 +141,7 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            // A free connection if there is one, else wait for the first.
-            let connection = match readers.iter().find_map(|reader| reader.try_lock().ok()) {
-                Some(connection) => connection,
-                None => readers[0]
-                    .lock()
-                    .map_err(|_| Error::Store("the store's connection lock is poisoned".into()))?,
-            };
-            work(&connection)
-        })
-        .await
-        .map_err(Error::store)?
+        self.connections.read(work).await
     }
 
     /// Hands a write to the writer thread; answers once the group holding it is committed.
@@ -364,19 +150,7 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let stopped = || Error::Store("the store's writer has stopped".into());
-        let (reply, answer) = oneshot::channel();
-        let request = Box::new(Write {
-            work: Some(work),
-            outcome: None,
-            reply,
-        });
-        self.requests
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(request)
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.connections.write(work).await
     }
 
     /// The one record `sql` selects by `id`, read back as `T`.
@@ -393,6 +167,38 @@ impl EmbeddedStore {
             body.as_deref().map(from_json).transpose()
         })
         .await
+    }
+
+    /// One page of a sweep: what `sql` selects from `cutoff` on, after the position (sort key, id)
+    /// the cursor names. `sql` takes the cutoff, that position and how many rows to fetch as ?1 to
+    /// ?4, then `more`; it sorts by the position.
+    async fn sweep_page<T>(
+        &self,
+        sql: &'static str,
+        cutoff: time::OffsetDateTime,
+        more: Vec<Value>,
+        limit: usize,
+        cursor: Option<&str>,
+        position: impl Fn(&T) -> (i64, Uuid),
+    ) -> Result<Page<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let (after_ms, after_id) = cursor
+            .map(decode_cursor)
+            .transpose()?
+            .unwrap_or((i64::MIN, String::new()));
+        let mut values = vec![
+            Value::Integer(unix_ms(cutoff)),
+            Value::Integer(after_ms),
+            Value::Text(after_id),
+            Value::Integer(limit as i64 + 1),
+        ];
+        values.extend(more);
+        let items = self
+            .run(move |connection| query_bodies(connection, sql, params_from_iter(values)))
+            .await?;
+        Ok(page(items, limit, position))
     }
 
     /// The oldest pending events, in commit order.
@@ -442,31 +248,28 @@ impl EmbeddedStore {
     /// Deletes people and alerts whose retention has run out, as DynamoDB's TTL does in AWS.
     pub async fn purge_expired(&self, now_unix: i64) -> Result<usize> {
         self.write(move |transaction| {
-            let mut removed = transaction
-                .execute(
-                    "DELETE FROM people WHERE expires_at < ?1",
-                    params![now_unix],
-                )
-                .map_err(Error::store)?;
-            removed += transaction
-                .execute(
-                    "DELETE FROM checkins WHERE expires_at < ?1",
-                    params![now_unix],
-                )
-                .map_err(Error::store)?;
-            removed += transaction
-                .execute(
-                    "DELETE FROM alerts WHERE expires_at < ?1 AND alert_id NOT IN (SELECT alert_id FROM outbox)",
-                    params![now_unix],
-                )
-                .map_err(Error::store)?;
-            removed += transaction
-                .execute(
-                    "DELETE FROM deliveries WHERE expires_at < ?1",
-                    params![now_unix],
-                )
-                .map_err(Error::store)?;
+            let mut removed = 0;
+            for sql in [
+                "DELETE FROM people WHERE expires_at < ?1",
+                "DELETE FROM checkins WHERE expires_at < ?1",
+                "DELETE FROM alerts WHERE expires_at < ?1 AND alert_id NOT IN (SELECT alert_id FROM outbox)",
+                "DELETE FROM deliveries WHERE expires_at < ?1",
+            ] {
+                removed += transaction
+                    .execute(sql, params![now_unix])
+                    .map_err(Error::store)?;
+            }
             Ok(removed)
+        })
+        .await
+    }
+
+    /// Runs one statement as a write of its own; how many rows it changed.
+    async fn execute(&self, sql: &'static str, values: Vec<Value>) -> Result<usize> {
+        self.write(move |connection| {
+            connection
+                .execute(sql, params_from_iter(values))
+                .map_err(Error::store)
         })
         .await
     }
@@ -487,14 +290,6 @@ fn query_bodies<T: serde::de::DeserializeOwned>(
         values.push(from_json(&body.map_err(Error::store)?)?);
     }
     Ok(values)
-}
-
-/// Where a sweep page starts: after the (sort key, id) a cursor names, or at the beginning.
-fn after(cursor: Option<&str>) -> Result<(i64, String)> {
-    Ok(cursor
-        .map(decode_cursor)
-        .transpose()?
-        .unwrap_or((i64::MIN, String::new())))
 }
 
 /// The first `limit` of `items` (fetched one more than `limit`), with a cursor after the last if
@@ -520,163 +315,6 @@ fn from_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T> {
     serde_json::from_str(body).map_err(Error::store)
 }
 
-fn created_ms(alert: &Alert) -> i64 {
-    unix_ms(alert.created_at)
-}
-
-fn insert_outbox(connection: &Connection, alert: &Alert, body: &str) -> Result<()> {
-    connection
-        .execute(
-            "INSERT INTO outbox (alert_id, seq, alert) VALUES (?1, ?2, ?3)",
-            params![alert.alert_id.to_string(), alert.version(), body],
-        )
-        .map_err(Error::store)?;
-    Ok(())
-}
-
-#[async_trait]
-impl AlertStore for EmbeddedStore {
-    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
-        let alert = alert.clone();
-        let body = to_json(&alert)?;
-        let created = self
-            .write(move |transaction| {
-                let existing: Option<String> = transaction
-                    .query_row(
-                        "SELECT body FROM alerts WHERE alert_id = ?1",
-                        params![alert.alert_id.to_string()],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(Error::store)?;
-                if let Some(existing) = existing {
-                    return Ok(Created::Existing(Box::new(from_json(&existing)?)));
-                }
-                transaction
-                    .execute(
-                        "INSERT INTO alerts (alert_id, person_id, consulate_id, status, version, created_ms, body, expires_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        params![
-                            alert.alert_id.to_string(),
-                            alert.person_id.to_string(),
-                            alert.consulate_id,
-                            alert.status.as_str(),
-                            alert.version(),
-                            created_ms(&alert),
-                            body,
-                            alert.expires_at,
-                        ],
-                    )
-                    .map_err(Error::store)?;
-                insert_outbox(transaction, &alert, &body)?;
-                Ok(Created::New)
-            })
-            .await?;
-        if created == Created::New {
-            self.outbox_ready.notify_one();
-        }
-        Ok(created)
-    }
-
-    async fn list_by_consulate(
-        &self,
-        consulate_id: &str,
-        status: AlertStatus,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<AlertPage> {
-        let after = cursor.map(decode_cursor).transpose()?;
-        let consulate_id = consulate_id.to_owned();
-        let fetch = limit as i64 + 1;
-        let mut alerts: Vec<Alert> = self
-            .run(move |connection| {
-                let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
-                query_bodies(
-                    connection,
-                    "SELECT body FROM alerts
-                     WHERE consulate_id = ?1 AND status = ?2
-                       AND (created_ms < ?3 OR (created_ms = ?3 AND alert_id < ?4))
-                     ORDER BY created_ms DESC, alert_id DESC LIMIT ?5",
-                    params![consulate_id, status.as_str(), after_ms, after_id, fetch],
-                )
-            })
-            .await?;
-        let next_cursor = if alerts.len() > limit {
-            alerts.truncate(limit);
-            alerts
-                .last()
-                .map(|last| encode_cursor(created_ms(last), &last.alert_id.to_string()))
-        } else {
-            None
-        };
-        Ok(AlertPage {
-            alerts,
-            next_cursor,
-        })
-    }
-
-    async fn open_alerts_created_before(
-        &self,
-        consulate_id: &str,
-        created_before: time::OffsetDateTime,
-        below_level: u32,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<Alert>> {
-        let (after_ms, after_id) = after(cursor)?;
-        let consulate_id = consulate_id.to_owned();
-        let cutoff = unix_ms(created_before);
-        let fetch = limit as i64 + 1;
-        let alerts = self
-            .run(move |connection| {
-                query_bodies(
-                    connection,
-                    "SELECT body FROM alerts
-                     WHERE consulate_id = ?1 AND status = 'open' AND created_ms <= ?2
-                       AND COALESCE(json_extract(body, '$.escalation_level'), 0) < ?3
-                       AND (created_ms > ?4 OR (created_ms = ?4 AND alert_id > ?5))
-                     ORDER BY created_ms, alert_id LIMIT ?6",
-                    params![consulate_id, cutoff, below_level, after_ms, after_id, fetch],
-                )
-            })
-            .await?;
-        Ok(page(alerts, limit, |a: &Alert| (created_ms(a), a.alert_id)))
-    }
-
-    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        self.get_body("SELECT body FROM alerts WHERE alert_id = ?1", alert_id)
-            .await
-    }
-
-    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
-        let alert = alert.clone();
-        let body = to_json(&alert)?;
-        self.write(move |transaction| {
-            let updated = transaction
-                .execute(
-                    "UPDATE alerts SET status = ?2, version = ?3, body = ?4, expires_at = ?5
-                     WHERE alert_id = ?1 AND version = ?6",
-                    params![
-                        alert.alert_id.to_string(),
-                        alert.status.as_str(),
-                        alert.version(),
-                        body,
-                        alert.expires_at,
-                        expected_version,
-                    ],
-                )
-                .map_err(Error::store)?;
-            if updated == 0 {
-                return Err(Error::ConcurrentUpdate);
-            }
-            insert_outbox(transaction, &alert, &body)
-        })
-        .await?;
-        self.outbox_ready.notify_one();
-        Ok(())
-    }
-}
-
 fn created(inserted: usize) -> Result<()> {
     if inserted == 1 {
         Ok(())
@@ -699,6 +337,7 @@ fn updated_one(updated: usize) -> Result<()> {
 pub(super) fn unix_ms(at: time::OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::future::Future;

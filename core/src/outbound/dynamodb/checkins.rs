@@ -43,13 +43,6 @@ impl CheckInStore for DynamoStore {
                 cursor,
             )
             .await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
-                .collect::<Result<_>>()?,
-            next_cursor: page.next_cursor,
-        })
+        page_of(page, |i: CheckInItem| i.checkin)
     }
 }

@@ -8,47 +8,26 @@ use super::*;
 #[async_trait]
 impl CheckInStore for EmbeddedStore {
     async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        let body = to_json(checkin)?;
-        let (id, person, status, deadline, expires) = (
-            checkin.checkin_id.to_string(),
-            checkin.person_id.to_string(),
-            checkin.status.as_str(),
-            unix_ms(checkin.deadline),
-            checkin.expires_at,
-        );
-        self.write(move |connection| {
-            let inserted = connection
-                .execute(
-                    "INSERT INTO checkins (checkin_id, person_id, status, deadline_ms, body, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (checkin_id) DO NOTHING",
-                    params![id, person, status, deadline, body, expires],
-                )
-                .map_err(Error::store)?;
-            created(inserted)
-        })
-        .await
+        let inserted = self
+            .execute(
+                "INSERT INTO checkins (checkin_id, status, deadline_ms, body, expires_at, person_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (checkin_id) DO NOTHING",
+                checkin_values(checkin, checkin.person_id.to_string().into())?,
+            )
+            .await?;
+        created(inserted)
     }
 
     async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
-        let body = to_json(checkin)?;
-        let (id, status, deadline, expires) = (
-            checkin.checkin_id.to_string(),
-            checkin.status.as_str(),
-            unix_ms(checkin.deadline),
-            checkin.expires_at,
-        );
-        self.write(move |connection| {
-            let updated = connection
-                .execute(
-                    "UPDATE checkins SET status = ?2, deadline_ms = ?3, body = ?4, expires_at = ?5
-                     WHERE checkin_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?6",
-                    params![id, status, deadline, body, expires, expected_version],
-                )
-                .map_err(Error::store)?;
-            updated_one(updated)
-        })
-        .await
+        let updated = self
+            .execute(
+                "UPDATE checkins SET status = ?2, deadline_ms = ?3, body = ?4, expires_at = ?5
+                 WHERE checkin_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?6",
+                checkin_values(checkin, expected_version.into())?,
+            )
+            .await?;
+        updated_one(updated)
     }
 
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
@@ -65,23 +44,30 @@ impl CheckInStore for EmbeddedStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<CheckIn>> {
-        let (after_ms, after_id) = after(cursor)?;
-        let cutoff = unix_ms(deadline);
-        let fetch = limit as i64 + 1;
-        let checkins = self
-            .run(move |connection| {
-                query_bodies(
-                    connection,
-                    "SELECT body FROM checkins
-                     WHERE status = 'pending' AND deadline_ms <= ?1
-                       AND (deadline_ms > ?2 OR (deadline_ms = ?2 AND checkin_id > ?3))
-                     ORDER BY deadline_ms, checkin_id LIMIT ?4",
-                    params![cutoff, after_ms, after_id, fetch],
-                )
-            })
-            .await?;
-        Ok(page(checkins, limit, |c: &CheckIn| {
-            (unix_ms(c.deadline), c.checkin_id)
-        }))
+        self.sweep_page(
+            "SELECT body FROM checkins
+             WHERE deadline_ms <= ?1 AND (deadline_ms > ?2 OR (deadline_ms = ?2 AND checkin_id > ?3))
+               AND status = 'pending'
+             ORDER BY deadline_ms, checkin_id LIMIT ?4",
+            deadline,
+            Vec::new(),
+            limit,
+            cursor,
+            |c: &CheckIn| (unix_ms(c.deadline), c.checkin_id),
+        )
+        .await
     }
+}
+
+/// A check-in's row: ?1 the id, ?2 its status, ?3 its deadline, ?4 the body, ?5 when it expires,
+/// then ?6 `last`.
+fn checkin_values(checkin: &CheckIn, last: Value) -> Result<Vec<Value>> {
+    Ok(vec![
+        checkin.checkin_id.to_string().into(),
+        checkin.status.as_str().to_owned().into(),
+        unix_ms(checkin.deadline).into(),
+        to_json(checkin)?.into(),
+        checkin.expires_at.into(),
+        last,
+    ])
 }

@@ -8,38 +8,28 @@ use super::*;
 #[async_trait]
 impl PersonStore for EmbeddedStore {
     async fn create_person(&self, person: &Person) -> Result<()> {
-        let id = person.person_id.to_string();
-        let body = to_json(person)?;
-        let expires_at = person.expires_at;
-        self.write(move |connection| {
-            let inserted = connection
-                .execute(
-                    "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (person_id) DO NOTHING",
-                    params![id, body, expires_at],
-                )
-                .map_err(Error::store)?;
-            created(inserted)
-        })
-        .await
+        let inserted = self
+            .execute(
+                "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (person_id) DO NOTHING",
+                person_values(person)?,
+            )
+            .await?;
+        created(inserted)
     }
 
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
-        let id = person.person_id.to_string();
-        let body = to_json(person)?;
-        let expires_at = person.expires_at;
-        self.write(move |connection| {
-            // The version lives in the body; records written before it existed read as 0.
-            let updated = connection
-                .execute(
-                    "UPDATE people SET body = ?2, expires_at = ?3
-                     WHERE person_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?4",
-                    params![id, body, expires_at, expected_version],
-                )
-                .map_err(Error::store)?;
-            updated_one(updated)
-        })
-        .await
+        let mut values = person_values(person)?;
+        values.push(expected_version.into());
+        // The version lives in the body; records written before it existed read as 0.
+        let updated = self
+            .execute(
+                "UPDATE people SET body = ?2, expires_at = ?3
+                 WHERE person_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?4",
+                values,
+            )
+            .await?;
+        updated_one(updated)
     }
 
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
@@ -48,17 +38,12 @@ impl PersonStore for EmbeddedStore {
     }
 
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
-        let id = person_id.to_string();
         let renewed = self
-            .write(move |connection| {
-                connection
-                    .execute(
-                        "UPDATE people SET expires_at = ?2, body = json_set(body, '$.expires_at', ?2)
-                         WHERE person_id = ?1",
-                        params![id, expires_at],
-                    )
-                    .map_err(Error::store)
-            })
+            .execute(
+                "UPDATE people SET expires_at = ?2, body = json_set(body, '$.expires_at', ?2)
+                 WHERE person_id = ?1",
+                vec![person_id.to_string().into(), expires_at.into()],
+            )
             .await?;
         if renewed == 0 {
             return Err(Error::NotFound("person"));
@@ -92,4 +77,13 @@ impl crate::ports::PeopleByPhone for EmbeddedStore {
         })
         .await
     }
+}
+
+/// A person's row: ?1 the id, ?2 the body, ?3 when it expires.
+fn person_values(person: &Person) -> Result<Vec<Value>> {
+    Ok(vec![
+        person.person_id.to_string().into(),
+        to_json(person)?.into(),
+        person.expires_at.into(),
+    ])
 }

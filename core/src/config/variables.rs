@@ -1,0 +1,189 @@
+//! The table of every variable the service or its platform reads: its name, what it means, its
+//! default and what it may be. `Config` reads them; `alert-button config` prints this table.
+
+/// One environment variable the service or its platform reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variable {
+    pub name: &'static str,
+    pub meaning: &'static str,
+    /// What applies when the variable is unset.
+    pub default: &'static str,
+    /// The values it may take.
+    pub allowed: &'static str,
+    /// Only whether it is set may be shown.
+    pub secret: bool,
+}
+
+const fn var(
+    name: &'static str,
+    default: &'static str,
+    allowed: &'static str,
+    meaning: &'static str,
+) -> Variable {
+    Variable {
+        name,
+        meaning,
+        default,
+        allowed,
+        secret: false,
+    }
+}
+
+const fn secret(name: &'static str, meaning: &'static str) -> Variable {
+    Variable {
+        name,
+        meaning,
+        default: "unset",
+        allowed: "as the AWS SDK documents",
+        secret: true,
+    }
+}
+
+pub const TABLE: &str = "ALERT_BUTTON_TABLE";
+pub const TOPIC_ARN: &str = "ALERT_BUTTON_TOPIC_ARN";
+pub const FAMILY_SMS: &str = "ALERT_BUTTON_FAMILY_SMS";
+pub const SMS_ORIGINATION: &str = "ALERT_BUTTON_SMS_ORIGINATION";
+pub const STAFF_ISSUER: &str = "ALERT_BUTTON_STAFF_ISSUER";
+pub const STAFF_AUDIENCE: &str = "ALERT_BUTTON_STAFF_AUDIENCE";
+pub const SERVICE_KEY_SECRET_ARN: &str = "ALERT_BUTTON_SERVICE_KEY_SECRET_ARN";
+pub const DATA_DIR: &str = "ALERT_BUTTON_DATA_DIR";
+pub const BACKEND: &str = "ALERT_BUTTON_BACKEND";
+pub const ESCALATE_AFTER_MINUTES: &str = "ALERT_BUTTON_ESCALATE_AFTER_MINUTES";
+pub const CLOSED_ALERT_DAYS: &str = "ALERT_BUTTON_CLOSED_ALERT_DAYS";
+pub const ACTIVE_ALERT_DAYS: &str = "ALERT_BUTTON_ACTIVE_ALERT_DAYS";
+pub const PERSON_DAYS: &str = "ALERT_BUTTON_PERSON_DAYS";
+
+pub(super) const E164_OR_SHORT_CODE: &str =
+    "an E.164 number (+ and 7 to 15 digits) or a US short code (5 or 6 digits)";
+
+/// At least a day (a consulate needs time to act), at most ten years.
+pub const MAX_RETENTION_DAYS: i64 = 3650;
+/// A week: past that, escalation would no longer be a safeguard.
+pub const MAX_ESCALATE_AFTER_MINUTES: i64 = 10_080;
+
+/// Every variable, in the order `alert-button config` prints them.
+pub const VARIABLES: &[Variable] = &[
+    var(
+        TABLE,
+        "unset: the embedded store",
+        "a DynamoDB table name",
+        "The DynamoDB table; when set, the functions and `serve --backend aws` use AWS.",
+    ),
+    var(
+        TOPIC_ARN,
+        "none; required with ALERT_BUTTON_TABLE",
+        "an SNS topic ARN",
+        "The SNS topic notifications are published to.",
+    ),
+    var(
+        FAMILY_SMS,
+        "subscriptions",
+        "`subscriptions` or `direct`",
+        "How families get SMS: an SNS subscription per contact, or a direct publish per contact.",
+    ),
+    var(
+        SMS_ORIGINATION,
+        "unset: SNS picks one of the account's origination identities",
+        E164_OR_SHORT_CODE,
+        "The registered number direct family texts come from (End User Messaging SMS).",
+    ),
+    var(
+        STAFF_ISSUER,
+        "unset: no staff token is accepted",
+        "https://cognito-idp.<region>.amazonaws.com/<pool id>, with ALERT_BUTTON_STAFF_AUDIENCE",
+        "The Cognito user pool whose ID tokens consulate staff present.",
+    ),
+    var(
+        STAFF_AUDIENCE,
+        "unset: no staff token is accepted",
+        "the app client id, with ALERT_BUTTON_STAFF_ISSUER",
+        "The Cognito app client staff tokens must be issued for.",
+    ),
+    var(
+        SERVICE_KEY_SECRET_ARN,
+        "none; required with ALERT_BUTTON_TABLE except by the fan-out",
+        "a Secrets Manager secret ARN or name",
+        "The secret holding the key of PIN hashes and rate-limit keys (only its name is shown).",
+    ),
+    var(
+        DATA_DIR,
+        "none; the functions need it or ALERT_BUTTON_TABLE",
+        "a directory only this user can reach",
+        "The functions' embedded store; `alert-button serve` takes --data-dir instead.",
+    ),
+    var(
+        BACKEND,
+        "embedded",
+        "`embedded` or `aws`",
+        "What `alert-button serve` runs on (as --backend).",
+    ),
+    var(
+        ESCALATE_AFTER_MINUTES,
+        "10",
+        "whole minutes from 1 to 10080",
+        "How long an unacknowledged alert waits before each escalation level.",
+    ),
+    var(
+        CLOSED_ALERT_DAYS,
+        "30",
+        "whole days from 1 to 3650",
+        "How long a resolved or cancelled alert is kept.",
+    ),
+    var(
+        ACTIVE_ALERT_DAYS,
+        "90",
+        "whole days from 1 to 3650",
+        "How long an open alert is kept after its last change.",
+    ),
+    var(
+        PERSON_DAYS,
+        "365",
+        "whole days from 1 to 3650",
+        "How long a registration is kept after its last use.",
+    ),
+    var(
+        "AWS_REGION",
+        "the AWS profile's region",
+        "an AWS region",
+        "The region of the table, topic and secret (AWS SDK).",
+    ),
+    var(
+        "AWS_ENDPOINT_URL",
+        "unset: AWS itself",
+        "a URL",
+        "Another endpoint for every AWS service, e.g. an emulator (AWS SDK).",
+    ),
+    var(
+        "AWS_PROFILE",
+        "default",
+        "a profile of ~/.aws/config",
+        "Which AWS profile supplies region and credentials (AWS SDK).",
+    ),
+    secret("AWS_ACCESS_KEY_ID", "AWS credentials (AWS SDK)."),
+    secret("AWS_SECRET_ACCESS_KEY", "AWS credentials (AWS SDK)."),
+    secret("AWS_SESSION_TOKEN", "AWS credentials (AWS SDK)."),
+    var(
+        "RUST_LOG",
+        "info",
+        "a tracing filter, e.g. `info` or `alert_button_core=debug`",
+        "What is logged outside Lambda.",
+    ),
+    var(
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "unset outside Lambda",
+        "set by Lambda",
+        "Running in Lambda: logs follow AWS_LAMBDA_LOG_LEVEL and AWS_LAMBDA_LOG_FORMAT; the fan-out prints its metrics (EMF) under this name.",
+    ),
+    var(
+        "AWS_LAMBDA_LOG_LEVEL",
+        "RUST_LOG, else info",
+        "set by Lambda's logging configuration",
+        "What is logged in Lambda.",
+    ),
+    var(
+        "AWS_LAMBDA_LOG_FORMAT",
+        "Text",
+        "`JSON` or `Text`, set by Lambda",
+        "Whether Lambda logs are JSON lines.",
+    ),
+];

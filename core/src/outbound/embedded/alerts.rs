@@ -1,0 +1,151 @@
+//! Alerts in the embedded store; each change commits with its outbox event.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::*;
+
+#[async_trait]
+impl AlertStore for EmbeddedStore {
+    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
+        let alert = alert.clone();
+        let body = to_json(&alert)?;
+        let created = self
+            .write(move |transaction| {
+                let existing: Option<String> = transaction
+                    .query_row(
+                        "SELECT body FROM alerts WHERE alert_id = ?1",
+                        params![alert.alert_id.to_string()],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(Error::store)?;
+                if let Some(existing) = existing {
+                    return Ok(Created::Existing(Box::new(from_json(&existing)?)));
+                }
+                transaction
+                    .execute(
+                        "INSERT INTO alerts (alert_id, person_id, consulate_id, status, version, created_ms, body, expires_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            alert.alert_id.to_string(),
+                            alert.person_id.to_string(),
+                            alert.consulate_id,
+                            alert.status.as_str(),
+                            alert.version(),
+                            created_ms(&alert),
+                            body,
+                            alert.expires_at,
+                        ],
+                    )
+                    .map_err(Error::store)?;
+                insert_outbox(transaction, &alert, &body)?;
+                Ok(Created::New)
+            })
+            .await?;
+        if created == Created::New {
+            self.outbox_ready.notify_one();
+        }
+        Ok(created)
+    }
+
+    async fn list_by_consulate(
+        &self,
+        consulate_id: &str,
+        status: AlertStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<AlertPage> {
+        let after = cursor.map(decode_cursor).transpose()?;
+        let consulate_id = consulate_id.to_owned();
+        let fetch = limit as i64 + 1;
+        let alerts: Vec<Alert> = self
+            .run(move |connection| {
+                let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
+                query_bodies(
+                    connection,
+                    "SELECT body FROM alerts
+                     WHERE consulate_id = ?1 AND status = ?2
+                       AND (created_ms < ?3 OR (created_ms = ?3 AND alert_id < ?4))
+                     ORDER BY created_ms DESC, alert_id DESC LIMIT ?5",
+                    params![consulate_id, status.as_str(), after_ms, after_id, fetch],
+                )
+            })
+            .await?;
+        let page = page(alerts, limit, |a: &Alert| (created_ms(a), a.alert_id));
+        Ok(AlertPage {
+            alerts: page.items,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    async fn open_alerts_created_before(
+        &self,
+        consulate_id: &str,
+        created_before: time::OffsetDateTime,
+        below_level: u32,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Alert>> {
+        self.sweep_page(
+            "SELECT body FROM alerts
+             WHERE created_ms <= ?1 AND (created_ms > ?2 OR (created_ms = ?2 AND alert_id > ?3))
+               AND consulate_id = ?5 AND status = 'open'
+               AND COALESCE(json_extract(body, '$.escalation_level'), 0) < ?6
+             ORDER BY created_ms, alert_id LIMIT ?4",
+            created_before,
+            vec![consulate_id.to_owned().into(), below_level.into()],
+            limit,
+            cursor,
+            |a: &Alert| (created_ms(a), a.alert_id),
+        )
+        .await
+    }
+
+    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
+        self.get_body("SELECT body FROM alerts WHERE alert_id = ?1", alert_id)
+            .await
+    }
+
+    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
+        let alert = alert.clone();
+        let body = to_json(&alert)?;
+        self.write(move |transaction| {
+            let updated = transaction
+                .execute(
+                    "UPDATE alerts SET status = ?2, version = ?3, body = ?4, expires_at = ?5
+                     WHERE alert_id = ?1 AND version = ?6",
+                    params![
+                        alert.alert_id.to_string(),
+                        alert.status.as_str(),
+                        alert.version(),
+                        body,
+                        alert.expires_at,
+                        expected_version,
+                    ],
+                )
+                .map_err(Error::store)?;
+            if updated == 0 {
+                return Err(Error::ConcurrentUpdate);
+            }
+            insert_outbox(transaction, &alert, &body)
+        })
+        .await?;
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+}
+
+fn created_ms(alert: &Alert) -> i64 {
+    unix_ms(alert.created_at)
+}
+
+fn insert_outbox(connection: &Connection, alert: &Alert, body: &str) -> Result<()> {
+    connection
+        .execute(
+            "INSERT INTO outbox (alert_id, seq, alert) VALUES (?1, ?2, ?3)",
+            params![alert.alert_id.to_string(), alert.version(), body],
+        )
+        .map_err(Error::store)?;
+    Ok(())
+}
