@@ -69,11 +69,32 @@ pub struct LocalApi {
     pub router: Router,
     stop: watch::Sender<bool>,
     relay: Option<tokio::task::JoinHandle<()>>,
+    /// The data directory when the API made it itself; removed when the API is dropped.
+    scratch: Option<tempfile::TempDir>,
 }
+
+/// Downtown Chicago: the Chicago consulate by state, Milwaukee and Indianapolis next.
+pub const CHICAGO: (f64, f64) = (41.88, -87.63);
+/// Downtown Houston.
+pub const HOUSTON: (f64, f64) = (29.76, -95.37);
+/// Downtown San Antonio.
+pub const SAN_ANTONIO: (f64, f64) = (29.42, -98.49);
+
+/// The PINs a test sets with `LocalApi::set_pins`.
+pub const CANCEL_PIN: &str = "2468";
+pub const DURESS_PIN: &str = "1357";
 
 impl LocalApi {
     pub fn start(data_dir: &Path) -> LocalApi {
         Self::start_with_clock(data_dir, Arc::new(SystemClock))
+    }
+
+    /// As `start`, on a data directory of its own that lives as long as the API.
+    pub fn scratch() -> LocalApi {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let mut api = Self::start(dir.path());
+        api.scratch = Some(dir);
+        api
     }
 
     /// As `start`, with the service reading the time from `clock`.
@@ -89,6 +110,7 @@ impl LocalApi {
             router,
             stop,
             relay,
+            scratch: None,
         }
     }
 
@@ -128,6 +150,23 @@ impl LocalApi {
         body: Option<Value>,
     ) -> Reply {
         self.send(json_request(method, path, token, body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    /// A request without a token.
+    pub async fn anonymous(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, None, body).await
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
@@ -182,6 +221,46 @@ impl LocalApi {
         )
     }
 
+    /// Presses the button at `(lat, lon)` as `token`'s holder; returns the new alert's id.
+    pub async fn raise(&self, token: &str, client_id: &str, (lat, lon): (f64, f64)) -> String {
+        let body =
+            serde_json::json!({"client_alert_id": client_id, "location": {"lat": lat, "lon": lon}});
+        let reply = self.post("/v1/alerts", token, body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+        reply.string("alert_id")
+    }
+
+    /// Registers `display_name` (as `register`) and presses once at `at`; returns (token, alert_id).
+    pub async fn register_and_raise(&self, display_name: &str, at: (f64, f64)) -> (String, String) {
+        let (_, token) = self.register(display_name).await;
+        let alert_id = self.raise(&token, "press-1", at).await;
+        (token, alert_id)
+    }
+
+    /// Sets the first PINs: `CANCEL_PIN` and `DURESS_PIN`.
+    pub async fn set_pins(&self, token: &str) {
+        let body = serde_json::json!({"cancel_pin": CANCEL_PIN, "duress_pin": DURESS_PIN});
+        let reply = self.put("/v1/people/me/pins", token, body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    }
+
+    /// A staff token of one consulate.
+    pub fn staff(&self, consulate: &str) -> String {
+        self.staff_token(consulate, false)
+    }
+
+    /// A staff token of the national desk, seated at `consulate`.
+    pub fn national_staff(&self, consulate: &str) -> String {
+        self.staff_token(consulate, true)
+    }
+
+    fn staff_token(&self, consulate: &str, national: bool) -> String {
+        self.local
+            .staff_tokens
+            .issue("tester", consulate, national, Duration::from_secs(600))
+            .expect("a staff token")
+    }
+
     pub fn journal(&self) -> PathBuf {
         self.local.data_dir.join(JOURNAL_FILE)
     }
@@ -192,6 +271,64 @@ pub struct Reply {
     pub status: StatusCode,
     pub json: Value,
     pub headers: axum::http::HeaderMap,
+}
+
+impl Reply {
+    /// The string field `name` of the body; panics, showing the body, if there is none.
+    pub fn string(&self, name: &str) -> String {
+        self.json[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {}", self.json))
+            .to_owned()
+    }
+
+    /// The header names, sorted: what a caller can tell two answers apart by, values aside.
+    pub fn header_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.headers.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// The body with each of `ids` and every time (`*_at`, `at`, `deadline`) blanked: what must
+    /// not differ between two answers that are meant to look alike.
+    pub fn normalized(&self, ids: &[&str]) -> String {
+        let mut text = self.json.to_string();
+        for (i, id) in ids.iter().enumerate() {
+            text = text.replace(id, &format!("ID{i}"));
+        }
+        let mut value: Value = serde_json::from_str(&text).expect("still JSON");
+        fn blank_times(value: &mut Value) {
+            match value {
+                Value::Object(map) => {
+                    for (key, v) in map.iter_mut() {
+                        if key.ends_with("_at") || key == "at" || key == "deadline" {
+                            *v = Value::Null;
+                        } else {
+                            blank_times(v);
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter_mut().for_each(blank_times),
+                _ => {}
+            }
+        }
+        blank_times(&mut value);
+        value.to_string()
+    }
+}
+
+/// A problem answer: `status`, and an error that names `field`.
+#[track_caller]
+pub fn assert_problem(reply: &Reply, status: StatusCode, field: &str) {
+    assert_eq!(reply.status, status, "{}", reply.json);
+    assert_eq!(reply.json["error"]["field"], field, "{}", reply.json);
+}
+
+/// A problem answer: `status`, and an error of `code`.
+#[track_caller]
+pub fn assert_code(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.json);
+    assert_eq!(reply.json["error"]["code"], code, "{}", reply.json);
 }
 
 /// The notifications journalled so far.
@@ -226,6 +363,44 @@ pub fn of_change<'a>(lines: &'a [Value], alert_id: &str, seq: u64) -> Vec<&'a Va
         .iter()
         .filter(|n| n["alert_id"] == alert_id && n["seq"] == seq)
         .collect()
+}
+
+/// The lines of one alert change for `audience`, in journal order.
+pub fn to_audience<'a>(
+    lines: &'a [Value],
+    alert_id: &str,
+    seq: u64,
+    audience: &str,
+) -> Vec<&'a Value> {
+    of_change(lines, alert_id, seq)
+        .into_iter()
+        .filter(|n| n["audience"] == audience)
+        .collect()
+}
+
+/// Waits until the journal holds at least `count` lines of one alert change; returns it whole.
+pub async fn wait_for_change(path: &Path, alert_id: &str, seq: u64, count: usize) -> Vec<Value> {
+    wait_for_journal(path, |lines| of_change(lines, alert_id, seq).len() >= count).await
+}
+
+/// Waits until a line of one alert change reached `audience`; returns the journal whole.
+pub async fn wait_for_audience(
+    path: &Path,
+    alert_id: &str,
+    seq: u64,
+    audience: &str,
+) -> Vec<Value> {
+    wait_for_journal(path, |lines| {
+        !to_audience(lines, alert_id, seq, audience).is_empty()
+    })
+    .await
+}
+
+/// The text of `line`'s `field` (`sms`, `text`, …); panics if there is none.
+pub fn text_of<'a>(line: &'a Value, field: &str) -> &'a str {
+    line[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
 }
 
 /// The path of a workspace binary, built (incrementally) on first use so that a plain
