@@ -170,20 +170,10 @@ impl LocalApi {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router is infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a readable body")
-            .to_bytes();
+        let answer = self.router.clone().oneshot(request).await;
+        let (parts, body) = answer.expect("the router is infallible").into_parts();
+        let (status, headers) = (parts.status, parts.headers);
+        let bytes = body.collect().await.expect("a readable body").to_bytes();
         let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
             panic!(
                 "every answer is JSON; got {status} {:?}",
@@ -199,26 +189,22 @@ impl LocalApi {
 
     /// Registers a person with one Spanish and one English contact; returns (person_id, token).
     pub async fn register(&self, display_name: &str) -> (String, String) {
-        let reply = self
-            .call(
-                Method::POST,
-                "/v1/people",
-                None,
-                Some(serde_json::json!({
-                    "display_name": display_name,
-                    "language": "es",
-                    "contacts": [
-                        {"name": "Luis", "phone": "+13125550100"},
-                        {"name": "Kim", "email": "kim@example.org", "language": "en"}
-                    ]
-                })),
-            )
-            .await;
+        self.register_with(serde_json::json!({
+            "display_name": display_name,
+            "language": "es",
+            "contacts": [
+                {"name": "Luis", "phone": "+13125550100"},
+                {"name": "Kim", "email": "kim@example.org", "language": "en"}
+            ]
+        }))
+        .await
+    }
+
+    /// Registers the person `body` describes; returns (person_id, token).
+    pub async fn register_with(&self, body: Value) -> (String, String) {
+        let reply = self.anonymous(Method::POST, "/v1/people", Some(body)).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
-        (
-            reply.json["person_id"].as_str().unwrap().to_owned(),
-            reply.json["token"].as_str().unwrap().to_owned(),
-        )
+        (reply.string("person_id"), reply.string("token"))
     }
 
     /// Presses the button at `(lat, lon)` as `token`'s holder; returns the new alert's id.
@@ -230,11 +216,12 @@ impl LocalApi {
         reply.string("alert_id")
     }
 
-    /// Registers `display_name` (as `register`) and presses once at `at`; returns (token, alert_id).
-    pub async fn register_and_raise(&self, display_name: &str, at: (f64, f64)) -> (String, String) {
-        let (_, token) = self.register(display_name).await;
+    /// Registers `display_name` (as `register`) and presses once at `at`; returns (person_id,
+    /// token, alert_id).
+    pub async fn register_and_raise(&self, name: &str, at: (f64, f64)) -> (String, String, String) {
+        let (person_id, token) = self.register(name).await;
         let alert_id = self.raise(&token, "press-1", at).await;
-        (token, alert_id)
+        (person_id, token, alert_id)
     }
 
     /// Sets the first PINs: `CANCEL_PIN` and `DURESS_PIN`.
@@ -242,6 +229,12 @@ impl LocalApi {
         let body = serde_json::json!({"cancel_pin": CANCEL_PIN, "duress_pin": DURESS_PIN});
         let reply = self.put("/v1/people/me/pins", token, body).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    }
+
+    /// Acknowledges `alert_id` as the holder of the staff token `staff`, without a note.
+    pub async fn acknowledge(&self, alert_id: &str, staff: &str) -> Reply {
+        let path = format!("/v1/alerts/{alert_id}/acknowledge");
+        self.post(&path, staff, serde_json::json!({})).await
     }
 
     /// A staff token of one consulate.
@@ -396,11 +389,78 @@ pub async fn wait_for_audience(
     .await
 }
 
+/// Two text fields of each line, as pairs: e.g. (audience, language) to check who was told what.
+pub fn field_pairs<'a>(lines: &[&'a Value], first: &str, second: &str) -> Vec<(&'a str, &'a str)> {
+    lines
+        .iter()
+        .map(|line| (text_of(line, first), text_of(line, second)))
+        .collect()
+}
+
 /// The text of `line`'s `field` (`sms`, `text`, …); panics if there is none.
 pub fn text_of<'a>(line: &'a Value, field: &str) -> &'a str {
     line[field]
         .as_str()
         .unwrap_or_else(|| panic!("no {field} in {line}"))
+}
+
+/// A text to the family of alert `alert_id`'s opening, to `recipient` shown as `masked`, as the
+/// delivery ledger holds it.
+pub fn family_text(
+    alert_id: uuid::Uuid,
+    recipient: &str,
+    masked: &str,
+) -> alert_button_core::ports::Delivery {
+    alert_button_core::ports::Delivery {
+        alert_id,
+        notification_id: format!("{alert_id}:1:family:es"),
+        seq: 1,
+        audience: alert_button_core::domain::notification::Audience::Family,
+        channel: "sms".into(),
+        recipient: recipient.into(),
+        masked: masked.into(),
+        expires_at: 1_900_000_000,
+    }
+}
+
+/// Runs `command` to a successful end and returns its standard output; shows both outputs if it
+/// fails.
+#[track_caller]
+pub fn stdout_of(command: &mut Command) -> String {
+    let output = command.output().expect("the command runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{:?} failed: {stdout}{stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// `alert-button` with `args`, ready to run.
+pub fn alert_button(args: &[&str]) -> Command {
+    let mut command = Command::new(binary("alert-button"));
+    command.args(args);
+    command
+}
+
+/// Every item of a paged listing: `page(cursor)` answers one page's items and the next cursor.
+pub async fn all_pages<T, F, Fut>(mut page: F) -> Vec<T>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = (Vec<T>, Option<String>)>,
+{
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (items, next) = page(cursor.take()).await;
+        all.extend(items);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
 }
 
 /// The path of a workspace binary, built (incrementally) on first use so that a plain
@@ -457,6 +517,8 @@ pub fn binary(name: &str) -> PathBuf {
 /// `alert-button serve` as a child process on a free loopback port.
 pub struct Runner {
     child: Child,
+    /// An HTTP client that gives up after `PATIENCE`.
+    pub client: reqwest::Client,
     pub base_url: String,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
@@ -501,8 +563,13 @@ impl Runner {
             assert!(start.elapsed() < PATIENCE, "the runner did not start");
             std::thread::sleep(Duration::from_millis(20));
         };
+        let client = reqwest::Client::builder()
+            .timeout(PATIENCE)
+            .build()
+            .expect("an HTTP client");
         Runner {
             child,
+            client,
             base_url,
             stdout,
             stderr,
@@ -518,6 +585,55 @@ impl Runner {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// `method` on `path` over TCP, with a bearer token and a JSON body if given: (status, body).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the runner answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    /// Registers the person `body` describes; returns their token.
+    pub async fn register_with(&self, body: Value) -> String {
+        let (status, registered) = self.post("/v1/people", None, body).await;
+        assert_eq!(status, 201, "{registered}");
+        registered["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Presses the button as `token`'s holder; returns (status, the alert).
+    pub async fn press(
+        &self,
+        token: &str,
+        client_id: &str,
+        (lat, lon): (f64, f64),
+    ) -> (u16, Value) {
+        let body =
+            serde_json::json!({"client_alert_id": client_id, "location": {"lat": lat, "lon": lon}});
+        self.post("/v1/alerts", Some(token), body).await
     }
 
     /// SIGKILL: no chance to flush or shut down cleanly.
@@ -603,26 +719,18 @@ pub async fn overdue_query_leaves_out_the_last_level(
         }
     }
     for below_level in [1, MAX_ESCALATION_LEVEL] {
-        let mut read = Vec::new();
-        let mut cursor = None;
-        loop {
+        let consulate = &by_level[0].2;
+        let mut read = all_pages(|cursor| async move {
+            let now = time::OffsetDateTime::now_utc();
             let page = store
-                .open_alerts_created_before(
-                    &by_level[0].2,
-                    time::OffsetDateTime::now_utc(),
-                    below_level,
-                    1,
-                    cursor.as_deref(),
-                )
+                .open_alerts_created_before(consulate, now, below_level, 1, cursor.as_deref())
                 .await
                 .unwrap();
             assert!(page.items.len() <= 1);
-            read.extend(page.items.iter().map(|a| a.alert_id));
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
+            let ids: Vec<uuid::Uuid> = page.items.iter().map(|a| a.alert_id).collect();
+            (ids, page.next_cursor)
+        })
+        .await;
         let mut expected: Vec<uuid::Uuid> = by_level
             .iter()
             .filter(|(level, ..)| *level < below_level)
