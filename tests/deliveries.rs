@@ -144,8 +144,7 @@ async fn the_person_sees_no_send_a_duress_cancel_would_reveal() {
     // The same under duress, and then the consulate takes the alert on: the family is texted.
     let (forced, forced_alert) = press_and_cancel(&api, "press-forced", DURESS).await;
     settled(&api, &forced_alert, &consulate, 10).await;
-    let acknowledge = format!("/v1/alerts/{forced_alert}/acknowledge");
-    let reply = api.post(&acknowledge, &consulate, json!({})).await;
+    let reply = api.acknowledge(&forced_alert, &consulate).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
     let responders = deliveries(&settled(&api, &forced_alert, &consulate, 15).await);
     assert_eq!(responders.len(), 15, "staff see every send");

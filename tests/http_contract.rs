@@ -3,8 +3,8 @@
 
 use alert_button_core::local::JOURNAL_FILE;
 use alert_button_tests::{
-    LocalApi, assert_code, assert_problem, of_change, read_journal, text_of, to_audience,
-    wait_for_change, wait_for_journal,
+    LocalApi, assert_code, assert_problem, field_pairs, of_change, read_journal, text_of,
+    to_audience, wait_for_change, wait_for_journal,
 };
 use axum::http::{Method, StatusCode};
 use serde_json::json;
@@ -63,12 +63,8 @@ async fn the_whole_alert_path() {
     let journal = api.journal();
     let lines = wait_for_change(&journal, &alert_id, 1, 3).await;
     let opened = of_change(&lines, &alert_id, 1);
-    let audiences: Vec<(&str, &str)> = opened
-        .iter()
-        .map(|n| (text_of(n, "audience"), text_of(n, "language")))
-        .collect();
     assert_eq!(
-        audiences,
+        field_pairs(&opened, "audience", "language"),
         [("consulate", "es"), ("family", "es"), ("family", "en")]
     );
     for notification in &opened {

@@ -180,29 +180,33 @@ async fn family_reached(api: &LocalApi, alert_id: &str) -> Vec<(String, u64)> {
     family
 }
 
-/// The same `method` on `path` by a real person and a forced one, (person id, token, body) each:
-/// both answers must look alike, ids and times aside. Returns (real, forced).
+/// The same `method` on `path` by a real person and a forced one ((id, token) each, as
+/// `alike_people` makes them), with a body each: both answers must look alike, ids and times
+/// aside. Returns the real person's.
 async fn alike(
     api: &LocalApi,
     method: Method,
     path: &str,
-    [real, forced]: [(&str, &str, Value); 2],
-) -> (Reply, Reply) {
+    [real, forced]: &[(String, String); 2],
+    [real_body, forced_body]: [Value; 2],
+) -> Reply {
     let real_reply = api
-        .call(method.clone(), path, Some(real.1), Some(real.2))
+        .call(method.clone(), path, Some(&real.1), Some(real_body))
         .await;
-    let forced_reply = api.call(method, path, Some(forced.1), Some(forced.2)).await;
+    let forced_reply = api
+        .call(method, path, Some(&forced.1), Some(forced_body))
+        .await;
     assert_eq!(
         forced_reply.status, real_reply.status,
         "{}",
         forced_reply.json
     );
     assert_eq!(
-        forced_reply.normalized(&[forced.0]),
-        real_reply.normalized(&[real.0])
+        forced_reply.normalized(&[&forced.0]),
+        real_reply.normalized(&[&real.0])
     );
     assert_eq!(forced_reply.header_names(), real_reply.header_names());
-    (real_reply, forced_reply)
+    real_reply
 }
 
 async fn staff_alerts(api: &LocalApi, consulate: &str, person_id: &str) -> Vec<Value> {
@@ -226,28 +230,21 @@ async fn staff_alerts(api: &LocalApi, consulate: &str, person_id: &str) -> Vec<V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_duress_pin_on_contacts_answers_as_success_and_keeps_the_family() {
     let api = LocalApi::scratch();
-    let [(real_id, real), (forced_id, forced)] = alike_people(&api).await;
+    let people = alike_people(&api).await;
+    let [(_, real), (_, forced)] = &people;
     // The forced person has an open alert: it is marked duress.
-    let open = api.raise(&forced, "before", CHICAGO).await;
+    let open = api.raise(forced, "before", CHICAGO).await;
     api.idle().await;
-    let before = api.get(&format!("/v1/alerts/{open}"), &forced).await;
+    let before = api.get(&format!("/v1/alerts/{open}"), forced).await;
 
     let cut = |pin: &str| json!({"contacts": [], "current_pin": pin, "location": {"lat": 41.9, "lon": -87.6}});
-    let (real_reply, _) = alike(
-        &api,
-        Method::PUT,
-        "/v1/people/me/contacts",
-        [
-            (&real_id, &real, cut(CANCEL)),
-            (&forced_id, &forced, cut(DURESS)),
-        ],
-    )
-    .await;
+    let path = "/v1/people/me/contacts";
+    let real_reply = alike(&api, Method::PUT, path, &people, [cut(CANCEL), cut(DURESS)]).await;
     assert_eq!(real_reply.status, StatusCode::OK, "{}", real_reply.json);
 
     // The person's own view of the open alert shows nothing; responders see the duress.
     api.idle().await;
-    let after = api.get(&format!("/v1/alerts/{open}"), &forced).await;
+    let after = api.get(&format!("/v1/alerts/{open}"), forced).await;
     assert_eq!(after.json, before.json);
     let chicago = api.staff("mx-cg-chicago");
     let staff_view = api.get(&format!("/v1/alerts/{open}"), &chicago).await;
@@ -259,19 +256,20 @@ async fn the_duress_pin_on_contacts_answers_as_success_and_keeps_the_family() {
     assert!(warning.iter().all(|n| n["event"] == "duress_signalled"));
 
     // The family stays: a later alert still reaches both original contacts; the real cut reaches none.
-    let later = api.raise(&forced, "later", CHICAGO).await;
+    let later = api.raise(forced, "later", CHICAGO).await;
     assert_eq!(
         family_reached(&api, &later).await,
         vec![("en".to_owned(), 1), ("es".to_owned(), 1)]
     );
-    let real_later = api.raise(&real, "later", CHICAGO).await;
+    let real_later = api.raise(real, "later", CHICAGO).await;
     assert!(family_reached(&api, &real_later).await.is_empty());
 
     // The PINs are still the old ones: the cancel PIN cancels.
-    let body = json!({"reason": "safe", "pin": CANCEL});
-    let cancel = api
-        .post(&format!("/v1/alerts/{later}/cancel"), &forced, body)
-        .await;
+    let (path, body) = (
+        format!("/v1/alerts/{later}/cancel"),
+        json!({"reason": "safe", "pin": CANCEL}),
+    );
+    let cancel = api.post(&path, forced, body).await;
     assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
     api.stop().await;
 }
@@ -279,26 +277,26 @@ async fn the_duress_pin_on_contacts_answers_as_success_and_keeps_the_family() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_duress_pin_on_pins_answers_as_success_and_raises_an_alert() {
     let api = LocalApi::scratch();
-    let [(real_id, real), (forced_id, forced)] = alike_people(&api).await;
+    let people = alike_people(&api).await;
+    let [(real_id, _), (forced_id, forced)] = &people;
 
     let change = |pin: &str| {
         json!({"cancel_pin": "1111", "duress_pin": "2222", "current_pin": pin,
                "location": {"lat": CHICAGO.0, "lon": CHICAGO.1, "accuracy_m": 20}})
     };
-    let (real_reply, _) = alike(
+    let path = "/v1/people/me/pins";
+    let real_reply = alike(
         &api,
         Method::PUT,
-        "/v1/people/me/pins",
-        [
-            (&real_id, &real, change(CANCEL)),
-            (&forced_id, &forced, change(DURESS)),
-        ],
+        path,
+        &people,
+        [change(CANCEL), change(DURESS)],
     )
     .await;
     assert_eq!(real_reply.status, StatusCode::OK, "{}", real_reply.json);
 
     // No alert was open: one is raised where the phone is, marked duress, and the family is told.
-    let raised = staff_alerts(&api, "mx-cg-chicago", &forced_id).await;
+    let raised = staff_alerts(&api, "mx-cg-chicago", forced_id).await;
     assert_eq!(raised.len(), 1, "{raised:?}");
     assert_eq!(raised[0]["duress"], true);
     let alert_id = raised[0]["alert_id"].as_str().unwrap().to_owned();
@@ -309,21 +307,21 @@ async fn the_duress_pin_on_pins_answers_as_success_and_raises_an_alert() {
             .all(|n| n["event"] == "duress_signalled")
     );
     // The phone's token cannot find it: to the person it does not exist.
-    let hidden = api.get(&format!("/v1/alerts/{alert_id}"), &forced).await;
+    let hidden = api.get(&format!("/v1/alerts/{alert_id}"), forced).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
     assert!(
-        staff_alerts(&api, "mx-cg-chicago", &real_id)
+        staff_alerts(&api, "mx-cg-chicago", real_id)
             .await
             .is_empty()
     );
 
     // The PINs did not change: the old cancel PIN still works, the requested one does not.
     let confirm_with = |pin: &str| json!({"pin": pin});
-    let checkin = start_checkin(&api, &forced).await;
+    let checkin = start_checkin(&api, forced).await;
     let path = format!("/v1/checkins/{checkin}/confirm");
-    let new_pin = api.post(&path, &forced, confirm_with("1111")).await;
+    let new_pin = api.post(&path, forced, confirm_with("1111")).await;
     assert_eq!(new_pin.status, StatusCode::FORBIDDEN);
-    let old_pin = api.post(&path, &forced, confirm_with(CANCEL)).await;
+    let old_pin = api.post(&path, forced, confirm_with(CANCEL)).await;
     assert_eq!(old_pin.status, StatusCode::OK, "{}", old_pin.json);
     api.stop().await;
 }
@@ -335,13 +333,13 @@ async fn the_duress_pin_on_a_check_in_looks_confirmed_but_raises_the_alert() {
     let real_checkin = start_checkin(&api, &real).await;
     let forced_checkin = start_checkin(&api, &forced).await;
 
-    let confirm = |checkin: &str| format!("/v1/checkins/{checkin}/confirm");
-    let real_reply = api
-        .post(&confirm(&real_checkin), &real, json!({"pin": CANCEL}))
-        .await;
-    let forced_reply = api
-        .post(&confirm(&forced_checkin), &forced, json!({"pin": DURESS}))
-        .await;
+    let (real_confirm, forced_confirm) = (
+        format!("/v1/checkins/{real_checkin}/confirm"),
+        format!("/v1/checkins/{forced_checkin}/confirm"),
+    );
+    let pin = |pin: &str| json!({"pin": pin});
+    let real_reply = api.post(&real_confirm, &real, pin(CANCEL)).await;
+    let forced_reply = api.post(&forced_confirm, &forced, pin(DURESS)).await;
     assert_eq!(real_reply.status, StatusCode::OK, "{}", real_reply.json);
     assert_eq!(real_reply.json["status"], "confirmed");
     assert_eq!(forced_reply.status, real_reply.status);
@@ -351,20 +349,16 @@ async fn the_duress_pin_on_a_check_in_looks_confirmed_but_raises_the_alert() {
     );
     assert_eq!(forced_reply.normalized(&f), real_reply.normalized(&r));
     assert_eq!(forced_reply.header_names(), real_reply.header_names());
-    let forced_read = api
-        .get(&format!("/v1/checkins/{forced_checkin}"), &forced)
-        .await;
-    let real_read = api
-        .get(&format!("/v1/checkins/{real_checkin}"), &real)
-        .await;
+    let (forced_path, real_path) = (
+        format!("/v1/checkins/{forced_checkin}"),
+        format!("/v1/checkins/{real_checkin}"),
+    );
+    let forced_read = api.get(&forced_path, &forced).await;
+    let real_read = api.get(&real_path, &real).await;
     assert_eq!(forced_read.normalized(&f), real_read.normalized(&r));
     // Confirming again is refused alike.
-    let again = api
-        .post(&confirm(&forced_checkin), &forced, json!({"pin": CANCEL}))
-        .await;
-    let real_again = api
-        .post(&confirm(&real_checkin), &real, json!({"pin": CANCEL}))
-        .await;
+    let again = api.post(&forced_confirm, &forced, pin(CANCEL)).await;
+    let real_again = api.post(&real_confirm, &real, pin(CANCEL)).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.json, real_again.json);
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use alert_button_tests::{
-    CANCEL_PIN, CHICAGO, DURESS_PIN, HOUSTON, LocalApi, Reply, assert_problem, of_change, text_of,
-    to_audience, wait_for_change,
+    CANCEL_PIN, CHICAGO, DURESS_PIN, HOUSTON, LocalApi, Reply, assert_problem, field_pairs,
+    of_change, text_of, to_audience, wait_for_change,
 };
 use axum::http::StatusCode;
 use serde_json::json;
@@ -93,7 +93,7 @@ async fn staff_of_one_consulate_cannot_reach_another_consulates_alerts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledge_and_resolve_reach_the_family_and_the_person() {
     let api = LocalApi::scratch();
-    let (ana, alert_id) = api.register_and_raise("Ana", CHICAGO).await;
+    let (_, ana, alert_id) = api.register_and_raise("Ana", CHICAGO).await;
     let chicago = api.staff("mx-cg-chicago");
     let acknowledge = format!("/v1/alerts/{alert_id}/acknowledge");
 
@@ -258,12 +258,7 @@ async fn a_duress_cancel_looks_like_a_cancel_but_the_alert_stays_open() {
 
     // Reading it back later tells the person (and whoever holds the phone) nothing either.
     let chicago = api.staff("mx-cg-chicago");
-    api.post(
-        &format!("/v1/alerts/{forced}/acknowledge"),
-        &chicago,
-        json!({}),
-    )
-    .await;
+    api.acknowledge(&forced, &chicago).await;
     api.idle().await;
     let real_read = api.get(&format!("/v1/alerts/{real}"), &ana).await;
     let forced_read = api.get(&format!("/v1/alerts/{forced}"), &ana).await;
@@ -312,16 +307,10 @@ async fn an_unacknowledged_alert_escalates_once_per_level() {
     use time::{Duration as Span, OffsetDateTime};
 
     let api = LocalApi::scratch();
-    let (_, ana) = api.register("Ana").await;
-    let waiting = api.raise(&ana, "waiting", CHICAGO).await;
+    let (_, ana, waiting) = api.register_and_raise("Ana", CHICAGO).await;
     let answered = api.raise(&ana, "answered", CHICAGO).await;
     let chicago = api.staff("mx-cg-chicago");
-    api.post(
-        &format!("/v1/alerts/{answered}/acknowledge"),
-        &chicago,
-        json!({}),
-    )
-    .await;
+    api.acknowledge(&answered, &chicago).await;
 
     let policy = EscalationPolicy::default();
     let service = &api.local.service;
@@ -340,12 +329,7 @@ async fn an_unacknowledged_alert_escalates_once_per_level() {
         .unwrap()
         .iter()
         .filter(|e| e["event"] == "escalated")
-        .map(|e| {
-            (
-                e["level"].as_u64().unwrap(),
-                e["escalated_to"].as_str().unwrap(),
-            )
-        })
+        .map(|e| (e["level"].as_u64().unwrap(), text_of(e, "escalated_to")))
         .collect();
     // The second and third nearest offices to downtown Chicago.
     assert_eq!(
@@ -355,17 +339,8 @@ async fn an_unacknowledged_alert_escalates_once_per_level() {
 
     let lines = wait_for_change(&api.journal(), &waiting, 3, 5).await;
     let first = of_change(&lines, &waiting, 2);
-    let targets: Vec<(&str, &str)> = first
-        .iter()
-        .map(|n| {
-            (
-                n["audience"].as_str().unwrap(),
-                n["consulate_id"].as_str().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        targets,
+        field_pairs(&first, "audience", "consulate_id"),
         [
             ("consulate", "mx-cg-chicago"),
             ("consulate", "mx-consul-milwaukee"),
