@@ -127,6 +127,17 @@ impl Stack {
         output.items.unwrap_or_default()
     }
 
+    /// The item at (`pk`, `sk`), read consistently, if there is one.
+    pub async fn item(&self, pk: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
+        let get = aws_sdk_dynamodb::Client::new(&self.config).get_item();
+        let get = get.table_name(&self.table).set_key(Some(key(pk, sk)));
+        get.consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+    }
+
     /// Deletes a person's record behind the service's back, as DynamoDB's TTL does.
     pub async fn delete_person(&self, person_id: impl std::fmt::Display) {
         let delete = aws_sdk_dynamodb::Client::new(&self.config).delete_item();
@@ -188,12 +199,14 @@ impl Stack {
 
 /// The key of a person's record in the table.
 pub fn person_key(person_id: impl std::fmt::Display) -> HashMap<String, AttributeValue> {
+    key(&format!("PERSON#{person_id}"), "PERSON")
+}
+
+/// The key (`pk`, `sk`) of an item in the table.
+pub fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        (
-            "pk".to_owned(),
-            AttributeValue::S(format!("PERSON#{person_id}")),
-        ),
-        ("sk".to_owned(), AttributeValue::S("PERSON".into())),
+        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
     ])
 }
 
