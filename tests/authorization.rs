@@ -204,11 +204,10 @@ impl Fixture {
         let (_, other) = api.register("Bea").await;
         let (lat, lon) = CHICAGO;
         let alert = api
-            .call(
-                Method::POST,
+            .post(
                 "/v1/alerts",
-                Some(&owner),
-                Some(json!({"client_alert_id": "fixture", "location": {"lat": lat, "lon": lon}})),
+                &owner,
+                json!({"client_alert_id": "fixture", "location": {"lat": lat, "lon": lon}}),
             )
             .await;
         assert_eq!(alert.status.as_u16(), 201, "{}", alert.json);
@@ -353,6 +352,23 @@ struct Answer {
     www_authenticate: Option<String>,
 }
 
+/// A location update on `path` as the holder of `token`.
+async fn post_location(fixture: &Fixture, path: &str, token: &str) -> Answer {
+    send(
+        &fixture.api,
+        "POST",
+        path,
+        Some(token),
+        Payload::Location.body(),
+    )
+    .await
+}
+
+/// `row`'s request, with its payload, on `path`.
+async fn send_row(fixture: &Fixture, row: &Row, path: &str, token: Option<&str>) -> Answer {
+    send(&fixture.api, row.method, path, token, row.payload.body()).await
+}
+
 async fn send(
     api: &LocalApi,
     method: &str,
@@ -423,14 +439,7 @@ async fn run_cell(row: &'static Row, caller: Caller) -> Vec<Outcome> {
     for variant in 0..variants(caller) {
         let (label, token) = fixture.credential(caller, variant);
         let path = fixture.path(row);
-        let answer = send(
-            &fixture.api,
-            row.method,
-            &path,
-            token.as_deref(),
-            row.payload.body(),
-        )
-        .await;
+        let answer = send_row(&fixture, row, &path, token.as_deref()).await;
         let mut problems = body_problems(&answer);
         // "Not yours" must be indistinguishable from "no such id".
         let names_an_id = row.path.contains("{alert_id}") || row.path.contains("{checkin_id}");
@@ -439,14 +448,7 @@ async fn run_cell(row: &'static Row, caller: Caller) -> Vec<Outcome> {
             let probe_path = path
                 .replace(&fixture.alert_id, &unknown)
                 .replace(&fixture.checkin_id, &unknown);
-            let probe = send(
-                &fixture.api,
-                row.method,
-                &probe_path,
-                token.as_deref(),
-                row.payload.body(),
-            )
-            .await;
+            let probe = send_row(&fixture, row, &probe_path, token.as_deref()).await;
             if (probe.status, &probe.json) != (answer.status, &answer.json) {
                 problems.push(format!(
                     "differs from an unknown id: {} {} vs {} {}",
@@ -592,14 +594,7 @@ async fn another_persons_calls_cost_the_owner_nothing() {
     let fixture = Fixture::new().await;
     let path = format!("/v1/alerts/{}/locations", fixture.alert_id);
     for attempt in 0..=LOCATIONS_PER_ALERT {
-        let answer = send(
-            &fixture.api,
-            "POST",
-            &path,
-            Some(&fixture.other),
-            Payload::Location.body(),
-        )
-        .await;
+        let answer = post_location(&fixture, &path, &fixture.other).await;
         // Past the limit the caller is slowed down, on its own account only.
         assert!(
             [404, 429].contains(&answer.status),
@@ -607,14 +602,7 @@ async fn another_persons_calls_cost_the_owner_nothing() {
             answer.raw
         );
     }
-    let owner = send(
-        &fixture.api,
-        "POST",
-        &path,
-        Some(&fixture.owner),
-        Payload::Location.body(),
-    )
-    .await;
+    let owner = post_location(&fixture, &path, &fixture.owner).await;
     assert_eq!(owner.status, 200, "{}", owner.raw);
     fixture.api.stop().await;
 }

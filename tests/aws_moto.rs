@@ -8,7 +8,7 @@ use std::sync::Arc;
 use alert_button_core::Error;
 use alert_button_core::backend::{AwsBackend, AwsSettings};
 use alert_button_core::domain::alert::{
-    AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
+    Alert, AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
 };
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::districts::Districts;
@@ -26,7 +26,7 @@ use alert_button_core::ports::{
     AlertStore, FamilySubscriptions, StaffMember, StaffVerifier, SystemClock,
 };
 use alert_button_core::service::{AlertService, Ports};
-use alert_button_tests::aws::{Stack, sdk_config, sms_sent_to};
+use alert_button_tests::aws::{Stack, field, person_key, sdk_config, sms_sent_to};
 use serde_json::{Value, json};
 
 fn backend(stack: &Stack, family_sms: FamilySms) -> AwsBackend {
@@ -51,10 +51,38 @@ fn backend_keeping(stack: &Stack, family_sms: FamilySms, retention: Retention) -
 }
 
 /// A phone number no other test uses, so moto's global SMS log can be read per test.
+/// Downtown Denver: the Denver consulate.
+const DENVER: (f64, f64) = (39.74, -104.99);
+
+/// A registration whose one contact is texted at `phone`.
+fn one_texted_contact(phone: &str) -> Value {
+    json!({"language": "es", "contacts": [{"name": "Luis", "phone": phone}]})
+}
+
 fn unique_phone() -> String {
     // A Chicago number: an area code in use and an exchange from 200 up, as the numbering plan requires.
     let n = 2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000;
     format!("+1312{n}")
+}
+
+/// A Spanish contact texted at `phone`.
+fn texted(name: &str, phone: &str) -> Contact {
+    Contact {
+        name: name.into(),
+        phone: Some(phone.into()),
+        email: None,
+        language: None,
+        country: None,
+        consent: None,
+    }
+}
+
+/// A registration whose two Spanish contacts are texted, Luis at `first` and Rosa at `second`.
+fn two_phones(first: &str, second: &str) -> Registration {
+    Registration {
+        contacts: vec![texted("Luis", first), texted("Rosa", second)],
+        ..registration(second, "kim@example.org")
+    }
 }
 
 fn registration(phone: &str, email: &str) -> Registration {
@@ -62,14 +90,7 @@ fn registration(phone: &str, email: &str) -> Registration {
         display_name: Some("Ana".into()),
         language: Language::Es,
         contacts: vec![
-            Contact {
-                name: "Luis".into(),
-                phone: Some(phone.into()),
-                email: None,
-                language: None,
-                country: None,
-                consent: Default::default(),
-            },
+            texted("Luis", phone),
             Contact {
                 name: "Kim".into(),
                 phone: None,
@@ -80,6 +101,77 @@ fn registration(phone: &str, email: &str) -> Registration {
             },
         ],
     }
+}
+
+/// Registers a person as `registration` does, texted at `phone`; returns them and their token.
+async fn register_as(aws: &AwsBackend, phone: &str, email: &str) -> (Person, String) {
+    enrol(aws, registration(phone, email)).await
+}
+
+/// Registers the person `registration` describes, from one test address.
+async fn enrol(aws: &AwsBackend, registration: Registration) -> (Person, String) {
+    let registered = aws.service.register(registration, "203.0.113.7");
+    registered.await.expect("registered")
+}
+
+/// `register_as` with a fresh phone and Kim's e-mail.
+async fn register(aws: &AwsBackend) -> (Person, String) {
+    register_as(aws, &unique_phone(), "kim@example.org").await
+}
+
+/// Sets the first PINs (cancel 2468, duress 1357); returns the person as `token` now reads.
+async fn first_pins(aws: &AwsBackend, person: Person, token: &str) -> Person {
+    let set = aws.service.set_pins(person, pins("2468", "1357", None));
+    set.await.expect("the first PINs are set");
+    aws.service
+        .authenticate(token)
+        .await
+        .expect("still registered")
+}
+
+/// `person` presses at `(lat, lon)`; returns the alert, new or replayed.
+async fn raise(
+    aws: &AwsBackend,
+    person: &Person,
+    client_id: &str,
+    (lat, lon): (f64, f64),
+) -> Alert {
+    let raised = aws
+        .service
+        .raise_alert(person, press(client_id, lat, lon))
+        .await;
+    raised.expect("the alert is raised").alert
+}
+
+/// The service's ports on `store` (people, alerts, check-ins, limits) and the stack's key, with no
+/// family subscriptions, no staff and the system clock: a test overrides what it exercises.
+fn store_ports(stack: &Stack, store: &Arc<DynamoStore>) -> Ports {
+    Ports {
+        people: store.clone(),
+        alerts: store.clone(),
+        checkins: store.clone(),
+        subscriptions: Arc::new(alert_button_core::ports::NoSubscriptions),
+        staff: Arc::new(alert_button_core::outbound::staff_tokens::NoStaffAccess),
+        limits: store.clone(),
+        clock: Arc::new(SystemClock),
+        key: stack.service_key.clone(),
+        districts: Arc::new(Districts::bundled()),
+    }
+}
+
+/// A member of the Chicago consulate's staff.
+fn chicago_staff() -> StaffMember {
+    StaffMember {
+        subject: "t".into(),
+        consulate_id: "mx-cg-chicago".into(),
+        national: false,
+    }
+}
+
+/// A reader of the table's stream from its start.
+async fn poller(stack: &Stack) -> StreamPoller {
+    let connected = StreamPoller::connect(&stack.config, &stack.table).await;
+    connected.expect("the stream is readable")
 }
 
 fn press(client_alert_id: &str, lat: f64, lon: f64) -> AlertRequest {
@@ -106,12 +198,6 @@ async fn drain_stream(poller: &mut StreamPoller, fanout: &FanOut) {
     panic!("the stream kept producing records");
 }
 
-fn field<'a>(messages: &'a [Value], name: &str) -> Vec<&'a str> {
-    let mut values: Vec<&str> = messages.iter().filter_map(|m| m[name].as_str()).collect();
-    values.sort_unstable();
-    values
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
     let stack = Stack::create().await;
@@ -125,14 +211,7 @@ async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
             ..Retention::default()
         },
     );
-    let (person, token) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
+    let (person, token) = register(&aws).await;
     let authenticated = aws.service.authenticate(&token).await.unwrap();
     assert_eq!(authenticated.person_id, person.person_id);
     assert!(matches!(
@@ -177,21 +256,9 @@ async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
     assert_eq!(stored.location.lat, 29.7);
 
     // The raw item: keys, the consulate index keys, the TTL attribute.
-    let item = aws_sdk_dynamodb::Client::new(&stack.config)
-        .get_item()
-        .table_name(&stack.table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("ALERT#{alert_id}")),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("ALERT".into()),
-        )
-        .send()
+    let item = stack
+        .item(&format!("ALERT#{alert_id}"), "ALERT")
         .await
-        .unwrap()
-        .item
         .unwrap();
     assert_eq!(
         item["consulate_status"].as_s().unwrap(),
@@ -216,17 +283,13 @@ async fn a_hundred_concurrent_presses_make_one_alert_and_one_round_of_notificati
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
     let phone = unique_phone();
-    let (person, _) = aws
-        .service
-        .register(registration(&phone, "kim@example.org"), "203.0.113.7")
-        .await
-        .unwrap();
+    let (person, _) = register_as(&aws, &phone, "kim@example.org").await;
     let pid = person.person_id.to_string();
     let family = stack
-        .probe(&json!({"audience": ["family"], "person_id": [pid]}).to_string())
+        .probe_of(json!({"audience": ["family"], "person_id": [pid]}))
         .await;
     let consulate = stack
-        .probe(&json!({"audience": ["consulate"], "consulate_id": ["mx-cg-houston"]}).to_string())
+        .probe_of(json!({"audience": ["consulate"], "consulate_id": ["mx-cg-houston"]}))
         .await;
 
     let person = Arc::new(person);
@@ -251,14 +314,7 @@ async fn a_hundred_concurrent_presses_make_one_alert_and_one_round_of_notificati
     assert_eq!(created, 1, "exactly one press created the alert");
     assert_eq!(ids.len(), 1, "every press got the same alert");
 
-    let items = aws_sdk_dynamodb::Client::new(&stack.config)
-        .scan()
-        .table_name(&stack.table)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let items = stack.items().await;
     let alerts = items
         .iter()
         .filter(|i| {
@@ -269,9 +325,7 @@ async fn a_hundred_concurrent_presses_make_one_alert_and_one_round_of_notificati
         .count();
     assert_eq!(alerts, 1);
 
-    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
-        .await
-        .unwrap();
+    let mut poller = poller(&stack).await;
     drain_stream(&mut poller, &aws.fanout).await;
     let family_messages = family.wait_for(2).await;
     let consulate_messages = consulate.wait_for(1).await;
@@ -296,50 +350,22 @@ async fn filter_policies_give_each_audience_exactly_its_messages() {
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
     let (ana_phone, bea_phone) = (unique_phone(), unique_phone());
-    let (ana, _) = aws
-        .service
-        .register(registration(&ana_phone, "kim@example.org"), "203.0.113.7")
-        .await
-        .unwrap();
-    let (bea, _) = aws
-        .service
-        .register(registration(&bea_phone, "lee@example.org"), "203.0.113.7")
-        .await
-        .unwrap();
+    let (ana, _) = register_as(&aws, &ana_phone, "kim@example.org").await;
+    let (bea, _) = register_as(&aws, &bea_phone, "lee@example.org").await;
     let (ana_id, bea_id) = (ana.person_id.to_string(), bea.person_id.to_string());
 
     // The probes carry the very policies the family subscriptions carry.
     let ana_es = stack.probe(&family_filter_policy(&ana_id, "es")).await;
     let ana_en = stack.probe(&family_filter_policy(&ana_id, "en")).await;
     let bea_all = stack
-        .probe(&json!({"audience": ["family"], "person_id": [bea_id]}).to_string())
+        .probe_of(json!({"audience": ["family"], "person_id": [bea_id]}))
         .await;
-    let chicago = stack
-        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
-            "mx-cg-chicago",
-        ))
-        .await;
-    let houston = stack
-        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
-            "mx-cg-houston",
-        ))
-        .await;
+    let chicago = stack.consulate_probe("mx-cg-chicago").await;
+    let houston = stack.consulate_probe("mx-cg-houston").await;
 
-    let ana_alert = aws
-        .service
-        .raise_alert(&ana, press("a", 41.88, -87.63))
-        .await
-        .unwrap()
-        .alert;
-    let bea_alert = aws
-        .service
-        .raise_alert(&bea, press("b", 29.76, -95.37))
-        .await
-        .unwrap()
-        .alert;
-    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
-        .await
-        .unwrap();
+    let ana_alert = raise(&aws, &ana, "a", (41.88, -87.63)).await;
+    let bea_alert = raise(&aws, &bea, "b", (29.76, -95.37)).await;
+    let mut poller = poller(&stack).await;
     drain_stream(&mut poller, &aws.fanout).await;
 
     // A location update is a MODIFY record: only its new entry is notified.
@@ -411,11 +437,7 @@ async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Subscriptions);
     let phone = unique_phone();
-    let (person, _) = aws
-        .service
-        .register(registration(&phone, "kim@example.org"), "203.0.113.7")
-        .await
-        .unwrap();
+    let (person, _) = register_as(&aws, &phone, "kim@example.org").await;
     let pid = person.person_id.to_string();
     let sns = aws_sdk_sns::Client::new(&stack.config);
 
@@ -475,12 +497,8 @@ async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_
             person,
             ContactsReplacement {
                 contacts: vec![Contact {
-                    name: "Rosa".into(),
-                    phone: Some(new_phone.clone()),
-                    email: None,
                     language: Some(Language::En),
-                    country: None,
-                    consent: Default::default(),
+                    ..texted("Rosa", &new_phone)
                 }],
                 current_pin: None,
                 location: None,
@@ -499,29 +517,11 @@ async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_
 
     // The registration's retention runs out: DynamoDB's TTL deletes the item (done by hand here, as
     // moto never expires items) and the stream's REMOVE record makes the fan-out unsubscribe.
-    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
-        .await
-        .unwrap();
-    aws_sdk_dynamodb::Client::new(&stack.config)
-        .delete_item()
-        .table_name(&stack.table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("PERSON#{pid}")),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("PERSON".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let mut poller = poller(&stack).await;
+    stack.delete_person(pid).await;
     drain_stream(&mut poller, &aws.fanout).await;
-    let found = subscriptions(sns, stack.topic_arn.clone()).await;
-    assert!(
-        found.is_empty(),
-        "an expired person's family stays subscribed: {found:?}"
-    );
+    let left = subscriptions(sns, stack.topic_arn.clone()).await;
+    assert!(left.is_empty(), "expired, yet subscribed: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -529,11 +529,7 @@ async fn with_sns_down_for_a_while_every_alert_is_delivered_once_it_recovers() {
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
     let phone = unique_phone();
-    let (person, _) = aws
-        .service
-        .register(registration(&phone, "kim@example.org"), "203.0.113.7")
-        .await
-        .unwrap();
+    let (person, _) = register_as(&aws, &phone, "kim@example.org").await;
     let family = stack
         .probe(
             &json!({"audience": ["family"], "person_id": [person.person_id.to_string()]})
@@ -541,41 +537,17 @@ async fn with_sns_down_for_a_while_every_alert_is_delivered_once_it_recovers() {
         )
         .await;
     let consulate = stack
-        .probe(
-            &json!({"audience": ["consulate"], "consulate_id": ["mx-consul-denver"]}).to_string(),
-        )
+        .probe_of(json!({"audience": ["consulate"], "consulate_id": ["mx-consul-denver"]}))
         .await;
     let mut alert_ids = Vec::new();
     for n in 0..5 {
-        let raised = aws
-            .service
-            .raise_alert(&person, press(&format!("outage-{n}"), 39.74, -104.99))
-            .await
-            .unwrap();
-        alert_ids.push(raised.alert.alert_id.to_string());
+        let raised = raise(&aws, &person, &format!("outage-{n}"), (39.74, -104.99)).await;
+        alert_ids.push(raised.alert_id.to_string());
     }
 
     // SNS unreachable: nothing listens on this port, so every publish fails for real.
-    let unreachable = sdk_config("http://127.0.0.1:9").await;
-    let broken = FanOut::new(
-        Arc::new(Directory::bundled()),
-        Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&stack.config),
-            &stack.table,
-        )),
-        Arc::new(SnsNotifier::new(
-            aws_sdk_sns::Client::new(&unreachable),
-            &stack.topic_arn,
-            FamilySms::Direct,
-        )),
-        Arc::new(DynamoLedger::new(
-            aws_sdk_dynamodb::Client::new(&stack.config),
-            &stack.table,
-        )),
-    );
-    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
-        .await
-        .unwrap();
+    let broken = fanout_without_sns(&stack).await;
+    let mut poller = poller(&stack).await;
     for _ in 0..3 {
         let (seen, failed) = poller.deliver_once(&broken).await.unwrap();
         assert!(seen >= 5, "the stream is read again from the first failure");
@@ -610,33 +582,17 @@ async fn consulate_staff_list_acknowledge_and_resolve_against_dynamodb() {
 
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
-    let (ana, _) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
+    let (ana, _) = register(&aws).await;
     let family = stack
-        .probe(&json!({"audience": ["family"], "event": ["acknowledged", "resolved"]}).to_string())
+        .probe_of(json!({"audience": ["family"], "event": ["acknowledged", "resolved"]}))
         .await;
     let mut chicago_alerts = Vec::new();
     for n in 0..3 {
-        let raised = aws
-            .service
-            .raise_alert(&ana, press(&format!("c{n}"), 41.88, -87.63))
-            .await
-            .unwrap();
-        chicago_alerts.push(raised.alert.alert_id);
+        let raised = raise(&aws, &ana, &format!("c{n}"), (41.88, -87.63)).await;
+        chicago_alerts.push(raised.alert_id);
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let houston_alert = aws
-        .service
-        .raise_alert(&ana, press("h", 29.76, -95.37))
-        .await
-        .unwrap()
-        .alert;
+    let houston_alert = raise(&aws, &ana, "h", (29.76, -95.37)).await;
     let member = |consulate: &str| StaffMember {
         subject: "tester".into(),
         consulate_id: consulate.into(),
@@ -738,9 +694,7 @@ async fn consulate_staff_list_acknowledge_and_resolve_against_dynamodb() {
         .await
         .unwrap();
 
-    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
-        .await
-        .unwrap();
+    let mut poller = poller(&stack).await;
     drain_stream(&mut poller, &aws.fanout).await;
     let messages = family.wait_for(4).await;
     assert_eq!(
@@ -761,28 +715,10 @@ async fn an_overdue_alert_escalates_once_through_sns() {
 
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
-    let (ana, _) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
-    let ciam = stack
-        .probe(&json!({"audience": ["escalation"]}).to_string())
-        .await;
-    let milwaukee = stack
-        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
-            "mx-consul-milwaukee",
-        ))
-        .await;
-    let alert = aws
-        .service
-        .raise_alert(&ana, press("late", 41.88, -87.63))
-        .await
-        .unwrap()
-        .alert;
+    let (ana, _) = register(&aws).await;
+    let ciam = stack.probe_of(json!({"audience": ["escalation"]})).await;
+    let milwaukee = stack.consulate_probe("mx-consul-milwaukee").await;
+    let alert = raise(&aws, &ana, "late", (41.88, -87.63)).await;
 
     let policy = EscalationPolicy::default();
     let later = OffsetDateTime::now_utc() + Span::minutes(11);
@@ -796,9 +732,7 @@ async fn an_overdue_alert_escalates_once_through_sns() {
         "two concurrent sweeps escalate once"
     );
 
-    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
-        .await
-        .unwrap();
+    let mut poller = poller(&stack).await;
     drain_stream(&mut poller, &aws.fanout).await;
     let told = ciam.wait_for(1).await;
     let further = milwaukee.wait_for(1).await;
@@ -817,11 +751,7 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
     let phone = unique_phone();
-    let (ana, _) = aws
-        .service
-        .register(registration(&phone, "kim@example.org"), "203.0.113.7")
-        .await
-        .unwrap();
+    let (ana, _) = register_as(&aws, &phone, "kim@example.org").await;
     let now = OffsetDateTime::now_utc();
     let checkin = aws
         .service
@@ -870,9 +800,7 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
         .unwrap();
     assert_eq!(alert.consulate_id, "mx-cg-phoenix");
 
-    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
-        .await
-        .unwrap();
+    let mut poller = poller(&stack).await;
     drain_stream(&mut poller, &aws.fanout).await;
     assert_eq!(
         sms_sent_to(&phone).await.len(),
@@ -885,14 +813,7 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
 async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
-    let (ana, token) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
+    let (ana, token) = register(&aws).await;
     aws.service
         .set_pins(
             ana,
@@ -906,12 +827,7 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
         .await
         .unwrap();
     let ana = aws.service.authenticate(&token).await.unwrap();
-    let alert = aws
-        .service
-        .raise_alert(&ana, press("d", 41.88, -87.63))
-        .await
-        .unwrap()
-        .alert;
+    let alert = raise(&aws, &ana, "d", (41.88, -87.63)).await;
     let shown = aws
         .service
         .cancel(
@@ -933,11 +849,7 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
             .status,
         AlertStatus::Cancelled
     );
-    let staff = StaffMember {
-        subject: "t".into(),
-        consulate_id: "mx-cg-chicago".into(),
-        national: false,
-    };
+    let staff = chicago_staff();
     let truth = aws
         .service
         .alert_for_staff(&staff, alert.alert_id)
@@ -958,32 +870,13 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_local_runner_serves_against_an_aws_api() {
     let stack = Stack::create().await;
-    let consulate = stack
-        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
-            "mx-consul-denver",
-        ))
-        .await;
+    let consulate = stack.consulate_probe("mx-consul-denver").await;
     let runner = stack.runner(&[]);
-    let client = reqwest::Client::new();
-    let registered: Value = client
-        .post(runner.url("/v1/people"))
-        .json(&json!({"language": "es", "contacts": [{"name": "Luis", "phone": unique_phone()}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = registered["token"].as_str().unwrap();
-    let response = client
-        .post(runner.url("/v1/alerts"))
-        .bearer_auth(token)
-        .json(&json!({"client_alert_id": "runner-1", "location": {"lat": 39.74, "lon": -104.99}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
-    let alert: Value = response.json().await.unwrap();
+    let token = runner
+        .register_with(one_texted_contact(&unique_phone()))
+        .await;
+    let (status, alert) = runner.press(&token, "runner-1", DENVER).await;
+    assert_eq!(status, 201);
 
     // Stored in the table, and fanned out by the runner's stream reader.
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
@@ -1058,14 +951,7 @@ fn replacement(phones: &[String], current: Option<&str>) -> ContactsReplacement 
         contacts: phones
             .iter()
             .enumerate()
-            .map(|(i, phone)| Contact {
-                name: format!("C{i}"),
-                phone: Some(phone.clone()),
-                email: None,
-                language: None,
-                country: None,
-                consent: Default::default(),
-            })
+            .map(|(i, phone)| texted(&format!("C{i}"), phone))
             .collect(),
         current_pin: current.map(Into::into),
         location: None,
@@ -1086,19 +972,8 @@ async fn stored_person(aws: &AwsBackend, person_id: uuid::Uuid) -> Person {
 async fn the_duress_pin_on_contacts_keeps_the_family_subscribed_in_aws() {
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Subscriptions);
-    let (ana, token) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
-    aws.service
-        .set_pins(ana, pins("2468", "1357", None))
-        .await
-        .unwrap();
-    let ana = aws.service.authenticate(&token).await.unwrap();
+    let (ana, token) = register(&aws).await;
+    let ana = first_pins(&aws, ana, &token).await;
     let before = topic_subscriptions(&stack).await;
     assert_eq!(before.len(), 2);
 
@@ -1124,11 +999,7 @@ async fn the_duress_pin_on_contacts_keeps_the_family_subscribed_in_aws() {
     assert_eq!(stored.pins, ana.pins);
     assert_eq!(topic_subscriptions(&stack).await, before);
     // An alert was raised where the phone is, marked duress for the consulate.
-    let staff = StaffMember {
-        subject: "t".into(),
-        consulate_id: "mx-cg-chicago".into(),
-        national: false,
-    };
+    let staff = chicago_staff();
     let open = aws
         .service
         .list_for_staff(&staff, "mx-cg-chicago", AlertStatus::Open, 10, None)
@@ -1148,19 +1019,8 @@ async fn the_duress_pin_on_contacts_keeps_the_family_subscribed_in_aws() {
 async fn concurrent_contact_and_pin_changes_leave_no_orphaned_subscription() {
     let stack = Stack::create().await;
     let aws = Arc::new(backend(&stack, FamilySms::Subscriptions));
-    let (ana, token) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
-    aws.service
-        .set_pins(ana, pins("2468", "1357", None))
-        .await
-        .unwrap();
-    let ana = aws.service.authenticate(&token).await.unwrap();
+    let (ana, token) = register(&aws).await;
+    let ana = first_pins(&aws, ana, &token).await;
 
     // Eight replacements and a PIN change at once: with the check below, ten PIN uses, the most
     // a quarter hour allows.
@@ -1259,9 +1119,6 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
     let failing = AlertService::new(
         Arc::new(Directory::bundled()),
         Ports {
-            people: store.clone(),
-            alerts: store.clone(),
-            checkins: store.clone(),
             subscriptions: Arc::new(UnsubscribeFails {
                 working: SnsFamilySubscriptions::new(
                     aws_sdk_sns::Client::new(&stack.config),
@@ -1275,21 +1132,11 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
                 ),
             }),
             staff: Arc::new(NoStaff),
-            limits: store.clone(),
-            clock: Arc::new(SystemClock),
-            key: stack.service_key.clone(),
-            districts: Arc::new(Districts::bundled()),
+            ..store_ports(&stack, &store)
         },
         Retention::default(),
     );
-    let (ana, token) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
+    let (ana, token) = register(&aws).await;
     let first = ana.subscriptions.clone();
 
     // The old subscriptions cannot be removed: they are kept on the record, not just logged.
@@ -1336,23 +1183,8 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
             .len(),
         1
     );
-    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
-        .await
-        .unwrap();
-    aws_sdk_dynamodb::Client::new(&stack.config)
-        .delete_item()
-        .table_name(&stack.table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("PERSON#{}", stored.person_id)),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("PERSON".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let mut poller = poller(&stack).await;
+    stack.delete_person(stored.person_id).await;
     drain_stream(&mut poller, &aws.fanout).await;
     assert!(topic_subscriptions(&stack).await.is_empty());
 }
@@ -1360,35 +1192,14 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled_in_dynamodb() {
     use alert_button_core::domain::alert::{AcknowledgeRequest, AlertEvent, AlertStatus};
-    use alert_button_core::ports::StaffMember;
 
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
-    let (ana, token) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
-    aws.service
-        .set_pins(ana, pins("2468", "1357", None))
-        .await
-        .unwrap();
-    let ana = aws.service.authenticate(&token).await.unwrap();
-    let staff = StaffMember {
-        subject: "t".into(),
-        consulate_id: "mx-cg-chicago".into(),
-        national: false,
-    };
+    let (ana, token) = register(&aws).await;
+    let ana = first_pins(&aws, ana, &token).await;
+    let staff = chicago_staff();
     for (client_id, pin) in [("real", "2468"), ("forced", "1357")] {
-        let alert = aws
-            .service
-            .raise_alert(&ana, press(client_id, 41.88, -87.63))
-            .await
-            .unwrap()
-            .alert;
+        let alert = raise(&aws, &ana, client_id, (41.88, -87.63)).await;
         let cancel = CancelRequest {
             reason: CancelReason::Safe,
             pin: Some(pin.into()),
@@ -1422,11 +1233,7 @@ async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled_in_dynamodb()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn using_a_registration_renews_its_expiry_in_dynamodb() {
-    use alert_button_core::outbound::staff_tokens::NoStaffAccess;
-    use alert_button_core::ports::NoSubscriptions;
-    use alert_button_core::service::{AlertService, Ports};
     use alert_button_tests::SettableClock;
-    use aws_sdk_dynamodb::types::AttributeValue;
     use time::Duration as Span;
     use time::macros::datetime;
 
@@ -1438,15 +1245,8 @@ async fn using_a_registration_renews_its_expiry_in_dynamodb() {
     let service = AlertService::new(
         Arc::new(Directory::bundled()),
         Ports {
-            people: store.clone(),
-            alerts: store.clone(),
-            checkins: store.clone(),
-            subscriptions: Arc::new(NoSubscriptions),
-            staff: Arc::new(NoStaffAccess),
-            limits: store.clone(),
             clock: clock.clone(),
-            key: stack.service_key.clone(),
-            districts: Arc::new(Districts::bundled()),
+            ..store_ports(&stack, &store)
         },
         Retention::default(),
     );
@@ -1458,17 +1258,9 @@ async fn using_a_registration_renews_its_expiry_in_dynamodb() {
         .await
         .unwrap();
     let stored_expiry = || async {
-        let item = client
-            .get_item()
-            .table_name(&stack.table)
-            .key("pk", AttributeValue::S(format!("PERSON#{}", ana.person_id)))
-            .key("sk", AttributeValue::S("PERSON".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .expect("the person is stored");
+        let person = format!("PERSON#{}", ana.person_id);
+        let item = stack.item(&person, "PERSON").await;
+        let item = item.expect("the person is stored");
         item["expires_at"].as_n().unwrap().parse::<i64>().unwrap()
     };
     let year = Span::days(365);
@@ -1488,14 +1280,7 @@ async fn using_a_registration_renews_its_expiry_in_dynamodb() {
 async fn the_dynamodb_store_leaves_out_alerts_at_the_level_asked() {
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
-    let (ana, _) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
+    let (ana, _) = register(&aws).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
     alert_button_tests::overdue_query_leaves_out_the_last_level(&store, &ana).await;
 }
@@ -1531,26 +1316,12 @@ async fn pins_in_the_table_are_keyed_with_the_secret_read_at_start_up() {
     ));
 
     let aws = backend(&stack, FamilySms::Direct);
-    let (ana, _) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
+    let (ana, _) = register(&aws).await;
     let person_id = ana.person_id;
 
     // The registration counter is keyed by an HMAC of the address under the window's key, not
     // by a hash anyone can compute from the address.
-    let counters = aws_sdk_dynamodb::Client::new(&stack.config)
-        .scan()
-        .table_name(&stack.table)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let counters = stack.items().await;
     let counters: Vec<(String, i64)> = counters
         .iter()
         .filter_map(|item| {
@@ -1597,21 +1368,8 @@ async fn the_runner_on_aws_resumes_the_stream_where_it_stopped() {
     let stack = Stack::create().await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_string_lossy().into_owned();
-    let consulate = stack
-        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
-            "mx-consul-denver",
-        ))
-        .await;
+    let consulate = stack.consulate_probe("mx-consul-denver").await;
     let phone = unique_phone();
-    let client = reqwest::Client::new();
-    let press = |runner: &alert_button_tests::Runner, token: &str, id: &str| {
-        client
-            .post(runner.url("/v1/alerts"))
-            .bearer_auth(token)
-            .json(&json!({"client_alert_id": id, "location": {"lat": 39.74, "lon": -104.99}}))
-            .send()
-    };
-
     let start = || {
         stack.runner_with(
             &["--data-dir", &data_dir],
@@ -1619,26 +1377,16 @@ async fn the_runner_on_aws_resumes_the_stream_where_it_stopped() {
         )
     };
     let runner = start();
-    let registered: Value = client
-        .post(runner.url("/v1/people"))
-        .json(&json!({"language": "es", "contacts": [{"name": "Luis", "phone": phone}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = registered["token"].as_str().unwrap().to_owned();
-    let first = press(&runner, &token, "before").await.unwrap();
-    assert_eq!(first.status().as_u16(), 201);
+    let token = runner.register_with(one_texted_contact(&phone)).await;
+    let (status, _) = runner.press(&token, "before", DENVER).await;
+    assert_eq!(status, 201);
     assert_eq!(consulate.wait_for(1).await.len(), 1);
     wait_for_sms(&phone, 1).await;
     assert!(runner.terminate().success());
 
     let runner = start();
-    let second = press(&runner, &token, "after").await.unwrap();
-    assert_eq!(second.status().as_u16(), 201);
-    let second: Value = second.json().await.unwrap();
+    let (status, second) = runner.press(&token, "after", DENVER).await;
+    assert_eq!(status, 201);
     let messages = consulate.wait_for(1).await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let messages: Vec<Value> = messages
@@ -1672,22 +1420,12 @@ async fn wait_for_sms(phone: &str, count: usize) -> Vec<String> {
 /// nobody acknowledged in time escalates, and the escalation is fanned out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_runner_on_aws_escalates_overdue_alerts() {
-    use alert_button_core::domain::alert::Alert;
     use alert_button_core::domain::districts::Districts;
 
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
-    let (ana, _) = aws
-        .service
-        .register(
-            registration(&unique_phone(), "kim@example.org"),
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
-    let escalations = stack
-        .probe(&json!({"audience": ["escalation"]}).to_string())
-        .await;
+    let (ana, _) = register(&aws).await;
+    let escalations = stack.probe_of(json!({"audience": ["escalation"]})).await;
     // Raised eleven minutes ago: past the default ten-minute threshold when the runner starts.
     let raised_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(11);
     let alert = Alert::open(
@@ -1715,14 +1453,9 @@ async fn the_runner_on_aws_escalates_overdue_alerts() {
 async fn deliveries(
     stack: &Stack,
 ) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    aws_sdk_dynamodb::Client::new(&stack.config)
-        .scan()
-        .table_name(&stack.table)
-        .send()
+    stack
+        .items()
         .await
-        .unwrap()
-        .items
-        .unwrap_or_default()
         .into_iter()
         .filter(|item| {
             item.get("kind")
@@ -1746,40 +1479,8 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
     let good = unique_phone();
-    let (person, _) = aws
-        .service
-        .register(
-            Registration {
-                display_name: Some("Ana".into()),
-                language: Language::Es,
-                contacts: vec![
-                    Contact {
-                        name: "Luis".into(),
-                        phone: Some(unique_phone()),
-                        email: None,
-                        language: None,
-                        country: None,
-                        consent: Default::default(),
-                    },
-                    Contact {
-                        name: "Rosa".into(),
-                        phone: Some(good.clone()),
-                        email: None,
-                        language: None,
-                        country: None,
-                        consent: Default::default(),
-                    },
-                ],
-            },
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
-    let consulate = stack
-        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
-            "mx-cg-chicago",
-        ))
-        .await;
+    let (person, _) = enrol(&aws, two_phones(&unique_phone(), &good)).await;
+    let consulate = stack.consulate_probe("mx-cg-chicago").await;
     let family = stack
         .probe(&family_filter_policy(&person.person_id.to_string(), "es"))
         .await;
@@ -1794,14 +1495,7 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
     aws_sdk_dynamodb::Client::new(&stack.config)
         .update_item()
         .table_name(&stack.table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("PERSON#{}", person.person_id)),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("PERSON".into()),
-        )
+        .set_key(Some(person_key(person.person_id)))
         .update_expression("SET contacts[0].phone = :refused")
         .expression_attribute_values(
             ":refused",
@@ -1812,9 +1506,7 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
         .unwrap();
 
     // The same batch twice, as Lambda retries it.
-    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
-        .await
-        .unwrap();
+    let mut poller = poller(&stack).await;
     let batches = poller.fetch().await.unwrap();
     let mut failures = Vec::new();
     for _ in 0..2 {
@@ -1891,34 +1583,8 @@ async fn a_throttled_text_is_retried_alone() {
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
     let second = unique_phone();
-    let (person, _) = aws
-        .service
-        .register(
-            Registration {
-                display_name: Some("Ana".into()),
-                language: Language::Es,
-                contacts: [unique_phone(), second.clone()]
-                    .into_iter()
-                    .map(|phone| Contact {
-                        name: "Luis".into(),
-                        phone: Some(phone),
-                        email: None,
-                        language: None,
-                        country: None,
-                        consent: Default::default(),
-                    })
-                    .collect(),
-            },
-            "203.0.113.7",
-        )
-        .await
-        .unwrap();
-    let alert = aws
-        .service
-        .raise_alert(&person, press("throttled", 41.88, -87.63))
-        .await
-        .unwrap()
-        .alert;
+    let (person, _) = enrol(&aws, two_phones(&unique_phone(), &second)).await;
+    let alert = raise(&aws, &person, "throttled", (41.88, -87.63)).await;
 
     // SNS throttles the second phone's first text: a fault moto cannot be made to produce. The
     // ledger and the person's record are moto's.
@@ -1984,33 +1650,23 @@ async fn a_throttled_text_is_retried_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_ledger_sends_again_only_what_no_attempt_settled() {
-    use alert_button_core::ports::{Delivery, DeliveryLedger, DeliveryState};
+    use alert_button_core::ports::{DeliveryLedger, DeliveryState};
+    use alert_button_tests::family_text;
 
     let stack = Stack::create().await;
     let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
     let alert_id = uuid::Uuid::new_v4();
-    let delivery = |recipient: &str| Delivery {
-        alert_id,
-        notification_id: format!("{alert_id}:1:family:es"),
-        seq: 1,
-        audience: alert_button_core::domain::notification::Audience::Family,
-        channel: "sms".into(),
-        recipient: recipient.into(),
-        masked: "+1•••••0100".into(),
-        expires_at: 1_900_000_000,
-    };
+    let delivery = |recipient: &str| family_text(alert_id, recipient, "+1•••••0100");
     let (crashed, sent, refused) = (delivery("a"), delivery("b"), delivery("c"));
     for d in [&crashed, &sent, &refused] {
         assert!(ledger.claim(d).await.unwrap(), "a new send is claimed");
     }
-    ledger
-        .settle(&sent, DeliveryState::Sent, Some("m-sent"))
-        .await
-        .unwrap();
-    ledger
-        .settle(&refused, DeliveryState::FailedPermanent, None)
-        .await
-        .unwrap();
+    for (d, state, message_id) in [
+        (&sent, DeliveryState::Sent, Some("m-sent")),
+        (&refused, DeliveryState::FailedPermanent, None),
+    ] {
+        ledger.settle(d, state, message_id).await.unwrap();
+    }
     // The attempt that queued `crashed` never recorded an answer: the retry sends it again.
     assert!(ledger.claim(&crashed).await.unwrap());
     assert!(!ledger.claim(&sent).await.unwrap());
@@ -2030,21 +1686,9 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
         .find(|r| text(r, "sk").ends_with("#b"))
         .unwrap();
     assert_eq!(text(sent_record, "message_id"), "m-sent");
-    let pointer = aws_sdk_dynamodb::Client::new(&stack.config)
-        .get_item()
-        .table_name(&stack.table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("RECEIPT#m-sent".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("RECEIPT".into()),
-        )
-        .send()
+    let pointer = stack
+        .item("RECEIPT#m-sent", "RECEIPT")
         .await
-        .unwrap()
-        .item
         .expect("a receipt pointer");
     assert_eq!(
         (text(&pointer, "delivery_pk"), text(&pointer, "delivery_sk")),
@@ -2101,17 +1745,8 @@ async fn texts_go_out_from_the_number_set_at_start_up() {
         stack.service_key.clone(),
     );
     let phone = unique_phone();
-    let (person, _) = aws
-        .service
-        .register(registration(&phone, "kim@example.org"), "203.0.113.7")
-        .await
-        .unwrap();
-    let alert = aws
-        .service
-        .raise_alert(&person, press("origination", 41.88, -87.63))
-        .await
-        .unwrap()
-        .alert;
+    let (person, _) = register_as(&aws, &phone, "kim@example.org").await;
+    let alert = raise(&aws, &person, "origination", (41.88, -87.63)).await;
     aws.fanout
         .deliver(&alert, alert.latest_entry())
         .await
@@ -2176,19 +1811,13 @@ async fn a_failed_batch(
     use alert_button_core::inbound::stream::fan_out_batch;
 
     let phone = unique_phone();
-    let (person, _) = aws
-        .service
-        .register(registration(&phone, "kim@example.org"), "203.0.113.7")
-        .await
-        .unwrap();
+    let (person, _) = register_as(aws, &phone, "kim@example.org").await;
     aws.service
         .raise_alert(&person, press("dead-letter", 39.74, -104.99))
         .await
         .unwrap();
     let broken = fanout_without_sns(stack).await;
-    let mut poller = StreamPoller::connect(&stack.config, &stack.table)
-        .await
-        .unwrap();
+    let mut poller = poller(stack).await;
     let batch = poller
         .fetch()
         .await
@@ -2280,11 +1909,7 @@ fn redrive(stack: &Stack, aws: &AwsBackend) -> alert_button_core::inbound::redri
 async fn a_redrive_sends_a_dead_lettered_change_once_and_deletes_its_message() {
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
-    let consulate = stack
-        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
-            "mx-consul-denver",
-        ))
-        .await;
+    let consulate = stack.consulate_probe("mx-consul-denver").await;
     let (batch, phone) = a_failed_batch(&stack, &aws).await;
     let stream_arn = batch.json["Records"][0]["eventSourceARN"]
         .as_str()
@@ -2311,24 +1936,8 @@ async fn a_redrive_sends_a_dead_lettered_change_once_and_deletes_its_message() {
 
     // The same message redriven again, by the operator's command, reaches nobody twice and goes.
     send().await.unwrap();
-    let moto = alert_button_tests::aws::moto_url();
-    let output = std::process::Command::new(alert_button_tests::binary("alert-button"))
-        .args(["redrive", "--queue-url", &queue_url])
-        .env("AWS_ENDPOINT_URL", &moto)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("ALERT_BUTTON_TABLE", &stack.table)
-        .env("ALERT_BUTTON_TOPIC_ARN", &stack.topic_arn)
-        .env("ALERT_BUTTON_FAMILY_SMS", "direct")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let redriven = stack.command(&["redrive", "--queue-url", &queue_url]);
+    let stdout = alert_button_tests::stdout_of(&mut { redriven });
     assert!(stdout.contains("1 message(s) deleted"), "{stdout}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(consulate.drain().await.is_empty());

@@ -59,18 +59,8 @@ impl Case {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_clear_4xx_json_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
-    let (person_id, token) = api.register("Ana").await;
-    let alert = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&token),
-            Some(json!({"client_alert_id": "ok-1", "location": {"lat": 30.0, "lon": -97.0}})),
-        )
-        .await;
-    let alert_id = alert.json["alert_id"].as_str().unwrap().to_owned();
+    let api = LocalApi::scratch();
+    let (person_id, token, alert_id) = api.register_and_raise("Ana", (30.0, -97.0)).await;
     let location_path = format!("/v1/alerts/{alert_id}/locations");
     let good_alert = |lat: &str, lon: &str| {
         format!(r#"{{"client_alert_id":"c-2","location":{{"lat":{lat},"lon":{lon}}}}}"#)
@@ -276,30 +266,16 @@ async fn malformed_requests_get_clear_4xx_json_errors() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // None of the rejected requests changed anything.
-    let after = api
-        .call(
-            Method::GET,
-            &format!("/v1/alerts/{alert_id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let after = api.get(&format!("/v1/alerts/{alert_id}"), &token).await;
     assert_eq!(after.json["history"].as_array().unwrap().len(), 1);
     api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthorized_answers_say_how_to_authenticate() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
-    let reply = api
-        .call(
-            Method::GET,
-            "/v1/alerts/00000000-0000-4000-8000-000000000000",
-            None,
-            None,
-        )
-        .await;
+    let api = LocalApi::scratch();
+    let unknown = "/v1/alerts/00000000-0000-4000-8000-000000000000";
+    let reply = api.anonymous(Method::GET, unknown, None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.headers[header::WWW_AUTHENTICATE], "Bearer");
     assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use alert_button_core::inbound::stream_poller::StreamPoller;
 use alert_button_tests::PATIENCE;
-use alert_button_tests::aws::{Stack, moto_url, sms_sent_to};
+use alert_button_tests::aws::{Stack, field, moto_url, sms_sent_to};
 use serde_json::{Value, json};
 
 /// Building the functions the first time can take minutes on a small machine.
@@ -153,18 +153,10 @@ fn http_answer(answer: &Value) -> (u64, Value) {
 async fn the_functions_run_an_alert_from_intake_to_sns() {
     let stack = Stack::create().await;
     let family = stack
-        .probe(&json!({"audience": ["family"], "event": ["opened"]}).to_string())
+        .probe_of(json!({"audience": ["family"], "event": ["opened"]}))
         .await;
-    let consulate = stack
-        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
-            "mx-cg-los-angeles",
-        ))
-        .await;
-    let san_diego = stack
-        .probe(&alert_button_core::outbound::sns::consulate_filter_policy(
-            "mx-consul-san-diego",
-        ))
-        .await;
+    let consulate = stack.consulate_probe("mx-cg-los-angeles").await;
+    let san_diego = stack.consulate_probe("mx-consul-san-diego").await;
     let watch = Watch::start(&stack.table, &stack.topic_arn, &stack.service_key_secret);
     let events = tempfile::tempdir().unwrap();
     let phone = format!(
@@ -247,11 +239,7 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
 
     let family_messages = family.wait_for(4).await;
     let consulate_messages = consulate.wait_for(2).await;
-    let mut alerts: Vec<&str> = consulate_messages
-        .iter()
-        .filter_map(|m| m["alert_id"].as_str())
-        .collect();
-    alerts.sort_unstable();
+    let alerts = field(&consulate_messages, "alert_id");
     let mut expected = vec![alert_id.as_str(), first["alert_id"].as_str().unwrap()];
     expected.sort_unstable();
     assert_eq!(alerts, expected);
@@ -269,11 +257,7 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
     );
     assert_eq!(response, json!({"batchItemFailures": []}));
     let fixture_messages = san_diego.wait_for(2).await;
-    let mut events_seen: Vec<&str> = fixture_messages
-        .iter()
-        .filter_map(|m| m["event"].as_str())
-        .collect();
-    events_seen.sort_unstable();
+    let events_seen = field(&fixture_messages, "event");
     assert_eq!(events_seen, ["location_updated", "opened"]);
 }
 
@@ -281,22 +265,16 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
 /// `awslogs.data` is gzipped and base64-encoded), move texts the ledger holds as sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_turn_sent_texts_into_delivered_or_failed() {
-    use alert_button_core::domain::notification::Audience;
     use alert_button_core::outbound::dynamodb_ledger::DynamoLedger;
-    use alert_button_core::ports::{Delivery, DeliveryLedger, DeliveryState};
+    use alert_button_core::ports::{DeliveryLedger, DeliveryState};
+    use alert_button_tests::family_text;
 
     let stack = Stack::create().await;
     let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
     let alert_id = uuid::Uuid::new_v4();
-    let text = |recipient: &str| Delivery {
-        alert_id,
-        notification_id: format!("{alert_id}:1:family:es"),
-        seq: 1,
-        audience: Audience::Family,
-        channel: "sms".into(),
-        recipient: recipient.into(),
-        masked: format!("+1•••••010{recipient}"),
-        expires_at: 1_900_000_000,
+    let text = |recipient: &str| {
+        let masked = format!("+1•••••010{recipient}");
+        family_text(alert_id, recipient, &masked)
     };
     // The message ids SNS gave these texts are those the fixtures' status lines name; the
     // fixtures also carry a receipt for a text the ledger does not hold.
@@ -326,22 +304,13 @@ async fn receipts_turn_sent_texts_into_delivered_or_failed() {
 
     let watch = Watch::start(&stack.table, &stack.topic_arn, &stack.service_key_secret);
     let events = workspace().join("tests/events");
-    let delivered = watch.invoke(
-        "delivery-receipts",
-        &events.join("cloudwatch-logs-sms-delivered.json"),
-    );
-    assert_eq!(
-        delivered,
-        json!({"delivered": 1, "failed": 0, "unknown": 1, "ignored": 0})
-    );
-    let failed = watch.invoke(
-        "delivery-receipts",
-        &events.join("cloudwatch-logs-sms-failed.json"),
-    );
-    assert_eq!(
-        failed,
-        json!({"delivered": 0, "failed": 1, "unknown": 0, "ignored": 0})
-    );
+    let receipts = |fixture: &str| {
+        let batch = events.join(format!("cloudwatch-logs-sms-{fixture}.json"));
+        watch.invoke("delivery-receipts", &batch)
+    };
+    let counts = |delivered: u32, failed: u32, unknown: u32, ignored: u32| json!({"delivered": delivered, "failed": failed, "unknown": unknown, "ignored": ignored});
+    assert_eq!(receipts("delivered"), counts(1, 0, 1, 0));
+    assert_eq!(receipts("failed"), counts(0, 1, 0, 0));
     let expected = vec![
         ("+1•••••0100".to_owned(), "delivered"),
         ("+1•••••0101".to_owned(), "failed"),
@@ -350,14 +319,7 @@ async fn receipts_turn_sent_texts_into_delivered_or_failed() {
     assert_eq!(states().await, expected);
 
     // A repeated batch changes nothing, and nothing goes backwards.
-    let again = watch.invoke(
-        "delivery-receipts",
-        &events.join("cloudwatch-logs-sms-delivered.json"),
-    );
-    assert_eq!(
-        again,
-        json!({"delivered": 0, "failed": 0, "unknown": 1, "ignored": 1})
-    );
+    assert_eq!(receipts("delivered"), counts(0, 0, 1, 1));
     assert_eq!(states().await, expected);
     let log = watch.log_text();
     for phone in ["5550100", "5550101", "5550102"] {

@@ -3,7 +3,7 @@
 
 use alert_button_core::domain::alert::EscalationPolicy;
 use alert_button_core::service::SweepSummary;
-use alert_button_tests::{LocalApi, of_change, wait_for_journal};
+use alert_button_tests::{LocalApi, assert_problem, of_change, text_of, wait_for_change};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -17,145 +17,84 @@ fn at(offset: Duration) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_check_in_raises_the_alert_with_the_last_location_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     let (_, ana) = api.register("Ana").await;
     let (_, bea) = api.register("Bea").await;
 
     let start = |deadline: String| json!({"deadline": deadline, "location": {"lat": 29.42, "lon": -98.49}, "note": "cita en ICE"});
     let missed = api
-        .call(
-            Method::POST,
-            "/v1/checkins",
-            Some(&ana),
-            Some(start(at(Duration::minutes(2)))),
-        )
+        .post("/v1/checkins", &ana, start(at(Duration::minutes(2))))
         .await;
     assert_eq!(missed.status, StatusCode::CREATED, "{}", missed.json);
     assert_eq!(missed.json["status"], "pending");
-    let missed_id = missed.json["checkin_id"].as_str().unwrap().to_owned();
+    let missed_id = missed.string("checkin_id");
     let kept = api
-        .call(
-            Method::POST,
-            "/v1/checkins",
-            Some(&ana),
-            Some(start(at(Duration::minutes(2)))),
-        )
+        .post("/v1/checkins", &ana, start(at(Duration::minutes(2))))
         .await;
-    let kept_id = kept.json["checkin_id"].as_str().unwrap().to_owned();
+    let kept_id = kept.string("checkin_id");
+    let (missed_path, kept_path) = (
+        format!("/v1/checkins/{missed_id}"),
+        format!("/v1/checkins/{kept_id}"),
+    );
 
     // The last known location moves; the other check-in is confirmed in time.
+    let location = json!({"lat": 29.5, "lon": -98.6});
     let moved = api
-        .call(
-            Method::POST,
-            &format!("/v1/checkins/{missed_id}/locations"),
-            Some(&ana),
-            Some(json!({"lat": 29.5, "lon": -98.6})),
-        )
+        .post(&format!("{missed_path}/locations"), &ana, location)
         .await;
     assert_eq!(moved.status, StatusCode::OK);
+    let (missed_confirm, kept_confirm) = (
+        format!("{missed_path}/confirm"),
+        format!("{kept_path}/confirm"),
+    );
     let confirmed = api
-        .call(
-            Method::POST,
-            &format!("/v1/checkins/{kept_id}/confirm"),
-            Some(&ana),
-            None,
-        )
+        .call(Method::POST, &kept_confirm, Some(&ana), None)
         .await;
     assert_eq!(confirmed.status, StatusCode::OK);
     assert_eq!(confirmed.json["status"], "confirmed");
 
     // Nobody else can see or confirm Ana's check-in.
     for (method, path) in [
-        (Method::GET, format!("/v1/checkins/{missed_id}")),
-        (Method::POST, format!("/v1/checkins/{missed_id}/confirm")),
+        (Method::GET, missed_path.clone()),
+        (Method::POST, missed_confirm.clone()),
     ] {
-        assert_eq!(
-            api.call(method, &path, Some(&bea), None).await.status,
-            StatusCode::NOT_FOUND
-        );
+        let reply = api.call(method, &path, Some(&bea), None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
     }
 
     let service = &api.local.service;
     let policy = EscalationPolicy::default();
     let now = OffsetDateTime::now_utc();
     let counts = |summary: SweepSummary| (summary.raised, summary.escalated, summary.failed);
-    assert_eq!(
-        service
-            .sweep(now + Duration::minutes(1), &policy)
-            .await
-            .map(counts)
-            .unwrap(),
-        (0, 0, 0)
-    );
-    assert_eq!(
-        service
-            .sweep(now + Duration::minutes(3), &policy)
-            .await
-            .map(counts)
-            .unwrap(),
-        (1, 0, 0)
-    );
-    let (again, other) = tokio::join!(
-        service.sweep(now + Duration::minutes(3), &policy),
-        service.sweep(now + Duration::minutes(4), &policy)
-    );
+    let swept = |minutes| service.sweep(now + Duration::minutes(minutes), &policy);
+    assert_eq!(swept(1).await.map(counts).unwrap(), (0, 0, 0));
+    assert_eq!(swept(3).await.map(counts).unwrap(), (1, 0, 0));
+    let (again, other) = tokio::join!(swept(3), swept(4));
     assert_eq!(
         again.unwrap().raised + other.unwrap().raised,
         0,
         "one alert per missed check-in"
     );
 
-    let checkin = api
-        .call(
-            Method::GET,
-            &format!("/v1/checkins/{missed_id}"),
-            Some(&ana),
-            None,
-        )
-        .await;
+    let checkin = api.get(&missed_path, &ana).await;
     assert_eq!(checkin.json["status"], "missed");
-    let alert_id = checkin.json["alert_id"].as_str().unwrap().to_owned();
-    let alert = api
-        .call(
-            Method::GET,
-            &format!("/v1/alerts/{alert_id}"),
-            Some(&ana),
-            None,
-        )
-        .await;
+    let alert_id = checkin.string("alert_id");
+    let alert = api.get(&format!("/v1/alerts/{alert_id}"), &ana).await;
     assert_eq!(alert.json["status"], "open");
     assert_eq!(
         alert.json["location"]["lat"], 29.5,
         "the last known location"
     );
     assert_eq!(alert.json["consulate"]["id"], "mx-consul-san-antonio");
-    assert!(
-        alert.json["note"]
-            .as_str()
-            .unwrap()
-            .starts_with("Check-in missed")
-    );
-    let lines = wait_for_journal(&api.journal(), |l| of_change(l, &alert_id, 1).len() >= 3).await;
+    assert!(text_of(&alert.json, "note").starts_with("Check-in missed"));
+    let lines = wait_for_change(&api.journal(), &alert_id, 1, 3).await;
     assert_eq!(of_change(&lines, &alert_id, 1)[0]["event"], "opened");
 
-    let still = api
-        .call(
-            Method::GET,
-            &format!("/v1/checkins/{kept_id}"),
-            Some(&ana),
-            None,
-        )
-        .await;
+    let still = api.get(&kept_path, &ana).await;
     assert_eq!(still.json["status"], "confirmed");
     assert!(still.json.get("alert_id").is_none());
     let late = api
-        .call(
-            Method::POST,
-            &format!("/v1/checkins/{missed_id}/confirm"),
-            Some(&ana),
-            None,
-        )
+        .call(Method::POST, &missed_confirm, Some(&ana), None)
         .await;
     assert_eq!(late.status, StatusCode::CONFLICT);
 
@@ -165,21 +104,8 @@ async fn a_missed_check_in_raises_the_alert_with_the_last_location_once() {
         at(Duration::days(8)),
         "tomorrow".to_owned(),
     ] {
-        let reply = api
-            .call(
-                Method::POST,
-                "/v1/checkins",
-                Some(&ana),
-                Some(start(deadline)),
-            )
-            .await;
-        assert_eq!(
-            reply.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            reply.json
-        );
-        assert_eq!(reply.json["error"]["field"], "deadline");
+        let reply = api.post("/v1/checkins", &ana, start(deadline)).await;
+        assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY, "deadline");
     }
     api.stop().await;
 }

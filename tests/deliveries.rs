@@ -4,57 +4,43 @@
 
 use std::time::{Duration, Instant};
 
-use alert_button_tests::{LocalApi, PATIENCE, Reply};
-use axum::http::{Method, StatusCode};
+use alert_button_tests::{
+    CANCEL_PIN as CANCEL, CHICAGO, DURESS_PIN as DURESS, LocalApi, PATIENCE, Reply,
+};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-
-const CHICAGO: (f64, f64) = (41.88, -87.63);
-const CANCEL: &str = "2468";
-const DURESS: &str = "1357";
-
-fn staff(api: &LocalApi, consulate: &str) -> String {
-    api.local
-        .staff_tokens
-        .issue("tester", consulate, false, Duration::from_secs(600))
-        .unwrap()
-}
 
 /// Registers a person whose Spanish contacts are a phone that is texted and one that the local
 /// notifier refuses for good (see `journal::REFUSED_PHONE_SUFFIX`), and whose English contact
 /// has an e-mail address only.
 async fn register(api: &LocalApi) -> String {
-    let reply = api
-        .call(
-            Method::POST,
-            "/v1/people",
-            None,
-            Some(json!({
-                "display_name": "Ana",
-                "language": "es",
-                "contacts": [
-                    {"name": "Luis", "phone": "+13125550100"},
-                    {"name": "Rosa", "phone": "+13125550199"},
-                    {"name": "Kim", "email": "kim@example.org", "language": "en"}
-                ]
-            })),
-        )
+    let (_, token) = api
+        .register_with(json!({
+            "display_name": "Ana",
+            "language": "es",
+            "contacts": [
+                {"name": "Luis", "phone": "+13125550100"},
+                {"name": "Rosa", "phone": "+13125550199"},
+                {"name": "Kim", "email": "kim@example.org", "language": "en"}
+            ]
+        }))
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
-    reply.json["token"].as_str().unwrap().to_owned()
+    token
 }
 
-async fn raise(api: &LocalApi, token: &str, client_id: &str) -> String {
-    let (lat, lon) = CHICAGO;
+/// A person as `register` makes them, PINs set, who presses and, once the opening's five sends
+/// are listed, cancels with `pin`; returns (token, alert_id).
+async fn press_and_cancel(api: &LocalApi, client_id: &str, pin: &str) -> (String, String) {
+    let token = register(api).await;
+    api.set_pins(&token).await;
+    let alert_id = api.raise(&token, client_id, CHICAGO).await;
+    settled(api, &alert_id, &token, 5).await;
+    let cancel = json!({"reason": "safe", "pin": pin});
     let reply = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(token),
-            Some(json!({"client_alert_id": client_id, "location": {"lat": lat, "lon": lon}})),
-        )
+        .post(&format!("/v1/alerts/{alert_id}/cancel"), &token, cancel)
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
-    reply.json["alert_id"].as_str().unwrap().to_owned()
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    (token, alert_id)
 }
 
 fn deliveries(reply: &Reply) -> Vec<Value> {
@@ -68,14 +54,7 @@ fn deliveries(reply: &Reply) -> Vec<Value> {
 async fn settled(api: &LocalApi, alert_id: &str, token: &str, count: usize) -> Reply {
     let start = Instant::now();
     loop {
-        let reply = api
-            .call(
-                Method::GET,
-                &format!("/v1/alerts/{alert_id}"),
-                Some(token),
-                None,
-            )
-            .await;
+        let reply = api.get(&format!("/v1/alerts/{alert_id}"), token).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
         let listed = deliveries(&reply);
         if listed.len() >= count && listed.iter().all(|d| d["status"] != "queued") {
@@ -110,10 +89,9 @@ fn summary(listed: &[Value]) -> Vec<(String, String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alert_lists_each_send_with_its_status_to_the_person_and_the_consulate() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     let token = register(&api).await;
-    let alert_id = raise(&api, &token, "press-1").await;
+    let alert_id = api.raise(&token, "press-1", CHICAGO).await;
 
     // The consulate's message, the family's in each language, and a text to each phone: the
     // refused one is failed alone.
@@ -148,7 +126,7 @@ async fn the_alert_lists_each_send_with_its_status_to_the_person_and_the_consula
         person.json
     );
 
-    let consulate = staff(&api, "mx-cg-chicago");
+    let consulate = api.staff("mx-cg-chicago");
     let seen = settled(&api, &alert_id, &consulate, 5).await;
     assert_eq!(summary(&deliveries(&seen)), summary(&listed));
     api.stop().await;
@@ -156,63 +134,17 @@ async fn the_alert_lists_each_send_with_its_status_to_the_person_and_the_consula
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_person_sees_no_send_a_duress_cancel_would_reveal() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
-    let consulate = staff(&api, "mx-cg-chicago");
+    let api = LocalApi::scratch();
+    let consulate = api.staff("mx-cg-chicago");
 
     // A real cancel, for comparison.
-    let real = register(&api).await;
-    let pins = json!({"cancel_pin": CANCEL, "duress_pin": DURESS});
-    for token in [&real] {
-        let reply = api
-            .call(
-                Method::PUT,
-                "/v1/people/me/pins",
-                Some(token),
-                Some(pins.clone()),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
-    }
-    let real_alert = raise(&api, &real, "press-real").await;
-    settled(&api, &real_alert, &real, 5).await;
-    let reply = api
-        .call(
-            Method::POST,
-            &format!("/v1/alerts/{real_alert}/cancel"),
-            Some(&real),
-            Some(json!({"reason": "safe", "pin": CANCEL})),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    let (real, real_alert) = press_and_cancel(&api, "press-real", CANCEL).await;
     let after_real_cancel = deliveries(&settled(&api, &real_alert, &real, 10).await);
 
     // The same under duress, and then the consulate takes the alert on: the family is texted.
-    let forced = register(&api).await;
-    let reply = api
-        .call(Method::PUT, "/v1/people/me/pins", Some(&forced), Some(pins))
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
-    let forced_alert = raise(&api, &forced, "press-forced").await;
-    settled(&api, &forced_alert, &forced, 5).await;
-    let reply = api
-        .call(
-            Method::POST,
-            &format!("/v1/alerts/{forced_alert}/cancel"),
-            Some(&forced),
-            Some(json!({"reason": "safe", "pin": DURESS})),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    let (forced, forced_alert) = press_and_cancel(&api, "press-forced", DURESS).await;
     settled(&api, &forced_alert, &consulate, 10).await;
-    let reply = api
-        .call(
-            Method::POST,
-            &format!("/v1/alerts/{forced_alert}/acknowledge"),
-            Some(&consulate),
-            Some(json!({})),
-        )
-        .await;
+    let reply = api.acknowledge(&forced_alert, &consulate).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
     let responders = deliveries(&settled(&api, &forced_alert, &consulate, 15).await);
     assert_eq!(responders.len(), 15, "staff see every send");
@@ -226,21 +158,14 @@ async fn the_person_sees_no_send_a_duress_cancel_would_reveal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_receipts_mark_texts_delivered_or_failed() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
-    let reply = api
-        .call(
-            Method::POST,
-            "/v1/people",
-            None,
-            Some(json!({"language": "es", "contacts": [
-                {"name": "Luis", "phone": "+13125550100"},
-                {"name": "Rosa", "phone": "+13125550198"}
-            ]})),
-        )
+    let api = LocalApi::scratch();
+    let (_, token) = api
+        .register_with(json!({"language": "es", "contacts": [
+            {"name": "Luis", "phone": "+13125550100"},
+            {"name": "Rosa", "phone": "+13125550198"}
+        ]}))
         .await;
-    let token = reply.json["token"].as_str().unwrap().to_owned();
-    let alert_id = raise(&api, &token, "press-1").await;
+    let alert_id = api.raise(&token, "press-1", CHICAGO).await;
     settled(&api, &alert_id, &token, 4).await;
     assert_eq!(
         api.local

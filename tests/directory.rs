@@ -8,7 +8,7 @@ use std::process::Command;
 use alert_button_core::domain::consulate::{COLUMNS, Directory};
 use alert_button_core::domain::districts::{Districts, RoutingReason, route};
 use alert_button_core::domain::geography::GeoPoint;
-use alert_button_tests::binary;
+use alert_button_tests::{alert_button, binary, stdout_of};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -277,17 +277,7 @@ fn a_phone_must_exist_in_the_numbering_plan() {
 
 #[test]
 fn directory_check_prints_the_coverage() {
-    let output = Command::new(binary("alert-button"))
-        .args(["directory", "check"])
-        .arg(data("consulates.csv"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = stdout_of(alert_button(&["directory", "check"]).arg(data("consulates.csv")));
     assert!(stdout.contains("53 offices, no problems"), "{stdout}");
     assert!(stdout.contains("consular-districts.csv: "), "{stdout}");
     for line in [
@@ -335,14 +325,10 @@ fn directory_check_names_the_line_of_a_bad_county() {
 
 #[test]
 fn directory_report_is_the_committed_directory_md() {
-    let output = Command::new(binary("alert-button"))
-        .args(["directory", "report"])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
+    let report = stdout_of(&mut alert_button(&["directory", "report"]));
     let committed = std::fs::read_to_string(data("DIRECTORY.md")).unwrap_or_default();
     assert!(
-        String::from_utf8_lossy(&output.stdout) == committed,
+        report == committed,
         "data/DIRECTORY.md is out of date: run \
          `cargo run --bin alert-button -- directory report > data/DIRECTORY.md`"
     );

@@ -2,7 +2,10 @@
 //! register → alert → replay → notifications for both audiences → location → cancel → restart.
 
 use alert_button_core::local::JOURNAL_FILE;
-use alert_button_tests::{LocalApi, of_change, read_journal, wait_for_journal};
+use alert_button_tests::{
+    LocalApi, assert_code, assert_problem, field_pairs, of_change, read_journal, text_of,
+    to_audience, wait_for_change, wait_for_journal,
+};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
@@ -19,7 +22,7 @@ async fn the_whole_alert_path() {
     let dir = tempfile::tempdir().unwrap();
     let api = LocalApi::start(dir.path());
 
-    let health = api.call(Method::GET, "/healthz", None, None).await;
+    let health = api.anonymous(Method::GET, "/healthz", None).await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.json, json!({"status": "ok"}));
 
@@ -27,17 +30,11 @@ async fn the_whole_alert_path() {
     assert!(token.starts_with(&person_id));
 
     // Raise an alert in Chicago: 201 with the nearest consulate at once.
-    let created = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&token),
-            Some(alert_body("press-1", 41.88, -87.63)),
-        )
-        .await;
+    let press = |lat, lon| alert_body("press-1", lat, lon);
+    let created = api.post("/v1/alerts", &token, press(41.88, -87.63)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
     let alert = &created.json;
-    let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
+    let alert_id = created.string("alert_id");
     assert_eq!(alert["status"], "open");
     assert_eq!(alert["consulate"]["id"], "mx-cg-chicago");
     assert_eq!(alert["consulate"]["routing_reason"], "state");
@@ -47,99 +44,55 @@ async fn the_whole_alert_path() {
     assert!(alert["created_at"].is_string());
 
     // The same client_alert_id again: 200 and the very same alert.
-    let replay = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&token),
-            Some(alert_body("press-1", 40.0, -100.0)),
-        )
-        .await;
+    let replay = api.post("/v1/alerts", &token, press(40.0, -100.0)).await;
     assert_eq!(replay.status, StatusCode::OK);
     assert_eq!(replay.json["alert_id"], alert_id.as_str());
     assert_eq!(replay.json["created_at"], alert["created_at"]);
 
     // A replay is still a request: an invalid one is refused like any other, not answered with the
     // stored alert.
-    let invalid_replay = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&token),
-            Some(alert_body("press-1", 41.88, -187.63)),
-        )
-        .await;
-    assert_eq!(invalid_replay.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(invalid_replay.json["error"]["field"], "location.lon");
+    let invalid_replay = api.post("/v1/alerts", &token, press(41.88, -187.63)).await;
+    assert_problem(
+        &invalid_replay,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "location.lon",
+    );
     assert_eq!(replay.json["location"]["lat"], 41.88);
 
     // The consulate first, then the family (one message per language), each once.
     let journal = api.journal();
-    let lines = wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 1).len() >= 3).await;
+    let lines = wait_for_change(&journal, &alert_id, 1, 3).await;
     let opened = of_change(&lines, &alert_id, 1);
-    let audiences: Vec<(String, String)> = opened
-        .iter()
-        .map(|n| {
-            (
-                n["audience"].as_str().unwrap().to_owned(),
-                n["language"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
     assert_eq!(
-        audiences,
+        field_pairs(&opened, "audience", "language"),
         [("consulate", "es"), ("family", "es"), ("family", "en")]
-            .map(|(a, l)| (a.to_owned(), l.to_owned()))
     );
     for notification in &opened {
         assert_eq!(notification["event"], "opened");
         assert_eq!(notification["consulate_id"], "mx-cg-chicago");
-        assert!(
-            notification["text"]
-                .as_str()
-                .unwrap()
-                .contains("41.88000,-87.63000")
-        );
+        assert!(text_of(notification, "text").contains("41.88000,-87.63000"));
     }
-    assert!(
-        opened[1]["sms"]
-            .as_str()
-            .unwrap()
-            .starts_with("ALERTA de Ana")
-    );
-    assert!(
-        opened[2]["sms"]
-            .as_str()
-            .unwrap()
-            .starts_with("ALERT from Ana")
-    );
+    assert!(text_of(opened[1], "sms").starts_with("ALERTA de Ana"));
+    assert!(text_of(opened[2], "sms").starts_with("ALERT from Ana"));
 
     // A location update while open.
+    let (locations, cancel) = (
+        format!("/v1/alerts/{alert_id}/locations"),
+        format!("/v1/alerts/{alert_id}/cancel"),
+    );
     let moved = api
-        .call(
-            Method::POST,
-            &format!("/v1/alerts/{alert_id}/locations"),
-            Some(&token),
-            Some(json!({"lat": 41.9, "lon": -87.7})),
-        )
+        .post(&locations, &token, json!({"lat": 41.9, "lon": -87.7}))
         .await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.json);
     assert_eq!(moved.json["location"]["lat"], 41.9);
     assert_eq!(moved.json["history"].as_array().unwrap().len(), 2);
 
     // Cancel: "I'm safe".
-    let cancelled = api
-        .call(
-            Method::POST,
-            &format!("/v1/alerts/{alert_id}/cancel"),
-            Some(&token),
-            Some(json!({"reason": "safe"})),
-        )
-        .await;
+    let cancelled = api.post(&cancel, &token, json!({"reason": "safe"})).await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.json);
     assert_eq!(cancelled.json["status"], "cancelled");
 
-    let lines = wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 3).len() >= 3).await;
+    let lines = wait_for_change(&journal, &alert_id, 3, 3).await;
     // The replay produced no second round: still exactly three messages for the opening.
     assert_eq!(of_change(&lines, &alert_id, 1).len(), 3);
     assert_eq!(
@@ -148,42 +101,24 @@ async fn the_whole_alert_path() {
     );
     let cancel_lines = of_change(&lines, &alert_id, 3);
     assert_eq!(cancel_lines[0]["event"], "cancelled");
-    assert!(cancel_lines[1]["sms"].as_str().unwrap().contains("a salvo"));
-    assert!(cancel_lines[2]["sms"].as_str().unwrap().contains("safe"));
+    assert!(text_of(cancel_lines[1], "sms").contains("a salvo"));
+    assert!(text_of(cancel_lines[2], "sms").contains("safe"));
     assert_eq!(lines.len(), 9);
 
     // A closed alert takes no more changes.
     let late = api
-        .call(
-            Method::POST,
-            &format!("/v1/alerts/{alert_id}/locations"),
-            Some(&token),
-            Some(json!({"lat": 41.9, "lon": -87.7})),
-        )
+        .post(&locations, &token, json!({"lat": 41.9, "lon": -87.7}))
         .await;
-    assert_eq!(late.status, StatusCode::CONFLICT);
-    assert_eq!(late.json["error"]["code"], "alert_closed");
+    assert_code(&late, StatusCode::CONFLICT, "alert_closed");
     let again = api
-        .call(
-            Method::POST,
-            &format!("/v1/alerts/{alert_id}/cancel"),
-            Some(&token),
-            Some(json!({"reason": "mistake"})),
-        )
+        .post(&cancel, &token, json!({"reason": "mistake"}))
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
 
     // Restart: everything acknowledged is still there.
     api.stop().await;
     let api = LocalApi::start(dir.path());
-    let after = api
-        .call(
-            Method::GET,
-            &format!("/v1/alerts/{alert_id}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let after = api.get(&format!("/v1/alerts/{alert_id}"), &token).await;
     assert_eq!(after.status, StatusCode::OK);
     assert_eq!(after.json["status"], "cancelled");
     let events: Vec<&str> = after.json["history"]
@@ -201,18 +136,12 @@ async fn the_whole_alert_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_cannot_see_or_touch_another_persons_alert() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     let (_, ana) = api.register("Ana").await;
     let (_, bea) = api.register("Bea").await;
 
     let created = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&ana),
-            Some(alert_body("a-1", 29.76, -95.37)),
-        )
+        .post("/v1/alerts", &ana, alert_body("a-1", 29.76, -95.37))
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let alert_id = created.json["alert_id"].as_str().unwrap();
@@ -238,25 +167,13 @@ async fn a_person_cannot_see_or_touch_another_persons_alert() {
 
     // Bea using the same client id gets her own, separate alert.
     let hers = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&bea),
-            Some(alert_body("a-1", 29.76, -95.37)),
-        )
+        .post("/v1/alerts", &bea, alert_body("a-1", 29.76, -95.37))
         .await;
     assert_eq!(hers.status, StatusCode::CREATED);
     assert_ne!(hers.json["alert_id"], created.json["alert_id"]);
 
     // Ana's alert is untouched.
-    let mine = api
-        .call(
-            Method::GET,
-            &format!("/v1/alerts/{alert_id}"),
-            Some(&ana),
-            None,
-        )
-        .await;
+    let mine = api.get(&format!("/v1/alerts/{alert_id}"), &ana).await;
     assert_eq!(mine.json["status"], "open");
     assert_eq!(mine.json["history"].as_array().unwrap().len(), 1);
     api.stop().await;
@@ -264,49 +181,31 @@ async fn a_person_cannot_see_or_touch_another_persons_alert() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_are_replaced_and_the_next_change_uses_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     let (person_id, token) = api.register("Ana").await;
 
-    let replaced = api
-        .call(
-            Method::PUT,
-            "/v1/people/me/contacts",
-            Some(&token),
-            Some(
-                json!({"contacts": [{"name": "Kim", "phone": "+525512345678", "language": "en"}]}),
-            ),
-        )
-        .await;
+    let kim = json!({"contacts": [{"name": "Kim", "phone": "+525512345678", "language": "en"}]});
+    let replaced = api.put("/v1/people/me/contacts", &token, kim).await;
     assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.json);
     assert_eq!(replaced.json["person_id"], person_id.as_str());
     assert_eq!(replaced.json["contacts"].as_array().unwrap().len(), 1);
 
     let created = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&token),
-            Some(alert_body("x", 33.45, -112.07)),
-        )
+        .post("/v1/alerts", &token, alert_body("x", 33.45, -112.07))
         .await;
     let alert_id = created.json["alert_id"].as_str().unwrap().to_owned();
     assert_eq!(created.json["consulate"]["id"], "mx-cg-phoenix");
-    let lines = wait_for_journal(&api.journal(), |l| of_change(l, &alert_id, 1).len() >= 2).await;
-    let family: Vec<_> = of_change(&lines, &alert_id, 1)
-        .into_iter()
-        .filter(|n| n["audience"] == "family")
-        .collect();
+    let lines = wait_for_change(&api.journal(), &alert_id, 1, 2).await;
+    let family = to_audience(&lines, &alert_id, 1, "family");
     assert_eq!(family.len(), 1);
     assert_eq!(family[0]["language"], "en");
     assert_eq!(family[0]["recipients"], 1);
 
     // Registration without a display name still reads well.
     let anonymous = api
-        .call(
+        .anonymous(
             Method::POST,
             "/v1/people",
-            None,
             Some(json!({"language": "en", "contacts": []})),
         )
         .await;
@@ -316,10 +215,9 @@ async fn contacts_are_replaced_and_the_next_change_uses_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_and_nearest_lookup_answer_as_the_contract_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
 
-    let all = api.call(Method::GET, "/v1/consulates", None, None).await;
+    let all = api.anonymous(Method::GET, "/v1/consulates", None).await;
     assert_eq!(all.status, StatusCode::OK);
     let consulates = all.json["consulates"].as_array().unwrap();
     assert_eq!(consulates.len(), 53);
@@ -338,27 +236,18 @@ async fn the_directory_and_nearest_lookup_answer_as_the_contract_says() {
     assert_eq!(austin["phone"], "+15206237874");
     assert_eq!(austin["phone_kind"], "ciam");
 
-    let nearest = api
-        .call(
-            Method::GET,
-            "/v1/consulates/nearest?lat=32.72&lon=-117.16",
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(nearest.status, StatusCode::OK);
-    let list = nearest.json["consulates"].as_array().unwrap();
+    let api_ref = &api;
+    let nearest = |query: &str| {
+        let path = format!("/v1/consulates/nearest?{query}");
+        async move { api_ref.anonymous(Method::GET, &path, None).await }
+    };
+    let nearest_one = nearest("lat=32.72&lon=-117.16").await;
+    assert_eq!(nearest_one.status, StatusCode::OK);
+    let list = nearest_one.json["consulates"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["id"], "mx-consul-san-diego");
 
-    let three = api
-        .call(
-            Method::GET,
-            "/v1/consulates/nearest?lat=34.05&lon=-118.25&limit=10",
-            None,
-            None,
-        )
-        .await;
+    let three = nearest("lat=34.05&lon=-118.25&limit=10").await;
     let list = three.json["consulates"].as_array().unwrap();
     assert_eq!(list.len(), 10);
     let distances: Vec<f64> = list
@@ -373,8 +262,7 @@ async fn the_directory_and_nearest_lookup_answer_as_the_contract_says() {
 /// serves: each listed route reaches a handler, and near-misses reach the fallbacks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_route_list_is_what_the_router_serves() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     let is_fallback = |reply: &alert_button_tests::Reply| {
         reply.status == StatusCode::METHOD_NOT_ALLOWED
             || (reply.status == StatusCode::NOT_FOUND
@@ -410,21 +298,18 @@ async fn the_route_list_is_what_the_router_serves() {
 
 #[tokio::test]
 async fn the_hourly_erase_takes_an_expired_alert_and_its_journal_lines_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     let (_, token) = api.register("Ana").await;
     let mut alert_ids = Vec::new();
     for (n, (lat, lon)) in [(41.88, -87.63), (29.76, -95.37)].into_iter().enumerate() {
-        let reply = api
-            .call(
-                Method::POST,
-                "/v1/alerts",
-                Some(&token),
-                Some(alert_body(&format!("erase-{n}"), lat, lon)),
-            )
-            .await;
+        let reply = api.post(
+            "/v1/alerts",
+            &token,
+            alert_body(&format!("erase-{n}"), lat, lon),
+        );
+        let reply = reply.await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
-        alert_ids.push(reply.json["alert_id"].as_str().unwrap().to_owned());
+        alert_ids.push(reply.string("alert_id"));
     }
     let journal = api.journal();
     wait_for_journal(&journal, |lines| {
@@ -435,19 +320,12 @@ async fn the_hourly_erase_takes_an_expired_alert_and_its_journal_lines_together(
     .await;
 
     // The first alert is cancelled: it is kept for the (shorter) closed-alert retention only.
+    let cancel = format!("/v1/alerts/{}/cancel", alert_ids[0]);
     let reply = api
-        .call(
-            Method::POST,
-            &format!("/v1/alerts/{}/cancel", alert_ids[0]),
-            Some(&token),
-            Some(json!({"reason": "mistake"})),
-        )
+        .post(&cancel, &token, json!({"reason": "mistake"}))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
-    wait_for_journal(&journal, |lines| {
-        of_change(lines, &alert_ids[0], 2).len() >= 3
-    })
-    .await;
+    wait_for_change(&journal, &alert_ids[0], 2, 3).await;
 
     let retention = api.local.service.retention();
     assert!(retention.closed_alert < retention.active_alert);
@@ -467,10 +345,9 @@ async fn the_hourly_erase_takes_an_expired_alert_and_its_journal_lines_together(
 /// give it where a source does, and leave it out where none does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_protection_line_is_answered_where_it_is_known() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
 
-    let all = api.call(Method::GET, "/v1/consulates", None, None).await;
+    let all = api.anonymous(Method::GET, "/v1/consulates", None).await;
     assert_eq!(all.status, StatusCode::OK, "{}", all.json);
     let office = |id: &str| {
         all.json["consulates"]
@@ -486,14 +363,8 @@ async fn the_protection_line_is_answered_where_it_is_known() {
     assert!(austin.get("protection_phone").is_none(), "{austin}");
 
     let (_, token) = api.register("Ana").await;
-    let raised = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&token),
-            Some(alert_body("protection-1", 41.88, -87.63)),
-        )
-        .await;
+    let press = alert_body("protection-1", 41.88, -87.63);
+    let raised = api.post("/v1/alerts", &token, press).await;
     assert_eq!(raised.status, StatusCode::CREATED, "{}", raised.json);
     assert_eq!(raised.json["consulate"]["id"], "mx-cg-chicago");
     assert_eq!(raised.json["consulate"]["protection_phone"], "+18887555511");

@@ -1,6 +1,6 @@
 //! Abuse limits: floods of registrations, alerts and PIN guesses are answered 429 with Retry-After.
 
-use alert_button_tests::{LocalApi, Reply};
+use alert_button_tests::{CANCEL_PIN, LocalApi, Reply};
 use axum::http::{Method, StatusCode, header};
 use serde_json::json;
 
@@ -22,8 +22,7 @@ fn assert_limited(reply: &Reply) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floods_are_answered_429_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
 
     // Registrations from one source: 20 an hour, invalid ones included (a body that is not even
     // the right JSON is refused before it reaches the service, and creates nothing).
@@ -42,12 +41,7 @@ async fn floods_are_answered_429_with_retry_after() {
         );
     }
     let flood = api
-        .call(
-            Method::POST,
-            "/v1/people",
-            None,
-            Some(json!({"language": "es"})),
-        )
+        .anonymous(Method::POST, "/v1/people", Some(json!({"language": "es"})))
         .await;
     assert_limited(&flood);
 
@@ -56,14 +50,7 @@ async fn floods_are_answered_429_with_retry_after() {
     let press =
         |id: String| json!({"client_alert_id": id, "location": {"lat": 30.0, "lon": -97.0}});
     for n in 0..20 {
-        let reply = api
-            .call(
-                Method::POST,
-                "/v1/alerts",
-                Some(&ana),
-                Some(press(format!("p{n}"))),
-            )
-            .await;
+        let reply = api.post("/v1/alerts", &ana, press(format!("p{n}"))).await;
         assert_eq!(
             reply.status,
             StatusCode::CREATED,
@@ -71,23 +58,9 @@ async fn floods_are_answered_429_with_retry_after() {
             reply.json
         );
     }
-    let flood = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&ana),
-            Some(press("p20".into())),
-        )
-        .await;
+    let flood = api.post("/v1/alerts", &ana, press("p20".into())).await;
     assert_limited(&flood);
-    let replay = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&ana),
-            Some(press("p3".into())),
-        )
-        .await;
+    let replay = api.post("/v1/alerts", &ana, press("p3".into())).await;
     assert_eq!(
         replay.status,
         StatusCode::OK,
@@ -99,66 +72,31 @@ async fn floods_are_answered_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pins_cannot_be_guessed() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     let (_, ana) = api.register("Ana").await;
-    api.call(
-        Method::PUT,
-        "/v1/people/me/pins",
-        Some(&ana),
-        Some(json!({"cancel_pin": "2468", "duress_pin": "1357"})),
-    )
-    .await;
-    let alert = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&ana),
-            Some(json!({"client_alert_id": "x", "location": {"lat": 30.0, "lon": -97.0}})),
-        )
-        .await;
-    let path = format!(
-        "/v1/alerts/{}/cancel",
-        alert.json["alert_id"].as_str().unwrap()
-    );
+    api.set_pins(&ana).await;
+    let alert_id = api.raise(&ana, "x", (30.0, -97.0)).await;
+    let path = format!("/v1/alerts/{alert_id}/cancel");
+    let cancel = |pin: &str| json!({"reason": "safe", "pin": pin});
     for guess in 0..10 {
-        let reply = api
-            .call(
-                Method::POST,
-                &path,
-                Some(&ana),
-                Some(json!({"reason": "safe", "pin": format!("{guess:04}")})),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        let reply = api.post(&path, &ana, cancel(&format!("{guess:04}"))).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "guess {guess}");
     }
     // Even the right PIN waits now: guessing gains nothing.
-    let right = api
-        .call(
-            Method::POST,
-            &path,
-            Some(&ana),
-            Some(json!({"reason": "safe", "pin": "2468"})),
-        )
-        .await;
+    let right = api.post(&path, &ana, cancel(CANCEL_PIN)).await;
     assert_limited(&right);
     api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locations_for_unknown_alerts_are_not_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     let (_, ana) = api.register("Ana").await;
     let before = api.local.limits.tracked_keys();
     for _ in 0..1_000 {
+        let path = format!("/v1/alerts/{}/locations", uuid::Uuid::new_v4());
         let reply = api
-            .call(
-                Method::POST,
-                &format!("/v1/alerts/{}/locations", uuid::Uuid::new_v4()),
-                Some(&ana),
-                Some(json!({"lat": 30.0, "lon": -97.0})),
-            )
+            .post(&path, &ana, json!({"lat": 30.0, "lon": -97.0}))
             .await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.json);
     }

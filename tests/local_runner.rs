@@ -6,7 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use alert_button_core::local::JOURNAL_FILE;
-use alert_button_tests::{Runner, binary, of_change, read_journal, wait_for_journal};
+use alert_button_tests::{
+    Runner, alert_button, binary, of_change, read_journal, stdout_of, wait_for_journal,
+};
 use serde_json::{Value, json};
 
 fn data_file() -> std::path::PathBuf {
@@ -15,17 +17,8 @@ fn data_file() -> std::path::PathBuf {
 
 #[test]
 fn the_bundled_directory_passes_the_check() {
-    let output = Command::new(binary("alert-button"))
-        .args(["directory", "check"])
-        .arg(data_file())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("53 offices, no problems"));
+    let stdout = stdout_of(alert_button(&["directory", "check"]).arg(data_file()));
+    assert!(stdout.contains("53 offices, no problems"));
 }
 
 #[test]
@@ -82,16 +75,13 @@ fn serve_refuses_a_retention_it_cannot_honour() {
 
 #[test]
 fn config_prints_every_variable_with_the_value_in_effect_and_no_secret() {
-    let output = Command::new(binary("alert-button"))
-        .arg("config")
-        .env_clear()
-        .env("ALERT_BUTTON_CLOSED_ALERT_DAYS", " 7 ")
-        .env("ALERT_BUTTON_FAMILY_SMS", "direct")
-        .env("AWS_SECRET_ACCESS_KEY", "not-to-be-printed")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = stdout_of(
+        alert_button(&["config"])
+            .env_clear()
+            .env("ALERT_BUTTON_CLOSED_ALERT_DAYS", " 7 ")
+            .env("ALERT_BUTTON_FAMILY_SMS", "direct")
+            .env("AWS_SECRET_ACCESS_KEY", "not-to-be-printed"),
+    );
     for line in [
         "ALERT_BUTTON_CLOSED_ALERT_DAYS = 7\n",
         "ALERT_BUTTON_ACTIVE_ALERT_DAYS = 90\n",
@@ -130,14 +120,10 @@ fn config_prints_every_variable_with_the_value_in_effect_and_no_secret() {
 
 #[test]
 fn nearest_prints_the_offices_in_order() {
-    let output = Command::new(binary("alert-button"))
-        .args([
-            "nearest", "--lat", "29.42", "--lon", "-98.49", "--limit", "2",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let nearest = [
+        "nearest", "--lat", "29.42", "--lon", "-98.49", "--limit", "2",
+    ];
+    let stdout = stdout_of(&mut alert_button(&nearest));
     let first = stdout.find("San Antonio").expect("San Antonio listed");
     let second = stdout.find("2. ").expect("a second office");
     assert!(first < second, "{stdout}");
@@ -153,33 +139,13 @@ fn nearest_prints_the_offices_in_order() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    token: Option<&str>,
-    body: Value,
-) -> (u16, Value) {
-    let mut request = client.post(url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("the runner answers");
-    (
-        response.status().as_u16(),
-        response.json().await.expect("JSON"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_survives_a_kill_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
     let runner = Runner::start(dir.path());
 
-    let health: Value = client
+    let health: Value = runner
+        .client
         .get(runner.url("/healthz"))
         .send()
         .await
@@ -189,23 +155,11 @@ async fn serve_survives_a_kill_and_a_restart() {
         .unwrap();
     assert_eq!(health, json!({"status": "ok"}));
 
-    let (status, registered) = post(
-        &client,
-        runner.url("/v1/people"),
-        None,
-        json!({"display_name": "Ana", "language": "es", "contacts": [{"name": "Luis", "phone": "+13125550100"}]}),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let token = registered["token"].as_str().unwrap().to_owned();
-
-    let (status, alert) = post(
-        &client,
-        runner.url("/v1/alerts"),
-        Some(&token),
-        json!({"client_alert_id": "k-1", "location": {"lat": 33.75, "lon": -84.39}}),
-    )
-    .await;
+    let token = runner
+        .register_with(json!({"display_name": "Ana", "language": "es", "contacts": [{"name": "Luis", "phone": "+13125550100"}]}))
+        .await;
+    let atlanta = (33.75, -84.39);
+    let (status, alert) = runner.press(&token, "k-1", atlanta).await;
     assert_eq!(status, 201);
     let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
     assert_eq!(alert["consulate"]["id"], "mx-cg-atlanta");
@@ -246,35 +200,19 @@ async fn serve_survives_a_kill_and_a_restart() {
     runner.kill();
     let runner = Runner::start(dir.path());
 
-    let alert_url = runner.url(&format!("/v1/alerts/{alert_id}"));
-    let response = client
-        .get(&alert_url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let restored: Value = response.json().await.unwrap();
+    let (status, restored) = runner.get(&format!("/v1/alerts/{alert_id}"), &token).await;
+    assert_eq!(status, 200);
     assert_eq!(restored["status"], "open");
 
     // The replay after the restart is still the same alert, and notifies nobody again.
-    let (status, replay) = post(
-        &client,
-        runner.url("/v1/alerts"),
-        Some(&token),
-        json!({"client_alert_id": "k-1", "location": {"lat": 33.75, "lon": -84.39}}),
-    )
-    .await;
+    let (status, replay) = runner.press(&token, "k-1", atlanta).await;
     assert_eq!(status, 200);
     assert_eq!(replay["alert_id"], alert_id.as_str());
 
-    let (status, _) = post(
-        &client,
-        runner.url(&format!("/v1/alerts/{alert_id}/cancel")),
-        Some(&token),
-        json!({"reason": "mistake"}),
-    )
-    .await;
+    let cancel = format!("/v1/alerts/{alert_id}/cancel");
+    let (status, _) = runner
+        .post(&cancel, Some(&token), json!({"reason": "mistake"}))
+        .await;
     assert_eq!(status, 200);
     let lines = wait_for_journal(&journal, |lines| of_change(lines, &alert_id, 2).len() >= 2).await;
     assert_eq!(of_change(&lines, &alert_id, 1).len(), 2);
@@ -288,11 +226,8 @@ async fn serve_survives_a_kill_and_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_the_person_page_and_the_console() {
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
     let runner = Runner::start(dir.path());
+    let client = &runner.client;
     for (path, kind, marker) in [
         ("/", "text/html", "id=\"press\""),
         ("/console", "text/html", "id=\"token-form\""),

@@ -3,10 +3,9 @@
 //! level, on the embedded store and on an AWS API (moto), and search every line it logged for the
 //! coordinates, phones, e-mail addresses, names, tokens and PINs the flow used.
 
-use std::process::Command;
-
 use alert_button_tests::aws::Stack;
-use alert_button_tests::{Runner, binary};
+use alert_button_tests::{Runner, alert_button, stdout_of};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// Values chosen so that none can occur by chance in a log line (no round numbers, no ports).
@@ -90,156 +89,88 @@ fn contains_digits_alone(line: &str, digits: &str) -> bool {
 
 struct Flow<'a> {
     runner: &'a Runner,
-    client: reqwest::Client,
 }
 
 impl Flow<'_> {
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Value) -> Value {
-        let (status, json) = self.try_call(method, path, token, body).await;
+    /// `method` on `path`, which must succeed; returns the answer's body.
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Value) -> Value {
+        let body = Some(body).filter(|body| !body.is_null());
+        let (status, json) = self.runner.request(method.clone(), path, token, body).await;
         assert!(status < 300, "{method} {path}: {status} {json}");
         json
     }
 
-    async fn try_call(
+    /// As `call`, for a request that must be refused with `status`.
+    async fn refused(
         &self,
-        method: &str,
+        status: u16,
+        method: Method,
         path: &str,
         token: Option<&str>,
         body: Value,
-    ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.client.request(method, self.runner.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let json = response.json().await.unwrap_or(Value::Null);
-        (status, json)
+    ) {
+        let body = Some(body).filter(|body| !body.is_null());
+        let (got, json) = self.runner.request(method.clone(), path, token, body).await;
+        assert_eq!(got, status, "{method} {path}: {json}");
     }
 
     /// The person's side: registration, PINs, an alert that moves, a duress cancel, a check-in that
     /// moves, and bad requests carrying personal data. Returns the alert id and its consulate's.
     async fn person_side(&self, secrets: &mut Secrets) -> (String, String) {
-        let registered = self
-            .call(
-                "POST",
-                "/v1/people",
-                None,
-                json!({
-                    "display_name": DISPLAY_NAME,
-                    "language": "es",
-                    "contacts": [{"name": CONTACT_NAME, "phone": FAMILY_PHONE, "email": FAMILY_EMAIL}]
-                }),
-            )
-            .await;
-        let token = registered["token"].as_str().unwrap().to_owned();
+        let person = json!({
+            "display_name": DISPLAY_NAME,
+            "language": "es",
+            "contacts": [{"name": CONTACT_NAME, "phone": FAMILY_PHONE, "email": FAMILY_EMAIL}]
+        });
+        let token = self.runner.register_with(person).await;
         secrets.token(&token);
         let token = Some(token.as_str());
-        self.call(
-            "PUT",
-            "/v1/people/me/pins",
-            token,
-            json!({"cancel_pin": CANCEL_PIN, "duress_pin": DURESS_PIN}),
-        )
-        .await;
-        let alert = self
-            .call(
-                "POST",
-                "/v1/alerts",
-                token,
-                json!({"client_alert_id": "privacy-1", "location": {"lat": LAT, "lon": LON, "accuracy_m": 12}}),
-            )
+        let pins = json!({"cancel_pin": CANCEL_PIN, "duress_pin": DURESS_PIN});
+        self.call(Method::PUT, "/v1/people/me/pins", token, pins)
             .await;
+        let press = json!({"client_alert_id": "privacy-1", "location": {"lat": LAT, "lon": LON, "accuracy_m": 12}});
+        let alert = self.call(Method::POST, "/v1/alerts", token, press).await;
         let alert_id = alert["alert_id"].as_str().unwrap().to_owned();
         let consulate_id = alert["consulate"]["id"].as_str().unwrap().to_owned();
-        self.call(
-            "POST",
-            &format!("/v1/alerts/{alert_id}/locations"),
-            token,
-            json!({"lat": MOVED_LAT, "lon": MOVED_LON}),
-        )
-        .await;
-        // Wrong PIN, then the duress PIN: the first is refused, the second only looks like a cancel.
-        let (status, _) = self
-            .try_call(
-                "POST",
-                &format!("/v1/alerts/{alert_id}/cancel"),
-                token,
-                json!({"reason": "safe", "pin": "111111"}),
-            )
+        let moved = json!({"lat": MOVED_LAT, "lon": MOVED_LON});
+        let locations = format!("/v1/alerts/{alert_id}/locations");
+        self.call(Method::POST, &locations, token, moved.clone())
             .await;
-        assert_eq!(status, 403);
-        self.call(
-            "POST",
-            &format!("/v1/alerts/{alert_id}/cancel"),
-            token,
-            json!({"reason": "safe", "pin": DURESS_PIN}),
-        )
-        .await;
+        // Wrong PIN, then the duress PIN: the first is refused, the second only looks like a cancel.
+        let cancel = format!("/v1/alerts/{alert_id}/cancel");
+        let wrong = json!({"reason": "safe", "pin": "111111"});
+        self.refused(403, Method::POST, &cancel, token, wrong).await;
+        let duress = json!({"reason": "safe", "pin": DURESS_PIN});
+        self.call(Method::POST, &cancel, token, duress).await;
 
         let deadline = (time::OffsetDateTime::now_utc() + time::Duration::hours(4))
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
-        let checkin = self
-            .call(
-                "POST",
-                "/v1/checkins",
-                token,
-                json!({"deadline": deadline, "location": {"lat": CHECKIN_LAT, "lon": CHECKIN_LON}, "note": "cita en ICE"}),
-            )
-            .await;
+        let start = json!({"deadline": deadline, "location": {"lat": CHECKIN_LAT, "lon": CHECKIN_LON}, "note": "cita en ICE"});
+        let checkin = self.call(Method::POST, "/v1/checkins", token, start).await;
         let checkin_id = checkin["checkin_id"].as_str().unwrap().to_owned();
-        self.call(
-            "POST",
-            &format!("/v1/checkins/{checkin_id}/locations"),
-            token,
-            json!({"lat": MOVED_LAT, "lon": MOVED_LON}),
-        )
-        .await;
-        self.call(
-            "POST",
-            &format!("/v1/checkins/{checkin_id}/confirm"),
-            token,
-            // The duress PIN: the check-in's alert is raised at once, and logged no differently.
-            json!({"pin": DURESS_PIN}),
-        )
-        .await;
+        let checkin_path = |rest: &str| format!("/v1/checkins/{checkin_id}/{rest}");
+        self.call(Method::POST, &checkin_path("locations"), token, moved)
+            .await;
+        // The duress PIN: the check-in's alert is raised at once, and logged no differently.
+        let confirm = json!({"pin": DURESS_PIN});
+        self.call(Method::POST, &checkin_path("confirm"), token, confirm)
+            .await;
 
         // Rejected input that carries personal data: the error names the field, the log does not
         // repeat the value.
-        let (status, _) = self
-            .try_call(
-                "PUT",
-                "/v1/people/me/contacts",
-                token,
-                json!({"contacts": [{"name": CONTACT_NAME, "phone": "312-555-0147"}]}),
-            )
+        let contacts = json!({"contacts": [{"name": CONTACT_NAME, "phone": "312-555-0147"}]});
+        self.refused(422, Method::PUT, "/v1/people/me/contacts", token, contacts)
             .await;
-        assert_eq!(status, 422);
-        let (status, _) = self
-            .try_call(
-                "POST",
-                "/v1/alerts",
-                token,
-                json!({"client_alert_id": "privacy-2", "location": {"lat": LAT + 90.0, "lon": LON}}),
-            )
+        let press =
+            json!({"client_alert_id": "privacy-2", "location": {"lat": LAT + 90.0, "lon": LON}});
+        self.refused(422, Method::POST, "/v1/alerts", token, press)
             .await;
-        assert_eq!(status, 422);
         let forged = format!("{alert_id}.{}", "5f3e9a".repeat(8));
         secrets.token(&forged);
-        let (status, _) = self
-            .try_call(
-                "GET",
-                &format!("/v1/alerts/{alert_id}"),
-                Some(&forged),
-                Value::Null,
-            )
+        let alert_path = format!("/v1/alerts/{alert_id}");
+        self.refused(401, Method::GET, &alert_path, Some(&forged), Value::Null)
             .await;
-        assert_eq!(status, 401);
         (alert_id, consulate_id)
     }
 }
@@ -296,49 +227,29 @@ async fn the_local_runner_logs_no_personal_data() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_string_lossy().into_owned();
     let runner = Runner::start_with(&["--data-dir", &data_dir], &[("RUST_LOG", "trace")]);
-    let flow = Flow {
-        runner: &runner,
-        client: reqwest::Client::new(),
-    };
+    let flow = Flow { runner: &runner };
     let mut secrets = Secrets::new();
     let (alert_id, consulate) = flow.person_side(&mut secrets).await;
 
     // The consulate's side: list, acknowledge and resolve with notes, as the office the alert went to.
-    let minted = Command::new(binary("alert-button"))
-        .args([
-            "staff-token",
-            "--consulate",
-            &consulate,
-            "--data-dir",
-            &data_dir,
-        ])
-        .output()
-        .unwrap();
-    assert!(minted.status.success());
-    let staff = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let mint = [
+        "staff-token",
+        "--consulate",
+        &consulate,
+        "--data-dir",
+        &data_dir,
+    ];
+    let staff = stdout_of(&mut alert_button(&mint)).trim().to_owned();
     secrets.token(&staff);
     let staff = Some(staff.as_str());
-    flow.call(
-        "GET",
-        &format!("/v1/consulates/{consulate}/alerts?status=open"),
-        staff,
-        Value::Null,
-    )
-    .await;
-    flow.call(
-        "POST",
-        &format!("/v1/alerts/{alert_id}/acknowledge"),
-        staff,
-        json!({"note": "Un abogado va en camino"}),
-    )
-    .await;
-    flow.call(
-        "POST",
-        &format!("/v1/alerts/{alert_id}/resolve"),
-        staff,
-        json!({"outcome": "safe", "note": "Liberada"}),
-    )
-    .await;
+    let listing = format!("/v1/consulates/{consulate}/alerts?status=open");
+    flow.call(Method::GET, &listing, staff, Value::Null).await;
+    let note = json!({"note": "Un abogado va en camino"});
+    let acknowledge = format!("/v1/alerts/{alert_id}/acknowledge");
+    flow.call(Method::POST, &acknowledge, staff, note).await;
+    let outcome = json!({"outcome": "safe", "note": "Liberada"});
+    let resolve = format!("/v1/alerts/{alert_id}/resolve");
+    flow.call(Method::POST, &resolve, staff, outcome).await;
     // Let the relay deliver every change before the logs are read.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_no_leaks(&runner, &secrets, &alert_id);
@@ -349,10 +260,7 @@ async fn the_local_runner_logs_no_personal_data() {
 async fn the_runner_on_aws_logs_no_personal_data() {
     let stack = Stack::create().await;
     let runner = stack.runner(&[("RUST_LOG", "trace")]);
-    let flow = Flow {
-        runner: &runner,
-        client: reqwest::Client::new(),
-    };
+    let flow = Flow { runner: &runner };
     let mut secrets = Secrets::new();
     let (alert_id, _) = flow.person_side(&mut secrets).await;
     // The stream reader fans out the changes (SMS to the family included) before the logs are read.

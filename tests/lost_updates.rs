@@ -2,7 +2,7 @@
 //! reverts another, and a confirm racing the sweep either wins or sees the alert it lost to.
 
 use alert_button_core::domain::alert::EscalationPolicy;
-use alert_button_tests::{LocalApi, of_change, wait_for_journal};
+use alert_button_tests::{CHICAGO, LocalApi, SAN_ANTONIO, to_audience, wait_for_audience};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -19,8 +19,7 @@ fn contacts(count: usize) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_contact_and_pin_changes_all_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     let (_, ana) = api.register("Ana").await;
 
     // Nine contact replacements and the first PIN setting at once.
@@ -55,27 +54,11 @@ async fn concurrent_contact_and_pin_changes_all_land() {
     }
     assert_eq!(pins.await.unwrap(), StatusCode::OK);
 
-    let alert = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&ana),
-            Some(json!({"client_alert_id": "after", "location": {"lat": 41.88, "lon": -87.63}})),
-        )
-        .await;
-    let alert_id = alert.json["alert_id"].as_str().unwrap().to_owned();
+    let alert_id = api.raise(&ana, "after", CHICAGO).await;
 
     // One of the replacements is stored whole.
-    let lines = wait_for_journal(&api.journal(), |l| {
-        of_change(l, &alert_id, 1)
-            .iter()
-            .any(|n| n["audience"] == "family")
-    })
-    .await;
-    let family: Vec<_> = of_change(&lines, &alert_id, 1)
-        .into_iter()
-        .filter(|n| n["audience"] == "family")
-        .collect();
+    let lines = wait_for_audience(&api.journal(), &alert_id, 1, "family").await;
+    let family = to_audience(&lines, &alert_id, 1, "family");
     if replaced == 0 {
         // The PINs landed first: the registered contacts (one Spanish, one English) stay.
         assert_eq!(family.len(), 2);
@@ -85,13 +68,9 @@ async fn concurrent_contact_and_pin_changes_all_land() {
     }
 
     // The PINs were not reverted by a contact replacement written after them.
+    let body = json!({"reason": "safe", "pin": "1111"});
     let cancel = api
-        .call(
-            Method::POST,
-            &format!("/v1/alerts/{alert_id}/cancel"),
-            Some(&ana),
-            Some(json!({"reason": "safe", "pin": "1111"})),
-        )
+        .post(&format!("/v1/alerts/{alert_id}/cancel"), &ana, body)
         .await;
     assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
     api.stop().await;
@@ -111,23 +90,17 @@ async fn call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_confirm_racing_the_sweep_never_reads_confirmed_with_an_alert_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     let (_, ana) = api.register("Ana").await;
     let policy = EscalationPolicy::default();
     let mut outcomes = (0, 0);
     for round in 0..20 {
         let deadline = OffsetDateTime::now_utc() + Duration::minutes(2);
-        let started = api
-            .call(
-                Method::POST,
-                "/v1/checkins",
-                Some(&ana),
-                Some(json!({"deadline": deadline.format(&Rfc3339).unwrap(), "location": {"lat": 29.42, "lon": -98.49}})),
-            )
-            .await;
+        let (lat, lon) = SAN_ANTONIO;
+        let body = json!({"deadline": deadline.format(&Rfc3339).unwrap(), "location": {"lat": lat, "lon": lon}});
+        let started = api.post("/v1/checkins", &ana, body).await;
         assert_eq!(started.status, StatusCode::CREATED, "{}", started.json);
-        let checkin = started.json["checkin_id"].as_str().unwrap().to_owned();
+        let checkin = started.string("checkin_id");
         let service = api.local.service.clone();
         let sweep = tokio::spawn(async move { service.sweep(deadline, &policy).await });
         let router = api.router.clone();
@@ -137,14 +110,7 @@ async fn a_confirm_racing_the_sweep_never_reads_confirmed_with_an_alert_out() {
             tokio::spawn(async move { call(router, Method::POST, &path, &token, json!({})).await });
         let raised = sweep.await.unwrap().unwrap().raised;
         let confirmed = confirm.await.unwrap();
-        let read = api
-            .call(
-                Method::GET,
-                &format!("/v1/checkins/{checkin}"),
-                Some(&ana),
-                None,
-            )
-            .await;
+        let read = api.get(&format!("/v1/checkins/{checkin}"), &ana).await;
         if confirmed == StatusCode::OK {
             assert_eq!(
                 raised, 0,

@@ -3,7 +3,7 @@
 
 use alert_button_core::ports::PersonStore;
 use alert_button_tests::{LocalApi, SettableClock};
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::json;
 use time::Duration;
 use time::macros::datetime;
@@ -33,28 +33,13 @@ async fn a_registration_in_use_is_renewed_and_an_unused_one_expires() {
     };
     // A request only an authenticated person gets past: 404, not 401.
     let used = move |token: String| async move {
-        api_ref
-            .call(
-                Method::GET,
-                &format!("/v1/alerts/{}", Uuid::new_v4()),
-                Some(&token),
-                None,
-            )
-            .await
-            .status
+        let path = format!("/v1/alerts/{}", Uuid::new_v4());
+        api_ref.get(&path, &token).await.status
     };
 
     let day200 = day0 + Duration::days(200);
     clock.set(day200);
-    let pressed = api
-        .call(
-            Method::POST,
-            "/v1/alerts",
-            Some(&ana),
-            Some(json!({"client_alert_id": "a", "location": {"lat": 30.0, "lon": -97.0}})),
-        )
-        .await;
-    assert_eq!(pressed.status, StatusCode::CREATED, "{}", pressed.json);
+    api.raise(&ana, "a", (30.0, -97.0)).await;
     assert_eq!(stored_expiry().await, (day200 + retention).unix_timestamp());
     // Later the same day: no second write.
     clock.set(day200 + Duration::hours(5));
@@ -89,8 +74,7 @@ async fn a_registration_in_use_is_renewed_and_an_unused_one_expires() {
 /// `1` once dialled after `+52`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn us_and_mexican_contact_phones_are_stored_in_e164_with_their_country() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
+    let api = LocalApi::scratch();
     // (as given, as stored, country)
     let cases = [
         ("+13125550100", "+13125550100", "US"),
@@ -102,27 +86,13 @@ async fn us_and_mexican_contact_phones_are_stored_in_e164_with_their_country() {
         .iter()
         .map(|(given, _, _)| json!({"name": "Luis", "phone": given}))
         .collect();
-    let registered = api
-        .call(
-            Method::POST,
-            "/v1/people",
-            None,
-            Some(json!({"language": "es", "contacts": contacts})),
-        )
-        .await;
-    assert_eq!(
-        registered.status,
-        StatusCode::CREATED,
-        "{}",
-        registered.json
-    );
-    let token = registered.json["token"].as_str().unwrap();
+    let person = json!({"language": "es", "contacts": contacts});
+    let (_, token) = api.register_with(person).await;
     let replaced = api
-        .call(
-            Method::PUT,
+        .put(
             "/v1/people/me/contacts",
-            Some(token),
-            Some(json!({"contacts": contacts})),
+            &token,
+            json!({"contacts": contacts}),
         )
         .await;
     assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.json);

@@ -74,6 +74,27 @@ async function register(page, name, contactPhone = '+13125550100') {
   await page.locator('#home').waitFor();
 }
 
+/** Waits until the page has the phone's location. */
+async function located(page) {
+  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+}
+
+/** A phone on which `name` registered (one contact, texted at `contactPhone`), location ready. */
+async function registeredPhone(name, contactPhone) {
+  const { context, page } = await phone();
+  await register(page, name, contactPhone);
+  await located(page);
+  return { context, page };
+}
+
+/** A registered phone whose button was held until its alert showed; with the alert's id. */
+async function pressedPhone(name, contactPhone) {
+  const { context, page } = await registeredPhone(name, contactPhone);
+  await hold(page);
+  await page.locator('#alert').waitFor();
+  return { context, page, alertId: await alertIdOf(page) };
+}
+
 /** Holds the button with the mouse for `ms`, and says whether the countdown showed meanwhile. */
 async function hold(page, ms = 3000, screenshot = null) {
   await page.locator('#press').hover();
@@ -122,7 +143,7 @@ test('register, hold, see the consulate, acknowledged by the console, cancelled 
   await checkAccessibility(page, 'registration');
   await page.screenshot({ path: join(artefacts, 'person-register.png'), fullPage: true });
   await register(page, 'Ana Browser');
-  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await located(page);
   await checkAccessibility(page, 'the button');
   await page.screenshot({ path: join(artefacts, 'person-button.png'), fullPage: true });
 
@@ -182,29 +203,20 @@ test('register, hold, see the consulate, acknowledged by the console, cancelled 
 });
 
 test('a text that did not reach the family is shown as not arrived, on the page and the console', async () => {
-  const { context, page } = await phone();
   // The local journal's carrier reports a text to a number ending in 5550198 as undeliverable.
-  await register(page, 'Eva Browser', '+13125550198');
-  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
-  await hold(page, 3000);
-  await page.locator('#alert').waitFor();
+  const { context, page, alertId } = await pressedPhone('Eva Browser', '+13125550198');
   const failed = page.locator('#deliveries li[data-status="failed"]');
   await failed.waitFor({ timeout: 20000 });
   assert.match(await failed.textContent(), /^Familia \+1\S*0198: no llegó$/);
   const staff = await console_();
-  await openInConsole(staff.page, await alertIdOf(page));
+  await openInConsole(staff.page, alertId);
   await staff.page.locator('#deliveries-rows tr[data-status="failed"]').waitFor({ timeout: 15000 });
   await staff.context.close();
   await context.close();
 });
 
 test('the duress PIN looks cancelled on the page and stays open, marked, on the console', async () => {
-  const { context, page } = await phone();
-  await register(page, 'Bea Duress');
-  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
-  await hold(page);
-  await page.locator('#alert').waitFor();
-  const alertId = await alertIdOf(page);
+  const { context, page, alertId } = await pressedPhone('Bea Duress');
   await page.fill('#safe-pin', '1357');
   await page.click('#safe');
   await page.locator('#closed').waitFor();
@@ -219,9 +231,7 @@ test('the duress PIN looks cancelled on the page and stays open, marked, on the 
 });
 
 test('a press made offline is queued and sent once when the network returns', async () => {
-  const { context, page } = await phone();
-  await register(page, 'Carla Offline');
-  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  const { context, page } = await registeredPhone('Carla Offline');
   await context.setOffline(true);
   await hold(page);
   await page.locator('#queued').waitFor();
@@ -243,9 +253,7 @@ test('a press made offline is queued and sent once when the network returns', as
 });
 
 test('keyboard only: the space bar held for two seconds raises the alert', async () => {
-  const { context, page } = await phone();
-  await register(page, 'Dora Keys');
-  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  const { context, page } = await registeredPhone('Dora Keys');
   await page.focus('#lang');
   let focused = '';
   for (let i = 0; i < 10 && focused !== 'press'; i += 1) {
@@ -276,9 +284,7 @@ test('without the browser location, a state picked by hand is sent as a coarse p
 });
 
 test('a press whose answer is lost is retried with the same id and makes one alert', async () => {
-  const { context, page } = await phone();
-  await register(page, 'Fina Retry');
-  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  const { context, page } = await registeredPhone('Fina Retry');
   let attempts = 0;
   const ids = new Set();
   await page.route('**/v1/alerts', async (route) => {
@@ -302,12 +308,7 @@ test('a press whose answer is lost is retried with the same id and makes one ale
 });
 
 test('while open, the page sends a move once and holds back the next for a while', async () => {
-  const { context, page } = await phone();
-  await register(page, 'Gala Moves');
-  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
-  await hold(page);
-  await page.locator('#alert').waitFor();
-  const alertId = await alertIdOf(page);
+  const { context, page, alertId } = await pressedPhone('Gala Moves');
   const token = await page.evaluate(() => JSON.parse(localStorage.getItem('ab.token')));
   const updates = async () => {
     const response = await fetch(`${base}/v1/alerts/${alertId}`, { headers: { authorization: 'Bearer ' + token } });
@@ -359,9 +360,7 @@ test('the console pages through open alerts newest first and resolves one', asyn
 });
 
 test('a check-in shows its deadline and is confirmed with the PIN', async () => {
-  const { context, page } = await phone();
-  await register(page, 'Hilda Cita');
-  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  const { context, page } = await registeredPhone('Hilda Cita');
   await page.click('#checkin summary');
   const at = new Date(Date.now() + 2 * 3600 * 1000);
   const hhmm = `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
@@ -395,9 +394,7 @@ test('once visited, the page opens without a network (service worker)', async ()
 });
 
 test('contacts change with the PIN; under the duress PIN the page says saved and staff are told', async () => {
-  const { context, page } = await phone();
-  await register(page, 'Irma Contactos');
-  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  const { context, page } = await registeredPhone('Irma Contactos');
   await page.click('#contacts-details summary');
   assert.equal(await page.inputValue('#contacts-edit-0-name'), 'Luis');
   await page.click('#add-contact-edit');
@@ -430,7 +427,7 @@ test('a token the server no longer knows leads back to registration', async () =
   await page.evaluate(() => localStorage.setItem('ab.token', JSON.stringify('not-a-token')));
   await page.reload();
   await page.locator('#home').waitFor();
-  await page.locator('#where').filter({ hasText: 'Ubicación lista' }).waitFor();
+  await located(page);
   await hold(page);
   await page.locator('#register').waitFor();
   assert.equal(await page.evaluate(() => localStorage.getItem('ab.token')), null);

@@ -1,14 +1,15 @@
 //! The AWS side of the tests: a moto server on loopback (started by `tests/run.sh`, found through
 //! `MOTO_URL`), a fresh table/topic per test, and SQS probe queues subscribed with filter policies.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use alert_button_core::backend::read_service_key;
 use alert_button_core::domain::credential::ServiceKey;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
 use serde_json::Value;
@@ -88,8 +89,24 @@ impl Stack {
     /// As `runner`, with more arguments (e.g. `--data-dir`).
     pub fn runner_with(&self, args: &[&str], envs: &[(&str, &str)]) -> crate::Runner {
         let moto = moto_url();
-        let mut all = vec![
-            ("AWS_ENDPOINT_URL", moto.as_str()),
+        let mut all = self.env(&moto);
+        all.extend_from_slice(envs);
+        let args: Vec<&str> = ["--backend", "aws"].iter().chain(args).copied().collect();
+        crate::Runner::start_with(&args, &all)
+    }
+
+    /// `alert-button` with `args`, configured for this stack as `runner` is.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let moto = moto_url();
+        let mut command = crate::alert_button(args);
+        command.envs(self.env(&moto));
+        command
+    }
+
+    /// The environment that aims the binaries at this stack through moto (direct family SMS).
+    fn env<'a>(&'a self, moto: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("AWS_ENDPOINT_URL", moto),
             ("AWS_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", "testing"),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -100,10 +117,45 @@ impl Stack {
                 "ALERT_BUTTON_SERVICE_KEY_SECRET_ARN",
                 self.service_key_secret.as_str(),
             ),
-        ];
-        all.extend_from_slice(envs);
-        let args: Vec<&str> = ["--backend", "aws"].iter().chain(args).copied().collect();
-        crate::Runner::start_with(&args, &all)
+        ]
+    }
+
+    /// Every item of the table.
+    pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let scan = aws_sdk_dynamodb::Client::new(&self.config).scan();
+        let output = scan.table_name(&self.table).send().await.expect("scan");
+        output.items.unwrap_or_default()
+    }
+
+    /// The item at (`pk`, `sk`), read consistently, if there is one.
+    pub async fn item(&self, pk: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
+        let get = aws_sdk_dynamodb::Client::new(&self.config).get_item();
+        let get = get.table_name(&self.table).set_key(Some(key(pk, sk)));
+        get.consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+    }
+
+    /// Deletes a person's record behind the service's back, as DynamoDB's TTL does.
+    pub async fn delete_person(&self, person_id: impl std::fmt::Display) {
+        let delete = aws_sdk_dynamodb::Client::new(&self.config).delete_item();
+        let delete = delete
+            .table_name(&self.table)
+            .set_key(Some(person_key(person_id)));
+        delete.send().await.expect("the person's record is deleted");
+    }
+
+    /// A probe of what the topic sends to one consulate's office.
+    pub async fn consulate_probe(&self, consulate_id: &str) -> Probe {
+        let policy = alert_button_core::outbound::sns::consulate_filter_policy(consulate_id);
+        self.probe(&policy).await
+    }
+
+    /// A probe with the filter policy `policy`, given as JSON.
+    pub async fn probe_of(&self, policy: Value) -> Probe {
+        self.probe(&policy.to_string()).await
     }
 
     /// An SQS queue subscribed to the topic with `filter_policy`, raw delivery.
@@ -143,6 +195,19 @@ impl Stack {
             .expect("probe subscribed");
         Probe { sqs, queue_url }
     }
+}
+
+/// The key of a person's record in the table.
+pub fn person_key(person_id: impl std::fmt::Display) -> HashMap<String, AttributeValue> {
+    key(&format!("PERSON#{person_id}"), "PERSON")
+}
+
+/// The key (`pk`, `sk`) of an item in the table.
+pub fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
 }
 
 /// A Secrets Manager secret named `name` holding `text`; returns its ARN.
@@ -277,6 +342,13 @@ impl Probe {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The text field `name` of each message that has one, sorted.
+pub fn field<'a>(messages: &'a [Value], name: &str) -> Vec<&'a str> {
+    let mut values: Vec<&str> = messages.iter().filter_map(|m| m[name].as_str()).collect();
+    values.sort_unstable();
+    values
 }
 
 /// The SMS messages moto recorded as sent to `phone`.

@@ -69,11 +69,32 @@ pub struct LocalApi {
     pub router: Router,
     stop: watch::Sender<bool>,
     relay: Option<tokio::task::JoinHandle<()>>,
+    /// The data directory when the API made it itself; removed when the API is dropped.
+    scratch: Option<tempfile::TempDir>,
 }
+
+/// Downtown Chicago: the Chicago consulate by state, Milwaukee and Indianapolis next.
+pub const CHICAGO: (f64, f64) = (41.88, -87.63);
+/// Downtown Houston.
+pub const HOUSTON: (f64, f64) = (29.76, -95.37);
+/// Downtown San Antonio.
+pub const SAN_ANTONIO: (f64, f64) = (29.42, -98.49);
+
+/// The PINs a test sets with `LocalApi::set_pins`.
+pub const CANCEL_PIN: &str = "2468";
+pub const DURESS_PIN: &str = "1357";
 
 impl LocalApi {
     pub fn start(data_dir: &Path) -> LocalApi {
         Self::start_with_clock(data_dir, Arc::new(SystemClock))
+    }
+
+    /// As `start`, on a data directory of its own that lives as long as the API.
+    pub fn scratch() -> LocalApi {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let mut api = Self::start(dir.path());
+        api.scratch = Some(dir);
+        api
     }
 
     /// As `start`, with the service reading the time from `clock`.
@@ -89,6 +110,7 @@ impl LocalApi {
             router,
             stop,
             relay,
+            scratch: None,
         }
     }
 
@@ -130,21 +152,28 @@ impl LocalApi {
         self.send(json_request(method, path, token, body)).await
     }
 
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    /// A request without a token.
+    pub async fn anonymous(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, None, body).await
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router is infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("a readable body")
-            .to_bytes();
+        let answer = self.router.clone().oneshot(request).await;
+        let (parts, body) = answer.expect("the router is infallible").into_parts();
+        let (status, headers) = (parts.status, parts.headers);
+        let bytes = body.collect().await.expect("a readable body").to_bytes();
         let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
             panic!(
                 "every answer is JSON; got {status} {:?}",
@@ -160,26 +189,69 @@ impl LocalApi {
 
     /// Registers a person with one Spanish and one English contact; returns (person_id, token).
     pub async fn register(&self, display_name: &str) -> (String, String) {
-        let reply = self
-            .call(
-                Method::POST,
-                "/v1/people",
-                None,
-                Some(serde_json::json!({
-                    "display_name": display_name,
-                    "language": "es",
-                    "contacts": [
-                        {"name": "Luis", "phone": "+13125550100"},
-                        {"name": "Kim", "email": "kim@example.org", "language": "en"}
-                    ]
-                })),
-            )
-            .await;
+        self.register_with(serde_json::json!({
+            "display_name": display_name,
+            "language": "es",
+            "contacts": [
+                {"name": "Luis", "phone": "+13125550100"},
+                {"name": "Kim", "email": "kim@example.org", "language": "en"}
+            ]
+        }))
+        .await
+    }
+
+    /// Registers the person `body` describes; returns (person_id, token).
+    pub async fn register_with(&self, body: Value) -> (String, String) {
+        let reply = self.anonymous(Method::POST, "/v1/people", Some(body)).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
-        (
-            reply.json["person_id"].as_str().unwrap().to_owned(),
-            reply.json["token"].as_str().unwrap().to_owned(),
-        )
+        (reply.string("person_id"), reply.string("token"))
+    }
+
+    /// Presses the button at `(lat, lon)` as `token`'s holder; returns the new alert's id.
+    pub async fn raise(&self, token: &str, client_id: &str, (lat, lon): (f64, f64)) -> String {
+        let body =
+            serde_json::json!({"client_alert_id": client_id, "location": {"lat": lat, "lon": lon}});
+        let reply = self.post("/v1/alerts", token, body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+        reply.string("alert_id")
+    }
+
+    /// Registers `display_name` (as `register`) and presses once at `at`; returns (person_id,
+    /// token, alert_id).
+    pub async fn register_and_raise(&self, name: &str, at: (f64, f64)) -> (String, String, String) {
+        let (person_id, token) = self.register(name).await;
+        let alert_id = self.raise(&token, "press-1", at).await;
+        (person_id, token, alert_id)
+    }
+
+    /// Sets the first PINs: `CANCEL_PIN` and `DURESS_PIN`.
+    pub async fn set_pins(&self, token: &str) {
+        let body = serde_json::json!({"cancel_pin": CANCEL_PIN, "duress_pin": DURESS_PIN});
+        let reply = self.put("/v1/people/me/pins", token, body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    }
+
+    /// Acknowledges `alert_id` as the holder of the staff token `staff`, without a note.
+    pub async fn acknowledge(&self, alert_id: &str, staff: &str) -> Reply {
+        let path = format!("/v1/alerts/{alert_id}/acknowledge");
+        self.post(&path, staff, serde_json::json!({})).await
+    }
+
+    /// A staff token of one consulate.
+    pub fn staff(&self, consulate: &str) -> String {
+        self.staff_token(consulate, false)
+    }
+
+    /// A staff token of the national desk, seated at `consulate`.
+    pub fn national_staff(&self, consulate: &str) -> String {
+        self.staff_token(consulate, true)
+    }
+
+    fn staff_token(&self, consulate: &str, national: bool) -> String {
+        self.local
+            .staff_tokens
+            .issue("tester", consulate, national, Duration::from_secs(600))
+            .expect("a staff token")
     }
 
     pub fn journal(&self) -> PathBuf {
@@ -192,6 +264,64 @@ pub struct Reply {
     pub status: StatusCode,
     pub json: Value,
     pub headers: axum::http::HeaderMap,
+}
+
+impl Reply {
+    /// The string field `name` of the body; panics, showing the body, if there is none.
+    pub fn string(&self, name: &str) -> String {
+        self.json[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {}", self.json))
+            .to_owned()
+    }
+
+    /// The header names, sorted: what a caller can tell two answers apart by, values aside.
+    pub fn header_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.headers.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// The body with each of `ids` and every time (`*_at`, `at`, `deadline`) blanked: what must
+    /// not differ between two answers that are meant to look alike.
+    pub fn normalized(&self, ids: &[&str]) -> String {
+        let mut text = self.json.to_string();
+        for (i, id) in ids.iter().enumerate() {
+            text = text.replace(id, &format!("ID{i}"));
+        }
+        let mut value: Value = serde_json::from_str(&text).expect("still JSON");
+        fn blank_times(value: &mut Value) {
+            match value {
+                Value::Object(map) => {
+                    for (key, v) in map.iter_mut() {
+                        if key.ends_with("_at") || key == "at" || key == "deadline" {
+                            *v = Value::Null;
+                        } else {
+                            blank_times(v);
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter_mut().for_each(blank_times),
+                _ => {}
+            }
+        }
+        blank_times(&mut value);
+        value.to_string()
+    }
+}
+
+/// A problem answer: `status`, and an error that names `field`.
+#[track_caller]
+pub fn assert_problem(reply: &Reply, status: StatusCode, field: &str) {
+    assert_eq!(reply.status, status, "{}", reply.json);
+    assert_eq!(reply.json["error"]["field"], field, "{}", reply.json);
+}
+
+/// A problem answer: `status`, and an error of `code`.
+#[track_caller]
+pub fn assert_code(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.json);
+    assert_eq!(reply.json["error"]["code"], code, "{}", reply.json);
 }
 
 /// The notifications journalled so far.
@@ -226,6 +356,111 @@ pub fn of_change<'a>(lines: &'a [Value], alert_id: &str, seq: u64) -> Vec<&'a Va
         .iter()
         .filter(|n| n["alert_id"] == alert_id && n["seq"] == seq)
         .collect()
+}
+
+/// The lines of one alert change for `audience`, in journal order.
+pub fn to_audience<'a>(
+    lines: &'a [Value],
+    alert_id: &str,
+    seq: u64,
+    audience: &str,
+) -> Vec<&'a Value> {
+    of_change(lines, alert_id, seq)
+        .into_iter()
+        .filter(|n| n["audience"] == audience)
+        .collect()
+}
+
+/// Waits until the journal holds at least `count` lines of one alert change; returns it whole.
+pub async fn wait_for_change(path: &Path, alert_id: &str, seq: u64, count: usize) -> Vec<Value> {
+    wait_for_journal(path, |lines| of_change(lines, alert_id, seq).len() >= count).await
+}
+
+/// Waits until a line of one alert change reached `audience`; returns the journal whole.
+pub async fn wait_for_audience(
+    path: &Path,
+    alert_id: &str,
+    seq: u64,
+    audience: &str,
+) -> Vec<Value> {
+    wait_for_journal(path, |lines| {
+        !to_audience(lines, alert_id, seq, audience).is_empty()
+    })
+    .await
+}
+
+/// Two text fields of each line, as pairs: e.g. (audience, language) to check who was told what.
+pub fn field_pairs<'a>(lines: &[&'a Value], first: &str, second: &str) -> Vec<(&'a str, &'a str)> {
+    lines
+        .iter()
+        .map(|line| (text_of(line, first), text_of(line, second)))
+        .collect()
+}
+
+/// The text of `line`'s `field` (`sms`, `text`, …); panics if there is none.
+pub fn text_of<'a>(line: &'a Value, field: &str) -> &'a str {
+    line[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
+}
+
+/// A text to the family of alert `alert_id`'s opening, to `recipient` shown as `masked`, as the
+/// delivery ledger holds it.
+pub fn family_text(
+    alert_id: uuid::Uuid,
+    recipient: &str,
+    masked: &str,
+) -> alert_button_core::ports::Delivery {
+    alert_button_core::ports::Delivery {
+        alert_id,
+        notification_id: format!("{alert_id}:1:family:es"),
+        seq: 1,
+        audience: alert_button_core::domain::notification::Audience::Family,
+        channel: "sms".into(),
+        recipient: recipient.into(),
+        masked: masked.into(),
+        expires_at: 1_900_000_000,
+    }
+}
+
+/// Runs `command` to a successful end and returns its standard output; shows both outputs if it
+/// fails.
+#[track_caller]
+pub fn stdout_of(command: &mut Command) -> String {
+    let output = command.output().expect("the command runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{:?} failed: {stdout}{stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// `alert-button` with `args`, ready to run.
+pub fn alert_button(args: &[&str]) -> Command {
+    let mut command = Command::new(binary("alert-button"));
+    command.args(args);
+    command
+}
+
+/// Every item of a paged listing: `page(cursor)` answers one page's items and the next cursor.
+pub async fn all_pages<T, F, Fut>(mut page: F) -> Vec<T>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = (Vec<T>, Option<String>)>,
+{
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (items, next) = page(cursor.take()).await;
+        all.extend(items);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
 }
 
 /// The path of a workspace binary, built (incrementally) on first use so that a plain
@@ -282,6 +517,8 @@ pub fn binary(name: &str) -> PathBuf {
 /// `alert-button serve` as a child process on a free loopback port.
 pub struct Runner {
     child: Child,
+    /// An HTTP client that gives up after `PATIENCE`.
+    pub client: reqwest::Client,
     pub base_url: String,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
@@ -326,8 +563,13 @@ impl Runner {
             assert!(start.elapsed() < PATIENCE, "the runner did not start");
             std::thread::sleep(Duration::from_millis(20));
         };
+        let client = reqwest::Client::builder()
+            .timeout(PATIENCE)
+            .build()
+            .expect("an HTTP client");
         Runner {
             child,
+            client,
             base_url,
             stdout,
             stderr,
@@ -343,6 +585,55 @@ impl Runner {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// `method` on `path` over TCP, with a bearer token and a JSON body if given: (status, body).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the runner answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    /// Registers the person `body` describes; returns their token.
+    pub async fn register_with(&self, body: Value) -> String {
+        let (status, registered) = self.post("/v1/people", None, body).await;
+        assert_eq!(status, 201, "{registered}");
+        registered["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Presses the button as `token`'s holder; returns (status, the alert).
+    pub async fn press(
+        &self,
+        token: &str,
+        client_id: &str,
+        (lat, lon): (f64, f64),
+    ) -> (u16, Value) {
+        let body =
+            serde_json::json!({"client_alert_id": client_id, "location": {"lat": lat, "lon": lon}});
+        self.post("/v1/alerts", Some(token), body).await
     }
 
     /// SIGKILL: no chance to flush or shut down cleanly.
@@ -428,26 +719,18 @@ pub async fn overdue_query_leaves_out_the_last_level(
         }
     }
     for below_level in [1, MAX_ESCALATION_LEVEL] {
-        let mut read = Vec::new();
-        let mut cursor = None;
-        loop {
+        let consulate = &by_level[0].2;
+        let mut read = all_pages(|cursor| async move {
+            let now = time::OffsetDateTime::now_utc();
             let page = store
-                .open_alerts_created_before(
-                    &by_level[0].2,
-                    time::OffsetDateTime::now_utc(),
-                    below_level,
-                    1,
-                    cursor.as_deref(),
-                )
+                .open_alerts_created_before(consulate, now, below_level, 1, cursor.as_deref())
                 .await
                 .unwrap();
             assert!(page.items.len() <= 1);
-            read.extend(page.items.iter().map(|a| a.alert_id));
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
+            let ids: Vec<uuid::Uuid> = page.items.iter().map(|a| a.alert_id).collect();
+            (ids, page.next_cursor)
+        })
+        .await;
         let mut expected: Vec<uuid::Uuid> = by_level
             .iter()
             .filter(|(level, ..)| *level < below_level)
