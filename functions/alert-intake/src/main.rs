@@ -1,4 +1,5 @@
-//! Alert intake: registration, contacts and alerts, over the HTTP API.
+//! Alert intake: registration, contacts, alerts and check-ins, over the HTTP API; the consulate
+//! staff's routes are the staff API function's.
 
 use alert_button_core::inbound::http;
 use alert_button_core::{backend::Backend, config::Config, telemetry};
