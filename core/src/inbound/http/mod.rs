@@ -190,6 +190,16 @@ pub fn staff_api(service: Arc<AlertService>) -> Router {
     finish(routes(service, |audience| audience == Audience::Staff))
 }
 
+/// A Lambda function serving `api` on the backend its configuration names, as intake and the
+/// staff API do: the connections the first request needs are opened during init.
+pub async fn run_on_lambda(api: fn(Arc<AlertService>) -> Router) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let config = crate::config::Config::from_env()?;
+    let backend = crate::backend::Backend::from_config(&config).await?;
+    backend.warm().await;
+    lambda_http::run(api(backend.alert_service())).await
+}
+
 /// The whole API on one port, as the local runner serves it.
 pub fn full_api(service: Arc<AlertService>, directory: Arc<Directory>) -> Router {
     finish(consulate_routes(directory).merge(person_routes(service)))
