@@ -39,6 +39,16 @@ struct Watch {
 
 impl Watch {
     fn start(table: &str, topic_arn: &str, service_key_secret: &str) -> Watch {
+        Watch::start_with(table, topic_arn, service_key_secret, &[])
+    }
+
+    /// As `start`, with further variables for the functions.
+    fn start_with(
+        table: &str,
+        topic_arn: &str,
+        service_key_secret: &str,
+        envs: &[(&str, &str)],
+    ) -> Watch {
         let port = free_port();
         // Outside the repository: watch rebuilds whenever files change under it.
         let log_dir = tempfile::tempdir().unwrap();
@@ -63,6 +73,7 @@ impl Watch {
             .env("ALERT_BUTTON_FAMILY_SMS", "direct")
             .env("ALERT_BUTTON_SERVICE_KEY_SECRET_ARN", service_key_secret)
             .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
@@ -435,4 +446,144 @@ async fn a_texted_stop_opts_the_contact_out() {
         !watch.log_text().contains(&luis[2..]),
         "the replying number is never logged"
     );
+}
+
+/// A stand-in for the Cognito user pool: its JWKS served on loopback (the issuer URL), and ID
+/// tokens for app client `client-1` signed with the key it publishes.
+struct TestPool {
+    issuer: String,
+    pem: Vec<u8>,
+}
+
+impl TestPool {
+    async fn start() -> TestPool {
+        let fixtures = workspace().join("core/tests/fixtures");
+        let jwks = std::fs::read_to_string(fixtures.join("staff-test-jwks.json")).unwrap();
+        let pem = std::fs::read(fixtures.join("staff-test-rsa.pem")).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let jwks = jwks.clone();
+                async move { ([("content-type", "application/json")], jwks) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        TestPool { issuer, pem }
+    }
+
+    fn id_token(&self, consulate_id: &str) -> String {
+        use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = json!({
+            "sub": "staff-1",
+            "custom:consulate_id": consulate_id,
+            "token_use": "id",
+            "iss": self.issuer,
+            "aud": "client-1",
+            "iat": now,
+            "exp": now + 600,
+        });
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("test-key-1".into());
+        encode(
+            &header,
+            &claims,
+            &EncodingKey::from_rsa_pem(&self.pem).unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+/// The consulate staff's routes are the staff API function's: it lists and acknowledges an alert
+/// raised through intake, and intake no longer serves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_routes_are_served_by_the_staff_api_function_only() {
+    let stack = Stack::create().await;
+    let pool = TestPool::start().await;
+    let watch = Watch::start_with(
+        &stack.table,
+        &stack.topic_arn,
+        &stack.service_key_secret,
+        &[
+            ("ALERT_BUTTON_STAFF_ISSUER", &pool.issuer),
+            ("ALERT_BUTTON_STAFF_AUDIENCE", "client-1"),
+        ],
+    );
+    let events = tempfile::tempdir().unwrap();
+    let phone = format!(
+        "+1312{}",
+        2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000
+    );
+    let (status, registered) = http_answer(&watch.invoke(
+        "alert-intake",
+        &fixture("apigw-register.json", &[("PHONE", &phone)], events.path()),
+    ));
+    assert_eq!(status, 201, "{registered}");
+    let token = registered["token"].as_str().unwrap();
+    let (status, alert) = http_answer(&watch.invoke(
+        "alert-intake",
+        &fixture("apigw-alert.json", &[("TOKEN", token)], events.path()),
+    ));
+    assert_eq!(status, 201, "{alert}");
+    let alert_id = alert["alert_id"].as_str().unwrap();
+    let consulate_id = alert["consulate"]["id"].as_str().unwrap();
+
+    let staff_token = pool.id_token(consulate_id);
+    let acknowledge = fixture(
+        "apigw-acknowledge.json",
+        &[("TOKEN", &staff_token), ("ALERT_ID", alert_id)],
+        events.path(),
+    );
+    // Intake answers a staff path as a route it does not have, and changes nothing.
+    let (status, error) = http_answer(&watch.invoke("alert-intake", &acknowledge));
+    assert_eq!(status, 404, "{error}");
+    let client = reqwest::Client::builder()
+        .timeout(FIRST_BUILD)
+        .build()
+        .unwrap();
+    let list = |function: &str, status: &str| {
+        client
+            .get(format!(
+                "http://127.0.0.1:{}/lambda-url/{function}/v1/consulates/{consulate_id}/alerts?status={status}",
+                watch.port
+            ))
+            .bearer_auth(&staff_token)
+            .send()
+    };
+    let listed = list("alert-intake", "open").await.unwrap();
+    assert_eq!(listed.status().as_u16(), 404);
+
+    let open: Value = list("staff-api", "open")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = open["alerts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{open}"))
+        .iter()
+        .filter_map(|a| a["alert_id"].as_str())
+        .collect();
+    assert!(ids.contains(&alert_id), "{open}");
+
+    let (status, acknowledged) = http_answer(&watch.invoke("staff-api", &acknowledge));
+    assert_eq!(status, 200, "{acknowledged}");
+    assert_eq!(acknowledged["status"], "acknowledged");
+    let listed: Value = list("staff-api", "acknowledged")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["alerts"][0]["alert_id"], alert_id, "{listed}");
+
+    // The person's routes stay with intake: the staff API does not serve them.
+    let (status, _) = http_answer(&watch.invoke(
+        "staff-api",
+        &fixture("apigw-alert.json", &[("TOKEN", token)], events.path()),
+    ));
+    assert_eq!(status, 404);
 }

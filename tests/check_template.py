@@ -13,6 +13,8 @@
    subscription dead letters, and a runbook that explains every alarm.
 7. Texts: a registered origination number with its opt-out list and two-way replies, a protect
    configuration that lets texts reach the US and Mexico only, and the number handed to the fan-out.
+8. The staff API function serves the staff routes and nothing else, and its role only lets it read,
+   list and change alerts.
 
 Usage: check_template.py TEMPLATE ROUTER_ROUTES_FILE
 """
@@ -511,6 +513,35 @@ def delivery_receipts(template):
           and role_actions == ["logs:CreateLogStream", "logs:PutLogEvents"], f"{role_actions}")
 
 
+def staff_api(template):
+    """The consulate staff's routes go to a function of their own, whose role reaches alerts only."""
+    functions = of_type(template, "AWS::Serverless::Function")
+
+    def served_by(name):
+        return {
+            (e["Properties"]["Method"].upper(), e["Properties"]["Path"],
+             e["Properties"].get("Auth", {}).get("Authorizer"))
+            for e in functions.get(name, {}).get("Properties", {}).get("Events", {}).values()
+            if e.get("Type") == "HttpApi"
+        }
+
+    staff = served_by("StaffApiFunction")
+    guarded = {(m, p) for fn in functions for m, p, who in served_by(fn) if who == "StaffJwt"}
+    check("the staff routes are the staff API function's, each behind the staff authorizer",
+          bool(staff) and {(m, p) for m, p, _ in staff} == guarded and all(who == "StaffJwt" for *_, who in staff),
+          f"staff API: {sorted(staff, key=str)}; guarded: {sorted(guarded)}")
+    intake_staff = [r for r in served_by("AlertIntakeFunction") if r[2] == "StaffJwt"]
+    check("intake serves no staff route", not intake_staff, f"{intake_staff}")
+    actions = sorted({a for name, s in statements(template) if name == "StaffApiFunction" for a in s.get("Action", [])})
+    expected = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "kms:Decrypt", "kms:DescribeKey",
+                "kms:Encrypt", "kms:GenerateDataKey*", "secretsmanager:GetSecretValue"]
+    check("the staff API's role reads, lists and changes alerts, nothing else", actions == expected, f"{actions}")
+    writes = [s for name, s in statements(template) if name == "StaffApiFunction"
+              and "dynamodb:PutItem" in s.get("Action", [])]
+    keys = [w.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys") for w in writes]
+    check("the staff API writes alert items only", keys == [["ALERT#*", "warm-up"]], f"{keys}")
+
+
 def main():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template_path = pathlib.Path(sys.argv[1])
@@ -561,6 +592,7 @@ def main():
     web_hosting(template)
     texts(template)
     delivery_receipts(template)
+    staff_api(template)
 
     print(f"{len(checks) - len(failures)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)

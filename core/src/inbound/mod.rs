@@ -4,6 +4,7 @@
 //! dead-letter queue (an operator's command).
 
 pub mod http;
+pub mod pipeline;
 pub mod redrive;
 pub mod relay;
 pub mod stream;

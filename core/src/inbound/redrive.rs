@@ -24,7 +24,8 @@ use uuid::Uuid;
 use crate::domain::alert::Alert;
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
-use crate::inbound::stream_poller::compare_sequence_numbers;
+use crate::inbound::pipeline::{self, Change, Step};
+use crate::inbound::stream_poller::{compare_sequence_numbers, records_at, shard_iterator};
 use crate::outbound::dynamodb_item::{ALERT_KIND, AlertItem, PERSON_KIND, PersonItem};
 use crate::ports::AlertStore;
 
@@ -140,27 +141,24 @@ impl Redrive {
             if messages.is_empty() {
                 break;
             }
+            // Every message's changes go through the pipeline together; a message is deleted
+            // once none of its changes is given back.
+            let mut read = Vec::new();
+            let mut changes = Vec::new();
             for message in messages {
                 let Some(handle) = message.receipt_handle else {
                     continue;
                 };
                 let id = message.message_id.unwrap_or_default();
-                match self
-                    .handle(message.body.as_deref().unwrap_or_default())
-                    .await
-                {
-                    Ok((changes, from_window)) => {
-                        self.sqs
-                            .delete_message()
-                            .queue_url(queue_url)
-                            .receipt_handle(handle)
-                            .send()
-                            .await
-                            .map_err(aws_error)?;
-                        report.deleted += 1;
-                        report.changes += changes;
-                        report.from_window += usize::from(from_window);
-                        info!(message_id = %id, changes, from_window, "dead-letter message redriven and deleted");
+                let body = message.body.unwrap_or_default();
+                match self.changes_named(read.len(), &body).await {
+                    Ok((named, from_window)) => {
+                        let alert_changes = named
+                            .iter()
+                            .filter(|change| matches!(change.step, Step::Deliver(..)))
+                            .count();
+                        read.push((handle, id, alert_changes, from_window));
+                        changes.extend(named);
                     }
                     Err(err) => {
                         warn!(message_id = %id, error = %err, "dead-letter message kept");
@@ -168,6 +166,26 @@ impl Redrive {
                         kept.push(handle);
                     }
                 }
+            }
+            let retry = pipeline::deliver(&self.fanout, changes).await;
+            for (index, (handle, id, changes, from_window)) in read.into_iter().enumerate() {
+                if retry.contains(&index) {
+                    warn!(message_id = %id, "dead-letter message kept: some of its changes failed again");
+                    report.kept += 1;
+                    kept.push(handle);
+                    continue;
+                }
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(aws_error)?;
+                report.deleted += 1;
+                report.changes += changes;
+                report.from_window += usize::from(from_window);
+                info!(message_id = %id, changes, from_window, "dead-letter message redriven and deleted");
             }
         }
         for handle in kept {
@@ -186,25 +204,28 @@ impl Redrive {
         Ok(report)
     }
 
-    /// Runs one message's changes; returns how many, and whether the time window found them.
-    async fn handle(&self, body: &str) -> Result<(usize, bool)> {
+    /// The changes one message names, known by `index`, and whether the time window found them.
+    async fn changes_named(&self, index: usize, body: &str) -> Result<(Vec<Change<usize>>, bool)> {
         let failed: FailedBatch = serde_json::from_str(body)
             .map_err(|err| Error::invalid("DDBStreamBatchInfo", err.to_string()))?;
         let named = self.named_by(&failed.batch).await?;
-        for person in &named.removed_people {
-            self.fanout.forget(&person.person).await?;
-        }
-        let mut changes = 0;
+        let mut changes: Vec<Change<usize>> = named
+            .removed_people
+            .into_iter()
+            .map(|item| Change::new(index, Step::Forget(Arc::new(item.person))))
+            .collect();
         for (alert_id, wanted) in &named.alerts {
             let Some(alert) = self.alerts.get_alert(*alert_id).await? else {
                 // Expired or erased since: there is no one left to tell about it.
                 info!(alert_id = %alert_id, "a redriven alert is no longer in the table");
                 continue;
             };
-            for entry in changes_of(&alert, *wanted) {
-                self.fanout.deliver(&alert, entry).await?;
-                changes += 1;
-            }
+            let seqs: Vec<u32> = changes_of(&alert, *wanted).iter().map(|e| e.seq).collect();
+            let alert = Arc::new(alert);
+            changes.extend(
+                seqs.into_iter()
+                    .map(|seq| Change::new(index, Step::Deliver(alert.clone(), seq))),
+            );
         }
         Ok((changes, named.from_window))
     }
@@ -231,17 +252,12 @@ impl Redrive {
 
     /// The batch's records from the stream, or `None` when the stream no longer has them.
     async fn read_stream(&self, batch: &BatchInfo) -> Result<Option<Named>> {
-        let iterator = self
-            .streams
-            .get_shard_iterator()
-            .stream_arn(&batch.stream_arn)
-            .shard_id(&batch.shard_id)
-            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-            .sequence_number(&batch.start_sequence_number)
-            .send()
-            .await;
+        let at = ShardIteratorType::AtSequenceNumber;
+        let start = Some(batch.start_sequence_number.as_str());
+        let iterator =
+            shard_iterator(&self.streams, &batch.stream_arn, &batch.shard_id, at, start).await;
         let mut iterator = match iterator {
-            Ok(output) => output.shard_iterator,
+            Ok(iterator) => iterator,
             Err(err)
                 if err.as_service_error().is_some_and(|e| {
                     e.is_trimmed_data_access_exception() || e.is_resource_not_found_exception()
@@ -255,14 +271,7 @@ impl Redrive {
         let mut empty_pages = 0;
         let mut reached_end = false;
         while let Some(current) = iterator.take() {
-            let output = self
-                .streams
-                .get_records()
-                .shard_iterator(current)
-                .send()
-                .await
-                .map_err(aws_error)?;
-            let records = output.records.unwrap_or_default();
+            let (records, next) = records_at(&self.streams, &current).await?;
             if records.is_empty() {
                 empty_pages += 1;
                 if empty_pages >= EMPTY_PAGES {
@@ -286,7 +295,7 @@ impl Redrive {
             if reached_end {
                 break;
             }
-            iterator = output.next_shard_iterator;
+            iterator = next;
         }
         if named.alerts.is_empty() && named.removed_people.is_empty() && !reached_end {
             // Nothing of the batch was found where it should start: it has gone from the stream.

@@ -1,18 +1,16 @@
-//! Local mode's stand-in for the DynamoDB stream trigger: moves each outbox event of the embedded
-//! store through the fan-out and deletes it once every notification went out. Each alert's
-//! changes go in commit order; different alerts go side by side, and the events a round delivered
-//! are deleted together.
+//! Local mode's stand-in for the DynamoDB stream trigger: hands the embedded store's outbox events
+//! (in commit order) to the delivery pipeline and deletes each once every notification went out;
+//! the events a round delivered are deleted together.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tracing::warn;
 
 use crate::fanout::FanOut;
-use crate::outbound::embedded::{EmbeddedStore, OutboxEvent};
+use crate::inbound::pipeline::{self, Change, Step};
+use crate::outbound::embedded::EmbeddedStore;
 
 const BATCH: usize = 256;
 /// A change that failed is retried after this pause (and on the next commit), never dropped.
@@ -47,64 +45,24 @@ pub async fn relay_outbox(
     }
 }
 
-/// Delivers what is pending, one task per alert; an alert stops at its first failure so that its
-/// changes stay in order, without holding back the others.
-async fn relay_pending(store: &EmbeddedStore, fanout: &Arc<FanOut>) -> Result<usize, ()> {
+/// Hands what is pending to the delivery pipeline and deletes the events it delivered; an event
+/// it gives back (failed, or held behind its alert's failed change) stays for the next round.
+async fn relay_pending(store: &EmbeddedStore, fanout: &FanOut) -> Result<usize, ()> {
     let events = store.pending_events(BATCH).await.map_err(|err| {
         warn!(error = %err, "could not read the outbox");
     })?;
     let count = events.len();
-    let mut by_alert: Vec<Vec<OutboxEvent>> = Vec::new();
-    let mut index = HashMap::new();
-    for event in events {
-        let at = *index.entry(event.alert.alert_id).or_insert_with(|| {
-            by_alert.push(Vec::new());
-            by_alert.len() - 1
-        });
-        by_alert[at].push(event);
-    }
-    let mut alerts = JoinSet::new();
-    for changes in by_alert {
-        let fanout = fanout.clone();
-        alerts.spawn(async move { deliver_in_order(&fanout, changes).await });
-    }
-    let (mut delivered, mut failed) = (Vec::with_capacity(count), false);
-    while let Some(joined) = alerts.join_next().await {
-        match joined {
-            Ok((ids, complete)) => {
-                delivered.extend(ids);
-                failed |= !complete;
-            }
-            Err(err) => {
-                warn!(error = %err, "a fan-out task failed; will retry");
-                failed = true;
-            }
-        }
-    }
+    let ids: Vec<i64> = events.iter().map(|event| event.id).collect();
+    let changes = events
+        .into_iter()
+        .map(|event| Change::new(event.id, Step::Deliver(Arc::new(event.alert), event.seq)))
+        .collect();
+    let retry = pipeline::deliver(fanout, changes).await;
+    let delivered: Vec<i64> = ids.into_iter().filter(|id| !retry.contains(id)).collect();
     store.mark_delivered(&delivered).await.map_err(|err| {
         warn!(error = %err, "could not mark outbox events delivered; will retry");
     })?;
-    if failed { Err(()) } else { Ok(count) }
-}
-
-/// One alert's changes, in order: the ids of those delivered, and whether all were.
-async fn deliver_in_order(fanout: &FanOut, changes: Vec<OutboxEvent>) -> (Vec<i64>, bool) {
-    let mut delivered = Vec::with_capacity(changes.len());
-    for event in changes {
-        let entry = event
-            .alert
-            .history
-            .iter()
-            .find(|entry| entry.seq == event.seq);
-        if let Some(entry) = entry
-            && let Err(err) = fanout.deliver(&event.alert, entry).await
-        {
-            warn!(alert_id = %event.alert.alert_id, seq = event.seq, error = %err, "fan-out failed; will retry");
-            return (delivered, false);
-        }
-        delivered.push(event.id);
-    }
-    (delivered, true)
+    if retry.is_empty() { Ok(count) } else { Err(()) }
 }
 
 #[cfg(test)]

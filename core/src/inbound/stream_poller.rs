@@ -11,7 +11,9 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodbstreams::Client;
-use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
+use aws_sdk_dynamodbstreams::config::http::HttpResponse;
+use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -132,17 +134,17 @@ impl StreamPoller {
     /// none or it has been trimmed away, from the oldest record still there.
     async fn start_of(&self, shard_id: &str) -> Result<Option<String>> {
         if let Some(sequence_number) = self.delivered.get(shard_id) {
-            let resumed = self
-                .client
-                .get_shard_iterator()
-                .stream_arn(&self.stream_arn)
-                .shard_id(shard_id)
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .sequence_number(sequence_number)
-                .send()
-                .await;
-            match resumed {
-                Ok(output) => return Ok(output.shard_iterator),
+            let after = ShardIteratorType::AfterSequenceNumber;
+            match shard_iterator(
+                &self.client,
+                &self.stream_arn,
+                shard_id,
+                after,
+                Some(sequence_number),
+            )
+            .await
+            {
+                Ok(iterator) => return Ok(iterator),
                 Err(err)
                     if err
                         .as_service_error()
@@ -156,27 +158,10 @@ impl StreamPoller {
                 Err(err) => return Err(stream_error(err)),
             }
         }
-        self.iterator(shard_id, ShardIteratorType::TrimHorizon, None)
+        let oldest = ShardIteratorType::TrimHorizon;
+        shard_iterator(&self.client, &self.stream_arn, shard_id, oldest, None)
             .await
-    }
-
-    async fn iterator(
-        &self,
-        shard_id: &str,
-        kind: ShardIteratorType,
-        sequence_number: Option<&str>,
-    ) -> Result<Option<String>> {
-        let output = self
-            .client
-            .get_shard_iterator()
-            .stream_arn(&self.stream_arn)
-            .shard_id(shard_id)
-            .shard_iterator_type(kind)
-            .set_sequence_number(sequence_number.map(str::to_owned))
-            .send()
-            .await
-            .map_err(stream_error)?;
-        Ok(output.shard_iterator)
+            .map_err(stream_error)
     }
 
     /// The records written since the last committed batch, one batch per shard that has any.
@@ -210,14 +195,7 @@ impl StreamPoller {
             let Position::At(iterator) = position else {
                 continue;
             };
-            let output = self
-                .client
-                .get_records()
-                .shard_iterator(iterator)
-                .send()
-                .await
-                .map_err(stream_error)?;
-            let records = output.records.unwrap_or_default();
+            let (records, next_iterator) = records_at(&self.client, iterator).await?;
             let len = records.len();
             let sequence_numbers = records
                 .iter()
@@ -233,7 +211,7 @@ impl StreamPoller {
                 shard_id: shard_id.clone(),
                 json,
                 len,
-                next_iterator: output.next_shard_iterator,
+                next_iterator,
                 sequence_numbers,
             });
         }
@@ -263,14 +241,14 @@ impl StreamPoller {
             })
             .max_by(|a, b| compare_sequence_numbers(a, b));
         let position = match first_failure {
-            Some(sequence_number) => self
-                .iterator(
-                    &batch.shard_id,
-                    ShardIteratorType::AtSequenceNumber,
-                    Some(sequence_number),
-                )
-                .await?
-                .map_or(Position::Closed, Position::At),
+            Some(sequence_number) => {
+                let at = ShardIteratorType::AtSequenceNumber;
+                let (arn, shard_id) = (&self.stream_arn, &batch.shard_id);
+                shard_iterator(&self.client, arn, shard_id, at, Some(sequence_number))
+                    .await
+                    .map_err(stream_error)?
+                    .map_or(Position::Closed, Position::At)
+            }
             None => batch
                 .next_iterator
                 .clone()
@@ -304,6 +282,43 @@ impl StreamPoller {
         }
         Ok((seen, failed))
     }
+}
+
+/// Where to read a shard from: an iterator, or none once a closed shard has nothing more. The
+/// caller tells a trimmed-away position (or a stream that is gone) from other failures.
+pub(crate) async fn shard_iterator(
+    client: &Client,
+    stream_arn: &str,
+    shard_id: &str,
+    kind: ShardIteratorType,
+    sequence_number: Option<&str>,
+) -> std::result::Result<Option<String>, SdkError<GetShardIteratorError, HttpResponse>> {
+    let output = client
+        .get_shard_iterator()
+        .stream_arn(stream_arn)
+        .shard_id(shard_id)
+        .shard_iterator_type(kind)
+        .set_sequence_number(sequence_number.map(str::to_owned))
+        .send()
+        .await?;
+    Ok(output.shard_iterator)
+}
+
+/// One page of a shard's records, and the iterator to the page after it.
+pub(crate) async fn records_at(
+    client: &Client,
+    iterator: &str,
+) -> Result<(Vec<Record>, Option<String>)> {
+    let output = client
+        .get_records()
+        .shard_iterator(iterator)
+        .send()
+        .await
+        .map_err(stream_error)?;
+    Ok((
+        output.records.unwrap_or_default(),
+        output.next_shard_iterator,
+    ))
 }
 
 /// Sequence numbers are decimal strings of varying length.

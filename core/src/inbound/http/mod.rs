@@ -162,11 +162,11 @@ fn method_filter(method: &str) -> MethodFilter {
     }
 }
 
-/// The person's side (registration, contacts, PINs, alerts, check-ins) and the consulate staff's:
-/// every route of `TABLE` this crate serves.
-pub fn person_routes(service: Arc<AlertService>) -> Router {
+/// The routes of `TABLE` this crate serves whose audience `wanted` accepts.
+fn routes(service: Arc<AlertService>, wanted: impl Fn(Audience) -> bool) -> Router {
     TABLE
         .iter()
+        .filter(|route| wanted(route.audience))
         .filter_map(|route| Some((route, route.handler?)))
         .fold(Router::new(), |router, (route, handler)| {
             router.route(route.path, handler(method_filter(route.method)))
@@ -174,9 +174,30 @@ pub fn person_routes(service: Arc<AlertService>) -> Router {
         .with_state(service)
 }
 
-/// The alert intake function's API.
+/// The person's side (registration, contacts, PINs, alerts, check-ins) and the consulate staff's:
+/// every route of `TABLE` this crate serves.
+pub fn person_routes(service: Arc<AlertService>) -> Router {
+    routes(service, |_| true)
+}
+
+/// The alert intake function's API: the person's routes only; the staff's are another function's.
 pub fn intake_api(service: Arc<AlertService>) -> Router {
-    finish(person_routes(service))
+    finish(routes(service, |audience| audience == Audience::Person))
+}
+
+/// The staff API function's: list, acknowledge and resolve, for consulate staff only.
+pub fn staff_api(service: Arc<AlertService>) -> Router {
+    finish(routes(service, |audience| audience == Audience::Staff))
+}
+
+/// A Lambda function serving `api` on the backend its configuration names, as intake and the
+/// staff API do: the connections the first request needs are opened during init.
+pub async fn run_on_lambda(api: fn(Arc<AlertService>) -> Router) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let config = crate::config::Config::from_env()?;
+    let backend = crate::backend::Backend::from_config(&config).await?;
+    backend.warm().await;
+    lambda_http::run(api(backend.alert_service())).await
 }
 
 /// The whole API on one port, as the local runner serves it.

@@ -1,0 +1,8 @@
+//! Staff API: consulate staff list, acknowledge and resolve their alerts, over the HTTP API. The
+//! gateway checks the staff token first; this function checks it again.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    alert_button_core::inbound::http::run_on_lambda(alert_button_core::inbound::http::staff_api)
+        .await
+}
