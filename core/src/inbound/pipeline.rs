@@ -147,7 +147,6 @@ mod tests {
     use crate::domain::alert::{Location, Retention};
     use crate::domain::consulate::Directory;
     use crate::domain::notification::Notification;
-    use crate::fanout::tests::MemoryLedger;
     use crate::outbound::embedded::EmbeddedStore;
     use crate::outbound::embedded::tests::{alert, person};
     use crate::ports::{Notifier, Recipient, SendError, Sent};
@@ -198,9 +197,9 @@ mod tests {
         });
         let fanout = FanOut::new(
             Arc::new(Directory::bundled()),
-            store,
+            store.clone(),
             notifier.clone(),
-            Arc::new(MemoryLedger::default()),
+            store,
         );
         // (what the feed knows each change by, the change), interleaved as a feed may give them.
         let changes = vec![
