@@ -214,6 +214,11 @@ impl Config {
         }))
     }
 
+    /// The table, for functions that need no more of the AWS settings.
+    pub fn table_name(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
     /// The value in effect of a variable of `VARIABLES`.
     pub fn effective(&self, name: &str) -> Option<&str> {
         self.effective.get(name).map(String::as_str)

@@ -699,6 +699,8 @@ fn normalised(contacts: &[Value]) -> Vec<Value> {
                 };
                 c["phone"] = json!(phone);
                 c["country"] = json!(country);
+                // A number the contact has not answered from yet.
+                c["consent"] = json!("pending");
             }
             c
         })

@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
+use alert_button_core::config::Config;
 use alert_button_core::outbound::dynamodb::DynamoStore;
 use alert_button_core::replies::{classify, record_reply};
+use alert_button_core::telemetry;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::event::sns::SnsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -28,11 +30,12 @@ struct InboundSms {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let table = std::env::var("ALERT_BUTTON_TABLE")
-        .ok()
-        .filter(|table| !table.is_empty())
-        .ok_or("ALERT_BUTTON_TABLE is not set: the table holding the people")?;
+    telemetry::init();
+    let config = Config::from_env()?;
+    let table = config
+        .table_name()
+        .ok_or("ALERT_BUTTON_TABLE is not set: the table holding the people")?
+        .to_owned();
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
     let store = &store;
