@@ -6,10 +6,23 @@
 //! An office whose county list covers a state other than its own serves only those counties there
 //! (Albuquerque serves 36 named Texas counties, not Texas): the state-level fallback skips it.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use super::consulate::{Consulate, Directory, DirectoryProblem, distance_km};
 use super::geography::{GeoPoint, is_us_state_or_territory};
+
+mod places;
+
+use places::{BAND_COUNT, Entry, band_of};
+
+/// `data/us-places.csv` as the build script laid it out.
+mod bundled {
+    use super::Entry;
+    use std::borrow::Cow;
+
+    include!(concat!(env!("OUT_DIR"), "/places.rs"));
+}
 
 pub const BUNDLED_PLACES: &str = include_str!("../../data/us-places.csv");
 pub const BUNDLED_DISTRICTS: &str = include_str!("../../data/consular-districts.csv");
@@ -20,15 +33,163 @@ pub const DISTRICT_COLUMNS: [&str; 4] = ["state", "county", "consulate_id", "sou
 /// Farther than this from any populated place, a point's state is not guessed.
 const MAX_PLACE_DISTANCE_KM: f64 = 75.0;
 
-/// A lower bound of the great-circle distance per degree of latitude (a meridian degree on a sphere
-/// slightly smaller than the one `distance_km` uses), so that a latitude gap never overstates a
-/// distance.
-const KM_PER_DEGREE_OF_LATITUDE: f64 = 6371.0 * std::f64::consts::PI / 180.0;
+/// A sphere slightly smaller than the one `distance_km` uses, so that a bound derived from it never
+/// overstates a distance.
+const LOWER_EARTH_RADIUS_KM: f64 = 6371.0;
 
-struct Place {
-    point: GeoPoint,
-    state: String,
-    county: String,
+/// A lower bound of the great-circle distance per degree of latitude (a meridian degree on that
+/// smaller sphere), so that a latitude gap never overstates a distance.
+const KM_PER_DEGREE_OF_LATITUDE: f64 = LOWER_EARTH_RADIUS_KM * std::f64::consts::PI / 180.0;
+
+/// The populated places, sorted by latitude (ties in file order), and an index by latitude band
+/// and longitude. The bundled ones are borrowed from the binary: nothing to load at start-up.
+struct Places {
+    entries: Cow<'static, [Entry]>,
+    /// (state, county), sorted; `Entry::area` indexes it.
+    areas: Cow<'static, [(Cow<'static, str>, Cow<'static, str>)]>,
+    band_starts: Cow<'static, [u32]>,
+    by_band: Cow<'static, [u32]>,
+    /// The places with their names, made on first use by tests that measure every place.
+    #[cfg(test)]
+    named: std::sync::OnceLock<Vec<tests::Place>>,
+}
+
+impl Places {
+    fn bundled() -> Places {
+        Places {
+            entries: Cow::Borrowed(&bundled::ENTRIES),
+            areas: Cow::Borrowed(&bundled::AREAS),
+            band_starts: Cow::Borrowed(&bundled::BAND_STARTS),
+            by_band: Cow::Borrowed(&bundled::BY_BAND),
+            #[cfg(test)]
+            named: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Any other places file, laid out as the build script lays out the bundled one.
+    fn parse(text: &str) -> Result<Places, Vec<DirectoryProblem>> {
+        let layout = places::lay_out(text).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|(line, message)| DirectoryProblem {
+                    line: 0,
+                    message: format!("places file, line {line}: {message}"),
+                })
+                .collect::<Vec<_>>()
+        })?;
+        Ok(Places {
+            entries: Cow::Owned(layout.entries),
+            areas: Cow::Owned(
+                layout
+                    .areas
+                    .into_iter()
+                    .map(|(state, county)| (Cow::Owned(state), Cow::Owned(county)))
+                    .collect(),
+            ),
+            band_starts: Cow::Owned(layout.band_starts),
+            by_band: Cow::Owned(layout.by_band),
+            #[cfg(test)]
+            named: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn point(&self, position: usize) -> GeoPoint {
+        let entry = &self.entries[position];
+        GeoPoint {
+            lat: entry.lat,
+            lon: entry.lon,
+        }
+    }
+
+    fn area(&self, position: usize) -> (&str, &str) {
+        let (state, county) = &self.areas[self.entries[position].area as usize];
+        (state, county)
+    }
+
+    /// Whether some place lies in this (named) county.
+    fn has_county(&self, state: &str, county: &str) -> bool {
+        !county.is_empty()
+            && self
+                .areas
+                .binary_search_by(|(s, c)| (s.as_ref(), c.as_ref()).cmp(&(state, county)))
+                .is_ok()
+    }
+
+    /// The position of the nearest place within `MAX_PLACE_DISTANCE_KM`, the first in latitude
+    /// order among equally near ones: exactly what measuring every place finds.
+    ///
+    /// Only the places of the latitude bands within reach, and within them of the longitudes
+    /// within reach, are measured. The longitude reach follows from the haversine formula:
+    /// `hav(d/R) = hav(Δφ) + cos φ₁ cos φ₂ hav(Δλ)`, so a place within `d` has
+    /// `hav(Δλ) ≤ hav(d/R) / (cos φ₁ cos φ₂)`, with `cos φ₂` no smaller than at the window's
+    /// farthest latitude from the equator. Off the globe (a latitude beyond a pole, a longitude
+    /// several turns around) every longitude is measured, and only the latitude window applies, as
+    /// it always did.
+    fn nearest(&self, point: GeoPoint) -> Option<usize> {
+        if !(point.lat.is_finite() && point.lon.is_finite()) {
+            return None;
+        }
+        let reach = MAX_PLACE_DISTANCE_KM / KM_PER_DEGREE_OF_LATITUDE;
+        let (south, north) = (point.lat - reach, point.lat + reach);
+        let widest = south.abs().max(north.abs()).min(90.0);
+        let cosines = point.lat.to_radians().cos().abs() * widest.to_radians().cos();
+        let half_angle = MAX_PLACE_DISTANCE_KM / LOWER_EARTH_RADIUS_KM / 2.0;
+        let ratio = half_angle.sin().powi(2) / cosines;
+        let on_the_globe = point.lat.abs() <= 90.0 && point.lon.abs() <= 720.0;
+        // A margin for rounding: a place measured beyond the limit costs only a measurement.
+        let lon_reach = if on_the_globe && ratio.is_finite() && ratio < 0.25 {
+            (2.0 * ratio.sqrt().asin()).to_degrees() * 1.01 + 1e-3
+        } else {
+            360.0
+        };
+        let lon = (point.lon + 180.0).rem_euclid(360.0) - 180.0;
+        let ranges: &[(f64, f64)] = if lon_reach >= 180.0 {
+            &[(-180.0, 180.0)]
+        } else {
+            &[
+                (lon - lon_reach, lon + lon_reach),
+                // Across the antimeridian.
+                (lon - lon_reach + 360.0, 180.0),
+                (-180.0, lon + lon_reach - 360.0),
+            ]
+        };
+
+        let mut best: Option<(f64, usize)> = None;
+        for band in band_of(south)..=band_of(north).min(BAND_COUNT - 1) {
+            let in_band =
+                &self.by_band[self.band_starts[band] as usize..self.band_starts[band + 1] as usize];
+            for &(west, east) in ranges {
+                if west > east {
+                    continue;
+                }
+                let lon_of = |position: &u32| self.entries[*position as usize].lon;
+                let first = in_band.partition_point(|p| lon_of(p) < west);
+                let end = in_band.partition_point(|p| lon_of(p) <= east);
+                for &position in &in_band[first..end.max(first)] {
+                    let position = position as usize;
+                    let lat = self.entries[position].lat;
+                    if lat < south || lat > north {
+                        continue;
+                    }
+                    let km = distance_km(point, self.point(position));
+                    let better = best.is_none_or(|(best_km, best_position)| {
+                        km.total_cmp(&best_km)
+                            .then(position.cmp(&best_position))
+                            .is_lt()
+                    });
+                    if better {
+                        best = Some((km, position));
+                    }
+                }
+            }
+        }
+        best.filter(|(km, _)| *km <= MAX_PLACE_DISTANCE_KM)
+            .map(|(_, position)| position)
+    }
 }
 
 /// Where a point lies, as far as the bundled places tell.
@@ -48,8 +209,8 @@ pub struct CountyAssignment {
 }
 
 pub struct Districts {
-    /// Sorted by latitude: a lookup only measures the places whose latitude alone is within reach.
-    places: Vec<Place>,
+    /// A lookup only measures the places whose latitude and longitude alone are within reach.
+    places: Places,
     /// (state, county) → consulate id.
     counties: HashMap<(String, String), String>,
     /// In file order, for reports.
@@ -59,10 +220,11 @@ pub struct Districts {
 }
 
 impl Districts {
-    /// The bundled places and county lists, checked against the bundled directory. The test suite
-    /// checks both files, so a failure here means a broken build, not bad input.
+    /// The bundled places (laid out at compile time: a bad row fails the build) and county lists,
+    /// checked against the bundled directory. The test suite checks the county file, so a failure
+    /// here means a broken build, not bad input.
     pub fn bundled() -> Districts {
-        match Districts::from_csv(BUNDLED_PLACES, BUNDLED_DISTRICTS, &Directory::bundled()) {
+        match Districts::with_places(Places::bundled(), BUNDLED_DISTRICTS, &Directory::bundled()) {
             Ok(districts) => districts,
             Err(problems) => {
                 let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -81,13 +243,15 @@ impl Districts {
         districts: &str,
         directory: &Directory,
     ) -> Result<Districts, Vec<DirectoryProblem>> {
-        let places = parse_places(places);
-        let known_counties: HashSet<(&str, &str)> = places
-            .iter()
-            .filter(|place| !place.county.is_empty())
-            .map(|place| (place.state.as_str(), place.county.as_str()))
-            .collect();
-        let (assignments, mut problems) = parse_assignments(districts, directory, &known_counties);
+        Districts::with_places(Places::parse(places)?, districts, directory)
+    }
+
+    fn with_places(
+        places: Places,
+        districts: &str,
+        directory: &Directory,
+    ) -> Result<Districts, Vec<DirectoryProblem>> {
+        let (assignments, mut problems) = parse_assignments(districts, directory, &places);
 
         let mut counties = HashMap::new();
         for (_, assignment) in &assignments {
@@ -168,23 +332,11 @@ impl Districts {
     }
 
     pub fn locate(&self, point: GeoPoint) -> Option<Area> {
-        // A place farther in latitude than the limit is farther in distance too.
-        let reach = MAX_PLACE_DISTANCE_KM / KM_PER_DEGREE_OF_LATITUDE;
-        let first = self
-            .places
-            .partition_point(|place| place.point.lat < point.lat - reach);
-        let end = self
-            .places
-            .partition_point(|place| place.point.lat <= point.lat + reach);
-        self.places[first..end.max(first)]
-            .iter()
-            .map(|place| (distance_km(point, place.point), place))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .filter(|(km, _)| *km <= MAX_PLACE_DISTANCE_KM)
-            .map(|(_, place)| Area {
-                state: place.state.clone(),
-                county: place.county.clone(),
-            })
+        let (state, county) = self.places.area(self.places.nearest(point)?);
+        Some(Area {
+            state: state.to_owned(),
+            county: county.to_owned(),
+        })
     }
 
     /// Every county a source assigns to an office, in file order.
@@ -210,32 +362,11 @@ impl Districts {
     }
 }
 
-fn parse_places(text: &str) -> Vec<Place> {
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let mut places: Vec<Place> = reader
-        .records()
-        .filter_map(Result::ok)
-        .filter_map(|row| {
-            Some(Place {
-                point: GeoPoint {
-                    lat: row.get(0)?.parse().ok()?,
-                    lon: row.get(1)?.parse().ok()?,
-                },
-                state: row.get(2)?.to_owned(),
-                county: row.get(3)?.to_owned(),
-            })
-        })
-        .filter(|place| place.point.lat.is_finite() && place.point.lon.is_finite())
-        .collect();
-    places.sort_by(|a, b| a.point.lat.total_cmp(&b.point.lat));
-    places
-}
-
 /// The well-formed rows with their lines, and a problem per bad row.
 fn parse_assignments(
     text: &str,
     directory: &Directory,
-    known_counties: &HashSet<(&str, &str)>,
+    places: &Places,
 ) -> (Vec<(u64, CountyAssignment)>, Vec<DirectoryProblem>) {
     let mut problems = Vec::new();
     let mut assignments = Vec::new();
@@ -295,7 +426,7 @@ fn parse_assignments(
             problem(format!(
                 "state: `{state}` is not a US state, DC or territory code"
             ));
-        } else if !known_counties.contains(&(state, county)) {
+        } else if !places.has_county(state, county) {
             problem(format!(
                 "county: `{county}` is not a county of {state} in data/us-places.csv"
             ));
@@ -399,6 +530,173 @@ pub fn route<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A place as the tests read it.
+    pub(super) struct Place {
+        point: GeoPoint,
+        state: String,
+        county: String,
+    }
+
+    impl Places {
+        /// Every place, in latitude order.
+        fn iter(&self) -> std::slice::Iter<'_, Place> {
+            self.named
+                .get_or_init(|| {
+                    (0..self.len())
+                        .map(|position| {
+                            let (state, county) = self.area(position);
+                            Place {
+                                point: self.point(position),
+                                state: state.to_owned(),
+                                county: county.to_owned(),
+                            }
+                        })
+                        .collect()
+                })
+                .iter()
+        }
+    }
+
+    /// The nearest place within the limit by measuring every place: the first of equals.
+    fn measuring_every_place(places: &Places, point: GeoPoint) -> Option<usize> {
+        (0..places.len())
+            .map(|position| (distance_km(point, places.point(position)), position))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .filter(|(km, _)| *km <= MAX_PLACE_DISTANCE_KM)
+            .map(|(_, position)| position)
+    }
+
+    /// At every bundled place, the index must find the first place at that very point, which is
+    /// what measuring every place finds there (distance zero, the first of equals).
+    #[test]
+    fn the_index_finds_every_place_at_its_point() {
+        let places = Places::bundled();
+        let mut first_at: HashMap<(u64, u64), usize> = HashMap::new();
+        for position in 0..places.len() {
+            let point = places.point(position);
+            first_at
+                .entry((point.lat.to_bits(), point.lon.to_bits()))
+                .or_insert(position);
+        }
+        for position in 0..places.len() {
+            let point = places.point(position);
+            assert_eq!(
+                places.nearest(point),
+                Some(first_at[&(point.lat.to_bits(), point.lon.to_bits())]),
+                "at {point:?}"
+            );
+        }
+    }
+
+    /// Between the places the index must find the very place measuring every place finds: halfway
+    /// to the next place, and about the limit's distance north and east (where a band or a
+    /// longitude reach that is too narrow would show), around every 16th place (measuring all
+    /// 16,456 for each point of every place is minutes in a debug build).
+    #[test]
+    fn the_index_finds_what_measuring_every_place_finds_between_places() {
+        let places = Places::bundled();
+        let mut points = Vec::new();
+        for position in (0..places.len()).step_by(16) {
+            let here = places.point(position);
+            let next = places.point((position + 1) % places.len());
+            points.push(GeoPoint {
+                lat: (here.lat + next.lat) / 2.0,
+                lon: (here.lon + next.lon) / 2.0,
+            });
+            let degrees = MAX_PLACE_DISTANCE_KM / KM_PER_DEGREE_OF_LATITUDE;
+            points.push(GeoPoint {
+                lat: here.lat + degrees,
+                lon: here.lon,
+            });
+            points.push(GeoPoint {
+                lat: here.lat,
+                lon: here.lon + degrees / here.lat.to_radians().cos(),
+            });
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = points.len().div_ceil(threads);
+        let (located, differences) = std::thread::scope(|scope| {
+            let workers: Vec<_> = points
+                .chunks(chunk)
+                .map(|points| {
+                    let places = &places;
+                    scope.spawn(move || {
+                        let mut located = 0;
+                        let mut differences = Vec::new();
+                        for &point in points {
+                            let found = places.nearest(point);
+                            if found != measuring_every_place(places, point) {
+                                differences.push(point);
+                            }
+                            located += usize::from(found.is_some());
+                        }
+                        (located, differences)
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).fold(
+                (0, Vec::new()),
+                |(located, mut differences), (n, d)| {
+                    differences.extend(d);
+                    (located + n, differences)
+                },
+            )
+        });
+        assert_eq!(differences, Vec::<GeoPoint>::new());
+        assert!(
+            located > points.len() / 2,
+            "only {located} of {} points located",
+            points.len()
+        );
+    }
+
+    /// The build script's layout is the one `from_csv` makes of the same file at run time.
+    #[test]
+    fn the_bundled_layout_is_the_file_laid_out() {
+        let parsed = Places::parse(BUNDLED_PLACES).unwrap_or_else(|problems| {
+            panic!("{problems:?}");
+        });
+        let bundled = Places::bundled();
+        assert_eq!(parsed.entries, bundled.entries);
+        assert_eq!(parsed.areas, bundled.areas);
+        assert_eq!(parsed.band_starts, bundled.band_starts);
+        assert_eq!(parsed.by_band, bundled.by_band);
+        assert_eq!(bundled.len(), BUNDLED_PLACES.lines().skip(1).count());
+        for (state, _) in bundled.areas.iter() {
+            assert!(is_us_state_or_territory(state), "{state}");
+        }
+    }
+
+    #[test]
+    fn a_bad_place_row_is_named_not_dropped() {
+        let places = "lat,lon,state,county\n\
+            35.08,-106.65,NM,Bernalillo County\n\
+            35.08,,NM,Bernalillo County\n\
+            95.0,-106.65,NM,Bernalillo County\n\
+            35.08,-106.65,New Mexico,Bernalillo County\n\
+            35.08,-106.65,NM\n";
+        let problems = match Districts::from_csv(
+            places,
+            "state,county,consulate_id,source\n",
+            &Directory::bundled(),
+        ) {
+            Ok(_) => panic!("bad places must fail"),
+            Err(problems) => problems
+                .iter()
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>(),
+        };
+        assert_eq!(
+            problems,
+            [
+                "places file, line 3: lon: `` is not a number from -180 to 180",
+                "places file, line 4: lat: `95.0` is not a number from -90 to 90",
+                "places file, line 5: state: `New Mexico` is not a two-letter code",
+                "places file, line 6: expected 4 fields, found 3",
+            ]
+        );
+    }
 
     fn routed(lat: f64, lon: f64) -> (String, RoutingReason, Option<String>) {
         let directory = Directory::bundled();
