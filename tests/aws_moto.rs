@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alert_button_core::Error;
-use alert_button_core::backend::{AwsBackend, AwsSettings};
+use alert_button_core::backend::AwsBackend;
 use alert_button_core::domain::alert::{
     Alert, AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
 };
@@ -26,31 +26,15 @@ use alert_button_core::ports::{
     AlertStore, FamilySubscriptions, StaffMember, StaffVerifier, SystemClock,
 };
 use alert_button_core::service::{AlertService, Ports};
-use alert_button_tests::aws::{Stack, field, person_key, sdk_config, sms_sent_to};
+use alert_button_core::testing::contact;
+use alert_button_tests::ana;
+use alert_button_tests::aws::{Stack, field, person_key, sdk_config, sms_sent_to, unique_phone};
 use serde_json::{Value, json};
 
 fn backend(stack: &Stack, family_sms: FamilySms) -> AwsBackend {
-    backend_keeping(stack, family_sms, Retention::default())
+    stack.backend(family_sms, Retention::default())
 }
 
-fn backend_keeping(stack: &Stack, family_sms: FamilySms, retention: Retention) -> AwsBackend {
-    AwsBackend::with_config(
-        stack.config.clone(),
-        AwsSettings {
-            table: stack.table.clone(),
-            topic_arn: stack.topic_arn.clone(),
-            family_sms,
-            sms_origination: None,
-            staff_issuer: None,
-            retention,
-            service_key_secret: Some(stack.service_key_secret.clone()),
-        },
-        Arc::new(Directory::bundled()),
-        stack.service_key.clone(),
-    )
-}
-
-/// A phone number no other test uses, so moto's global SMS log can be read per test.
 /// Downtown Denver: the Denver consulate.
 const DENVER: (f64, f64) = (39.74, -104.99);
 
@@ -59,22 +43,9 @@ fn one_texted_contact(phone: &str) -> Value {
     json!({"language": "es", "contacts": [{"name": "Luis", "phone": phone}]})
 }
 
-fn unique_phone() -> String {
-    // A Chicago number: an area code in use and an exchange from 200 up, as the numbering plan requires.
-    let n = 2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000;
-    format!("+1312{n}")
-}
-
 /// A Spanish contact texted at `phone`.
 fn texted(name: &str, phone: &str) -> Contact {
-    Contact {
-        name: name.into(),
-        phone: Some(phone.into()),
-        email: None,
-        language: None,
-        country: None,
-        consent: None,
-    }
+    contact(name, phone, None)
 }
 
 /// A registration whose two Spanish contacts are texted, Luis at `first` and Rosa at `second`.
@@ -86,21 +57,17 @@ fn two_phones(first: &str, second: &str) -> Registration {
 }
 
 fn registration(phone: &str, email: &str) -> Registration {
-    Registration {
-        display_name: Some("Ana".into()),
-        language: Language::Es,
-        contacts: vec![
-            texted("Luis", phone),
-            Contact {
-                name: "Kim".into(),
-                phone: None,
-                email: Some(email.into()),
-                language: Some(Language::En),
-                country: None,
-                consent: Default::default(),
-            },
-        ],
-    }
+    ana(vec![
+        texted("Luis", phone),
+        Contact {
+            name: "Kim".into(),
+            phone: None,
+            email: Some(email.into()),
+            language: Some(Language::En),
+            country: None,
+            consent: Default::default(),
+        },
+    ])
 }
 
 /// Registers a person as `registration` does, texted at `phone`; returns them and their token.
@@ -203,8 +170,7 @@ async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
     let stack = Stack::create().await;
     // A closed alert is kept for the configured days, then DynamoDB's TTL erases it.
     let closed_days = 3;
-    let aws = backend_keeping(
-        &stack,
+    let aws = stack.backend(
         FamilySms::Direct,
         Retention {
             closed_alert: time::Duration::days(closed_days),
@@ -1738,12 +1704,7 @@ async fn texts_go_out_from_the_number_set_at_start_up() {
         .unwrap()
         .unwrap();
     assert_eq!(settings.sms_origination.as_deref(), Some("+18885550100"));
-    let aws = AwsBackend::with_config(
-        stack.config.clone(),
-        settings,
-        Arc::new(Directory::bundled()),
-        stack.service_key.clone(),
-    );
+    let aws = stack.backend_with(settings);
     let phone = unique_phone();
     let (person, _) = register_as(&aws, &phone, "kim@example.org").await;
     let alert = raise(&aws, &person, "origination", (41.88, -87.63)).await;

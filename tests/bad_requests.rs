@@ -68,7 +68,7 @@ async fn malformed_requests_get_clear_4xx_json_errors() {
     use StatusCode as S;
     let post = Method::POST;
 
-    let cases = vec![
+    let mut cases = vec![
         // Authentication.
         case("no token", post.clone(), "/v1/alerts")
             .body(good_alert("1", "1"))
@@ -220,23 +220,23 @@ async fn malformed_requests_get_clear_4xx_json_errors() {
         case("unknown route", Method::GET, "/v1/nothing").expect(S::NOT_FOUND, "not_found", None),
         case("wrong method", Method::DELETE, "/v1/alerts")
             .expect(S::METHOD_NOT_ALLOWED, "method_not_allowed", None),
-        case("nearest without lat", Method::GET, "/v1/consulates/nearest?lon=1")
-            .expect(S::UNPROCESSABLE_ENTITY, "missing_field", Some("lat")),
-        case("nearest with text lat", Method::GET, "/v1/consulates/nearest?lat=abc&lon=1")
-            .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("lat")),
-        case("nearest with NaN", Method::GET, "/v1/consulates/nearest?lat=NaN&lon=1")
-            .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("lat")),
-        case("nearest with inf", Method::GET, "/v1/consulates/nearest?lat=1&lon=inf")
-            .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("lon")),
-        case("nearest with limit 11", Method::GET, "/v1/consulates/nearest?lat=1&lon=1&limit=11")
-            .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("limit")),
-        case("nearest with limit 0", Method::GET, "/v1/consulates/nearest?lat=1&lon=1&limit=0")
-            .expect(S::UNPROCESSABLE_ENTITY, "invalid_field", Some("limit")),
-        case("nearest with an unknown parameter", Method::GET, "/v1/consulates/nearest?lat=1&lon=1&radius=5")
-            .expect(S::BAD_REQUEST, "unknown_parameter", Some("radius")),
-        case("nearest with a repeated parameter", Method::GET, "/v1/consulates/nearest?lat=1&lat=2&lon=1")
-            .expect(S::BAD_REQUEST, "repeated_parameter", Some("lat")),
     ];
+    // The nearest-consulate query: (case, query string, status, error code, field named).
+    #[rustfmt::skip]
+    let nearest = [
+        ("nearest without lat", "lon=1", S::UNPROCESSABLE_ENTITY, "missing_field", "lat"),
+        ("nearest with text lat", "lat=abc&lon=1", S::UNPROCESSABLE_ENTITY, "invalid_field", "lat"),
+        ("nearest with NaN", "lat=NaN&lon=1", S::UNPROCESSABLE_ENTITY, "invalid_field", "lat"),
+        ("nearest with inf", "lat=1&lon=inf", S::UNPROCESSABLE_ENTITY, "invalid_field", "lon"),
+        ("nearest with limit 11", "lat=1&lon=1&limit=11", S::UNPROCESSABLE_ENTITY, "invalid_field", "limit"),
+        ("nearest with limit 0", "lat=1&lon=1&limit=0", S::UNPROCESSABLE_ENTITY, "invalid_field", "limit"),
+        ("nearest with an unknown parameter", "lat=1&lon=1&radius=5", S::BAD_REQUEST, "unknown_parameter", "radius"),
+        ("nearest with a repeated parameter", "lat=1&lat=2&lon=1", S::BAD_REQUEST, "repeated_parameter", "lat"),
+    ];
+    cases.extend(nearest.map(|(name, query, status, code, field)| {
+        let path = format!("/v1/consulates/nearest?{query}");
+        case(name, Method::GET, path).expect(status, code, Some(field))
+    }));
 
     let mut failures = Vec::new();
     for case in cases {

@@ -170,10 +170,7 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
     let san_diego = stack.consulate_probe("mx-consul-san-diego").await;
     let watch = Watch::start(&stack.table, &stack.topic_arn, &stack.service_key_secret);
     let events = tempfile::tempdir().unwrap();
-    let phone = format!(
-        "+1312{}",
-        2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000
-    );
+    let phone = alert_button_tests::aws::unique_phone();
 
     // Registration through the runtime interface (the first invoke also builds the function).
     let started = Instant::now();
@@ -342,49 +339,24 @@ async fn receipts_turn_sent_texts_into_delivered_or_failed() {
 /// in every record that lists it; HELP and other texts change nothing; START opts back in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_texted_stop_opts_the_contact_out() {
-    use std::sync::Arc;
-
-    use alert_button_core::backend::{AwsBackend, AwsSettings};
     use alert_button_core::domain::alert::Retention;
     use alert_button_core::domain::consent::Consent;
-    use alert_button_core::domain::consulate::Directory;
-    use alert_button_core::domain::person::{Contact, Language, Registration};
     use alert_button_core::outbound::dynamodb::DynamoStore;
     use alert_button_core::outbound::sns::FamilySms;
     use alert_button_core::ports::PersonStore;
+    use alert_button_core::testing::contact;
+    use alert_button_tests::ana;
+    use alert_button_tests::aws::unique_phone;
 
     let stack = Stack::create().await;
-    let aws = AwsBackend::with_config(
-        stack.config.clone(),
-        AwsSettings {
-            table: stack.table.clone(),
-            topic_arn: stack.topic_arn.clone(),
-            family_sms: FamilySms::Direct,
-            sms_origination: None,
-            staff_issuer: None,
-            retention: Retention::default(),
-            service_key_secret: Some(stack.service_key_secret.clone()),
-        },
-        Arc::new(Directory::bundled()),
-        stack.service_key.clone(),
-    );
-    let n = 2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000;
-    let (luis, rosa) = (format!("+1312{n}"), format!("+1773{n}"));
-    let contact = |name: &str, phone: &str| Contact {
-        name: name.into(),
-        phone: Some(phone.into()),
-        email: None,
-        language: None,
-        country: None,
-        consent: None,
-    };
+    let aws = stack.backend(FamilySms::Direct, Retention::default());
+    let (luis, rosa) = (unique_phone(), unique_phone());
     let mut people = Vec::new();
     for _ in 0..2 {
-        let registration = Registration {
-            display_name: Some("Ana".into()),
-            language: Language::Es,
-            contacts: vec![contact("Luis", &luis), contact("Rosa", &rosa)],
-        };
+        let registration = ana(vec![
+            contact("Luis", &luis, None),
+            contact("Rosa", &rosa, None),
+        ]);
         let (person, _) = aws
             .service
             .register(registration, "203.0.113.7")
@@ -512,10 +484,7 @@ async fn staff_routes_are_served_by_the_staff_api_function_only() {
         ],
     );
     let events = tempfile::tempdir().unwrap();
-    let phone = format!(
-        "+1312{}",
-        2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000
-    );
+    let phone = alert_button_tests::aws::unique_phone();
     let (status, registered) = http_answer(&watch.invoke(
         "alert-intake",
         &fixture("apigw-register.json", &[("PHONE", &phone)], events.path()),
@@ -555,12 +524,11 @@ async fn staff_routes_are_served_by_the_staff_api_function_only() {
     let listed = list("alert-intake", "open").await.unwrap();
     assert_eq!(listed.status().as_u16(), 404);
 
-    let open: Value = list("staff-api", "open")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed_by_staff_api = |status: &'static str| {
+        let sent = list("staff-api", status);
+        async move { sent.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let open = listed_by_staff_api("open").await;
     let ids: Vec<&str> = open["alerts"]
         .as_array()
         .unwrap_or_else(|| panic!("{open}"))
@@ -572,12 +540,7 @@ async fn staff_routes_are_served_by_the_staff_api_function_only() {
     let (status, acknowledged) = http_answer(&watch.invoke("staff-api", &acknowledge));
     assert_eq!(status, 200, "{acknowledged}");
     assert_eq!(acknowledged["status"], "acknowledged");
-    let listed: Value = list("staff-api", "acknowledged")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = listed_by_staff_api("acknowledged").await;
     assert_eq!(listed["alerts"][0]["alert_id"], alert_id, "{listed}");
 
     // The person's routes stay with intake: the staff API does not serve them.

@@ -3,6 +3,7 @@
 //! contact never texted while everyone else is still told.
 
 use alert_button_core::domain::consent::Consent;
+use alert_button_core::domain::person::Person;
 use alert_button_core::ports::PersonStore;
 use alert_button_tests::{LocalApi, Reply};
 use axum::http::{Method, StatusCode};
@@ -13,7 +14,9 @@ const LUIS: &str = "+13125550100";
 const ROSA: &str = "+13125550101";
 const NEW: &str = "+13125550102";
 
-async fn register(api: &LocalApi) -> (Uuid, String) {
+/// An API of its own, on which Ana has registered Luis, Rosa and Kim; with her id and token.
+async fn ana_registered() -> (LocalApi, Uuid, String) {
+    let api = LocalApi::scratch();
     let reply = api
         .call(
             Method::POST,
@@ -31,16 +34,25 @@ async fn register(api: &LocalApi) -> (Uuid, String) {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
-    (
-        reply.json["person_id"].as_str().unwrap().parse().unwrap(),
-        reply.json["token"].as_str().unwrap().to_owned(),
-    )
+    let person_id = reply.json["person_id"].as_str().unwrap().parse().unwrap();
+    let token = reply.json["token"].as_str().unwrap().to_owned();
+    (api, person_id, token)
+}
+
+/// The person as stored.
+async fn stored_person(api: &LocalApi, person_id: Uuid) -> Person {
+    api.local
+        .store
+        .get_person(person_id)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// Sets a stored contact's status as a reply from its phone would.
 async fn set_consent(api: &LocalApi, person_id: Uuid, phone: &str, consent: Consent) {
     let store = &api.local.store;
-    let mut person = store.get_person(person_id).await.unwrap().unwrap();
+    let mut person = stored_person(api, person_id).await;
     for contact in &mut person.contacts {
         if contact.phone.as_deref() == Some(phone) {
             contact.consent = Some(consent);
@@ -76,9 +88,7 @@ fn statuses(reply: &Reply) -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn a_kept_number_keeps_its_status_and_a_new_one_starts_pending() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
-    let (person_id, token) = register(&api).await;
+    let (api, person_id, token) = ana_registered().await;
     set_consent(&api, person_id, LUIS, Consent::OptedOut).await;
     set_consent(&api, person_id, ROSA, Consent::Confirmed).await;
 
@@ -103,13 +113,7 @@ async fn a_kept_number_keeps_its_status_and_a_new_one_starts_pending() {
             ("Kim".to_owned(), Value::Null),
         ]
     );
-    let stored = api
-        .local
-        .store
-        .get_person(person_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_person(&api, person_id).await;
     assert!(stored.contacts[0].opted_out());
     assert_eq!(stored.contacts[2].consent, Some(Consent::Pending));
 
@@ -179,9 +183,7 @@ async fn sends(
 
 #[tokio::test]
 async fn an_opted_out_contact_is_not_texted_and_everyone_else_is_told() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
-    let (person_id, token) = register(&api).await;
+    let (api, person_id, token) = ana_registered().await;
     set_consent(&api, person_id, ROSA, Consent::OptedOut).await;
     let alert_id = raise(&api, &token).await;
     api.idle().await;
@@ -223,71 +225,34 @@ async fn an_opted_out_contact_is_not_texted_and_everyone_else_is_told() {
 }
 
 mod aws {
-    use std::sync::Arc;
-
-    use alert_button_core::backend::{AwsBackend, AwsSettings};
-    use alert_button_core::domain::alert::{AlertRequest, Location, Retention};
+    use alert_button_core::domain::alert::Retention;
     use alert_button_core::domain::consent::Consent;
-    use alert_button_core::domain::consulate::Directory;
-    use alert_button_core::domain::person::{Contact, Language, Registration};
+    use alert_button_core::domain::person::Contact;
     use alert_button_core::inbound::stream_poller::StreamPoller;
     use alert_button_core::outbound::dynamodb::DynamoStore;
     use alert_button_core::outbound::sns::{
         FamilySms, consulate_filter_policy, family_filter_policy,
     };
     use alert_button_core::ports::PersonStore;
-    use alert_button_tests::aws::{Stack, sms_sent_to};
-
-    pub fn backend(stack: &Stack) -> AwsBackend {
-        AwsBackend::with_config(
-            stack.config.clone(),
-            AwsSettings {
-                table: stack.table.clone(),
-                topic_arn: stack.topic_arn.clone(),
-                family_sms: FamilySms::Direct,
-                sms_origination: None,
-                staff_issuer: None,
-                retention: Retention::default(),
-                service_key_secret: Some(stack.service_key_secret.clone()),
-            },
-            Arc::new(Directory::bundled()),
-            stack.service_key.clone(),
-        )
-    }
-
-    /// A Chicago number no other test uses, so moto's global SMS log can be read per test.
-    pub fn unique_phone() -> String {
-        let n = 2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000;
-        format!("+1312{n}")
-    }
-
-    fn contact(name: &str, phone: &str, email: Option<&str>) -> Contact {
-        Contact {
-            name: name.into(),
-            phone: Some(phone.into()),
-            email: email.map(Into::into),
-            language: None,
-            country: None,
-            consent: None,
-        }
-    }
+    use alert_button_core::testing::{CHICAGO, contact, request};
+    use alert_button_tests::ana;
+    use alert_button_tests::aws::{Stack, sms_sent_to, unique_phone};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_opted_out_contact_gets_no_text_from_sns_and_everyone_else_is_told() {
         let stack = Stack::create().await;
-        let aws = backend(&stack);
+        let aws = stack.backend(FamilySms::Direct, Retention::default());
         let (luis, rosa) = (unique_phone(), unique_phone());
         let (person, _) = aws
             .service
             .register(
-                Registration {
-                    display_name: Some("Ana".into()),
-                    language: Language::Es,
-                    contacts: vec![
-                        contact("Luis", &luis, None),
-                        contact("Rosa", &rosa, Some("rosa@example.org")),
-                    ],
-                },
+                ana(vec![
+                    contact("Luis", &luis, None),
+                    Contact {
+                        email: Some("rosa@example.org".into()),
+                        ..contact("Rosa", &rosa, None)
+                    },
+                ]),
                 "203.0.113.7",
             )
             .await
@@ -303,16 +268,11 @@ mod aws {
         let family = stack
             .probe(&family_filter_policy(&person.person_id.to_string(), "es"))
             .await;
-        let request = AlertRequest {
-            client_alert_id: "c-1".into(),
-            location: Location {
-                lat: 41.88,
-                lon: -87.63,
-                accuracy_m: None,
-            },
-            note: None,
-        };
-        let raised = aws.service.raise_alert(&stored, request).await.unwrap();
+        let raised = aws
+            .service
+            .raise_alert(&stored, request(CHICAGO))
+            .await
+            .unwrap();
         let mut poller = StreamPoller::connect(&stack.config, &stack.table)
             .await
             .unwrap();
@@ -358,13 +318,11 @@ mod aws {
 /// data directory, opts the number out, and the next alert does not text it.
 #[tokio::test]
 async fn a_local_reply_stop_opts_the_contact_out_while_the_service_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = LocalApi::start(dir.path());
-    let (person_id, token) = register(&api).await;
+    let (api, person_id, token) = ana_registered().await;
     let reply = |text: &str| {
         let output = std::process::Command::new(alert_button_tests::binary("alert-button"))
             .args(["reply", "--from", LUIS, "--text", text, "--data-dir"])
-            .arg(dir.path())
+            .arg(&api.local.data_dir)
             .output()
             .unwrap();
         assert!(
@@ -376,13 +334,7 @@ async fn a_local_reply_stop_opts_the_contact_out_while_the_service_runs() {
     };
     assert!(reply("HELP").contains("0 registration"));
     assert!(reply("stop").contains("1 registration"));
-    let stored = api
-        .local
-        .store
-        .get_person(person_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_person(&api, person_id).await;
     assert!(stored.contacts[0].opted_out(), "{:?}", stored.contacts[0]);
     assert_eq!(stored.contacts[1].consent, Some(Consent::Pending));
 
@@ -396,13 +348,7 @@ async fn a_local_reply_stop_opts_the_contact_out_while_the_service_runs() {
         "{sends:?}"
     );
     assert!(reply("START").contains("1 registration"));
-    let stored = api
-        .local
-        .store
-        .get_person(person_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_person(&api, person_id).await;
     assert_eq!(stored.contacts[0].consent, Some(Consent::Confirmed));
     api.stop().await;
 }

@@ -532,29 +532,14 @@ async fn prove(
         torn <= torn_lines_allowed,
         "{torn} journal lines are not JSON"
     );
-    let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "{} sent more than once: {twice:?}",
-        twice.len()
+    assert_none("sent more than once", sent.iter().filter(|(_, n)| **n > 1));
+    assert_none(
+        "never sent",
+        planned.keys().filter(|id| !sent.contains_key(*id)),
     );
-    let missing: Vec<_> = planned
-        .keys()
-        .filter(|id| !sent.contains_key(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} never sent: {missing:?}",
-        missing.len()
-    );
-    let unplanned: Vec<_> = sent
-        .keys()
-        .filter(|id| !planned.contains_key(*id))
-        .collect();
-    assert!(
-        unplanned.is_empty(),
-        "{} unplanned: {unplanned:?}",
-        unplanned.len()
+    assert_none(
+        "unplanned",
+        sent.keys().filter(|id| !planned.contains_key(*id)),
     );
     let mut sent_per_alert: HashMap<Uuid, usize> = HashMap::new();
     for id in sent.keys() {
@@ -769,4 +754,10 @@ async fn a_burst_survives_the_runner_killed_and_restarted() {
         "runner kills: done in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Fails, counting and listing them, if there are any `items` (the ids that are `what`).
+fn assert_none<T: std::fmt::Debug>(what: &str, items: impl Iterator<Item = T>) {
+    let items: Vec<T> = items.collect();
+    assert!(items.is_empty(), "{} {what}: {items:?}", items.len());
 }

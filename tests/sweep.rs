@@ -8,12 +8,12 @@ use alert_button_core::Error;
 use alert_button_core::domain::alert::{Alert, AlertRequest, EscalationPolicy, alert_id_for};
 use alert_button_core::domain::checkin::{CheckInRequest, CheckInStatus};
 use alert_button_core::domain::consulate::Directory;
-use alert_button_core::domain::person::{Language, Person, Registration};
+use alert_button_core::domain::person::Person;
 use alert_button_core::local::{LocalMode, LocalPorts};
 use alert_button_core::ports::{AlertStore, CheckInStore, Page};
 use alert_button_core::service::AlertService;
 use alert_button_core::testing::{CHICAGO, Guard, Guarded, Verdict, contact, request};
-use alert_button_tests::{SettableClock, overdue_query_leaves_out_the_last_level};
+use alert_button_tests::{SettableClock, ana, overdue_query_leaves_out_the_last_level};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -50,14 +50,20 @@ struct Setup {
     probe: Arc<Probe>,
     clock: Arc<SettableClock>,
     ana: Person,
+    /// Holds the store's files until the rest is dropped.
+    _dir: tempfile::TempDir,
 }
 
-async fn setup(dir: &std::path::Path, start: OffsetDateTime) -> Setup {
-    let clock = SettableClock::new(start);
+/// When every sweep test starts.
+const START: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = SettableClock::new(START);
     let probe = Arc::new(Probe::default());
     let watching = probe.clone();
     let local = LocalMode::open_with(
-        dir,
+        dir.path(),
         Arc::new(Directory::bundled()),
         false,
         clock.clone(),
@@ -75,11 +81,7 @@ async fn setup(dir: &std::path::Path, start: OffsetDateTime) -> Setup {
     let (ana, _) = local
         .service
         .register(
-            Registration {
-                display_name: Some("Ana".into()),
-                language: Language::Es,
-                contacts: vec![contact("Luis", "+13125550100", None)],
-            },
+            ana(vec![contact("Luis", "+13125550100", None)]),
             "192.0.2.1",
         )
         .await
@@ -89,6 +91,7 @@ async fn setup(dir: &std::path::Path, start: OffsetDateTime) -> Setup {
         probe,
         clock,
         ana,
+        _dir: dir,
     }
 }
 
@@ -122,17 +125,13 @@ async fn level(local: &LocalMode, alert_id: Uuid) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_alert_or_check_in_does_not_stop_the_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let start = datetime!(2026-11-25 12:00 UTC);
-    let Setup {
-        local, probe, ana, ..
-    } = setup(dir.path(), start).await;
-    let service = &local.service;
+    let s = setup().await;
+    let service = &s.local.service;
     let mut alerts = Vec::new();
     for id in ["a", "b", "c"] {
         alerts.push(
             service
-                .raise_alert(&ana, press(id))
+                .raise_alert(&s.ana, press(id))
                 .await
                 .unwrap()
                 .alert
@@ -141,28 +140,28 @@ async fn one_failing_alert_or_check_in_does_not_stop_the_others() {
     }
     let mut checkins = Vec::new();
     for _ in 0..2 {
-        checkins.push(check_in(service, &ana, start + Duration::minutes(2)).await);
+        checkins.push(check_in(service, &s.ana, START + Duration::minutes(2)).await);
     }
     let checkin_alert =
-        |checkin: Uuid| alert_id_for(ana.person_id, &format!("checkin-{}", checkin.simple()));
-    probe
+        |checkin: Uuid| alert_id_for(s.ana.person_id, &format!("checkin-{}", checkin.simple()));
+    s.probe
         .poisoned
         .lock()
         .unwrap()
         .extend([alerts[1], checkin_alert(checkins[0])]);
 
     let summary = service
-        .sweep(start + Duration::minutes(11), &EscalationPolicy::default())
+        .sweep(START + Duration::minutes(11), &EscalationPolicy::default())
         .await
         .expect("a sweep that got through some of its work is not a failure");
     assert_eq!(
         (summary.raised, summary.escalated, summary.failed),
         (1, 2, 2)
     );
-    assert_eq!(level(&local, alerts[0]).await, 1);
-    assert_eq!(level(&local, alerts[2]).await, 1);
+    assert_eq!(level(&s.local, alerts[0]).await, 1);
+    assert_eq!(level(&s.local, alerts[2]).await, 1);
     let status = |checkin: Uuid| {
-        let store = local.store.clone();
+        let store = s.local.store.clone();
         async move { store.get_checkin(checkin).await.unwrap().unwrap().status }
     };
     assert_eq!(status(checkins[0]).await, CheckInStatus::Pending);
@@ -171,59 +170,48 @@ async fn one_failing_alert_or_check_in_does_not_stop_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_at_the_last_level_are_not_read_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let start = datetime!(2026-11-25 12:00 UTC);
-    let Setup {
-        local,
-        probe,
-        clock,
-        ana,
-    } = setup(dir.path(), start).await;
-    let service = &local.service;
+    let s = setup().await;
+    let service = &s.local.service;
     let policy = EscalationPolicy::default();
-    let maxed = service.raise_alert(&ana, press("maxed")).await.unwrap();
+    let maxed = service.raise_alert(&s.ana, press("maxed")).await.unwrap();
     for minutes in [11, 21, 31] {
         service
-            .sweep(start + Duration::minutes(minutes), &policy)
+            .sweep(START + Duration::minutes(minutes), &policy)
             .await
             .unwrap();
     }
-    assert_eq!(level(&local, maxed.alert.alert_id).await, policy.max_level);
-    clock.set(start + Duration::minutes(35));
-    let fresh = service.raise_alert(&ana, press("fresh")).await.unwrap();
-    probe.pages.lock().unwrap().clear();
+    assert_eq!(
+        level(&s.local, maxed.alert.alert_id).await,
+        policy.max_level
+    );
+    s.clock.set(START + Duration::minutes(35));
+    let fresh = service.raise_alert(&s.ana, press("fresh")).await.unwrap();
+    s.probe.pages.lock().unwrap().clear();
     service
-        .sweep(start + Duration::minutes(46), &policy)
+        .sweep(START + Duration::minutes(46), &policy)
         .await
         .unwrap();
-    assert_eq!(level(&local, fresh.alert.alert_id).await, 1);
-    let read: Vec<Uuid> = probe.pages.lock().unwrap().concat();
+    assert_eq!(level(&s.local, fresh.alert.alert_id).await, 1);
+    let read: Vec<Uuid> = s.probe.pages.lock().unwrap().concat();
     assert_eq!(read, [fresh.alert.alert_id]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_overdue_alerts_than_one_page_all_escalate() {
-    let dir = tempfile::tempdir().unwrap();
-    let start = datetime!(2026-11-25 12:00 UTC);
-    let Setup {
-        local,
-        probe,
-        clock,
-        ana,
-    } = setup(dir.path(), start).await;
-    let service = &local.service;
+    let s = setup().await;
+    let service = &s.local.service;
     let mut alerts = Vec::new();
     let mut checkins = Vec::new();
     for n in 0..5 {
         // Two alerts share each creation time, so pages also split between equal sort keys.
-        clock.set(start + Duration::seconds(n / 2));
-        let raised = service.raise_alert(&ana, press(&format!("p{n}"))).await;
+        s.clock.set(START + Duration::seconds(n / 2));
+        let raised = service.raise_alert(&s.ana, press(&format!("p{n}"))).await;
         alerts.push(raised.unwrap().alert.alert_id);
-        checkins.push(check_in(service, &ana, start + Duration::minutes(2)).await);
+        checkins.push(check_in(service, &s.ana, START + Duration::minutes(2)).await);
     }
     let summary = service
         .sweep_in_pages(
-            start + Duration::minutes(11),
+            START + Duration::minutes(11),
             &EscalationPolicy::default(),
             2,
         )
@@ -234,20 +222,19 @@ async fn more_overdue_alerts_than_one_page_all_escalate() {
         (5, 5, 0)
     );
     for alert in alerts {
-        assert_eq!(level(&local, alert).await, 1);
+        assert_eq!(level(&s.local, alert).await, 1);
     }
     for checkin in checkins {
-        let stored = local.store.get_checkin(checkin).await.unwrap().unwrap();
+        let stored = s.local.store.get_checkin(checkin).await.unwrap().unwrap();
         assert_eq!(stored.status, CheckInStatus::Missed);
     }
-    let pages = probe.pages.lock().unwrap();
+    let pages = s.probe.pages.lock().unwrap();
     assert!(pages.len() >= 3, "{pages:?}");
     assert!(pages.iter().all(|page| page.len() <= 2), "{pages:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_store_leaves_out_alerts_at_the_level_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let Setup { local, ana, .. } = setup(dir.path(), datetime!(2026-11-25 12:00 UTC)).await;
-    overdue_query_leaves_out_the_last_level(local.store.as_ref(), &ana).await;
+    let s = setup().await;
+    overdue_query_leaves_out_the_last_level(s.local.store.as_ref(), &s.ana).await;
 }

@@ -269,33 +269,29 @@ const ROUTES: [Route; 10] = [
 impl Route {
     /// The method, path and bearer token for this route, as `person` (or the API's staff).
     fn request(self, api: &Api, person: &str) -> (Method, String, Option<String>) {
-        let person = Some(person.to_owned());
-        let staff = Some(api.staff.clone());
         let (alert, checkin) = (&api.alert_id, &api.checkin_id);
-        match self {
-            Route::Register => (Method::POST, "/v1/people".into(), None),
-            Route::Contacts => (Method::PUT, "/v1/people/me/contacts".into(), person),
-            Route::Alert => (Method::POST, "/v1/alerts".into(), person),
-            Route::AlertLocation => (
-                Method::POST,
-                format!("/v1/alerts/{alert}/locations"),
-                person,
-            ),
-            Route::Cancel => (Method::POST, format!("/v1/alerts/{alert}/cancel"), person),
-            Route::Pins => (Method::PUT, "/v1/people/me/pins".into(), person),
-            Route::CheckIn => (Method::POST, "/v1/checkins".into(), person),
-            Route::CheckInLocation => (
-                Method::POST,
-                format!("/v1/checkins/{checkin}/locations"),
-                person,
-            ),
-            Route::Acknowledge => (
-                Method::POST,
-                format!("/v1/alerts/{alert}/acknowledge"),
-                staff,
-            ),
-            Route::Resolve => (Method::POST, format!("/v1/alerts/{alert}/resolve"), staff),
-        }
+        let path = match self {
+            Route::Register => "/v1/people".into(),
+            Route::Contacts => "/v1/people/me/contacts".into(),
+            Route::Alert => "/v1/alerts".into(),
+            Route::AlertLocation => format!("/v1/alerts/{alert}/locations"),
+            Route::Cancel => format!("/v1/alerts/{alert}/cancel"),
+            Route::Pins => "/v1/people/me/pins".into(),
+            Route::CheckIn => "/v1/checkins".into(),
+            Route::CheckInLocation => format!("/v1/checkins/{checkin}/locations"),
+            Route::Acknowledge => format!("/v1/alerts/{alert}/acknowledge"),
+            Route::Resolve => format!("/v1/alerts/{alert}/resolve"),
+        };
+        let method = match self {
+            Route::Contacts | Route::Pins => Method::PUT,
+            _ => Method::POST,
+        };
+        let token = match self {
+            Route::Register => None,
+            Route::Acknowledge | Route::Resolve => Some(api.staff.clone()),
+            _ => Some(person.to_owned()),
+        };
+        (method, path, token)
     }
 
     /// A body this route accepts (up to state: a closed alert, a PIN now required).

@@ -2,10 +2,14 @@
 //! `MOTO_URL`), a fresh table/topic per test, and SQS probe queues subscribed with filter policies.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alert_button_core::backend::read_service_key;
+use alert_button_core::backend::{AwsBackend, AwsSettings, read_service_key};
+use alert_button_core::domain::alert::Retention;
+use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::credential::ServiceKey;
+use alert_button_core::outbound::sns::FamilySms;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -20,6 +24,13 @@ pub fn moto_url() -> String {
     std::env::var("MOTO_URL").expect(
         "MOTO_URL is not set: these tests need the moto server that tests/run.sh installs and starts",
     )
+}
+
+/// A Chicago number no other test uses, so moto's global SMS log can be read per test: an area
+/// code in use and an exchange from 200 up, as the numbering plan requires.
+pub fn unique_phone() -> String {
+    let n = 2_000_000 + uuid::Uuid::new_v4().as_u128() % 8_000_000;
+    format!("+1312{n}")
 }
 
 /// An SDK configuration aimed at moto, with the dummy credentials it accepts.
@@ -46,6 +57,30 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The AWS backend on this stack, texting families as `family_sms` says and keeping records
+    /// for `retention`.
+    pub fn backend(&self, family_sms: FamilySms, retention: Retention) -> AwsBackend {
+        self.backend_with(AwsSettings {
+            table: self.table.clone(),
+            topic_arn: self.topic_arn.clone(),
+            family_sms,
+            sms_origination: None,
+            staff_issuer: None,
+            retention,
+            service_key_secret: Some(self.service_key_secret.clone()),
+        })
+    }
+
+    /// The AWS backend on this stack with `settings` (read from configuration, say).
+    pub fn backend_with(&self, settings: AwsSettings) -> AwsBackend {
+        AwsBackend::with_config(
+            self.config.clone(),
+            settings,
+            Arc::new(Directory::bundled()),
+            self.service_key.clone(),
+        )
+    }
+
     pub async fn create() -> Stack {
         let config = sdk_config(&moto_url()).await;
         let suffix = uuid::Uuid::new_v4().simple().to_string();

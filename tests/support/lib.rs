@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use alert_button_core::domain::consulate::Directory;
+use alert_button_core::domain::person::{Contact, Language, Registration};
 use alert_button_core::local::{JOURNAL_FILE, LocalMode};
 use alert_button_core::ports::{Clock, SystemClock};
 use axum::Router;
@@ -40,6 +41,15 @@ impl SettableClock {
 impl Clock for SettableClock {
     fn now(&self) -> time::OffsetDateTime {
         *self.0.lock().unwrap()
+    }
+}
+
+/// Ana's registration, in Spanish, with `contacts`.
+pub fn ana(contacts: Vec<Contact>) -> Registration {
+    Registration {
+        display_name: Some("Ana".into()),
+        language: Language::Es,
+        contacts,
     }
 }
 
