@@ -438,11 +438,7 @@ mod tests {
     /// workspace's binaries and library but missing here would be a setting nobody can look up.
     #[test]
     fn the_table_covers_every_variable_the_code_reads() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut files = Vec::new();
-        for dir in ["core/src", "functions", "runner/src"] {
-            collect_rust_files(&root.join(dir), &mut files);
-        }
+        let files = workspace_rust_files();
         assert!(files.len() > 10, "{files:?}");
         let mut read = std::collections::BTreeSet::new();
         for file in &files {
@@ -479,11 +475,7 @@ mod tests {
     /// Outside this module only the log setup reads the environment.
     #[test]
     fn only_this_module_and_the_log_setup_read_the_environment() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut files = Vec::new();
-        for dir in ["core/src", "functions", "runner/src"] {
-            collect_rust_files(&root.join(dir), &mut files);
-        }
+        let files = workspace_rust_files();
         for file in files {
             if file.ends_with("config.rs") || file.ends_with("telemetry.rs") {
                 continue;
@@ -496,6 +488,16 @@ mod tests {
                 file.display()
             );
         }
+    }
+
+    /// The Rust sources of the library and the binaries that run in production.
+    fn workspace_rust_files() -> Vec<PathBuf> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for dir in ["core/src", "functions", "runner/src"] {
+            collect_rust_files(&root.join(dir), &mut files);
+        }
+        files
     }
 
     fn collect_rust_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {

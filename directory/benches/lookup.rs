@@ -9,7 +9,7 @@ use std::hint::black_box;
 use alert_button_directory::consulate::{Directory, distance_km};
 use alert_button_directory::districts::{BUNDLED_PLACES, Districts, route};
 use alert_button_directory::geography::GeoPoint;
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{Bencher, BenchmarkId, Criterion, criterion_group, criterion_main};
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
 
@@ -61,6 +61,15 @@ fn nearest_by_rtree(tree: &RTree<Indexed>, query: GeoPoint) -> usize {
         .map_or(usize::MAX, |found| found.data)
 }
 
+/// Times `lookup` over the queries in turn, so no one point's answer is cached by the CPU.
+fn cycling<T>(b: &mut Bencher, queries: &[GeoPoint], lookup: impl Fn(GeoPoint) -> T) {
+    let mut at = 0;
+    b.iter(|| {
+        at = (at + 1) % queries.len();
+        black_box(lookup(black_box(queries[at])))
+    })
+}
+
 fn offices(c: &mut Criterion) {
     let directory = Directory::bundled();
     let queries = synthetic(1024, 7);
@@ -75,27 +84,15 @@ fn offices(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("nearest office (53)");
     for limit in [1, 10] {
-        let mut at = 0;
         group.bench_function(BenchmarkId::new("Directory::nearest", limit), |b| {
-            b.iter(|| {
-                at = (at + 1) % queries.len();
-                black_box(directory.nearest(black_box(queries[at]), limit).len())
-            })
+            cycling(b, &queries, |query| directory.nearest(query, limit).len())
         });
     }
-    let mut at = 0;
     group.bench_function("scan, nearest only", |b| {
-        b.iter(|| {
-            at = (at + 1) % queries.len();
-            black_box(nearest_by_scan(&points, black_box(queries[at])))
-        })
+        cycling(b, &queries, |query| nearest_by_scan(&points, query))
     });
-    let mut at = 0;
     group.bench_function("rstar", |b| {
-        b.iter(|| {
-            at = (at + 1) % queries.len();
-            black_box(nearest_by_rtree(&tree, black_box(queries[at])))
-        })
+        cycling(b, &queries, |query| nearest_by_rtree(&tree, query))
     });
     group.finish();
 }
@@ -111,19 +108,11 @@ fn many_points(c: &mut Criterion) {
         );
     }
     let mut group = c.benchmark_group("nearest of 100,000 points");
-    let mut at = 0;
     group.bench_function("scan", |b| {
-        b.iter(|| {
-            at = (at + 1) % queries.len();
-            black_box(nearest_by_scan(&points, black_box(queries[at])))
-        })
+        cycling(b, &queries, |query| nearest_by_scan(&points, query))
     });
-    let mut at = 0;
     group.bench_function("rstar", |b| {
-        b.iter(|| {
-            at = (at + 1) % queries.len();
-            black_box(nearest_by_rtree(&tree, black_box(queries[at])))
-        })
+        cycling(b, &queries, |query| nearest_by_rtree(&tree, query))
     });
     group.bench_function("rstar bulk load", |b| {
         b.iter(|| black_box(rtree(black_box(&points)).size()))
@@ -147,26 +136,16 @@ fn districts(c: &mut Criterion) {
         .collect();
     let tree = rtree(&places);
     let mut group = c.benchmark_group(format!("district routing ({} places)", places.len()));
-    let mut at = 0;
     group.bench_function("route", |b| {
-        b.iter(|| {
-            at = (at + 1) % queries.len();
-            black_box(route(&directory, &districts, black_box(queries[at])).is_some())
+        cycling(b, &queries, |query| {
+            route(&directory, &districts, query).is_some()
         })
     });
-    let mut at = 0;
     group.bench_function("Districts::locate", |b| {
-        b.iter(|| {
-            at = (at + 1) % queries.len();
-            black_box(districts.locate(black_box(queries[at])).is_some())
-        })
+        cycling(b, &queries, |query| districts.locate(query).is_some())
     });
-    let mut at = 0;
     group.bench_function("rstar nearest place", |b| {
-        b.iter(|| {
-            at = (at + 1) % queries.len();
-            black_box(nearest_by_rtree(&tree, black_box(queries[at])))
-        })
+        cycling(b, &queries, |query| nearest_by_rtree(&tree, query))
     });
     group.bench_function("Districts::bundled (start-up)", |b| {
         b.iter(|| black_box(Districts::bundled().place_count()))

@@ -39,20 +39,6 @@ const fn secret(name: &'static str, meaning: &'static str) -> Variable {
     }
 }
 
-pub const TABLE: &str = "ALERT_BUTTON_TABLE";
-pub const TOPIC_ARN: &str = "ALERT_BUTTON_TOPIC_ARN";
-pub const FAMILY_SMS: &str = "ALERT_BUTTON_FAMILY_SMS";
-pub const SMS_ORIGINATION: &str = "ALERT_BUTTON_SMS_ORIGINATION";
-pub const STAFF_ISSUER: &str = "ALERT_BUTTON_STAFF_ISSUER";
-pub const STAFF_AUDIENCE: &str = "ALERT_BUTTON_STAFF_AUDIENCE";
-pub const SERVICE_KEY_SECRET_ARN: &str = "ALERT_BUTTON_SERVICE_KEY_SECRET_ARN";
-pub const DATA_DIR: &str = "ALERT_BUTTON_DATA_DIR";
-pub const BACKEND: &str = "ALERT_BUTTON_BACKEND";
-pub const ESCALATE_AFTER_MINUTES: &str = "ALERT_BUTTON_ESCALATE_AFTER_MINUTES";
-pub const CLOSED_ALERT_DAYS: &str = "ALERT_BUTTON_CLOSED_ALERT_DAYS";
-pub const ACTIVE_ALERT_DAYS: &str = "ALERT_BUTTON_ACTIVE_ALERT_DAYS";
-pub const PERSON_DAYS: &str = "ALERT_BUTTON_PERSON_DAYS";
-
 pub(super) const E164_OR_SHORT_CODE: &str =
     "an E.164 number (+ and 7 to 15 digits) or a US short code (5 or 6 digits)";
 
@@ -61,129 +47,120 @@ pub const MAX_RETENTION_DAYS: i64 = 3650;
 /// A week: past that, escalation would no longer be a safeguard.
 pub const MAX_ESCALATE_AFTER_MINUTES: i64 = 10_080;
 
-/// Every variable, in the order `alert-button config` prints them.
-pub const VARIABLES: &[Variable] = &[
-    var(
-        TABLE,
-        "unset: the embedded store",
-        "a DynamoDB table name",
-        "The DynamoDB table; when set, the functions and `serve --backend aws` use AWS.",
-    ),
-    var(
-        TOPIC_ARN,
-        "none; required with ALERT_BUTTON_TABLE",
-        "an SNS topic ARN",
-        "The SNS topic notifications are published to.",
-    ),
-    var(
-        FAMILY_SMS,
-        "subscriptions",
-        "`subscriptions` or `direct`",
-        "How families get SMS: an SNS subscription per contact, or a direct publish per contact.",
-    ),
-    var(
-        SMS_ORIGINATION,
-        "unset: SNS picks one of the account's origination identities",
-        E164_OR_SHORT_CODE,
-        "The registered number direct family texts come from (End User Messaging SMS).",
-    ),
-    var(
-        STAFF_ISSUER,
-        "unset: no staff token is accepted",
-        "https://cognito-idp.<region>.amazonaws.com/<pool id>, with ALERT_BUTTON_STAFF_AUDIENCE",
-        "The Cognito user pool whose ID tokens consulate staff present.",
-    ),
-    var(
-        STAFF_AUDIENCE,
-        "unset: no staff token is accepted",
-        "the app client id, with ALERT_BUTTON_STAFF_ISSUER",
-        "The Cognito app client staff tokens must be issued for.",
-    ),
-    var(
-        SERVICE_KEY_SECRET_ARN,
-        "none; required with ALERT_BUTTON_TABLE except by the fan-out",
-        "a Secrets Manager secret ARN or name",
-        "The secret holding the key of PIN hashes and rate-limit keys (only its name is shown).",
-    ),
-    var(
-        DATA_DIR,
-        "none; the functions need it or ALERT_BUTTON_TABLE",
-        "a directory only this user can reach",
-        "The functions' embedded store; `alert-button serve` takes --data-dir instead.",
-    ),
-    var(
-        BACKEND,
-        "embedded",
-        "`embedded` or `aws`",
-        "What `alert-button serve` runs on (as --backend).",
-    ),
-    var(
-        ESCALATE_AFTER_MINUTES,
-        "10",
-        "whole minutes from 1 to 10080",
-        "How long an unacknowledged alert waits before each escalation level.",
-    ),
-    var(
-        CLOSED_ALERT_DAYS,
-        "30",
-        "whole days from 1 to 3650",
-        "How long a resolved or cancelled alert is kept.",
-    ),
-    var(
-        ACTIVE_ALERT_DAYS,
-        "90",
-        "whole days from 1 to 3650",
-        "How long an open alert is kept after its last change.",
-    ),
-    var(
-        PERSON_DAYS,
-        "365",
-        "whole days from 1 to 3650",
-        "How long a registration is kept after its last use.",
-    ),
-    var(
-        "AWS_REGION",
-        "the AWS profile's region",
-        "an AWS region",
-        "The region of the table, topic and secret (AWS SDK).",
-    ),
-    var(
-        "AWS_ENDPOINT_URL",
-        "unset: AWS itself",
-        "a URL",
-        "Another endpoint for every AWS service, e.g. an emulator (AWS SDK).",
-    ),
-    var(
-        "AWS_PROFILE",
-        "default",
-        "a profile of ~/.aws/config",
-        "Which AWS profile supplies region and credentials (AWS SDK).",
-    ),
-    secret("AWS_ACCESS_KEY_ID", "AWS credentials (AWS SDK)."),
-    secret("AWS_SECRET_ACCESS_KEY", "AWS credentials (AWS SDK)."),
-    secret("AWS_SESSION_TOKEN", "AWS credentials (AWS SDK)."),
-    var(
-        "RUST_LOG",
-        "info",
-        "a tracing filter, e.g. `info` or `alert_button_core=debug`",
-        "What is logged outside Lambda.",
-    ),
-    var(
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "unset outside Lambda",
-        "set by Lambda",
-        "Running in Lambda: logs follow AWS_LAMBDA_LOG_LEVEL and AWS_LAMBDA_LOG_FORMAT; the fan-out prints its metrics (EMF) under this name.",
-    ),
-    var(
-        "AWS_LAMBDA_LOG_LEVEL",
-        "RUST_LOG, else info",
-        "set by Lambda's logging configuration",
-        "What is logged in Lambda.",
-    ),
-    var(
-        "AWS_LAMBDA_LOG_FORMAT",
-        "Text",
-        "`JSON` or `Text`, set by Lambda",
-        "Whether Lambda logs are JSON lines.",
-    ),
-];
+/// Declares each of the service's own variables as a constant holding its name, next to its row of
+/// the table, and `VARIABLES`: those rows, then the platform's.
+macro_rules! variables {
+    (
+        service { $($constant:ident = $name:literal, $default:expr, $allowed:expr, $meaning:expr;)* }
+        platform { $($row:expr,)* }
+    ) => {
+        $(pub const $constant: &str = $name;)*
+
+        /// Every variable, in the order `alert-button config` prints them.
+        pub const VARIABLES: &[Variable] = &[$(var($constant, $default, $allowed, $meaning),)* $($row,)*];
+    };
+}
+
+variables! {
+    service {
+        TABLE = "ALERT_BUTTON_TABLE",
+            "unset: the embedded store",
+            "a DynamoDB table name",
+            "The DynamoDB table; when set, the functions and `serve --backend aws` use AWS.";
+        TOPIC_ARN = "ALERT_BUTTON_TOPIC_ARN",
+            "none; required with ALERT_BUTTON_TABLE",
+            "an SNS topic ARN",
+            "The SNS topic notifications are published to.";
+        FAMILY_SMS = "ALERT_BUTTON_FAMILY_SMS",
+            "subscriptions",
+            "`subscriptions` or `direct`",
+            "How families get SMS: an SNS subscription per contact, or a direct publish per contact.";
+        SMS_ORIGINATION = "ALERT_BUTTON_SMS_ORIGINATION",
+            "unset: SNS picks one of the account's origination identities",
+            E164_OR_SHORT_CODE,
+            "The registered number direct family texts come from (End User Messaging SMS).";
+        STAFF_ISSUER = "ALERT_BUTTON_STAFF_ISSUER",
+            "unset: no staff token is accepted",
+            "https://cognito-idp.<region>.amazonaws.com/<pool id>, with ALERT_BUTTON_STAFF_AUDIENCE",
+            "The Cognito user pool whose ID tokens consulate staff present.";
+        STAFF_AUDIENCE = "ALERT_BUTTON_STAFF_AUDIENCE",
+            "unset: no staff token is accepted",
+            "the app client id, with ALERT_BUTTON_STAFF_ISSUER",
+            "The Cognito app client staff tokens must be issued for.";
+        SERVICE_KEY_SECRET_ARN = "ALERT_BUTTON_SERVICE_KEY_SECRET_ARN",
+            "none; required with ALERT_BUTTON_TABLE except by the fan-out",
+            "a Secrets Manager secret ARN or name",
+            "The secret holding the key of PIN hashes and rate-limit keys (only its name is shown).";
+        DATA_DIR = "ALERT_BUTTON_DATA_DIR",
+            "none; the functions need it or ALERT_BUTTON_TABLE",
+            "a directory only this user can reach",
+            "The functions' embedded store; `alert-button serve` takes --data-dir instead.";
+        BACKEND = "ALERT_BUTTON_BACKEND",
+            "embedded",
+            "`embedded` or `aws`",
+            "What `alert-button serve` runs on (as --backend).";
+        ESCALATE_AFTER_MINUTES = "ALERT_BUTTON_ESCALATE_AFTER_MINUTES",
+            "10",
+            "whole minutes from 1 to 10080",
+            "How long an unacknowledged alert waits before each escalation level.";
+        CLOSED_ALERT_DAYS = "ALERT_BUTTON_CLOSED_ALERT_DAYS",
+            "30",
+            "whole days from 1 to 3650",
+            "How long a resolved or cancelled alert is kept.";
+        ACTIVE_ALERT_DAYS = "ALERT_BUTTON_ACTIVE_ALERT_DAYS",
+            "90",
+            "whole days from 1 to 3650",
+            "How long an open alert is kept after its last change.";
+        PERSON_DAYS = "ALERT_BUTTON_PERSON_DAYS",
+            "365",
+            "whole days from 1 to 3650",
+            "How long a registration is kept after its last use.";
+    }
+    platform {
+        var(
+            "AWS_REGION",
+            "the AWS profile's region",
+            "an AWS region",
+            "The region of the table, topic and secret (AWS SDK).",
+        ),
+        var(
+            "AWS_ENDPOINT_URL",
+            "unset: AWS itself",
+            "a URL",
+            "Another endpoint for every AWS service, e.g. an emulator (AWS SDK).",
+        ),
+        var(
+            "AWS_PROFILE",
+            "default",
+            "a profile of ~/.aws/config",
+            "Which AWS profile supplies region and credentials (AWS SDK).",
+        ),
+        secret("AWS_ACCESS_KEY_ID", "AWS credentials (AWS SDK)."),
+        secret("AWS_SECRET_ACCESS_KEY", "AWS credentials (AWS SDK)."),
+        secret("AWS_SESSION_TOKEN", "AWS credentials (AWS SDK)."),
+        var(
+            "RUST_LOG",
+            "info",
+            "a tracing filter, e.g. `info` or `alert_button_core=debug`",
+            "What is logged outside Lambda.",
+        ),
+        var(
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "unset outside Lambda",
+            "set by Lambda",
+            "Running in Lambda: logs follow AWS_LAMBDA_LOG_LEVEL and AWS_LAMBDA_LOG_FORMAT; the fan-out prints its metrics (EMF) under this name.",
+        ),
+        var(
+            "AWS_LAMBDA_LOG_LEVEL",
+            "RUST_LOG, else info",
+            "set by Lambda's logging configuration",
+            "What is logged in Lambda.",
+        ),
+        var(
+            "AWS_LAMBDA_LOG_FORMAT",
+            "Text",
+            "`JSON` or `Text`, set by Lambda",
+            "Whether Lambda logs are JSON lines.",
+        ),
+    }
+}

@@ -243,15 +243,20 @@ mod tests {
         );
     }
 
+    /// The part of the page about one office, empty when the page has none.
+    fn office_section<'a>(page: &'a str, consulate_id: &str) -> &'a str {
+        let heading = format!("`{consulate_id}`");
+        page.split("\n### ")
+            .find(|section| section.contains(&heading))
+            .unwrap_or_default()
+    }
+
     #[test]
     fn an_office_lists_its_missing_facts_and_its_sources() {
         let directory = Directory::bundled();
         let districts = Districts::bundled();
         let page = markdown(&directory, &districts);
-        let austin = page
-            .split("\n### ")
-            .find(|section| section.contains("`mx-consul-austin`"))
-            .unwrap_or_default();
+        let austin = office_section(&page, "mx-consul-austin");
         assert!(
             austin.contains("- Missing: street address, own phone"),
             "{austin}"
@@ -260,10 +265,7 @@ mod tests {
             austin.contains("https://consulmex.sre.gob.mx/austin"),
             "{austin}"
         );
-        let albuquerque = page
-            .split("\n### ")
-            .find(|section| section.contains("`mx-consul-albuquerque`"))
-            .unwrap_or_default();
+        let albuquerque = office_section(&page, "mx-consul-albuquerque");
         assert!(
             albuquerque.contains("- Counties (TX, 36): Dallam County,"),
             "{albuquerque}"

@@ -223,12 +223,9 @@ impl AlertService {
         let mut current = person.clone();
         let mut removed = Vec::new();
         for attempt in 0..MAX_PERSON_WRITE_ATTEMPTS {
-            if attempt > 0 {
-                current = self.reread_person(person.person_id).await?;
-            }
-            let mut next = current.clone();
-            self.retry_stale_subscriptions(&mut next, &mut removed)
-                .await;
+            let mut next = self
+                .person_attempt(attempt > 0, &mut current, &mut removed)
+                .await?;
             apply(&mut next)?;
             match self.save_person(&mut next, current.version).await {
                 Ok(()) => return Ok(next),
@@ -253,6 +250,22 @@ impl AlertService {
 
     /// Every write of a person first retries the subscriptions an earlier write could not
     /// remove; `removed` remembers those gone already, across the attempts of one change.
+    /// The record a write attempt starts from: `current`, re-read first after a lost race, with
+    /// its stale subscriptions retried (`removed` holds those earlier attempts removed).
+    async fn person_attempt(
+        &self,
+        reread: bool,
+        current: &mut Person,
+        removed: &mut Vec<String>,
+    ) -> Result<Person> {
+        if reread {
+            *current = self.reread_person(current.person_id).await?;
+        }
+        let mut next = current.clone();
+        self.retry_stale_subscriptions(&mut next, removed).await;
+        Ok(next)
+    }
+
     async fn retry_stale_subscriptions(&self, person: &mut Person, removed: &mut Vec<String>) {
         person.stale_subscriptions.retain(|s| !removed.contains(s));
         if person.stale_subscriptions.is_empty() {

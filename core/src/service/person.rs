@@ -114,12 +114,9 @@ impl AlertService {
         // Subscriptions of attempts that lost a race and could not be removed at once.
         let mut orphaned: Vec<String> = Vec::new();
         for attempt in 0..MAX_PERSON_WRITE_ATTEMPTS {
-            if attempt > 0 {
-                current = self.reread_person(current.person_id).await?;
-            }
-            let mut next = current.clone();
-            self.retry_stale_subscriptions(&mut next, &mut removed)
-                .await;
+            let mut next = self
+                .person_attempt(attempt > 0, &mut current, &mut removed)
+                .await?;
             next.stale_subscriptions.extend(orphaned.iter().cloned());
             next.contacts = contacts.clone();
             keep_consent(&current.contacts, &mut next.contacts);

@@ -33,29 +33,9 @@ pub async fn nearest_consulates(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = query_params(query.as_deref(), &["lat", "lon", "limit"])?;
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let lat = coordinate(get("lat"), "lat", 90.0)?;
-    let lon = coordinate(get("lon"), "lon", 180.0)?;
-    let limit = match get("limit") {
-        None => 1,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_NEAREST).contains(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_field",
-                    format!("must be a whole number from 1 to {MAX_NEAREST}"),
-                )
-                .with_field("limit")
-            })?,
-    };
+    let lat = coordinate(params.get("lat"), "lat", 90.0)?;
+    let lon = coordinate(params.get("lon"), "lon", 180.0)?;
+    let limit = params.limit(1, MAX_NEAREST)?;
     let consulates = directory
         .nearest(GeoPoint { lat, lon }, limit)
         .into_iter()
@@ -99,11 +79,38 @@ pub async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// A request's query parameters: each from the allowed names, none given twice.
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The `limit` parameter: `default` when it is absent, else a whole number from 1 to `max`.
+    pub fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
+        let Some(raw) = self.get("limit") else {
+            return Ok(default);
+        };
+        raw.parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    format!("must be a whole number from 1 to {max}"),
+                )
+                .with_field("limit")
+            })
+    }
+}
+
 /// Query parameters, parsed by hand so that an unknown or repeated parameter is a clear 400.
-pub fn query_params(
-    raw: Option<&str>,
-    allowed: &[&str],
-) -> Result<Vec<(String, String)>, ApiError> {
+pub fn query_params(raw: Option<&str>, allowed: &[&str]) -> Result<QueryParams, ApiError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|_| {
             ApiError::new(
@@ -130,5 +137,5 @@ pub fn query_params(
             .with_field(name.clone()));
         }
     }
-    Ok(pairs)
+    Ok(QueryParams(pairs))
 }

@@ -15,7 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
-pub use handlers::query_params;
+pub use handlers::{QueryParams, query_params};
 pub use views::{ConsulateView, ConsulatesView};
 
 use crate::consulate::Directory;

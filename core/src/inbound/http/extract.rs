@@ -259,30 +259,30 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 /// The person presenting `Authorization: Bearer <token>`.
 pub struct Authenticated(pub Person);
 
-impl FromRequestParts<Arc<AlertService>> for Authenticated {
-    type Rejection = ApiError;
+/// An extractor from the request's head that rejects with an `ApiError`: only how it extracts
+/// differs from one to the next.
+macro_rules! extractor {
+    (impl$(<$generic:ident>)? for $name:ident, $state:ty, |$parts:ident, $given:ident| $body:expr) => {
+        impl$(<$generic: Send + Sync>)? FromRequestParts<$state> for $name {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        service: &Arc<AlertService>,
-    ) -> Result<Self, ApiError> {
-        Ok(Authenticated(service.authenticate(bearer(parts)?).await?))
-    }
+            async fn from_request_parts($parts: &mut Parts, $given: &$state) -> Result<Self, ApiError> {
+                $body
+            }
+        }
+    };
 }
+
+extractor!(impl for Authenticated, Arc<AlertService>, |parts, service| {
+    Ok(Authenticated(service.authenticate(bearer(parts)?).await?))
+});
 
 /// Consulate staff presenting `Authorization: Bearer <JWT>`.
 pub struct Staff(pub StaffMember);
 
-impl FromRequestParts<Arc<AlertService>> for Staff {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        service: &Arc<AlertService>,
-    ) -> Result<Self, ApiError> {
-        Ok(Staff(service.authenticate_staff(bearer(parts)?).await?))
-    }
-}
+extractor!(impl for Staff, Arc<AlertService>, |parts, service| {
+    Ok(Staff(service.authenticate_staff(bearer(parts)?).await?))
+});
 
 /// Either kind of caller: a person's token has two parts, a JWT three.
 pub enum Caller {
@@ -290,37 +290,21 @@ pub enum Caller {
     Staff(StaffMember),
 }
 
-impl FromRequestParts<Arc<AlertService>> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        service: &Arc<AlertService>,
-    ) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        if token.split('.').count() == 3 {
-            Ok(Caller::Staff(service.authenticate_staff(token).await?))
-        } else {
-            Ok(Caller::Person(Box::new(service.authenticate(token).await?)))
-        }
+extractor!(impl for Caller, Arc<AlertService>, |parts, service| {
+    let token = bearer(parts)?;
+    if token.split('.').count() == 3 {
+        Ok(Caller::Staff(service.authenticate_staff(token).await?))
+    } else {
+        Ok(Caller::Person(Box::new(service.authenticate(token).await?)))
     }
-}
+});
 
 /// A check-in id from the path; malformed is "not found", like an unknown one.
 pub struct CheckInIdPath(pub Uuid);
 
-impl<S: Send + Sync> FromRequestParts<S> for CheckInIdPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::not_found("check-in"))?;
-        Uuid::parse_str(&raw)
-            .map(CheckInIdPath)
-            .map_err(|_| ApiError::not_found("check-in"))
-    }
-}
+extractor!(impl<S> for CheckInIdPath, S, |parts, state| {
+    path_id(parts, state, "check-in").await.map(CheckInIdPath)
+});
 
 /// The caller's network address, for per-source limits: API Gateway's `sourceIp` under Lambda,
 /// the socket's peer locally.
@@ -348,31 +332,28 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
 /// A consulate id from the path.
 pub struct ConsulateIdPath(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ConsulateIdPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::not_found("consulate"))?;
-        Ok(ConsulateIdPath(raw))
-    }
-}
+extractor!(impl<S> for ConsulateIdPath, S, |parts, state| {
+    path_id(parts, state, "consulate").await.map(ConsulateIdPath)
+});
 
 /// An alert id from the path. A malformed id names no alert, so it is a 404 like an unknown one.
 pub struct AlertIdPath(pub Uuid);
 
-impl<S: Send + Sync> FromRequestParts<S> for AlertIdPath {
-    type Rejection = ApiError;
+extractor!(impl<S> for AlertIdPath, S, |parts, state| {
+    path_id(parts, state, "alert").await.map(AlertIdPath)
+});
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::not_found("alert"))?;
-        Uuid::parse_str(&raw)
-            .map(AlertIdPath)
-            .map_err(|_| ApiError::not_found("alert"))
-    }
+/// The id in the path, as `T`; one that is missing or malformed names no `what`, so it is "not
+/// found" like an unknown one.
+async fn path_id<T: std::str::FromStr, S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    what: &'static str,
+) -> Result<T, ApiError> {
+    let Path(raw) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::not_found(what))?;
+    raw.parse().map_err(|_| ApiError::not_found(what))
 }
 
 #[cfg(test)]

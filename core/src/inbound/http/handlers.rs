@@ -101,13 +101,7 @@ pub async fn list_consulate_alerts(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = query_params(query.as_deref(), &["status", "limit", "cursor"])?;
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let status = match get("status").unwrap_or("open") {
+    let status = match params.get("status").unwrap_or("open") {
         "open" => AlertStatus::Open,
         "acknowledged" => AlertStatus::Acknowledged,
         "resolved" => AlertStatus::Resolved,
@@ -121,23 +115,9 @@ pub async fn list_consulate_alerts(
             .with_field("status"));
         }
     };
-    let limit = match get("limit") {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_field",
-                    format!("must be a whole number from 1 to {MAX_PAGE}"),
-                )
-                .with_field("limit")
-            })?,
-    };
+    let limit = params.limit(DEFAULT_PAGE, MAX_PAGE)?;
     let page = service
-        .list_for_staff(&staff, &consulate_id, status, limit, get("cursor"))
+        .list_for_staff(&staff, &consulate_id, status, limit, params.get("cursor"))
         .await?;
     let view = AlertListView {
         alerts: page
