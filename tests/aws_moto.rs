@@ -889,7 +889,7 @@ async fn the_local_runner_serves_against_an_aws_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limits_are_shared_counters_in_dynamodb() {
-    use alert_button_core::ports::RateLimiter;
+    use alert_button_core::ports::{Hit, RateLimiter};
 
     let stack = Stack::create().await;
     let store = Arc::new(DynamoStore::new(
@@ -901,7 +901,7 @@ async fn rate_limits_are_shared_counters_in_dynamodb() {
     let hits: Vec<_> = (0..10)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.hit("alerts:someone", 5, hour, now).await })
+            tokio::spawn(async move { store.hit(Hit::new("alerts:someone", 5, hour, now)).await })
         })
         .collect();
     let mut allowed = 0;
@@ -916,7 +916,12 @@ async fn rate_limits_are_shared_counters_in_dynamodb() {
         allowed, 5,
         "ten concurrent hits against a limit of five let five through"
     );
-    assert!(store.hit("alerts:someone-else", 5, hour, now).await.is_ok());
+    assert!(
+        store
+            .hit(Hit::new("alerts:someone-else", 5, hour, now))
+            .await
+            .is_ok()
+    );
 }
 
 /// Every subscription on the topic, as (ARN, endpoint).

@@ -30,18 +30,11 @@ impl CheckInStore for DynamoStore {
     async fn checkins_due(
         &self,
         deadline: time::OffsetDateTime,
-        limit: usize,
-        cursor: Option<&str>,
+        page: PageQuery<'_>,
     ) -> Result<Page<CheckIn>> {
+        let partition = PENDING_CHECKINS.to_owned();
         let page = self
-            .index_page(
-                PENDING_CHECKINS.to_owned(),
-                INDEXED_CHECKIN,
-                unix_ms(deadline),
-                None,
-                limit,
-                cursor,
-            )
+            .index_page(partition, INDEXED_CHECKIN, unix_ms(deadline), None, page)
             .await?;
         page_of(page, |i: CheckInItem| i.checkin)
     }
