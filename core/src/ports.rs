@@ -191,6 +191,17 @@ pub struct Sent {
     pub message_id: Option<String>,
 }
 
+/// The audience, and if `texts_family`, each family phone of a change worth a text: whom a
+/// notifier that texts family phones itself sends to.
+pub fn audience_and_texted(notification: &Notification, texts_family: bool) -> Vec<Recipient> {
+    let mut recipients = vec![Recipient::Audience];
+    let texted = notification.audience == Audience::Family && notification.event.is_texted();
+    if texts_family && texted {
+        recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
+    }
+    recipients
+}
+
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Whom `notification` goes to. The fan-out sends to, records and retries each on its own.

@@ -125,25 +125,29 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    use time::OffsetDateTime;
     use time::macros::datetime;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const DAY: Duration = Duration::from_secs(86_400);
+    const NOON: OffsetDateTime = datetime!(2026-11-25 12:00:00 UTC);
 
     #[tokio::test]
     async fn a_key_gets_its_limit_per_window_then_waits_for_the_next() {
         let limiter = MemoryRateLimiter::default();
-        let hour = Duration::from_secs(3600);
         let now = datetime!(2026-11-25 12:59:00 UTC);
         for _ in 0..3 {
-            limiter.hit(Hit::new("k", 3, hour, now)).await.unwrap();
+            limiter.hit(Hit::new("k", 3, HOUR, now)).await.unwrap();
         }
-        match limiter.hit(Hit::new("k", 3, hour, now)).await {
+        match limiter.hit(Hit::new("k", 3, HOUR, now)).await {
             Err(Error::RateLimited { retry_after }) => {
                 assert_eq!(retry_after, Duration::from_secs(60))
             }
             other => panic!("expected a limit, got {other:?}"),
         }
-        limiter.hit(Hit::new("other", 3, hour, now)).await.unwrap();
+        limiter.hit(Hit::new("other", 3, HOUR, now)).await.unwrap();
         limiter
-            .hit(Hit::new("k", 3, hour, datetime!(2026-11-25 13:00:00 UTC)))
+            .hit(Hit::new("k", 3, HOUR, datetime!(2026-11-25 13:00:00 UTC)))
             .await
             .unwrap();
     }
@@ -151,12 +155,11 @@ mod tests {
     #[tokio::test]
     async fn a_short_window_does_not_reset_a_longer_one() {
         let limiter = MemoryRateLimiter::default();
-        let day = Duration::from_secs(86_400);
         let quarter = Duration::from_secs(900);
-        let morning = datetime!(2026-11-25 12:00:00 UTC);
+        let morning = NOON;
         for _ in 0..3 {
             limiter
-                .hit(Hit::new("daily", 5, day, morning))
+                .hit(Hit::new("daily", 5, DAY, morning))
                 .await
                 .unwrap();
         }
@@ -171,11 +174,11 @@ mod tests {
             .unwrap();
         let later = morning + Duration::from_secs(20 * 60);
         for _ in 0..2 {
-            limiter.hit(Hit::new("daily", 5, day, later)).await.unwrap();
+            limiter.hit(Hit::new("daily", 5, DAY, later)).await.unwrap();
         }
         assert!(
             matches!(
-                limiter.hit(Hit::new("daily", 5, day, later)).await,
+                limiter.hit(Hit::new("daily", 5, DAY, later)).await,
                 Err(Error::RateLimited { .. })
             ),
             "the daily key kept its three earlier hits"
@@ -185,15 +188,13 @@ mod tests {
     #[tokio::test]
     async fn keys_are_dropped_once_their_own_window_ended() {
         let limiter = MemoryRateLimiter::default();
-        let hour = Duration::from_secs(3600);
-        let day = Duration::from_secs(86_400);
-        let now = datetime!(2026-11-25 12:00:00 UTC);
-        limiter.hit(Hit::new("hourly", 5, hour, now)).await.unwrap();
-        limiter.hit(Hit::new("daily", 5, day, now)).await.unwrap();
+        let now = NOON;
+        limiter.hit(Hit::new("hourly", 5, HOUR, now)).await.unwrap();
+        limiter.hit(Hit::new("daily", 5, DAY, now)).await.unwrap();
         // Two hours on: the hourly window is over, the daily one is not.
         let later = now + Duration::from_secs(2 * 3600);
         limiter
-            .hit(Hit::new("other", 5, hour, later))
+            .hit(Hit::new("other", 5, HOUR, later))
             .await
             .unwrap();
         assert_eq!(
@@ -206,18 +207,13 @@ mod tests {
     #[tokio::test]
     async fn an_ended_window_is_dropped_by_the_next_hit() {
         let limiter = MemoryRateLimiter::default();
-        let now = datetime!(2026-11-25 12:00:00 UTC);
+        let now = NOON;
         limiter
             .hit(Hit::new("brief", 5, Duration::from_secs(1), now))
             .await
             .unwrap();
         limiter
-            .hit(Hit::new(
-                "other",
-                5,
-                Duration::from_secs(3600),
-                now + Duration::from_secs(2),
-            ))
+            .hit(Hit::new("other", 5, HOUR, now + Duration::from_secs(2)))
             .await
             .unwrap();
         assert_eq!(limiter.tracked_keys(), 1, "the one-second window is over");
@@ -226,11 +222,10 @@ mod tests {
     #[tokio::test]
     async fn a_hit_looks_only_at_the_keys_whose_window_ended() {
         let limiter = MemoryRateLimiter::default();
-        let day = Duration::from_secs(86_400);
-        let now = datetime!(2026-11-25 12:00:00 UTC);
+        let now = NOON;
         for n in 0..5_000 {
             limiter
-                .hit(Hit::new(&format!("person-{n}"), 5, day, now))
+                .hit(Hit::new(&format!("person-{n}"), 5, DAY, now))
                 .await
                 .unwrap();
         }
@@ -240,7 +235,7 @@ mod tests {
         for minute in 1..=10 {
             let later = now + Duration::from_secs(minute * 61);
             limiter
-                .hit(Hit::new("person-0", 100, day, later))
+                .hit(Hit::new("person-0", 100, DAY, later))
                 .await
                 .unwrap();
         }
@@ -253,7 +248,7 @@ mod tests {
         let tomorrow = now + Duration::from_secs(86_400 + 60);
         let before = examined(&limiter);
         limiter
-            .hit(Hit::new("late", 5, day, tomorrow))
+            .hit(Hit::new("late", 5, DAY, tomorrow))
             .await
             .unwrap();
         assert_eq!(limiter.tracked_keys(), 1);
