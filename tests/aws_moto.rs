@@ -1655,7 +1655,7 @@ async fn a_throttled_text_is_retried_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_ledger_sends_again_only_what_no_attempt_settled() {
-    use alert_button_core::ports::{DeliveryLedger, DeliveryState};
+    use alert_button_core::ports::{DeliveryLedger, DeliveryState, Settled};
     use alert_button_tests::family_text;
 
     let stack = Stack::create().await;
@@ -1670,7 +1670,10 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
         (&sent, DeliveryState::Sent, Some("m-sent")),
         (&refused, DeliveryState::FailedPermanent, None),
     ] {
-        ledger.settle(d, state, message_id).await.unwrap();
+        ledger
+            .settle(d, Settled::new(state, message_id))
+            .await
+            .unwrap();
     }
     // The attempt that queued `crashed` never recorded an answer: the retry sends it again.
     assert!(ledger.claim(&crashed).await.unwrap());

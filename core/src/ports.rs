@@ -311,6 +311,20 @@ impl Delivery {
     }
 }
 
+/// How one send ended: its state, with the provider's message id when it was accepted, so that
+/// its receipt finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled<'a> {
+    pub state: DeliveryState,
+    pub message_id: Option<&'a str>,
+}
+
+impl<'a> Settled<'a> {
+    pub fn new(state: DeliveryState, message_id: Option<&'a str>) -> Self {
+        Settled { state, message_id }
+    }
+}
+
 /// Every send, recorded before and after the provider call, so that a retried change reaches
 /// only the recipients it has not reached yet.
 #[async_trait]
@@ -318,14 +332,8 @@ pub trait DeliveryLedger: Send + Sync {
     /// Records `delivery` as queued. `false` when an earlier attempt settled it (sent, or refused
     /// for good): it must not be sent again. One left queued or failed for now is claimed again.
     async fn claim(&self, delivery: &Delivery) -> Result<bool>;
-    /// Records how the send ended, with the provider's message id when it was accepted, so
-    /// that its receipt finds it.
-    async fn settle(
-        &self,
-        delivery: &Delivery,
-        state: DeliveryState,
-        message_id: Option<&str>,
-    ) -> Result<()>;
+    /// Records how the send ended.
+    async fn settle(&self, delivery: &Delivery, settled: Settled<'_>) -> Result<()>;
     /// Every send of the alert's notifications as recorded now, in the order they were first
     /// claimed (notification by notification).
     async fn deliveries_of(&self, alert_id: Uuid) -> Result<Vec<DeliveryRecord>>;

@@ -99,6 +99,15 @@ impl DynamoStore {
             .map_err(sdk_error)?;
         Ok(output.item)
     }
+
+    /// The item at `pk`/`sk`, read as `I` and turned into what it holds.
+    async fn get_as<I, T>(&self, pk: String, sk: &str, into: fn(I) -> T) -> Result<Option<T>>
+    where
+        I: serde::de::DeserializeOwned,
+    {
+        let item = self.get(pk, sk).await?;
+        item.map(|item| from_item(item).map(into)).transpose()
+    }
 }
 
 /// Which kind of item a `by_consulate` partition holds: its key prefix and sort key.
@@ -334,10 +343,8 @@ impl AlertStore for DynamoStore {
     }
 
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        self.get(alert_key(alert_id), "ALERT")
-            .await?
-            .map(|item| from_item::<AlertItem>(item).map(|i| i.alert))
-            .transpose()
+        self.get_as(alert_key(alert_id), "ALERT", |i: AlertItem| i.alert)
+            .await
     }
 
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {

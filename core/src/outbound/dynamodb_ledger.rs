@@ -22,7 +22,9 @@ use uuid::Uuid;
 
 use super::dynamodb::is_condition_failure;
 use crate::error::{Error, Result};
-use crate::ports::{Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, audience_named};
+use crate::ports::{
+    Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, Settled, audience_named,
+};
 
 pub const DELIVERY_KIND: &str = "delivery";
 pub const RECEIPT_KIND: &str = "receipt";
@@ -185,12 +187,8 @@ impl DeliveryLedger for DynamoLedger {
         }
     }
 
-    async fn settle(
-        &self,
-        delivery: &Delivery,
-        state: DeliveryState,
-        message_id: Option<&str>,
-    ) -> Result<()> {
+    async fn settle(&self, delivery: &Delivery, settled: Settled<'_>) -> Result<()> {
+        let Settled { state, message_id } = settled;
         let [(pk, pk_value), (sk, sk_value)] = Self::key(delivery);
         let now = AttributeValue::N(now_ms().to_string());
         let Some(message_id) = message_id else {

@@ -21,10 +21,9 @@ impl CheckInStore for DynamoStore {
     }
 
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        self.get(checkin_key(checkin_id), "CHECKIN")
-            .await?
-            .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
-            .transpose()
+        let key = checkin_key(checkin_id);
+        self.get_as(key, "CHECKIN", |i: CheckInItem| i.checkin)
+            .await
     }
 
     async fn checkins_due(

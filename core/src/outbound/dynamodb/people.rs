@@ -24,10 +24,8 @@ impl PersonStore for DynamoStore {
     }
 
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        self.get(person_key(person_id), "PERSON")
-            .await?
-            .map(|item| from_item::<PersonItem>(item).map(|i| i.person))
-            .transpose()
+        let key = person_key(person_id);
+        self.get_as(key, "PERSON", |i: PersonItem| i.person).await
     }
 
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
