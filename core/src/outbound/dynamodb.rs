@@ -6,8 +6,10 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use uuid::Uuid;
 
@@ -208,6 +210,33 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     Error::Store(DisplayErrorContext(err).to_string())
+}
+
+/// Every item of the partition `pk`, page by page. `consistent`: read what was just written.
+pub(super) async fn partition_items(
+    client: &Client,
+    table: &str,
+    pk: String,
+    consistent: bool,
+) -> std::result::Result<Vec<Item>, SdkError<QueryError, HttpResponse>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .consistent_read(consistent)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
 }
 
 /// Whether a call failed only because its condition expression did not hold.
