@@ -855,7 +855,7 @@ async fn the_local_runner_serves_against_an_aws_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limits_are_shared_counters_in_dynamodb() {
-    use alert_button_core::ports::RateLimiter;
+    use alert_button_core::ports::{Hit, RateLimiter};
 
     let stack = Stack::create().await;
     let store = Arc::new(DynamoStore::new(
@@ -867,7 +867,7 @@ async fn rate_limits_are_shared_counters_in_dynamodb() {
     let hits: Vec<_> = (0..10)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.hit("alerts:someone", 5, hour, now).await })
+            tokio::spawn(async move { store.hit(Hit::new("alerts:someone", 5, hour, now)).await })
         })
         .collect();
     let mut allowed = 0;
@@ -882,7 +882,12 @@ async fn rate_limits_are_shared_counters_in_dynamodb() {
         allowed, 5,
         "ten concurrent hits against a limit of five let five through"
     );
-    assert!(store.hit("alerts:someone-else", 5, hour, now).await.is_ok());
+    assert!(
+        store
+            .hit(Hit::new("alerts:someone-else", 5, hour, now))
+            .await
+            .is_ok()
+    );
 }
 
 /// Every subscription on the topic, as (ARN, endpoint).
@@ -1616,7 +1621,7 @@ async fn a_throttled_text_is_retried_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_ledger_sends_again_only_what_no_attempt_settled() {
-    use alert_button_core::ports::{DeliveryLedger, DeliveryState};
+    use alert_button_core::ports::{DeliveryLedger, DeliveryState, Settled};
     use alert_button_tests::family_text;
 
     let stack = Stack::create().await;
@@ -1631,7 +1636,10 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
         (&sent, DeliveryState::Sent, Some("m-sent")),
         (&refused, DeliveryState::FailedPermanent, None),
     ] {
-        ledger.settle(d, state, message_id).await.unwrap();
+        ledger
+            .settle(d, Settled::new(state, message_id))
+            .await
+            .unwrap();
     }
     // The attempt that queued `crashed` never recorded an answer: the retry sends it again.
     assert!(ledger.claim(&crashed).await.unwrap());

@@ -274,7 +274,7 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_turn_sent_texts_into_delivered_or_failed() {
     use alert_button_core::outbound::dynamodb_ledger::DynamoLedger;
-    use alert_button_core::ports::{DeliveryLedger, DeliveryState};
+    use alert_button_core::ports::{DeliveryLedger, DeliveryState, Settled};
     use alert_button_tests::family_text;
 
     let stack = Stack::create().await;
@@ -294,7 +294,10 @@ async fn receipts_turn_sent_texts_into_delivered_or_failed() {
     for (delivery, message_id) in &sends {
         assert!(ledger.claim(delivery).await.unwrap());
         ledger
-            .settle(delivery, DeliveryState::Sent, Some(message_id))
+            .settle(
+                delivery,
+                Settled::new(DeliveryState::Sent, Some(message_id)),
+            )
             .await
             .unwrap();
     }

@@ -16,7 +16,8 @@ use alert_button_core::domain::notification::{self, Notification};
 use alert_button_core::local::{JOURNAL_FILE, LocalMode, LocalPorts, STORE_FILE};
 use alert_button_core::outbound::embedded::EmbeddedStore;
 use alert_button_core::ports::{
-    AlertStore, Notifier, PersonStore, Recipient, SendError, SendResult, SystemClock,
+    AlertStore, Listing, Notifier, PageQuery, PersonStore, Recipient, SendError, SendResult,
+    SystemClock,
 };
 use alert_button_core::service::limits;
 use alert_button_core::testing::{Guard, Guarded, Verdict};
@@ -433,7 +434,16 @@ async fn stored_alerts(store: &EmbeddedStore, directory: &Directory) -> Vec<Aler
             let mut cursor = None;
             loop {
                 let page = store
-                    .list_by_consulate(&office.id, status, 100, cursor.as_deref())
+                    .list_by_consulate(
+                        Listing {
+                            consulate_id: &office.id,
+                            status,
+                        },
+                        PageQuery {
+                            limit: 100,
+                            cursor: cursor.as_deref(),
+                        },
+                    )
                     .await
                     .unwrap();
                 alerts.extend(page.alerts);

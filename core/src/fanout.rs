@@ -12,7 +12,7 @@ use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
     Delivery, DeliveryLedger, DeliveryState, FamilySubscriptions, NoSubscriptions, Notifier,
-    PersonStore, Recipient, SendError,
+    PersonStore, Recipient, SendError, Settled,
 };
 
 pub struct FanOut {
@@ -142,7 +142,7 @@ impl FanOut {
             let recorded = match self.ledger.claim(&delivery).await {
                 Ok(true) => {
                     self.ledger
-                        .settle(&delivery, DeliveryState::OptedOut, None)
+                        .settle(&delivery, Settled::new(DeliveryState::OptedOut, None))
                         .await
                 }
                 other => other.map(|_| ()),
@@ -195,7 +195,7 @@ impl FanOut {
         };
         let settled = self
             .ledger
-            .settle(&delivery, state, message_id.as_deref())
+            .settle(&delivery, Settled::new(state, message_id.as_deref()))
             .await;
         if let Err(err) = settled {
             // Left queued: a retry of this change sends it again (at least once beats never).

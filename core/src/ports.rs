@@ -44,14 +44,36 @@ pub trait CheckInStore: Send + Sync {
         &self,
         checkin_id: Uuid,
     ) -> Result<Option<crate::domain::checkin::CheckIn>>;
-    /// One page of the pending check-ins whose deadline is at or before `deadline`, earliest
-    /// first: at most `limit`, after `cursor` (a previous page's `next_cursor`).
+    /// One page of the pending check-ins whose deadline is at or before `deadline`, earliest first.
     async fn checkins_due(
         &self,
         deadline: OffsetDateTime,
-        limit: usize,
-        cursor: Option<&str>,
+        page: PageQuery<'_>,
     ) -> Result<Page<crate::domain::checkin::CheckIn>>;
+}
+
+/// Which page of a listing to read: at most `limit` items, after `cursor` (a previous page's
+/// `next_cursor`; none for the first page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageQuery<'a> {
+    pub limit: usize,
+    pub cursor: Option<&'a str>,
+}
+
+/// The alerts routed to `consulate_id` in `status`, as staff list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listing<'a> {
+    pub consulate_id: &'a str,
+    pub status: crate::domain::alert::AlertStatus,
+}
+
+/// The open alerts the escalation sweep looks at: `consulate_id`'s, created at or before
+/// `created_before`, whose escalation level is below `below_level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overdue<'a> {
+    pub consulate_id: &'a str,
+    pub created_before: OffsetDateTime,
+    pub below_level: u32,
 }
 
 /// One page of the scheduled sweep's work, so its memory stays bounded however much is due.
@@ -73,26 +95,19 @@ pub struct AlertPage {
 
 #[async_trait]
 pub trait AlertStore: Send + Sync {
-    /// Alerts routed to `consulate_id` in `status`, newest first, at most `limit`.
+    /// The alerts of `listing`, newest first.
     async fn list_by_consulate(
         &self,
-        consulate_id: &str,
-        status: crate::domain::alert::AlertStatus,
-        limit: usize,
-        cursor: Option<&str>,
+        listing: Listing<'_>,
+        page: PageQuery<'_>,
     ) -> Result<AlertPage>;
     /// Stores a new alert and its `opened` event atomically, unless an alert with the same id exists.
     async fn create_alert(&self, alert: &Alert) -> Result<Created>;
-    /// One page of the open (unacknowledged) alerts of `consulate_id` created at or before
-    /// `created_before` whose escalation level is below `below_level`, oldest first: at most
-    /// `limit`, after `cursor` (a previous page's `next_cursor`).
+    /// One page of the `overdue` open (unacknowledged) alerts, oldest first.
     async fn open_alerts_created_before(
         &self,
-        consulate_id: &str,
-        created_before: OffsetDateTime,
-        below_level: u32,
-        limit: usize,
-        cursor: Option<&str>,
+        overdue: Overdue<'_>,
+        page: PageQuery<'_>,
     ) -> Result<Page<Alert>>;
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>>;
     /// Stores a changed alert and its new event atomically, if the stored alert still has
@@ -174,6 +189,17 @@ pub type SendResult = std::result::Result<Sent, SendError>;
 pub struct Sent {
     /// The provider's id of the message (SNS's `MessageId`), which its delivery receipts name.
     pub message_id: Option<String>,
+}
+
+/// The audience, and if `texts_family`, each family phone of a change worth a text: whom a
+/// notifier that texts family phones itself sends to.
+pub fn audience_and_texted(notification: &Notification, texts_family: bool) -> Vec<Recipient> {
+    let mut recipients = vec![Recipient::Audience];
+    let texted = notification.audience == Audience::Family && notification.event.is_texted();
+    if texts_family && texted {
+        recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
+    }
+    recipients
 }
 
 #[async_trait]
@@ -285,6 +311,20 @@ impl Delivery {
     }
 }
 
+/// How one send ended: its state, with the provider's message id when it was accepted, so that
+/// its receipt finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled<'a> {
+    pub state: DeliveryState,
+    pub message_id: Option<&'a str>,
+}
+
+impl<'a> Settled<'a> {
+    pub fn new(state: DeliveryState, message_id: Option<&'a str>) -> Self {
+        Settled { state, message_id }
+    }
+}
+
 /// Every send, recorded before and after the provider call, so that a retried change reaches
 /// only the recipients it has not reached yet.
 #[async_trait]
@@ -292,14 +332,8 @@ pub trait DeliveryLedger: Send + Sync {
     /// Records `delivery` as queued. `false` when an earlier attempt settled it (sent, or refused
     /// for good): it must not be sent again. One left queued or failed for now is claimed again.
     async fn claim(&self, delivery: &Delivery) -> Result<bool>;
-    /// Records how the send ended, with the provider's message id when it was accepted, so
-    /// that its receipt finds it.
-    async fn settle(
-        &self,
-        delivery: &Delivery,
-        state: DeliveryState,
-        message_id: Option<&str>,
-    ) -> Result<()>;
+    /// Records how the send ended.
+    async fn settle(&self, delivery: &Delivery, settled: Settled<'_>) -> Result<()>;
     /// Every send of the alert's notifications as recorded now, in the order they were first
     /// claimed (notification by notification).
     async fn deliveries_of(&self, alert_id: Uuid) -> Result<Vec<DeliveryRecord>>;
@@ -376,24 +410,37 @@ pub trait StaffVerifier: Send + Sync {
 /// Counts requests per key in fixed windows, against floods and SMS pumping.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// Counts one hit for `key` in the window `now` falls in; `Error::RateLimited` (with the time
-    /// to the next window) once `limit` hits were counted there.
-    async fn hit(
-        &self,
-        key: &str,
-        limit: u32,
-        window: std::time::Duration,
-        now: OffsetDateTime,
-    ) -> Result<()>;
+    /// Counts `hit`; `Error::RateLimited` (with the time to the next window) once its limit of
+    /// hits were counted in its window.
+    async fn hit(&self, hit: Hit<'_>) -> Result<()>;
 
-    /// Whether `key` is already at `limit` in `now`'s window, without counting a hit.
-    async fn check(
-        &self,
-        key: &str,
-        limit: u32,
-        window: std::time::Duration,
-        now: OffsetDateTime,
-    ) -> Result<()>;
+    /// Whether `hit`'s key is already at its limit in its window, without counting it.
+    async fn check(&self, hit: Hit<'_>) -> Result<()>;
+}
+
+/// One request counted against `key`'s `limit` in the fixed `window` that `now` falls in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit<'a> {
+    pub key: &'a str,
+    pub limit: u32,
+    pub window: std::time::Duration,
+    pub now: OffsetDateTime,
+}
+
+impl<'a> Hit<'a> {
+    pub fn new(key: &'a str, limit: u32, window: std::time::Duration, now: OffsetDateTime) -> Self {
+        Hit {
+            key,
+            limit,
+            window,
+            now,
+        }
+    }
+
+    /// The start of the hit's window, and how long until the next one.
+    pub fn window_start(&self) -> (i64, std::time::Duration) {
+        window_of(self.now, self.window)
+    }
 }
 
 /// The start of `now`'s fixed window, and how long until the next one.

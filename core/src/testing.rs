@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
 
-use crate::domain::alert::{Alert, AlertRequest, AlertStatus, Location, Retention};
+use crate::domain::alert::{Alert, AlertRequest, Location, Retention};
 use crate::domain::checkin::CheckIn;
 use crate::domain::consulate::Directory;
 use crate::domain::credential;
@@ -21,8 +21,8 @@ use crate::domain::notification::{Audience, Notification};
 use crate::domain::person::{Contact, Language, Person, Registration};
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Notifier, Page, PersonStore, Recipient,
-    SendError, SendResult, Sent,
+    AlertPage, AlertStore, CheckInStore, Created, Listing, Notifier, Overdue, Page, PageQuery,
+    PersonStore, Recipient, SendError, SendResult, Sent,
 };
 
 /// When the fixtures happen, unless a test says otherwise.
@@ -298,14 +298,10 @@ impl<G: Guard + ?Sized> PersonStore for Guarded<G> {
 impl<G: Guard + ?Sized> AlertStore for Guarded<G> {
     async fn list_by_consulate(
         &self,
-        consulate_id: &str,
-        status: AlertStatus,
-        limit: usize,
-        cursor: Option<&str>,
+        listing: Listing<'_>,
+        page: PageQuery<'_>,
     ) -> Result<AlertPage> {
-        let work = self
-            .alerts
-            .list_by_consulate(consulate_id, status, limit, cursor);
+        let work = self.alerts.list_by_consulate(listing, page);
         self.run(None, work).await
     }
 
@@ -316,19 +312,10 @@ impl<G: Guard + ?Sized> AlertStore for Guarded<G> {
 
     async fn open_alerts_created_before(
         &self,
-        consulate_id: &str,
-        created_before: OffsetDateTime,
-        below_level: u32,
-        limit: usize,
-        cursor: Option<&str>,
+        overdue: Overdue<'_>,
+        page: PageQuery<'_>,
     ) -> Result<Page<Alert>> {
-        let work = self.alerts.open_alerts_created_before(
-            consulate_id,
-            created_before,
-            below_level,
-            limit,
-            cursor,
-        );
+        let work = self.alerts.open_alerts_created_before(overdue, page);
         let page = self.run(None, work).await?;
         self.guard.overdue_page(&page);
         Ok(page)
@@ -363,10 +350,9 @@ impl<G: Guard + ?Sized> CheckInStore for Guarded<G> {
     async fn checkins_due(
         &self,
         deadline: OffsetDateTime,
-        limit: usize,
-        cursor: Option<&str>,
+        page: PageQuery<'_>,
     ) -> Result<Page<CheckIn>> {
-        self.run(None, self.checkins.checkins_due(deadline, limit, cursor))
+        self.run(None, self.checkins.checkins_due(deadline, page))
             .await
     }
 }

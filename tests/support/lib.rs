@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::person::{Contact, Language, Registration};
 use alert_button_core::local::{JOURNAL_FILE, LocalMode};
-use alert_button_core::ports::{Clock, SystemClock};
+use alert_button_core::ports::{Clock, Overdue, PageQuery, SystemClock};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -733,7 +733,17 @@ pub async fn overdue_query_leaves_out_the_last_level(
         let mut read = all_pages(|cursor| async move {
             let now = time::OffsetDateTime::now_utc();
             let page = store
-                .open_alerts_created_before(consulate, now, below_level, 1, cursor.as_deref())
+                .open_alerts_created_before(
+                    Overdue {
+                        consulate_id: consulate,
+                        created_before: now,
+                        below_level,
+                    },
+                    PageQuery {
+                        limit: 1,
+                        cursor: cursor.as_deref(),
+                    },
+                )
                 .await
                 .unwrap();
             assert!(page.items.len() <= 1);

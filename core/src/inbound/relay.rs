@@ -79,8 +79,8 @@ mod tests {
     use crate::domain::notification::Notification;
     use crate::outbound::embedded::tests::{alert, person};
     use crate::ports::{
-        AlertStore, Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, Notifier, PersonStore,
-        Recipient, SendError, Sent,
+        AlertStore, Delivery, DeliveryLedger, DeliveryRecord, Notifier, PersonStore, Recipient,
+        SendError, Sent, Settled,
     };
 
     /// Only against hanging forever.
@@ -130,12 +130,7 @@ mod tests {
             Ok(true)
         }
 
-        async fn settle(
-            &self,
-            _delivery: &Delivery,
-            _state: DeliveryState,
-            _message_id: Option<&str>,
-        ) -> crate::Result<()> {
+        async fn settle(&self, _delivery: &Delivery, _settled: Settled<'_>) -> crate::Result<()> {
             Ok(())
         }
 

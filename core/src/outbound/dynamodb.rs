@@ -6,8 +6,10 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use uuid::Uuid;
 
@@ -16,12 +18,13 @@ use super::dynamodb_item::{
     AlertItem, BY_CONSULATE_INDEX, CheckInItem, PENDING_CHECKINS, PersonItem, alert_key,
     checkin_key, person_key,
 };
-use crate::domain::alert::{Alert, AlertStatus};
+use crate::domain::alert::Alert;
 use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Page, PersonStore, RateLimiter, window_of,
+    AlertPage, AlertStore, CheckInStore, Created, Hit, Listing, Overdue, Page, PageQuery,
+    PersonStore, RateLimiter,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -98,6 +101,15 @@ impl DynamoStore {
             .map_err(sdk_error)?;
         Ok(output.item)
     }
+
+    /// The item at `pk`/`sk`, read as `I` and turned into what it holds.
+    async fn get_as<I, T>(&self, pk: String, sk: &str, into: fn(I) -> T) -> Result<Option<T>>
+    where
+        I: serde::de::DeserializeOwned,
+    {
+        let item = self.get(pk, sk).await?;
+        item.map(|item| from_item(item).map(into)).transpose()
+    }
 }
 
 /// Which kind of item a `by_consulate` partition holds: its key prefix and sort key.
@@ -115,6 +127,37 @@ const INDEXED_CHECKIN: IndexedKind = IndexedKind {
     sk: "CHECKIN",
 };
 
+impl IndexedKind {
+    /// Where a page of `partition` starts: after the item the cursor names.
+    fn start_key(&self, partition: &str, cursor: Option<&str>) -> Result<Option<Item>> {
+        let start = cursor.map(decode_cursor).transpose()?;
+        Ok(start.map(|(created_ms, id)| {
+            HashMap::from([
+                (
+                    "pk".to_owned(),
+                    AttributeValue::S(format!("{}{id}", self.prefix)),
+                ),
+                ("sk".to_owned(), AttributeValue::S(self.sk.to_owned())),
+                (
+                    "consulate_status".to_owned(),
+                    AttributeValue::S(partition.to_owned()),
+                ),
+                (
+                    "created_ms".to_owned(),
+                    AttributeValue::N(created_ms.to_string()),
+                ),
+            ])
+        }))
+    }
+
+    /// The cursor naming the last item of a page, if its key is one of this kind's.
+    fn cursor_of(&self, key: &Item) -> Option<String> {
+        let created_ms = key.get("created_ms")?.as_n().ok()?.parse::<i64>().ok()?;
+        let id = key.get("pk")?.as_s().ok()?.strip_prefix(self.prefix)?;
+        Some(encode_cursor(created_ms, id))
+    }
+}
+
 impl DynamoStore {
     /// One page of a `by_consulate` partition, oldest first, with sort keys at or before
     /// `cutoff_ms`. `limit` items are read; `filter` (an expression and its values) may drop some,
@@ -125,29 +168,9 @@ impl DynamoStore {
         kind: IndexedKind,
         cutoff_ms: i64,
         filter: Option<(&str, Vec<(&str, AttributeValue)>)>,
-        limit: usize,
-        cursor: Option<&str>,
+        page: PageQuery<'_>,
     ) -> Result<Page<Item>> {
-        let start = cursor
-            .map(decode_cursor)
-            .transpose()?
-            .map(|(created_ms, id)| {
-                HashMap::from([
-                    (
-                        "pk".to_owned(),
-                        AttributeValue::S(format!("{}{id}", kind.prefix)),
-                    ),
-                    ("sk".to_owned(), AttributeValue::S(kind.sk.to_owned())),
-                    (
-                        "consulate_status".to_owned(),
-                        AttributeValue::S(partition.clone()),
-                    ),
-                    (
-                        "created_ms".to_owned(),
-                        AttributeValue::N(created_ms.to_string()),
-                    ),
-                ])
-            });
+        let start = kind.start_key(&partition, page.cursor)?;
         let mut query = self
             .client
             .query()
@@ -156,7 +179,7 @@ impl DynamoStore {
             .key_condition_expression("consulate_status = :partition AND created_ms <= :cutoff")
             .expression_attribute_values(":partition", AttributeValue::S(partition))
             .expression_attribute_values(":cutoff", AttributeValue::N(cutoff_ms.to_string()))
-            .limit(limit.clamp(1, i32::MAX as usize) as i32)
+            .limit(page.limit.clamp(1, i32::MAX as usize) as i32)
             .set_exclusive_start_key(start);
         if let Some((expression, values)) = filter {
             query = query.filter_expression(expression);
@@ -167,11 +190,7 @@ impl DynamoStore {
         let output = query.send().await.map_err(sdk_error)?;
         let next_cursor = output
             .last_evaluated_key
-            .map(|key| {
-                let created_ms = key.get("created_ms")?.as_n().ok()?.parse::<i64>().ok()?;
-                let id = key.get("pk")?.as_s().ok()?.strip_prefix(kind.prefix)?;
-                Some(encode_cursor(created_ms, id))
-            })
+            .map(|key| kind.cursor_of(&key))
             .map(|cursor| cursor.ok_or_else(|| Error::Store("an unexpected page key".into())))
             .transpose()?;
         Ok(Page {
@@ -191,6 +210,33 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     Error::Store(DisplayErrorContext(err).to_string())
+}
+
+/// Every item of the partition `pk`, page by page. `consistent`: read what was just written.
+pub(super) async fn partition_items(
+    client: &Client,
+    table: &str,
+    pk: String,
+    consistent: bool,
+) -> std::result::Result<Vec<Item>, SdkError<QueryError, HttpResponse>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .consistent_read(consistent)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
 }
 
 /// Whether a call failed only because its condition expression did not hold.
@@ -275,32 +321,11 @@ impl AlertStore for DynamoStore {
 
     async fn list_by_consulate(
         &self,
-        consulate_id: &str,
-        status: AlertStatus,
-        limit: usize,
-        cursor: Option<&str>,
+        listing: Listing<'_>,
+        page: PageQuery<'_>,
     ) -> Result<AlertPage> {
-        let partition = format!("{consulate_id}#{}", status.as_str());
-        let start = cursor
-            .map(decode_cursor)
-            .transpose()?
-            .map(|(created_ms, alert_id)| {
-                HashMap::from([
-                    (
-                        "pk".to_owned(),
-                        AttributeValue::S(format!("ALERT#{alert_id}")),
-                    ),
-                    ("sk".to_owned(), AttributeValue::S("ALERT".into())),
-                    (
-                        "consulate_status".to_owned(),
-                        AttributeValue::S(partition.clone()),
-                    ),
-                    (
-                        "created_ms".to_owned(),
-                        AttributeValue::N(created_ms.to_string()),
-                    ),
-                ])
-            });
+        let partition = format!("{}#{}", listing.consulate_id, listing.status.as_str());
+        let start = INDEXED_ALERT.start_key(&partition, page.cursor)?;
         let output = self
             .client
             .query()
@@ -309,7 +334,7 @@ impl AlertStore for DynamoStore {
             .key_condition_expression("consulate_status = :partition")
             .expression_attribute_values(":partition", AttributeValue::S(partition.clone()))
             .scan_index_forward(false)
-            .limit(limit as i32)
+            .limit(page.limit as i32)
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -320,16 +345,9 @@ impl AlertStore for DynamoStore {
             .into_iter()
             .map(|item| from_item::<AlertItem>(item).map(|i| i.alert))
             .collect::<Result<Vec<_>>>()?;
-        let next_cursor = output.last_evaluated_key.and_then(|key| {
-            let created_ms = key.get("created_ms")?.as_n().ok()?.parse::<i64>().ok()?;
-            let alert_id = key
-                .get("pk")?
-                .as_s()
-                .ok()?
-                .strip_prefix("ALERT#")?
-                .to_owned();
-            Some(encode_cursor(created_ms, &alert_id))
-        });
+        let next_cursor = output
+            .last_evaluated_key
+            .and_then(|key| INDEXED_ALERT.cursor_of(&key));
         Ok(AlertPage {
             alerts,
             next_cursor,
@@ -338,34 +356,24 @@ impl AlertStore for DynamoStore {
 
     async fn open_alerts_created_before(
         &self,
-        consulate_id: &str,
-        created_before: time::OffsetDateTime,
-        below_level: u32,
-        limit: usize,
-        cursor: Option<&str>,
+        overdue: Overdue<'_>,
+        page: PageQuery<'_>,
     ) -> Result<Page<Alert>> {
         let filter = (
             "attribute_not_exists(escalation_level) OR escalation_level < :below",
-            vec![(":below", AttributeValue::N(below_level.to_string()))],
+            vec![(":below", AttributeValue::N(overdue.below_level.to_string()))],
         );
+        let partition = format!("{}#open", overdue.consulate_id);
+        let cutoff = unix_ms(overdue.created_before);
         let page = self
-            .index_page(
-                format!("{consulate_id}#open"),
-                INDEXED_ALERT,
-                unix_ms(created_before),
-                Some(filter),
-                limit,
-                cursor,
-            )
+            .index_page(partition, INDEXED_ALERT, cutoff, Some(filter), page)
             .await?;
         page_of(page, |i: AlertItem| i.alert)
     }
 
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        self.get(alert_key(alert_id), "ALERT")
-            .await?
-            .map(|item| from_item::<AlertItem>(item).map(|i| i.alert))
-            .transpose()
+        self.get_as(alert_key(alert_id), "ALERT", |i: AlertItem| i.alert)
+            .await
     }
 
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
@@ -378,14 +386,11 @@ impl AlertStore for DynamoStore {
 /// every Lambda execution environment shares them; they expire with the window.
 #[async_trait]
 impl RateLimiter for DynamoStore {
-    async fn hit(
-        &self,
-        key: &str,
-        limit: u32,
-        window: std::time::Duration,
-        now: time::OffsetDateTime,
-    ) -> Result<()> {
-        let (start, retry_after) = window_of(now, window);
+    async fn hit(&self, hit: Hit<'_>) -> Result<()> {
+        let (start, retry_after) = hit.window_start();
+        let Hit {
+            key, limit, window, ..
+        } = hit;
         let result = self
             .client
             .update_item()
@@ -405,20 +410,14 @@ impl RateLimiter for DynamoStore {
         unless_condition_failed(result, Error::RateLimited { retry_after })
     }
 
-    async fn check(
-        &self,
-        key: &str,
-        limit: u32,
-        window: std::time::Duration,
-        now: time::OffsetDateTime,
-    ) -> Result<()> {
-        let (start, retry_after) = window_of(now, window);
+    async fn check(&self, hit: Hit<'_>) -> Result<()> {
+        let (start, retry_after) = hit.window_start();
         let hits = self
-            .get(format!("RATE#{key}"), &start.to_string())
+            .get(format!("RATE#{}", hit.key), &start.to_string())
             .await?
             .and_then(|item| item.get("hits")?.as_n().ok()?.parse::<u32>().ok())
             .unwrap_or(0);
-        if hits >= limit {
+        if hits >= hit.limit {
             Err(Error::RateLimited { retry_after })
         } else {
             Ok(())

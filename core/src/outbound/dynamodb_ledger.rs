@@ -20,9 +20,11 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::dynamodb::is_condition_failure;
+use super::dynamodb::{is_condition_failure, partition_items};
 use crate::error::{Error, Result};
-use crate::ports::{Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, audience_named};
+use crate::ports::{
+    Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, Settled, audience_named,
+};
 
 pub const DELIVERY_KIND: &str = "delivery";
 pub const RECEIPT_KIND: &str = "receipt";
@@ -185,12 +187,8 @@ impl DeliveryLedger for DynamoLedger {
         }
     }
 
-    async fn settle(
-        &self,
-        delivery: &Delivery,
-        state: DeliveryState,
-        message_id: Option<&str>,
-    ) -> Result<()> {
+    async fn settle(&self, delivery: &Delivery, settled: Settled<'_>) -> Result<()> {
+        let Settled { state, message_id } = settled;
         let [(pk, pk_value), (sk, sk_value)] = Self::key(delivery);
         let now = AttributeValue::N(now_ms().to_string());
         let Some(message_id) = message_id else {
@@ -250,26 +248,10 @@ impl DeliveryLedger for DynamoLedger {
     }
 
     async fn deliveries_of(&self, alert_id: Uuid) -> Result<Vec<DeliveryRecord>> {
-        let mut records = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(delivery_key(alert_id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(ledger_error)?;
-            records.extend(page.items().iter().filter_map(record_in));
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let items = partition_items(&self.client, &self.table, delivery_key(alert_id), true)
+            .await
+            .map_err(ledger_error)?;
+        let mut records: Vec<_> = items.iter().filter_map(record_in).collect();
         records.sort_by_key(|(claimed, record)| (record.seq, *claimed));
         Ok(records.into_iter().map(|(_, record)| record).collect())
     }

@@ -12,11 +12,13 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::cursor::{decode_cursor, encode_cursor};
-use crate::domain::alert::{Alert, AlertStatus};
+use crate::domain::alert::Alert;
 use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
-use crate::ports::{AlertPage, AlertStore, CheckInStore, Created, Page, PersonStore};
+use crate::ports::{
+    AlertPage, AlertStore, CheckInStore, Created, Listing, Overdue, Page, PageQuery, PersonStore,
+};
 
 mod alerts;
 mod checkins;
@@ -177,13 +179,13 @@ impl EmbeddedStore {
         sql: &'static str,
         cutoff: time::OffsetDateTime,
         more: Vec<Value>,
-        limit: usize,
-        cursor: Option<&str>,
+        page_query: PageQuery<'_>,
         position: impl Fn(&T) -> (i64, Uuid),
     ) -> Result<Page<T>>
     where
         T: serde::de::DeserializeOwned + Send + 'static,
     {
+        let PageQuery { limit, cursor } = page_query;
         let (after_ms, after_id) = cursor
             .map(decode_cursor)
             .transpose()?

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::embedded::{EmbeddedStore, unix_ms};
 use crate::error::{Error, Result};
-use crate::ports::{Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, audience_named};
+use crate::ports::{
+    Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, Settled, audience_named,
+};
 
 fn now_ms() -> i64 {
     unix_ms(OffsetDateTime::now_utc())
@@ -138,12 +140,8 @@ impl DeliveryLedger for EmbeddedStore {
         .await
     }
 
-    async fn settle(
-        &self,
-        delivery: &Delivery,
-        state: DeliveryState,
-        message_id: Option<&str>,
-    ) -> Result<()> {
+    async fn settle(&self, delivery: &Delivery, settled: Settled<'_>) -> Result<()> {
+        let Settled { state, message_id } = settled;
         let (notification_id, recipient) =
             (delivery.notification_id.clone(), delivery.recipient.clone());
         let message_id = message_id.map(str::to_owned);
@@ -237,11 +235,11 @@ mod tests {
             assert!(store.claim(d).await.unwrap());
         }
         store
-            .settle(&texted, DeliveryState::Sent, Some("m-1"))
+            .settle(&texted, Settled::new(DeliveryState::Sent, Some("m-1")))
             .await
             .unwrap();
         store
-            .settle(&refused, DeliveryState::FailedPermanent, None)
+            .settle(&refused, Settled::new(DeliveryState::FailedPermanent, None))
             .await
             .unwrap();
 

@@ -3,13 +3,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::ports::{RateLimiter, window_of};
+use crate::ports::{Hit, RateLimiter};
 
 #[derive(Default)]
 pub struct MemoryRateLimiter {
@@ -87,47 +85,34 @@ impl MemoryRateLimiter {
     pub fn tracked_keys(&self) -> usize {
         self.counts.lock().map(|c| c.by_key.len()).unwrap_or(0)
     }
+
+    fn counts(&self) -> Result<std::sync::MutexGuard<'_, Counts>> {
+        self.counts
+            .lock()
+            .map_err(|_| Error::Store("the rate limiter's lock is poisoned".into()))
+    }
 }
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
-    async fn hit(
-        &self,
-        key: &str,
-        limit: u32,
-        window: Duration,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        let (start, retry_after) = window_of(now, window);
-        let mut counts = self
-            .counts
-            .lock()
-            .map_err(|_| Error::Store("the rate limiter's lock is poisoned".into()))?;
+    async fn hit(&self, hit: Hit<'_>) -> Result<()> {
+        let (start, retry_after) = hit.window_start();
+        let mut counts = self.counts()?;
         // Memory stays bounded by the keys whose window is still running.
-        counts.prune(now.unix_timestamp());
-        let length = window.as_secs().max(1) as i64;
-        let counter = counts.counter(key, start, length);
-        if counter.hits >= limit {
+        counts.prune(hit.now.unix_timestamp());
+        let length = hit.window.as_secs().max(1) as i64;
+        let counter = counts.counter(hit.key, start, length);
+        if counter.hits >= hit.limit {
             return Err(Error::RateLimited { retry_after });
         }
         counter.hits += 1;
         Ok(())
     }
 
-    async fn check(
-        &self,
-        key: &str,
-        limit: u32,
-        window: Duration,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        let (start, retry_after) = window_of(now, window);
-        let counts = self
-            .counts
-            .lock()
-            .map_err(|_| Error::Store("the rate limiter's lock is poisoned".into()))?;
-        match counts.by_key.get(key) {
-            Some(counter) if counter.start == start && counter.hits >= limit => {
+    async fn check(&self, hit: Hit<'_>) -> Result<()> {
+        let (start, retry_after) = hit.window_start();
+        match self.counts()?.by_key.get(hit.key) {
+            Some(counter) if counter.start == start && counter.hits >= hit.limit => {
                 Err(Error::RateLimited { retry_after })
             }
             _ => Ok(()),
@@ -138,25 +123,31 @@ impl RateLimiter for MemoryRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    use time::OffsetDateTime;
     use time::macros::datetime;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const DAY: Duration = Duration::from_secs(86_400);
+    const NOON: OffsetDateTime = datetime!(2026-11-25 12:00:00 UTC);
 
     #[tokio::test]
     async fn a_key_gets_its_limit_per_window_then_waits_for_the_next() {
         let limiter = MemoryRateLimiter::default();
-        let hour = Duration::from_secs(3600);
         let now = datetime!(2026-11-25 12:59:00 UTC);
         for _ in 0..3 {
-            limiter.hit("k", 3, hour, now).await.unwrap();
+            limiter.hit(Hit::new("k", 3, HOUR, now)).await.unwrap();
         }
-        match limiter.hit("k", 3, hour, now).await {
+        match limiter.hit(Hit::new("k", 3, HOUR, now)).await {
             Err(Error::RateLimited { retry_after }) => {
                 assert_eq!(retry_after, Duration::from_secs(60))
             }
             other => panic!("expected a limit, got {other:?}"),
         }
-        limiter.hit("other", 3, hour, now).await.unwrap();
+        limiter.hit(Hit::new("other", 3, HOUR, now)).await.unwrap();
         limiter
-            .hit("k", 3, hour, datetime!(2026-11-25 13:00:00 UTC))
+            .hit(Hit::new("k", 3, HOUR, datetime!(2026-11-25 13:00:00 UTC)))
             .await
             .unwrap();
     }
@@ -164,23 +155,30 @@ mod tests {
     #[tokio::test]
     async fn a_short_window_does_not_reset_a_longer_one() {
         let limiter = MemoryRateLimiter::default();
-        let day = Duration::from_secs(86_400);
         let quarter = Duration::from_secs(900);
-        let morning = datetime!(2026-11-25 12:00:00 UTC);
+        let morning = NOON;
         for _ in 0..3 {
-            limiter.hit("daily", 5, day, morning).await.unwrap();
+            limiter
+                .hit(Hit::new("daily", 5, DAY, morning))
+                .await
+                .unwrap();
         }
         limiter
-            .hit("pins", 10, quarter, morning + Duration::from_secs(16 * 60))
+            .hit(Hit::new(
+                "pins",
+                10,
+                quarter,
+                morning + Duration::from_secs(16 * 60),
+            ))
             .await
             .unwrap();
         let later = morning + Duration::from_secs(20 * 60);
         for _ in 0..2 {
-            limiter.hit("daily", 5, day, later).await.unwrap();
+            limiter.hit(Hit::new("daily", 5, DAY, later)).await.unwrap();
         }
         assert!(
             matches!(
-                limiter.hit("daily", 5, day, later).await,
+                limiter.hit(Hit::new("daily", 5, DAY, later)).await,
                 Err(Error::RateLimited { .. })
             ),
             "the daily key kept its three earlier hits"
@@ -190,14 +188,15 @@ mod tests {
     #[tokio::test]
     async fn keys_are_dropped_once_their_own_window_ended() {
         let limiter = MemoryRateLimiter::default();
-        let hour = Duration::from_secs(3600);
-        let day = Duration::from_secs(86_400);
-        let now = datetime!(2026-11-25 12:00:00 UTC);
-        limiter.hit("hourly", 5, hour, now).await.unwrap();
-        limiter.hit("daily", 5, day, now).await.unwrap();
+        let now = NOON;
+        limiter.hit(Hit::new("hourly", 5, HOUR, now)).await.unwrap();
+        limiter.hit(Hit::new("daily", 5, DAY, now)).await.unwrap();
         // Two hours on: the hourly window is over, the daily one is not.
         let later = now + Duration::from_secs(2 * 3600);
-        limiter.hit("other", 5, hour, later).await.unwrap();
+        limiter
+            .hit(Hit::new("other", 5, HOUR, later))
+            .await
+            .unwrap();
         assert_eq!(
             limiter.tracked_keys(),
             2,
@@ -208,18 +207,13 @@ mod tests {
     #[tokio::test]
     async fn an_ended_window_is_dropped_by_the_next_hit() {
         let limiter = MemoryRateLimiter::default();
-        let now = datetime!(2026-11-25 12:00:00 UTC);
+        let now = NOON;
         limiter
-            .hit("brief", 5, Duration::from_secs(1), now)
+            .hit(Hit::new("brief", 5, Duration::from_secs(1), now))
             .await
             .unwrap();
         limiter
-            .hit(
-                "other",
-                5,
-                Duration::from_secs(3600),
-                now + Duration::from_secs(2),
-            )
+            .hit(Hit::new("other", 5, HOUR, now + Duration::from_secs(2)))
             .await
             .unwrap();
         assert_eq!(limiter.tracked_keys(), 1, "the one-second window is over");
@@ -228,11 +222,10 @@ mod tests {
     #[tokio::test]
     async fn a_hit_looks_only_at_the_keys_whose_window_ended() {
         let limiter = MemoryRateLimiter::default();
-        let day = Duration::from_secs(86_400);
-        let now = datetime!(2026-11-25 12:00:00 UTC);
+        let now = NOON;
         for n in 0..5_000 {
             limiter
-                .hit(&format!("person-{n}"), 5, day, now)
+                .hit(Hit::new(&format!("person-{n}"), 5, DAY, now))
                 .await
                 .unwrap();
         }
@@ -241,7 +234,10 @@ mod tests {
         let before = examined(&limiter);
         for minute in 1..=10 {
             let later = now + Duration::from_secs(minute * 61);
-            limiter.hit("person-0", 100, day, later).await.unwrap();
+            limiter
+                .hit(Hit::new("person-0", 100, DAY, later))
+                .await
+                .unwrap();
         }
         assert!(
             examined(&limiter) - before <= 10,
@@ -251,7 +247,10 @@ mod tests {
         // Once they end, each is looked at about once, when it goes.
         let tomorrow = now + Duration::from_secs(86_400 + 60);
         let before = examined(&limiter);
-        limiter.hit("late", 5, day, tomorrow).await.unwrap();
+        limiter
+            .hit(Hit::new("late", 5, DAY, tomorrow))
+            .await
+            .unwrap();
         assert_eq!(limiter.tracked_keys(), 1);
         assert!(examined(&limiter) - before <= 5_001);
     }

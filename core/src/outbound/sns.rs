@@ -14,10 +14,12 @@ use serde_json::json;
 use tracing::warn;
 
 use crate::domain::alert::AlertEvent;
-use crate::domain::notification::{Audience, Notification};
+use crate::domain::notification::Notification;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
-use crate::ports::{FamilySubscriptions, Notifier, Recipient, SendError, Sent};
+use crate::ports::{
+    FamilySubscriptions, Notifier, Recipient, SendError, Sent, audience_and_texted,
+};
 
 /// How family SMS reach phones. Subscriptions are what SNS routes with filter policies; direct
 /// publishes avoid the filter-policy quota (200 per topic, 10,000 per account by default).
@@ -167,12 +169,7 @@ impl Notifier for SnsNotifier {
     /// The topic, which every e-mail, consulate and CIAM subscription filters on, and in direct
     /// mode each family phone of a change worth a text.
     fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
-        let mut recipients = vec![Recipient::Audience];
-        let texted = notification.audience == Audience::Family && notification.event.is_texted();
-        if self.family_sms == FamilySms::Direct && texted {
-            recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
-        }
-        recipients
+        audience_and_texted(notification, self.family_sms == FamilySms::Direct)
     }
 
     async fn send(
@@ -342,11 +339,15 @@ mod tests {
     use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
     use aws_sdk_sns::operation::subscribe::{SubscribeError, SubscribeOutput};
     use aws_sdk_sns::operation::unsubscribe::UnsubscribeOutput;
-    use aws_sdk_sns::types::error::{KmsThrottlingException, SubscriptionLimitExceededException};
+    use aws_sdk_sns::types::error::{
+        EndpointDisabledException, InternalErrorException, InvalidParameterException,
+        KmsThrottlingException, SubscriptionLimitExceededException,
+    };
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use uuid::Uuid;
 
     use super::*;
+    use crate::domain::notification::Audience;
     use crate::domain::person::Language;
     use crate::testing::{contact, person_with};
 
@@ -512,7 +513,7 @@ mod tests {
             (
                 || {
                     PublishError::InvalidParameterException(
-                        aws_sdk_sns::types::error::InvalidParameterException::builder()
+                        InvalidParameterException::builder()
                             .message(format!("Invalid parameter: PhoneNumber {PHONE}"))
                             .build(),
                     )
@@ -522,7 +523,7 @@ mod tests {
             (
                 || {
                     PublishError::EndpointDisabledException(
-                        aws_sdk_sns::types::error::EndpointDisabledException::builder().build(),
+                        EndpointDisabledException::builder().build(),
                     )
                 },
                 true,
@@ -533,11 +534,7 @@ mod tests {
                 false,
             ),
             (
-                || {
-                    PublishError::InternalErrorException(
-                        aws_sdk_sns::types::error::InternalErrorException::builder().build(),
-                    )
-                },
+                || PublishError::InternalErrorException(InternalErrorException::builder().build()),
                 false,
             ),
             (|| quoting("Throttling"), false),

@@ -23,7 +23,7 @@ use crate::domain::districts::Districts;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertStore, CheckInStore, Clock, Created, FamilySubscriptions, PersonStore, RateLimiter,
+    AlertStore, CheckInStore, Clock, Created, FamilySubscriptions, Hit, PersonStore, RateLimiter,
     StaffMember, StaffVerifier,
 };
 
@@ -303,7 +303,8 @@ impl AlertService {
     }
 
     async fn limit(&self, key: &str, limit: u32, window: std::time::Duration) -> Result<()> {
-        self.limits.hit(key, limit, window, self.clock.now()).await
+        let now = self.clock.now();
+        self.limits.hit(Hit::new(key, limit, window, now)).await
     }
 
     /// Opens an alert at `now`, or returns the one already opened with the same `client_alert_id`.

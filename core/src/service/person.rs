@@ -13,6 +13,7 @@ use crate::domain::person::{
     CancelPins, ContactsReplacement, Person, PinsRequest, Registration, validate_contacts,
 };
 use crate::error::{Error, Result};
+use crate::ports::Hit;
 
 impl AlertService {
     /// Registers a person; the token is returned here once and only its hash is kept.
@@ -257,15 +258,14 @@ impl AlertService {
                 created: false,
             });
         }
-        self.limits
-            .check(&key, limit, window, self.clock.now())
-            .await?;
+        let hit = |now| Hit::new(&key, limit, window, now);
+        self.limits.check(hit(self.clock.now())).await?;
         let mut raised = self
             .open_alert(person, request, self.clock.now(), false)
             .await?;
         if raised.created {
             // Counted once it exists; a burst of distinct presses may overshoot by its width.
-            let _ = self.limits.hit(&key, limit, window, self.clock.now()).await;
+            let _ = self.limits.hit(hit(self.clock.now())).await;
             self.remember_alert(person, raised.alert.alert_id).await;
         }
         // A replay that raced with the first press gets the stored alert: the person's view of it.

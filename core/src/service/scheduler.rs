@@ -8,6 +8,7 @@ use super::{Actor, AlertService};
 use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL};
 use crate::domain::checkin::CheckIn;
 use crate::error::{Error, Result};
+use crate::ports::{Overdue, PageQuery};
 
 /// Check-ins or alerts the sweep reads per store query: its memory stays bounded however much is
 /// due.
@@ -115,11 +116,15 @@ impl AlertService {
                 let overdue = match self
                     .alerts
                     .open_alerts_created_before(
-                        &consulate.id,
-                        now - policy.after,
-                        below_level,
-                        page.max(1),
-                        cursor.as_deref(),
+                        Overdue {
+                            consulate_id: &consulate.id,
+                            created_before: now - policy.after,
+                            below_level,
+                        },
+                        PageQuery {
+                            limit: page.max(1),
+                            cursor: cursor.as_deref(),
+                        },
                     )
                     .await
                 {
@@ -187,7 +192,13 @@ impl AlertService {
         loop {
             let due = match self
                 .checkins
-                .checkins_due(now, page.max(1), cursor.as_deref())
+                .checkins_due(
+                    now,
+                    PageQuery {
+                        limit: page.max(1),
+                        cursor: cursor.as_deref(),
+                    },
+                )
                 .await
             {
                 Ok(due) => due,

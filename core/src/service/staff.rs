@@ -8,7 +8,7 @@ use crate::domain::alert::{
     AcknowledgeRequest, Alert, AlertStatus, ResolveRequest, Retention, validate_note,
 };
 use crate::error::{Error, Result};
-use crate::ports::{AlertPage, StaffMember};
+use crate::ports::{AlertPage, Listing, PageQuery, StaffMember};
 
 impl AlertService {
     /// The staff member a bearer JWT belongs to.
@@ -39,7 +39,16 @@ impl AlertService {
             return Err(Error::Forbidden);
         }
         self.alerts
-            .list_by_consulate(consulate_id, status, limit.clamp(1, MAX_PAGE), cursor)
+            .list_by_consulate(
+                Listing {
+                    consulate_id,
+                    status,
+                },
+                PageQuery {
+                    limit: limit.clamp(1, MAX_PAGE),
+                    cursor,
+                },
+            )
             .await
     }
 

@@ -21,27 +21,19 @@ impl CheckInStore for DynamoStore {
     }
 
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        self.get(checkin_key(checkin_id), "CHECKIN")
-            .await?
-            .map(|item| from_item::<CheckInItem>(item).map(|i| i.checkin))
-            .transpose()
+        let key = checkin_key(checkin_id);
+        self.get_as(key, "CHECKIN", |i: CheckInItem| i.checkin)
+            .await
     }
 
     async fn checkins_due(
         &self,
         deadline: time::OffsetDateTime,
-        limit: usize,
-        cursor: Option<&str>,
+        page: PageQuery<'_>,
     ) -> Result<Page<CheckIn>> {
+        let partition = PENDING_CHECKINS.to_owned();
         let page = self
-            .index_page(
-                PENDING_CHECKINS.to_owned(),
-                INDEXED_CHECKIN,
-                unix_ms(deadline),
-                None,
-                limit,
-                cursor,
-            )
+            .index_page(partition, INDEXED_CHECKIN, unix_ms(deadline), None, page)
             .await?;
         page_of(page, |i: CheckInItem| i.checkin)
     }

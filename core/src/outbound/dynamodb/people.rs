@@ -24,10 +24,8 @@ impl PersonStore for DynamoStore {
     }
 
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        self.get(person_key(person_id), "PERSON")
-            .await?
-            .map(|item| from_item::<PersonItem>(item).map(|i| i.person))
-            .transpose()
+        let key = person_key(person_id);
+        self.get_as(key, "PERSON", |i: PersonItem| i.person).await
     }
 
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
@@ -177,30 +175,13 @@ impl DynamoStore {
 #[async_trait]
 impl crate::ports::PeopleByPhone for DynamoStore {
     async fn people_with_phone(&self, phone: &str) -> Result<Vec<Uuid>> {
-        let mut people = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :phone")
-                .expression_attribute_values(":phone", AttributeValue::S(phone_key(phone)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in output.items.unwrap_or_default() {
-                let id = item
-                    .get("person_id")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|id| Uuid::parse_str(id).ok());
-                people.extend(id);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(people);
-            }
-        }
+        let items = partition_items(&self.client, &self.table, phone_key(phone), false)
+            .await
+            .map_err(sdk_error)?;
+        let person_id = |item: &Item| {
+            let id = item.get("person_id")?.as_s().ok()?;
+            Uuid::parse_str(id).ok()
+        };
+        Ok(items.iter().filter_map(person_id).collect())
     }
 }

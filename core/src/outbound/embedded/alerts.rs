@@ -51,13 +51,12 @@ impl AlertStore for EmbeddedStore {
 
     async fn list_by_consulate(
         &self,
-        consulate_id: &str,
-        status: AlertStatus,
-        limit: usize,
-        cursor: Option<&str>,
+        listing: Listing<'_>,
+        page_query: PageQuery<'_>,
     ) -> Result<AlertPage> {
+        let PageQuery { limit, cursor } = page_query;
         let after = cursor.map(decode_cursor).transpose()?;
-        let consulate_id = consulate_id.to_owned();
+        let (consulate_id, status) = (listing.consulate_id.to_owned(), listing.status);
         let fetch = limit as i64 + 1;
         let alerts: Vec<Alert> = self
             .run(move |connection| {
@@ -81,11 +80,8 @@ impl AlertStore for EmbeddedStore {
 
     async fn open_alerts_created_before(
         &self,
-        consulate_id: &str,
-        created_before: time::OffsetDateTime,
-        below_level: u32,
-        limit: usize,
-        cursor: Option<&str>,
+        overdue: Overdue<'_>,
+        page: PageQuery<'_>,
     ) -> Result<Page<Alert>> {
         self.sweep_page(
             "SELECT body FROM alerts
@@ -93,10 +89,12 @@ impl AlertStore for EmbeddedStore {
                AND consulate_id = ?5 AND status = 'open'
                AND COALESCE(json_extract(body, '$.escalation_level'), 0) < ?6
              ORDER BY created_ms, alert_id LIMIT ?4",
-            created_before,
-            vec![consulate_id.to_owned().into(), below_level.into()],
-            limit,
-            cursor,
+            overdue.created_before,
+            vec![
+                overdue.consulate_id.to_owned().into(),
+                overdue.below_level.into(),
+            ],
+            page,
             |a: &Alert| (created_ms(a), a.alert_id),
         )
         .await

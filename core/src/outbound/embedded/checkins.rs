@@ -41,8 +41,7 @@ impl CheckInStore for EmbeddedStore {
     async fn checkins_due(
         &self,
         deadline: time::OffsetDateTime,
-        limit: usize,
-        cursor: Option<&str>,
+        page: PageQuery<'_>,
     ) -> Result<Page<CheckIn>> {
         self.sweep_page(
             "SELECT body FROM checkins
@@ -51,8 +50,7 @@ impl CheckInStore for EmbeddedStore {
              ORDER BY deadline_ms, checkin_id LIMIT ?4",
             deadline,
             Vec::new(),
-            limit,
-            cursor,
+            page,
             |c: &CheckIn| (unix_ms(c.deadline), c.checkin_id),
         )
         .await
