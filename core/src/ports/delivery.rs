@@ -1,0 +1,254 @@
+//! The delivery ports: whom a send reaches, how it ended, the notifier that makes it and the
+//! ledger that records it before and after the provider call.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::notification::{Audience, Notification};
+use crate::error::Result;
+
+/// Whom one send reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Recipient {
+    /// The notification's whole audience through the notifier's own fan-out: the SNS topic (whose
+    /// subscriptions filter on the message attributes), the local journal.
+    Audience,
+    /// One family phone texted directly.
+    Phone(String),
+}
+
+impl Recipient {
+    /// How the delivery ledger keys this recipient within `notification_id`: `topic`, or a hash
+    /// of the number salted with the notification, never the number itself.
+    pub fn key(&self, notification_id: &str) -> String {
+        use sha2::Digest;
+        match self {
+            Recipient::Audience => "topic".to_owned(),
+            Recipient::Phone(phone) => {
+                let digest = sha2::Sha256::new()
+                    .chain_update(notification_id.as_bytes())
+                    .chain_update(b"\n")
+                    .chain_update(phone.as_bytes())
+                    .finalize();
+                format!("sms:{}", hex::encode(&digest[..16]))
+            }
+        }
+    }
+
+    /// The channel a send to this recipient goes by, as the delivery ledger records it: `topic`
+    /// (the notifier's own fan-out to the audience) or `sms`.
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Recipient::Audience => "topic",
+            Recipient::Phone(_) => "sms",
+        }
+    }
+
+    /// For showing who a send was for: `+1•••••0123`.
+    pub fn masked(&self) -> String {
+        match self {
+            Recipient::Audience => "topic".to_owned(),
+            Recipient::Phone(phone) => {
+                let chars: Vec<char> = phone.chars().collect();
+                if chars.len() < 8 {
+                    return "•••".to_owned();
+                }
+                let head: String = chars[..2].iter().collect();
+                let tail: String = chars[chars.len() - 4..].iter().collect();
+                format!("{head}•••••{tail}")
+            }
+        }
+    }
+}
+
+/// Why one send failed. Each carries the provider's error code or kind only: a provider's own
+/// message may quote the phone number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Refused for good (an invalid number, an opted-out or disabled endpoint): no retry can help.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Worth retrying (throttling, an outage, a timeout).
+    #[error("not delivered yet: {0}")]
+    Transient(String),
+}
+
+/// How one send ended.
+pub type SendResult = std::result::Result<Sent, SendError>;
+
+/// What the provider answered a send it accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The provider's id of the message (SNS's `MessageId`), which its delivery receipts name.
+    pub message_id: Option<String>,
+}
+
+/// The audience, and if `texts_family`, each family phone of a change worth a text: whom a
+/// notifier that texts family phones itself sends to.
+pub fn audience_and_texted(notification: &Notification, texts_family: bool) -> Vec<Recipient> {
+    let mut recipients = vec![Recipient::Audience];
+    let texted = notification.audience == Audience::Family && notification.event.is_texted();
+    if texts_family && texted {
+        recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
+    }
+    recipients
+}
+
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Whom `notification` goes to. The fan-out sends to, records and retries each on its own.
+    fn recipients(&self, _notification: &Notification) -> Vec<Recipient> {
+        vec![Recipient::Audience]
+    }
+
+    /// Delivers `notification` to one of its recipients.
+    async fn send(
+        &self,
+        notification: &Notification,
+        recipient: &Recipient,
+    ) -> std::result::Result<Sent, SendError>;
+}
+
+/// Where a send stands, as the delivery ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// About to be handed to the provider, or handed over with no answer recorded (a crash).
+    Queued,
+    Sent,
+    /// Refused for good; never sent again.
+    FailedPermanent,
+    /// Failed for now; the change is retried and this send with it.
+    FailedTransient,
+    /// The provider's receipt says it reached the recipient.
+    Delivered,
+    /// The provider accepted it, then its receipt said it could not reach the recipient.
+    Failed,
+    /// Not sent: the contact opted out of texts (replied STOP).
+    OptedOut,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Sent => "sent",
+            DeliveryState::FailedPermanent => "failed_permanent",
+            DeliveryState::FailedTransient => "failed_transient",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+            DeliveryState::OptedOut => "opted_out",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Queued,
+            DeliveryState::Sent,
+            DeliveryState::FailedPermanent,
+            DeliveryState::FailedTransient,
+            DeliveryState::Delivered,
+            DeliveryState::Failed,
+            DeliveryState::OptedOut,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == value)
+    }
+
+    /// Whether a retry leaves this send alone.
+    pub fn is_settled(self) -> bool {
+        !matches!(self, DeliveryState::Queued | DeliveryState::FailedTransient)
+    }
+
+    /// The state a receipt moves this send to: only a send the provider accepted takes one, and
+    /// a later receipt never overrides an earlier one.
+    pub fn after_receipt(self, delivered: bool) -> Option<DeliveryState> {
+        match (self, delivered) {
+            (DeliveryState::Sent, true) => Some(DeliveryState::Delivered),
+            (DeliveryState::Sent, false) => Some(DeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One send of one notification to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub alert_id: Uuid,
+    pub notification_id: String,
+    /// The alert change (history entry) the notification is about.
+    pub seq: u32,
+    pub audience: Audience,
+    /// `Recipient::channel`.
+    pub channel: String,
+    /// `Recipient::key`: never an address.
+    pub recipient: String,
+    /// `Recipient::masked`, for showing later.
+    pub masked: String,
+    /// Unix seconds; the record goes with the alert it belongs to.
+    pub expires_at: i64,
+}
+
+impl Delivery {
+    pub fn new(notification: &Notification, recipient: &Recipient) -> Delivery {
+        Delivery {
+            alert_id: notification.alert_id,
+            notification_id: notification.notification_id.clone(),
+            seq: notification.seq,
+            audience: notification.audience,
+            channel: recipient.channel().to_owned(),
+            recipient: recipient.key(&notification.notification_id),
+            masked: recipient.masked(),
+            expires_at: notification.expires_at,
+        }
+    }
+}
+
+/// How one send ended: its state, with the provider's message id when it was accepted, so that
+/// its receipt finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled<'a> {
+    pub state: DeliveryState,
+    pub message_id: Option<&'a str>,
+}
+
+impl<'a> Settled<'a> {
+    pub fn new(state: DeliveryState, message_id: Option<&'a str>) -> Self {
+        Settled { state, message_id }
+    }
+}
+
+/// Every send, recorded before and after the provider call, so that a retried change reaches
+/// only the recipients it has not reached yet.
+#[async_trait]
+pub trait DeliveryLedger: Send + Sync {
+    /// Records `delivery` as queued. `false` when an earlier attempt settled it (sent, or refused
+    /// for good): it must not be sent again. One left queued or failed for now is claimed again.
+    async fn claim(&self, delivery: &Delivery) -> Result<bool>;
+    /// Records how the send ended.
+    async fn settle(&self, delivery: &Delivery, settled: Settled<'_>) -> Result<()>;
+    /// Every send of the alert's notifications as recorded now, in the order they were first
+    /// claimed (notification by notification).
+    async fn deliveries_of(&self, alert_id: Uuid) -> Result<Vec<DeliveryRecord>>;
+}
+
+/// The audience a ledger record names (`Audience::as_str`).
+pub fn audience_named(name: &str) -> Option<Audience> {
+    [Audience::Family, Audience::Consulate, Audience::Escalation]
+        .into_iter()
+        .find(|audience| audience.as_str() == name)
+}
+
+/// One send as the ledger holds it: what the person and the consulate are shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub notification_id: String,
+    pub seq: u32,
+    pub audience: Audience,
+    pub channel: String,
+    /// `Recipient::masked`.
+    pub masked: String,
+    pub state: DeliveryState,
+    /// When the state last changed.
+    pub at: OffsetDateTime,
+}
