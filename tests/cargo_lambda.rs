@@ -432,19 +432,7 @@ struct TestPool {
 
 impl TestPool {
     async fn start() -> TestPool {
-        let fixtures = workspace().join("core/tests/fixtures");
-        let jwks = std::fs::read_to_string(fixtures.join("staff-test-jwks.json")).unwrap();
-        let pem = std::fs::read(fixtures.join("staff-test-rsa.pem")).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new().route(
-            "/.well-known/jwks.json",
-            axum::routing::get(move || {
-                let jwks = jwks.clone();
-                async move { ([("content-type", "application/json")], jwks) }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let (issuer, pem) = alert_button_core::testing::cognito_stand_in().await;
         TestPool { issuer, pem }
     }
 

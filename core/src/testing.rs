@@ -356,3 +356,22 @@ impl<G: Guard + ?Sized> CheckInStore for Guarded<G> {
             .await
     }
 }
+
+/// A stand-in for a Cognito user pool: the test JWKS served on loopback. Answers its issuer URL and
+/// the PEM of the RSA key the JWKS publishes, to sign ID tokens with.
+pub async fn cognito_stand_in() -> (String, Vec<u8>) {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let jwks = std::fs::read_to_string(fixtures.join("staff-test-jwks.json")).unwrap();
+    let pem = std::fs::read(fixtures.join("staff-test-rsa.pem")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move { ([("content-type", "application/json")], jwks) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (issuer, pem)
+}

@@ -279,19 +279,7 @@ mod tests {
     /// Cognito's side with a test key: an ID token signed with the key the JWKS publishes.
     #[tokio::test]
     async fn cognito_id_tokens_are_checked_against_the_pools_keys() {
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let jwks = std::fs::read_to_string(fixtures.join("staff-test-jwks.json")).unwrap();
-        let pem = std::fs::read(fixtures.join("staff-test-rsa.pem")).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new().route(
-            "/.well-known/jwks.json",
-            axum::routing::get(move || {
-                let jwks = jwks.clone();
-                async move { ([("content-type", "application/json")], jwks) }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let (issuer, pem) = crate::testing::cognito_stand_in().await;
 
         let sign = |kid: &str, audience: &str, token_use: &str, national: Option<&str>| {
             let now = now_secs();
