@@ -51,3 +51,10 @@ details-consulate = Consulado: { $consulate }, { $address }
 details-phone = Teléfono: { $phone }
 details-ciam = Línea 24/7 del CIAM: { $ciam }
 details-why = Usted recibe este mensaje porque { $name } le registró como contacto en el Botón de Alerta.
+
+# WhatsApp: las palabras de las plantillas aprobadas están en Meta (ver infra/README.md); aquí solo
+# lo que llena un espacio de una plantilla y es una frase.
+whatsapp-reason = { $reason ->
+        [mistake] la alerta fue un error
+       *[safe] está a salvo
+    }

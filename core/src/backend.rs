@@ -29,6 +29,7 @@ use crate::outbound::dynamodb::DynamoStore;
 use crate::outbound::dynamodb_ledger::DynamoLedger;
 use crate::outbound::sns::{SnsFamilySubscriptions, SnsNotifier};
 use crate::outbound::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
+use crate::outbound::whatsapp::WhatsAppSender;
 use crate::ports::{StaffVerifier, SystemClock};
 use crate::service::{AlertService, Ports};
 
@@ -204,6 +205,13 @@ impl Adapters {
         let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger);
         Arc::new(fanout.with_subscriptions(self.subscriptions.clone()))
     }
+}
+
+/// The WhatsApp sender when `settings` turn WhatsApp on (`ALERT_BUTTON_WHATSAPP_PHONE_NUMBER_ID`),
+/// for the fan-out to route family contacts with WhatsApp to.
+pub fn whatsapp_sender(sdk_config: &SdkConfig, settings: &AwsSettings) -> Option<WhatsAppSender> {
+    let whatsapp = settings.whatsapp.clone()?;
+    Some(WhatsAppSender::from_config(sdk_config, whatsapp))
 }
 
 fn staff_verifier(settings: &AwsSettings) -> Arc<dyn StaffVerifier> {

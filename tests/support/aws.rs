@@ -68,6 +68,7 @@ impl Stack {
             staff_issuer: None,
             retention,
             service_key_secret: Some(self.service_key_secret.clone()),
+            whatsapp: None,
         })
     }
 

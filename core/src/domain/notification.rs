@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::alert::{Alert, AlertEvent, HistoryEntry};
+use super::alert::{Alert, AlertEvent, CancelReason, HistoryEntry};
 use super::consulate::{Consulate, Directory, distance_km};
 use super::person::{Language, Person};
 use super::templates;
@@ -54,6 +54,25 @@ pub struct Notification {
     /// directly. Never written out with the notification.
     #[serde(skip)]
     pub phones: Vec<String>,
+    /// What a family message says, for channels that fill an approved template's blanks
+    /// (WhatsApp) rather than send `text`; empty for the offices. Never written out either.
+    #[serde(skip)]
+    pub facts: Facts,
+}
+
+/// The facts of a family message, unrendered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// How the family knows the person; `None` when the alert carries no display name.
+    pub name: Option<String>,
+    /// The map link of where the change happened.
+    pub link: String,
+    /// The alert's consulate: its name, its city and the phone to call, as read aloud.
+    pub consulate: String,
+    pub city: String,
+    pub phone: String,
+    /// Why the alert was cancelled, for a cancel.
+    pub reason: Option<CancelReason>,
 }
 
 /// The notifications for one history entry of an alert. `person` is absent when the person's record
@@ -101,7 +120,16 @@ pub fn plan(
             sms: message.sms,
             text: message.text,
             phones,
+            facts: Facts::default(),
         }
+    };
+    let facts = Facts {
+        name: alert.display_name.clone(),
+        link: templates::map_link(&entry.location().unwrap_or(alert.location)),
+        consulate: consulate.name.clone(),
+        city: consulate.city.clone(),
+        phone: templates::format_phone(consulate.phone_to_call().0),
+        reason: entry.reason(),
     };
 
     let mut notifications: Vec<Notification> = person
@@ -116,14 +144,17 @@ pub fn plan(
                 .filter(|c| !c.opted_out())
                 .filter_map(|c| c.phone.clone())
                 .collect();
-            notification(
-                Audience::Family,
-                language.code(),
-                language,
-                contacts.len(),
-                phones,
-                message,
-            )
+            Notification {
+                facts: facts.clone(),
+                ..notification(
+                    Audience::Family,
+                    language.code(),
+                    language,
+                    contacts.len(),
+                    phones,
+                    message,
+                )
+            }
         })
         .collect();
     // Each office, CIAM too, is one recipient reading Spanish.

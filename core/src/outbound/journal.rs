@@ -466,6 +466,7 @@ mod tests {
             sms: "sms".into(),
             text: "t".into(),
             phones: vec![],
+            facts: Default::default(),
         }
     }
 

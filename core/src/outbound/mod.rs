@@ -11,3 +11,4 @@ pub mod private_file;
 pub mod rate_limit;
 pub mod sns;
 pub mod staff_tokens;
+pub mod whatsapp;

@@ -374,6 +374,7 @@ mod tests {
             sms: "sms".into(),
             text: "text".into(),
             phones: vec!["+13125550100".into(), "+13125550101".into()],
+            facts: Default::default(),
         }
     }
 

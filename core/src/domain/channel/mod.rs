@@ -5,6 +5,7 @@
 
 pub mod gsm7;
 pub mod sms;
+pub mod whatsapp;
 
 use super::templates::Message;
 
