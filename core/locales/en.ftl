@@ -51,3 +51,7 @@ details-consulate = Consulate: { $consulate }, { $address }
 details-phone = Phone: { $phone }
 details-ciam = CIAM 24/7 line: { $ciam }
 details-why = You receive this because { $name } listed you as a contact in the Alert Button.
+
+# The one text a new phone contact receives when the person adds them (one SMS segment; the name
+# is shortened if it must be). $name (who added them).
+consent-request-sms = { $name } added you to Alert Button: you will get a text if they raise an alert, e.g. if detained. Reply STOP to opt out, HELP for help.

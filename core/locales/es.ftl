@@ -51,3 +51,7 @@ details-consulate = Consulado: { $consulate }, { $address }
 details-phone = Teléfono: { $phone }
 details-ciam = Línea 24/7 del CIAM: { $ciam }
 details-why = Usted recibe este mensaje porque { $name } le registró como contacto en el Botón de Alerta.
+
+# El único SMS que recibe un contacto nuevo cuando la persona lo agrega (un segmento; el nombre se
+# acorta si hace falta). $name (quien lo agregó).
+consent-request-sms = { $name } le agregó al Botón de Alerta: recibirá un SMS si activa una alerta, p. ej. si le detienen. Responda STOP para salir, HELP para ayuda.
