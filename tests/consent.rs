@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alert_button_core::domain::consent::Consent;
-use alert_button_core::domain::consent_request;
 use alert_button_core::domain::person::Person;
 use alert_button_core::fanout::FanOut;
 use alert_button_core::inbound::pipeline::{self, Change, Step};
@@ -235,11 +234,7 @@ async fn an_opted_out_contact_is_not_texted_and_everyone_else_is_told() {
 
 /// The consent requests the journal holds for the person's contacts, in the order sent.
 fn requests_journalled(api: &LocalApi, person_id: Uuid) -> Vec<Value> {
-    let id = consent_request::request_id(person_id);
-    alert_button_tests::read_journal(&api.journal())
-        .into_iter()
-        .filter(|line| line["notification_id"] == id.as_str())
-        .collect()
+    alert_button_tests::consent_requests_journalled(&api.journal(), person_id)
 }
 
 /// (masked phone, state) of each consent request the delivery ledger holds, sorted.
