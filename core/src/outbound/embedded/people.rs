@@ -34,14 +34,7 @@ impl PersonStore for EmbeddedStore {
         values.push(expected_version.into());
         let asks = self
             .write(move |transaction| {
-                let old: Option<String> = transaction
-                    .query_row(
-                        "SELECT body FROM people WHERE person_id = ?1",
-                        params![person.person_id.to_string()],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(Error::store)?;
+                let old = stored_body(transaction, person.person_id)?;
                 // The version lives in the body; records written before it existed read as 0.
                 let updated = transaction
                     .execute(
@@ -106,6 +99,13 @@ impl crate::ports::PeopleByPhone for EmbeddedStore {
         })
         .await
     }
+}
+
+/// The person's record as stored, within a write.
+fn stored_body(transaction: &Connection, person_id: Uuid) -> Result<Option<String>> {
+    let sql = "SELECT body FROM people WHERE person_id = ?1";
+    let body = transaction.query_row(sql, params![person_id.to_string()], |row| row.get(0));
+    body.optional().map_err(Error::store)
 }
 
 /// Writes the outbox event that asks the phone contacts `new` has and `old` had not, if any;
