@@ -79,6 +79,23 @@ impl FanOut {
         Ok(())
     }
 
+    /// Texts each of `phones`, contacts just added to `person`, the request to accept texts: once
+    /// per (person, phone), whatever is retried. A number refused for good is recorded and passed
+    /// over; a failure for now leaves the change to be retried.
+    pub async fn ask_consent(&self, person: &Person, phones: &[String]) -> Result<()> {
+        let mut tally = Tally::default();
+        for (request, recipient) in crate::consent_requests::sends(person, phones) {
+            self.deliver_to(&request, &recipient, &mut tally).await;
+        }
+        info!(person_id = %person.person_id, asked = tally.sent, already_settled = tally.skipped, refused = tally.refused, retrying = tally.retrying, "new contacts asked to accept texts");
+        match tally.retrying {
+            0 => Ok(()),
+            n => Err(Error::Notifier(format!(
+                "{n} request(s) failed for now; will retry"
+            ))),
+        }
+    }
+
     /// Sends every notification of one change, each recipient on its own: the consulate's (and
     /// CIAM's) first, so nothing on the family's side can delay or stop them; a recipient refused
     /// for good is recorded and passed over. An error (some send failed for now) leaves the
@@ -280,6 +297,52 @@ mod tests {
         assert_eq!(
             *notifier.sent.lock().unwrap(),
             [(Audience::Consulate, Recipient::Audience)]
+        );
+    }
+
+    #[tokio::test]
+    async fn new_contacts_are_asked_once_each_and_a_refused_one_never_blocks_the_rest() {
+        let person = person(&[Language::Es, Language::En, Language::Es]);
+        let phones: Vec<String> = person
+            .contacts
+            .iter()
+            .filter_map(|c| c.phone.clone())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let outcomes = [Outcome::Sent, Outcome::Refused, Outcome::Throttled];
+        let (fanout, notifier) = fanout(&dir, person.clone(), &outcomes);
+        let texted = |sent: Vec<(Audience, Recipient)>| -> Vec<String> {
+            sent.into_iter()
+                .map(|(_, r)| match r {
+                    Recipient::Phone(phone) => phone,
+                    Recipient::Audience => panic!("a request goes to the phone only"),
+                })
+                .collect()
+        };
+        // (attempt, what is texted, whether the change is retried)
+        for (attempt, want, retried) in [
+            (1, phones.clone(), true),
+            (2, vec![phones[2].clone()], true),
+            (3, vec![phones[2].clone()], true),
+        ] {
+            let result = fanout.ask_consent(&person, &phones).await;
+            assert_eq!(texted(notifier.take_sent()), want, "attempt {attempt}");
+            assert_eq!(result.is_err(), retried, "attempt {attempt}");
+        }
+        let records = fanout.ledger.deliveries_of(person.person_id).await.unwrap();
+        let states: Vec<_> = records.iter().map(|r| r.state).collect();
+        assert_eq!(
+            states,
+            [
+                DeliveryState::Sent,
+                DeliveryState::FailedPermanent,
+                DeliveryState::FailedTransient
+            ]
+        );
+        assert!(
+            records
+                .iter()
+                .all(|r| r.channel == "sms" && r.masked.contains("•"))
         );
     }
 

@@ -387,8 +387,25 @@ pub fn field<'a>(messages: &'a [Value], name: &str) -> Vec<&'a str> {
     values
 }
 
-/// The SMS messages moto recorded as sent to `phone`.
+/// The SMS messages about alerts moto recorded as sent to `phone` (the request to accept texts,
+/// sent once when the contact was added, is left out: see `consent_requests_to`).
 pub async fn sms_sent_to(phone: &str) -> Vec<String> {
+    let texts = all_sms_to(phone).await;
+    texts.into_iter().filter(|text| !is_request(text)).collect()
+}
+
+/// The requests to accept texts moto recorded as sent to `phone`.
+pub async fn consent_requests_to(phone: &str) -> Vec<String> {
+    let texts = all_sms_to(phone).await;
+    texts.into_iter().filter(|text| is_request(text)).collect()
+}
+
+/// Only a request to accept texts says how to opt out.
+fn is_request(text: &str) -> bool {
+    text.contains(" STOP ") && text.contains("HELP")
+}
+
+async fn all_sms_to(phone: &str) -> Vec<String> {
     let data = moto_data().await;
     let mut found = Vec::new();
     collect_sms(&data["sns"]["SMS"], phone, &mut found);

@@ -6,9 +6,10 @@
 //!
 //! Like SNS in direct mode, it also "texts" each family phone of a change worth a text, writing
 //! no line (the family's line holds the text) but answering as a provider does, so local mode's
-//! delivery ledger and receipts work as in AWS. For tests and demos, numbers in the fictional
-//! 555-01XX range act out a carrier's answers: a phone ending in `5550199` is refused for good,
-//! and one ending in `5550198` is accepted but its receipt says it could not be reached (see
+//! delivery ledger and receipts work as in AWS. A new contact's consent request, on no audience's
+//! line, gets a line of its own (keyed by the hashed phone). For tests and demos, numbers in the
+//! fictional 555-01XX range act out a carrier's answers: a phone ending in `5550199` is refused for
+//! good, and one ending in `5550198` is accepted but its receipt says it could not be reached (see
 //! `UNDELIVERABLE_PREFIX`).
 //!
 //! Lines are appended by one writer thread: the sends that arrive while a sync is in progress
@@ -29,6 +30,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use crate::domain::consent_request;
 use crate::domain::notification::Notification;
 use crate::error::{Error, Result};
 use crate::ports::{Notifier, Recipient, SendError, Sent, audience_and_texted};
@@ -309,14 +311,18 @@ impl Notifier for JournalNotifier {
         notification: &Notification,
         recipient: &Recipient,
     ) -> std::result::Result<Sent, SendError> {
-        if let Recipient::Phone(phone) = recipient {
-            if phone.ends_with(REFUSED_PHONE_SUFFIX) {
+        let sent = match recipient {
+            Recipient::Phone(phone) if phone.ends_with(REFUSED_PHONE_SUFFIX) => {
                 return Err(SendError::Refused("local test number".into()));
             }
-            if phone.ends_with(UNDELIVERABLE_PHONE_SUFFIX) {
-                return Ok(message_id(UNDELIVERABLE_PREFIX));
+            Recipient::Phone(phone) if phone.ends_with(UNDELIVERABLE_PHONE_SUFFIX) => {
+                message_id(UNDELIVERABLE_PREFIX)
             }
-            return Ok(message_id("local:"));
+            _ => message_id("local:"),
+        };
+        // A consent request's text is on no audience's line: it gets a line of its own.
+        if matches!(recipient, Recipient::Phone(_)) && !consent_request::is_request(notification) {
+            return Ok(sent);
         }
         let key = (
             notification.notification_id.clone(),
@@ -349,7 +355,7 @@ impl Notifier for JournalNotifier {
                 notification.recipients,
             );
         }
-        Ok(message_id("local:"))
+        Ok(sent)
     }
 }
 
