@@ -58,6 +58,7 @@ whatsapp-reason = { $reason ->
         [mistake] it was pressed by mistake
        *[safe] they are safe
     }
+
 # The one text a new phone contact receives when the person adds them (one SMS segment; the name
 # is shortened if it must be). $name (who added them).
 consent-request-sms = { $name } added you to Alert Button: you will get a text if they raise an alert, e.g. if detained. Reply STOP to opt out, HELP for help.

@@ -58,6 +58,7 @@ whatsapp-reason = { $reason ->
         [mistake] la alerta fue un error
        *[safe] está a salvo
     }
+
 # El único SMS que recibe un contacto nuevo cuando la persona lo agrega (un segmento; el nombre se
 # acorta si hace falta). $name (quien lo agregó).
 consent-request-sms = { $name } le agregó al Botón de Alerta: recibirá un SMS si activa una alerta, p. ej. si le detienen. Responda STOP para salir, HELP para ayuda.
