@@ -1530,7 +1530,7 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
         .unwrap();
     assert_eq!(
         text(failed, "recipient"),
-        format!("+1•••••{}", &refused[refused.len() - 4..])
+        format!("+1 ••• ••• {}", &refused[refused.len() - 4..])
     );
     for record in &records {
         let dump = format!("{record:?}");
@@ -1627,7 +1627,7 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
     let stack = Stack::create().await;
     let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
     let alert_id = uuid::Uuid::new_v4();
-    let delivery = |recipient: &str| family_text(alert_id, recipient, "+1•••••0100");
+    let delivery = |recipient: &str| family_text(alert_id, recipient, "+1 ••• ••• 0100");
     let (crashed, sent, refused) = (delivery("a"), delivery("b"), delivery("c"));
     for d in [&crashed, &sent, &refused] {
         assert!(ledger.claim(d).await.unwrap(), "a new send is claimed");
@@ -1687,7 +1687,7 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
     assert!(
         listed
             .iter()
-            .all(|r| r.masked == "+1•••••0100" && r.seq == 1)
+            .all(|r| r.masked == "+1 ••• ••• 0100" && r.seq == 1)
     );
 }
 

@@ -281,7 +281,7 @@ async fn receipts_turn_sent_texts_into_delivered_or_failed() {
     let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
     let alert_id = uuid::Uuid::new_v4();
     let text = |recipient: &str| {
-        let masked = format!("+1•••••010{recipient}");
+        let masked = format!("+1 ••• ••• 010{recipient}");
         family_text(alert_id, recipient, &masked)
     };
     // The message ids SNS gave these texts are those the fixtures' status lines name; the
@@ -323,9 +323,9 @@ async fn receipts_turn_sent_texts_into_delivered_or_failed() {
     assert_eq!(receipts("delivered"), counts(1, 0, 1, 0));
     assert_eq!(receipts("failed"), counts(0, 1, 0, 0));
     let expected = vec![
-        ("+1•••••0100".to_owned(), "delivered"),
-        ("+1•••••0101".to_owned(), "failed"),
-        ("+1•••••0102".to_owned(), "sent"),
+        ("+1 ••• ••• 0100".to_owned(), "delivered"),
+        ("+1 ••• ••• 0101".to_owned(), "failed"),
+        ("+1 ••• ••• 0102".to_owned(), "sent"),
     ];
     assert_eq!(states().await, expected);
 

@@ -196,13 +196,13 @@ async fn an_opted_out_contact_is_not_texted_and_everyone_else_is_told() {
         .collect();
     assert_eq!(texts.len(), 2, "{sends:?}");
     assert!(
-        texts.contains(&("+1•••••0101", "opted_out")),
+        texts.contains(&("+1 ••• ••• 0101", "opted_out")),
         "Rosa is shown as not texted, and why: {sends:?}"
     );
     assert!(
         texts
             .iter()
-            .any(|(to, status)| *to == "+1•••••0100" && *status != "opted_out"),
+            .any(|(to, status)| *to == "+1 ••• ••• 0100" && *status != "opted_out"),
         "Luis is texted: {sends:?}"
     );
     // The consulate's and the family's own messages (Rosa's e-mail, Kim's) still go.
@@ -343,7 +343,7 @@ async fn a_local_reply_stop_opts_the_contact_out_while_the_service_runs() {
     let sends = sends(&api, &token, &alert_id).await;
     assert!(
         sends.iter().any(|(_, channel, to, status)| channel == "sms"
-            && to == "+1•••••0100"
+            && to == "+1 ••• ••• 0100"
             && status == "opted_out"),
         "{sends:?}"
     );

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::channel::Channel;
 use crate::domain::notification::{Audience, Notification};
 use crate::error::Result;
 
@@ -45,19 +46,11 @@ impl Recipient {
         }
     }
 
-    /// For showing who a send was for: `+1•••••0123`.
+    /// For showing who a send was for: `+52 ••• ••• 5678`.
     pub fn masked(&self) -> String {
         match self {
             Recipient::Audience => "topic".to_owned(),
-            Recipient::Phone(phone) => {
-                let chars: Vec<char> = phone.chars().collect();
-                if chars.len() < 8 {
-                    return "•••".to_owned();
-                }
-                let head: String = chars[..2].iter().collect();
-                let tail: String = chars[chars.len() - 4..].iter().collect();
-                format!("{head}•••••{tail}")
-            }
+            Recipient::Phone(phone) => Channel::Sms.mask(phone),
         }
     }
 }

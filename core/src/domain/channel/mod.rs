@@ -26,11 +26,50 @@ impl Channel {
         }
     }
 
+    /// An address on this channel as people read it with most of it hidden, for showing who a
+    /// send was for: `+52 ••• ••• 5678`, `a•••@example.com`.
+    pub fn mask(self, address: &str) -> String {
+        match self {
+            Channel::Email => mask_email(address),
+            Channel::Sms | Channel::ConsulateJson => super::phone::masked(address),
+        }
+    }
+
     /// Whether `body` is within this channel's limits.
     pub fn fits(self, body: &str) -> bool {
         match self {
             Channel::Sms => sms::fits_one_segment(body),
             Channel::Email | Channel::ConsulateJson => true,
+        }
+    }
+}
+
+/// The first character of the local part and the whole domain: `a•••@example.com`.
+fn mask_email(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) if !domain.is_empty() => match local.chars().next() {
+            Some(first) => format!("{first}•••@{domain}"),
+            None => "•••".to_owned(),
+        },
+        _ => "•••".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_masked_as_people_read_them() {
+        for (channel, address, masked) in [
+            (Channel::Sms, "+13125550100", "+1 ••• ••• 0100"),
+            (Channel::Sms, "+525512345678", "+52 •• •••• 5678"),
+            (Channel::Email, "ana@example.com", "a•••@example.com"),
+            (Channel::Email, "ñandu@correo.mx", "ñ•••@correo.mx"),
+            (Channel::Email, "not-an-address", "•••"),
+            (Channel::Email, "@example.com", "•••"),
+        ] {
+            assert_eq!(channel.mask(address), masked, "{channel:?} {address}");
         }
     }
 }
