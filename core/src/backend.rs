@@ -27,7 +27,7 @@ use crate::inbound::redrive::Redrive;
 use crate::local::LocalMode;
 use crate::outbound::dynamodb::DynamoStore;
 use crate::outbound::dynamodb_ledger::DynamoLedger;
-use crate::outbound::sns::{SnsFamilySubscriptions, SnsNotifier};
+use crate::outbound::sns::{self, SnsFamilySubscriptions};
 use crate::outbound::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
 use crate::ports::{StaffVerifier, SystemClock};
 use crate::service::{AlertService, Ports};
@@ -196,10 +196,14 @@ impl Adapters {
     /// The fan-out on SNS with the delivery ledger in the table: one construction for the
     /// function and for the runner.
     fn fanout(&self, settings: &AwsSettings, directory: Arc<Directory>) -> Arc<FanOut> {
-        let notifier = Arc::new(
-            SnsNotifier::new(self.sns.clone(), &settings.topic_arn, settings.family_sms)
-                .with_origination(settings.sms_origination.clone()),
+        let origination = settings.sms_origination.clone();
+        let senders = sns::senders(
+            &self.sns,
+            &settings.topic_arn,
+            settings.family_sms,
+            origination,
         );
+        let notifier = Arc::new(senders);
         let ledger = Arc::new(DynamoLedger::new(self.dynamodb.clone(), &settings.table));
         let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger);
         Arc::new(fanout.with_subscriptions(self.subscriptions.clone()))

@@ -118,10 +118,11 @@ pub fn check_contact_phone(e164: &str) -> Result<ContactPhone, ContactPhoneProbl
 
 /// A number as people read it with most of it hidden: the country calling code, the national
 /// number's digits as bullets grouped as the number is usually written, the last four shown
-/// (`+52 ••• ••• 5678`). Anything that does not parse shows nothing.
+/// (`+52 ••• ••• 5678`). Anything not a number in E.164 form shows nothing of itself.
 pub fn masked(e164: &str) -> String {
     let hidden = || "•••".to_owned();
-    let Ok(number) = phonenumber::parse(None, e164) else {
+    let number = phonenumber::parse(None, e164).ok();
+    let Some(number) = number.filter(|n| n.format().mode(Mode::E164).to_string() == e164) else {
         return hidden();
     };
     let code = format!("+{}", number.code().value());
@@ -240,8 +241,10 @@ mod tests {
             ("+17877214000", "+1 ••• ••• 4000"),
             ("+525512345678", "+52 •• •••• 5678"),
             ("+522221234567", "+52 ••• ••• 4567"),
-            // Not a number: nothing of it is shown.
+            // Not a number in E.164 form: nothing of it is shown.
             ("+1312", "•••"),
+            ("+13125550100x", "•••"),
+            ("+1 312 555 0100", "•••"),
             ("", "•••"),
         ] {
             assert_eq!(masked(e164), shown, "{e164}");

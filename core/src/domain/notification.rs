@@ -50,10 +50,17 @@ pub struct Notification {
     pub subject: String,
     pub sms: String,
     pub text: String,
-    /// The phones of the family contacts this message is for, for notifiers that text them
-    /// directly. Never written out with the notification.
+    /// The addresses of the family contacts this message is for, for the senders that reach
+    /// them one by one (see `channel::route`). Never written out with the notification.
     #[serde(skip)]
-    pub phones: Vec<String>,
+    pub contacts: Vec<Addressee>,
+}
+
+/// A family contact's addresses. A phone that opted out of texts is left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Addressee {
+    pub phone: Option<String>,
+    pub email: Option<String>,
 }
 
 /// The notifications for one history entry of an alert. `person` is absent when the person's record
@@ -76,7 +83,7 @@ pub fn plan(
                         target: &str,
                         language: Language,
                         recipients,
-                        phones,
+                        contacts,
                         message: templates::Message| {
         Notification {
             notification_id: format!(
@@ -100,7 +107,7 @@ pub fn plan(
             subject: message.subject,
             sms: message.sms,
             text: message.text,
-            phones,
+            contacts,
         }
     };
 
@@ -111,17 +118,19 @@ pub fn plan(
         .map(|(language, contacts)| {
             let message = templates::family_message(alert, entry, consulate, language);
             // An opted-out phone is never texted (see `opted_out_phones`); its e-mail still goes.
-            let phones = contacts
+            let addressees = contacts
                 .iter()
-                .filter(|c| !c.opted_out())
-                .filter_map(|c| c.phone.clone())
+                .map(|c| Addressee {
+                    phone: c.phone.clone().filter(|_| !c.opted_out()),
+                    email: c.email.clone(),
+                })
                 .collect();
             notification(
                 Audience::Family,
                 language.code(),
                 language,
                 contacts.len(),
-                phones,
+                addressees,
                 message,
             )
         })

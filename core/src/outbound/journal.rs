@@ -4,7 +4,7 @@
 //! change retried after a crash reaches no recipient twice. The journal is personal data: its
 //! lines go when their alert's retention runs out.
 //!
-//! Like SNS in direct mode, it also "texts" each family phone of a change worth a text, writing
+//! Like SNS in direct mode, it also stands in for each channel's sender (`JournalChannel`), writing
 //! no line (the family's line holds the text) but answering as a provider does, so local mode's
 //! delivery ledger and receipts work as in AWS. For tests and demos, numbers in the fictional
 //! 555-01XX range act out a carrier's answers: a phone ending in `5550199` is refused for good,
@@ -29,9 +29,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use crate::domain::channel::Channel;
 use crate::domain::notification::Notification;
 use crate::error::{Error, Result};
-use crate::ports::{Notifier, Recipient, SendError, Sent, audience_and_texted};
+use crate::ports::{AudienceSender, ChannelSender, Recipient, SendError, SendResult, Sent};
 
 /// A phone ending in this is refused for good, as an invalid or opted-out number would be.
 pub const REFUSED_PHONE_SUFFIX: &str = "5550199";
@@ -296,31 +297,33 @@ fn message_id(prefix: &str) -> Sent {
     }
 }
 
+/// The journal standing in for a channel's provider: it writes no line (the audience's line
+/// holds the text) and answers as the provider does, acting out the fictional numbers' answers.
+pub struct JournalChannel(pub Channel);
+
 #[async_trait]
-impl Notifier for JournalNotifier {
-    /// The audience's line, and each family phone of a change worth a text, as SNS texts them
-    /// in direct mode.
-    fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
-        audience_and_texted(notification, true)
+impl ChannelSender for JournalChannel {
+    fn channel(&self) -> Channel {
+        self.0
     }
 
-    async fn send(
-        &self,
-        notification: &Notification,
-        recipient: &Recipient,
-    ) -> std::result::Result<Sent, SendError> {
-        if let Recipient::Phone(phone) = recipient {
-            if phone.ends_with(REFUSED_PHONE_SUFFIX) {
-                return Err(SendError::Refused("local test number".into()));
-            }
-            if phone.ends_with(UNDELIVERABLE_PHONE_SUFFIX) {
-                return Ok(message_id(UNDELIVERABLE_PREFIX));
-            }
-            return Ok(message_id("local:"));
+    async fn send(&self, _notification: &Notification, address: &str) -> SendResult {
+        if address.ends_with(REFUSED_PHONE_SUFFIX) {
+            return Err(SendError::Refused("local test number".into()));
         }
+        if address.ends_with(UNDELIVERABLE_PHONE_SUFFIX) {
+            return Ok(message_id(UNDELIVERABLE_PREFIX));
+        }
+        Ok(message_id("local:"))
+    }
+}
+
+#[async_trait]
+impl AudienceSender for JournalNotifier {
+    async fn publish(&self, notification: &Notification) -> SendResult {
         let key = (
             notification.notification_id.clone(),
-            recipient.key(&notification.notification_id),
+            Recipient::Audience.key(&notification.notification_id),
         );
         let mut line = serde_json::to_vec(&JournalLine {
             notification,
@@ -465,7 +468,7 @@ mod tests {
             subject: "s".into(),
             sms: "sms".into(),
             text: "t".into(),
-            phones: vec![],
+            contacts: vec![],
         }
     }
 
@@ -497,10 +500,7 @@ mod tests {
 
         // While the journal is busy (its lock held, as during a write), the sends pile up.
         let busy = journal.state.lock().unwrap();
-        let mut requests: Vec<_> = sends
-            .iter()
-            .map(|sent| journal.send(sent, &Recipient::Audience))
-            .collect();
+        let mut requests: Vec<_> = sends.iter().map(|sent| journal.publish(sent)).collect();
         for request in &mut requests {
             assert!(matches!(request.as_mut().poll(&mut context), Poll::Pending));
         }
@@ -521,7 +521,7 @@ mod tests {
 
         // Sent again, nothing is written.
         for sent in &sends {
-            journal.send(sent, &Recipient::Audience).await.unwrap();
+            journal.publish(sent).await.unwrap();
         }
         written_once();
     }
@@ -542,7 +542,7 @@ mod tests {
             notification(extended, 2, future),
         ];
         for sent in &sends {
-            journal.send(sent, &Recipient::Audience).await.unwrap();
+            journal.publish(sent).await.unwrap();
         }
 
         let erased = journal
@@ -569,9 +569,9 @@ mod tests {
         // What the journal remembers is what it holds; appends go to the rewritten file.
         assert!(!journal.holds(&sends[0].notification_id, "topic"));
         assert!(journal.holds(&sends[1].notification_id, "topic"));
-        journal.send(&sends[1], &Recipient::Audience).await.unwrap();
+        journal.publish(&sends[1]).await.unwrap();
         let later = notification(Uuid::new_v4(), 1, future);
-        journal.send(&later, &Recipient::Audience).await.unwrap();
+        journal.publish(&later).await.unwrap();
         assert_eq!(alert_ids(&path).len(), 4);
         assert_eq!(
             journal
