@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alert_button_core::Error;
-use alert_button_core::backend::AwsBackend;
+use alert_button_core::backend::{AwsBackend, AwsSettings};
 use alert_button_core::domain::alert::{
     Alert, AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
 };
@@ -1441,6 +1441,71 @@ fn text(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &
         .and_then(|v| v.as_s().ok())
         .cloned()
         .unwrap_or_default()
+}
+
+/// Direct family e-mail: SES sends one e-mail per family address, each a send of its own in the
+/// ledger (masked, with SES's message id), and no address is subscribed to the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger() {
+    use alert_button_core::inbound::stream::fan_out_batch;
+    use alert_button_core::outbound::ses::FamilyEmail;
+    use alert_button_tests::aws::email_sent_to;
+
+    let stack = Stack::create().await;
+    let from = format!("alerts-{}@example.org", uuid::Uuid::new_v4().simple());
+    let ses = aws_sdk_sesv2::Client::new(&stack.config);
+    ses.create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .unwrap();
+    let aws = stack.backend_with(AwsSettings {
+        table: stack.table.clone(),
+        topic_arn: stack.topic_arn.clone(),
+        family_sms: FamilySms::Direct,
+        sms_origination: None,
+        family_email: FamilyEmail::Direct {
+            from,
+            configuration_set: None,
+        },
+        staff_issuer: None,
+        retention: Retention::default(),
+        service_key_secret: Some(stack.service_key_secret.clone()),
+    });
+    let kim = format!("kim-{}@example.org", uuid::Uuid::new_v4().simple());
+    let (person, _) = register_as(&aws, &unique_phone(), &kim).await;
+    assert!(
+        person.subscriptions.is_empty(),
+        "{:?}",
+        person.subscriptions
+    );
+    aws.service
+        .raise_alert(&person, press("e-mail", 41.88, -87.63))
+        .await
+        .unwrap();
+    let mut poller = poller(&stack).await;
+    for batch in poller.fetch().await.unwrap() {
+        let response = fan_out_batch(&aws.fanout, batch.event().unwrap()).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+
+    let sent = email_sent_to(&kim).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].0.contains("Ana"), "the subject: {}", sent[0].0);
+    assert!(sent[0].1.contains("41.88"), "the full text: {}", sent[0].1);
+    let records = deliveries(&stack).await;
+    let emailed: Vec<_> = records
+        .iter()
+        .filter(|r| text(r, "channel") == "email")
+        .collect();
+    assert_eq!(emailed.len(), 1, "{records:?}");
+    assert_eq!(text(emailed[0], "recipient"), "k•••@example.org");
+    assert_eq!(text(emailed[0], "state"), "sent");
+    assert!(!text(emailed[0], "message_id").is_empty());
+    assert!(
+        !format!("{records:?}").contains(&kim),
+        "an address in the ledger"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -403,6 +403,39 @@ mod tests {
         assert_eq!(email.0.lock().unwrap().len(), 1);
     }
 
+    /// Local mode's stand-in for direct e-mail: each family address is a send of its own in the
+    /// ledger, under its masked address.
+    #[tokio::test]
+    async fn the_journal_stands_in_for_direct_email() {
+        use crate::outbound::journal::{JournalChannel, JournalNotifier};
+
+        let dir = tempfile::tempdir().unwrap();
+        let journal = JournalNotifier::open(&dir.path().join("journal.jsonl"), false).unwrap();
+        let senders =
+            Senders::new(Arc::new(journal)).with(Arc::new(JournalChannel(Channel::Email)));
+        let mut person = person(&[Language::Es]);
+        person.contacts[0].email = Some("kim@example.org".into());
+        let alert = alert(&person);
+        let ledger = Arc::new(EmbeddedStore::open(&dir.path().join("ledger.sqlite3")).unwrap());
+        let people = Arc::new(OnFile::Found(Box::new(person)));
+        let directory = Arc::new(Directory::bundled());
+        let fanout = FanOut::new(directory, people, Arc::new(senders), ledger.clone());
+        fanout.deliver(&alert, alert.latest_entry()).await.unwrap();
+        let records = ledger.deliveries_of(alert.alert_id).await.unwrap();
+        let sent: Vec<_> = records
+            .iter()
+            .map(|r| (r.channel.as_str(), r.masked.as_str(), r.state))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("topic", "topic", DeliveryState::Sent),
+                ("topic", "topic", DeliveryState::Sent),
+                ("email", "k•••@example.org", DeliveryState::Sent),
+            ]
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 

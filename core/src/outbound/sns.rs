@@ -47,7 +47,7 @@ impl FamilySms {
 
 /// What went wrong, by the provider's error code or the kind of failure only: SNS quotes the
 /// endpoint (a phone number) in its messages, and these texts end up in logs.
-fn error_kind<E, R>(err: &SdkError<E, R>) -> String
+pub(crate) fn error_kind<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata,
 {
@@ -260,6 +260,8 @@ pub struct SnsFamilySubscriptions {
     client: Client,
     topic_arn: String,
     family_sms: FamilySms,
+    /// Whether e-mail addresses are subscribed too: not when the fan-out e-mails them itself.
+    email: bool,
 }
 
 impl SnsFamilySubscriptions {
@@ -268,7 +270,14 @@ impl SnsFamilySubscriptions {
             client,
             topic_arn: topic_arn.into(),
             family_sms,
+            email: true,
         }
+    }
+
+    /// Subscribes no e-mail address: the fan-out sends each family e-mail itself.
+    pub fn without_email(mut self) -> Self {
+        self.email = false;
+        self
     }
 }
 
@@ -314,7 +323,7 @@ impl FamilySubscriptions for SnsFamilySubscriptions {
                     family_sms_filter_policy(&person_id, language),
                 ));
             }
-            if let Some(email) = &contact.email {
+            if let Some(email) = contact.email.as_ref().filter(|_| self.email) {
                 endpoints.push((
                     "email",
                     email.as_str(),
