@@ -52,8 +52,13 @@ mod tests {
             phone: Some(PHONE.into()),
             email: Some(EMAIL.into()),
         };
-        let sms = (Channel::Sms, PHONE);
-        let email = (Channel::Email, EMAIL);
+        let (sms, email) = ((Channel::Sms, PHONE), (Channel::Email, EMAIL));
+        let (family, opened, moved) = (
+            Audience::Family,
+            AlertEvent::Opened,
+            AlertEvent::LocationUpdated,
+        );
+        let (by_sms, by_email) = (Channel::Sms, Channel::Email);
         // (audience, event, senders, expected routes)
         type Case<'a> = (
             Audience,
@@ -62,38 +67,13 @@ mod tests {
             &'a [(Channel, &'a str)],
         );
         let cases: [Case; 6] = [
-            (Audience::Family, AlertEvent::Opened, &[], &[]),
-            (
-                Audience::Family,
-                AlertEvent::Opened,
-                &[Channel::Sms],
-                &[sms],
-            ),
-            (
-                Audience::Family,
-                AlertEvent::Opened,
-                &[Channel::Sms, Channel::Email],
-                &[sms, email],
-            ),
-            (
-                Audience::Family,
-                AlertEvent::Opened,
-                &[Channel::Email],
-                &[email],
-            ),
+            (family, opened, &[], &[]),
+            (family, opened, &[by_sms], &[sms]),
+            (family, opened, &[by_sms, by_email], &[sms, email]),
+            (family, opened, &[by_email], &[email]),
             // A location update is not texted; it is e-mailed.
-            (
-                Audience::Family,
-                AlertEvent::LocationUpdated,
-                &[Channel::Sms, Channel::Email],
-                &[email],
-            ),
-            (
-                Audience::Consulate,
-                AlertEvent::Opened,
-                &[Channel::Sms],
-                &[],
-            ),
+            (family, moved, &[by_sms, by_email], &[email]),
+            (Audience::Consulate, opened, &[by_sms], &[]),
         ];
         for (audience, event, senders, expected) in cases {
             let mut sent = notification(audience);
