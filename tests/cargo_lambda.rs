@@ -285,7 +285,7 @@ struct Sent {
 }
 
 impl Sent {
-    /// The `n`th send is shown as `+1•••••010n`.
+    /// The `n`th send is shown as `+1 ••• ••• 010n`.
     async fn record(stack: &Stack, message_ids: &[&str]) -> Sent {
         use alert_button_core::ports::{DeliveryLedger, DeliveryState, Settled};
         let sent = Sent {
@@ -296,7 +296,7 @@ impl Sent {
             alert_id: uuid::Uuid::new_v4(),
         };
         for (n, message_id) in message_ids.iter().enumerate() {
-            let masked = format!("+1•••••010{n}");
+            let masked = format!("+1 ••• ••• 010{n}");
             let delivery = alert_button_tests::family_text(sent.alert_id, &n.to_string(), &masked);
             assert!(sent.ledger.claim(&delivery).await.unwrap());
             let settled = Settled::new(DeliveryState::Sent, Some(message_id));
@@ -325,7 +325,7 @@ fn counts(delivered: u32, failed: u32, unknown: u32, ignored: u32) -> Value {
 
 /// `(masked, state)` of the `n`th send, for comparing with `Sent::states`.
 fn shown(states: &[&'static str]) -> Vec<(String, &'static str)> {
-    let row = |(n, state): (usize, &&'static str)| (format!("+1•••••010{n}"), *state);
+    let row = |(n, state): (usize, &&'static str)| (format!("+1 ••• ••• 010{n}"), *state);
     states.iter().enumerate().map(row).collect()
 }
 

@@ -105,8 +105,8 @@ async fn the_alert_lists_each_send_with_its_status_to_the_person_and_the_consula
         summary(&listed),
         [
             row("consulate", "topic", "topic", "sent"),
-            row("family", "sms", "+1•••••0100", "sent"),
-            row("family", "sms", "+1•••••0199", "failed_permanent"),
+            row("family", "sms", "+1 ••• ••• 0100", "sent"),
+            row("family", "sms", "+1 ••• ••• 0199", "failed_permanent"),
             row("family", "topic", "topic", "sent"),
             row("family", "topic", "topic", "sent"),
         ]
@@ -189,7 +189,10 @@ async fn local_receipts_mark_texts_delivered_or_failed() {
         .collect();
     assert_eq!(
         requests,
-        [("+1•••••0100", "delivered"), ("+1•••••0198", "failed")]
+        [
+            ("+1 ••• ••• 0100", "delivered"),
+            ("+1 ••• ••• 0198", "failed")
+        ]
     );
     let reply = settled(&api, &alert_id, &token, 4).await;
     let texts: Vec<_> = summary(&deliveries(&reply))
@@ -200,8 +203,8 @@ async fn local_receipts_mark_texts_delivered_or_failed() {
     assert_eq!(
         texts,
         [
-            ("+1•••••0100".to_owned(), "delivered".to_owned()),
-            ("+1•••••0198".to_owned(), "failed".to_owned())
+            ("+1 ••• ••• 0100".to_owned(), "delivered".to_owned()),
+            ("+1 ••• ••• 0198".to_owned(), "failed".to_owned())
         ]
     );
     api.stop().await;

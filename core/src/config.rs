@@ -20,6 +20,7 @@ use time::Duration;
 
 use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL, Retention};
 use crate::domain::channel::whatsapp;
+use crate::outbound::ses::FamilyEmail;
 use crate::outbound::sns::FamilySms;
 
 mod variables;
@@ -62,6 +63,7 @@ pub struct AwsSettings {
     pub family_sms: FamilySms,
     /// The registered number or short code direct texts come from.
     pub sms_origination: Option<String>,
+    pub family_email: FamilyEmail,
     /// The staff identity provider: (issuer, audience).
     pub staff_issuer: Option<(String, String)>,
     pub retention: Retention,
@@ -91,6 +93,7 @@ pub struct Config {
     pub family_sms: FamilySms,
     pub sms_origination: Option<String>,
     pub whatsapp: Option<WhatsAppSettings>,
+    pub family_email: FamilyEmail,
     pub staff_issuer: Option<(String, String)>,
     pub service_key_secret: Option<String>,
     pub data_dir: Option<PathBuf>,
@@ -124,6 +127,22 @@ impl Config {
             .map(|value| parse_origination(&value))
             .transpose()?;
         let whatsapp = parse_whatsapp(&get)?;
+        let family_email = match get(FAMILY_EMAIL).as_deref() {
+            None | Some("subscriptions") => FamilyEmail::Subscriptions,
+            Some("direct") => FamilyEmail::Direct {
+                from: get(EMAIL_FROM)
+                    .filter(|from| !from.trim().is_empty())
+                    .ok_or(ConfigError::Missing(EMAIL_FROM))?,
+                configuration_set: get(EMAIL_CONFIGURATION_SET),
+            },
+            Some(value) => {
+                return Err(ConfigError::Invalid {
+                    name: FAMILY_EMAIL,
+                    value: value.to_owned(),
+                    expected: "`subscriptions` or `direct`",
+                });
+            }
+        };
         let aws_backend = match get(BACKEND).as_deref() {
             None | Some("embedded") => false,
             Some("aws") => true,
@@ -189,6 +208,11 @@ impl Config {
             FamilySms::Direct => "direct",
         };
         effective.insert(FAMILY_SMS, family.to_owned());
+        let email = match family_email {
+            FamilyEmail::Subscriptions => "subscriptions",
+            FamilyEmail::Direct { .. } => "direct",
+        };
+        effective.insert(FAMILY_EMAIL, email.to_owned());
         if let Some(origination) = &sms_origination {
             effective.insert(SMS_ORIGINATION, origination.clone());
         }
@@ -204,6 +228,7 @@ impl Config {
             family_sms,
             sms_origination,
             whatsapp,
+            family_email,
             staff_issuer,
             service_key_secret: get(SERVICE_KEY_SECRET_ARN),
             data_dir: get(DATA_DIR).map(PathBuf::from),
@@ -229,6 +254,7 @@ impl Config {
             topic_arn,
             family_sms: self.family_sms,
             sms_origination: self.sms_origination.clone(),
+            family_email: self.family_email.clone(),
             staff_issuer: self.staff_issuer.clone(),
             retention: self.retention,
             service_key_secret: self.service_key_secret.clone(),

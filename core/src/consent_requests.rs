@@ -12,7 +12,7 @@ pub fn sends(person: &Person, phones: &[String]) -> Vec<(Notification, Recipient
         .iter()
         .map(|phone| {
             let request = consent_request::request(person, phone);
-            (request, Recipient::Phone(phone.clone()))
+            (request, Recipient::sms(phone.clone()))
         })
         .collect()
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::alert::AlertEvent;
 use super::channel::sms;
 use super::locale;
-use super::notification::{Audience, Notification};
+use super::notification::{Addressee, Audience, Notification};
 use super::person::Person;
 
 /// The end of every request's `notification_id`, after the person's id.
@@ -63,7 +63,11 @@ pub fn request(person: &Person, phone: &str) -> Notification {
         subject: render(name),
         sms: text.clone(),
         text,
-        phones: vec![phone.to_owned()],
+        contacts: vec![Addressee {
+            phone: Some(phone.to_owned()),
+            email: None,
+        }],
+        facts: Default::default(),
     }
 }
 
@@ -155,6 +159,6 @@ mod tests {
         assert!(luis.sms.contains("Responda STOP"), "{}", luis.sms);
         assert!(is_request(&luis) && is_request(&kim));
         assert_eq!(luis.notification_id, kim.notification_id);
-        assert_eq!(luis.phones, ["+13125550100"]);
+        assert_eq!(luis.contacts[0].phone.as_deref(), Some("+13125550100"));
     }
 }

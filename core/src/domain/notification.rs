@@ -50,14 +50,21 @@ pub struct Notification {
     pub subject: String,
     pub sms: String,
     pub text: String,
-    /// The phones of the family contacts this message is for, for notifiers that text them
-    /// directly. Never written out with the notification.
+    /// The addresses of the family contacts this message is for, for the senders that reach
+    /// them one by one (see `channel::route`). Never written out with the notification.
     #[serde(skip)]
-    pub phones: Vec<String>,
+    pub contacts: Vec<Addressee>,
     /// What a family message says, for channels that fill an approved template's blanks
     /// (WhatsApp) rather than send `text`; empty for the offices. Never written out either.
     #[serde(skip)]
     pub facts: Facts,
+}
+
+/// A family contact's addresses. A phone that opted out of texts is left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Addressee {
+    pub phone: Option<String>,
+    pub email: Option<String>,
 }
 
 /// The facts of a family message, unrendered.
@@ -95,7 +102,7 @@ pub fn plan(
                         target: &str,
                         language: Language,
                         recipients,
-                        phones,
+                        contacts,
                         message: templates::Message| {
         Notification {
             notification_id: format!(
@@ -119,7 +126,7 @@ pub fn plan(
             subject: message.subject,
             sms: message.sms,
             text: message.text,
-            phones,
+            contacts,
             facts: Facts::default(),
         }
     };
@@ -139,10 +146,12 @@ pub fn plan(
         .map(|(language, contacts)| {
             let message = templates::family_message(alert, entry, consulate, language);
             // An opted-out phone is never texted (see `opted_out_phones`); its e-mail still goes.
-            let phones = contacts
+            let addressees = contacts
                 .iter()
-                .filter(|c| !c.opted_out())
-                .filter_map(|c| c.phone.clone())
+                .map(|c| Addressee {
+                    phone: c.phone.clone().filter(|_| !c.opted_out()),
+                    email: c.email.clone(),
+                })
                 .collect();
             Notification {
                 facts: facts.clone(),
@@ -151,7 +160,7 @@ pub fn plan(
                     language.code(),
                     language,
                     contacts.len(),
-                    phones,
+                    addressees,
                     message,
                 )
             }
