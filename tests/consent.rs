@@ -4,7 +4,7 @@
 
 use alert_button_core::domain::consent::Consent;
 use alert_button_core::domain::person::Person;
-use alert_button_core::ports::PersonStore;
+use alert_button_core::ports::{PersonReader, PersonWriter};
 use alert_button_tests::{LocalApi, Reply};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -233,7 +233,7 @@ mod aws {
     use alert_button_core::outbound::sns::{
         FamilySms, consulate_filter_policy, family_filter_policy,
     };
-    use alert_button_core::ports::PersonStore;
+    use alert_button_core::ports::{PersonReader, PersonWriter};
     use alert_button_core::testing::{CHICAGO, contact, request};
     use alert_button_tests::ana;
     use alert_button_tests::aws::{Stack, sms_sent_to, unique_phone};
@@ -244,7 +244,8 @@ mod aws {
         let aws = stack.backend(FamilySms::Direct, Retention::default());
         let (luis, rosa) = (unique_phone(), unique_phone());
         let (person, _) = aws
-            .service
+            .services
+            .person
             .register(
                 ana(vec![
                     contact("Luis", &luis, None),
@@ -269,7 +270,8 @@ mod aws {
             .probe(&family_filter_policy(&person.person_id.to_string(), "es"))
             .await;
         let raised = aws
-            .service
+            .services
+            .person
             .raise_alert(&stored, request(CHICAGO))
             .await
             .unwrap();
@@ -297,7 +299,8 @@ mod aws {
         assert!(sms_sent_to(&rosa).await.is_empty(), "Rosa is not texted");
 
         let records = aws
-            .service
+            .services
+            .person
             .deliveries()
             .unwrap()
             .deliveries_of(raised.alert.alert_id)

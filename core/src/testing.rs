@@ -21,8 +21,10 @@ use crate::domain::notification::{Audience, Notification};
 use crate::domain::person::{Contact, Language, Person, Registration};
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Listing, Notifier, Overdue, Page, PageQuery,
-    PersonStore, Recipient, SendError, SendResult, Sent,
+    AlertCreator, AlertPage, AlertReader, AlertStore, AlertWriter, CheckInCreator, CheckInReader,
+    CheckInStore, CheckInWriter, ConsulateQueue, Created, DueCheckIns, Listing, Notifier, Overdue,
+    OverdueAlerts, Page, PageQuery, PersonReader, PersonStore, PersonWriter, Recipient, SendError,
+    SendResult, Sent,
 };
 
 /// When the fixtures happen, unless a test says otherwise.
@@ -114,25 +116,31 @@ pub enum OnFile {
 }
 
 #[async_trait]
-impl PersonStore for OnFile {
-    async fn create_person(&self, _person: &Person) -> Result<()> {
-        Ok(())
-    }
-
-    async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
-        Ok(())
-    }
-
-    async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
-        Ok(())
-    }
-
+impl PersonReader for OnFile {
     async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
         match self {
             OnFile::Found(person) => Ok(Some(Person::clone(person))),
             OnFile::Nobody => Ok(None),
             OnFile::Unreadable => Err(Error::Store("unreachable".into())),
         }
+    }
+}
+
+#[async_trait]
+impl PersonWriter for OnFile {
+    async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PersonStore for OnFile {
+    async fn create_person(&self, _person: &Person) -> Result<()> {
+        Ok(())
+    }
+
+    async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -274,18 +282,24 @@ impl<G: Guard + ?Sized> Guarded<G> {
 }
 
 #[async_trait]
-impl<G: Guard + ?Sized> PersonStore for Guarded<G> {
-    async fn create_person(&self, person: &Person) -> Result<()> {
-        self.run(None, self.people.create_person(person)).await
+impl<G: Guard + ?Sized> PersonReader for Guarded<G> {
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
+        self.run(None, self.people.get_person(person_id)).await
     }
+}
 
+#[async_trait]
+impl<G: Guard + ?Sized> PersonWriter for Guarded<G> {
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
         let work = self.people.update_person(person, expected_version);
         self.run(None, work).await
     }
+}
 
-    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        self.run(None, self.people.get_person(person_id)).await
+#[async_trait]
+impl<G: Guard + ?Sized> PersonStore for Guarded<G> {
+    async fn create_person(&self, person: &Person) -> Result<()> {
+        self.run(None, self.people.create_person(person)).await
     }
 
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
@@ -295,7 +309,31 @@ impl<G: Guard + ?Sized> PersonStore for Guarded<G> {
 }
 
 #[async_trait]
-impl<G: Guard + ?Sized> AlertStore for Guarded<G> {
+impl<G: Guard + ?Sized> AlertReader for Guarded<G> {
+    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
+        self.run(Some(alert_id), self.alerts.get_alert(alert_id))
+            .await
+    }
+}
+
+#[async_trait]
+impl<G: Guard + ?Sized> AlertWriter for Guarded<G> {
+    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
+        let work = self.alerts.update_alert(alert, expected_version);
+        self.run(Some(alert.alert_id), work).await
+    }
+}
+
+#[async_trait]
+impl<G: Guard + ?Sized> AlertCreator for Guarded<G> {
+    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
+        let work = self.alerts.create_alert(alert);
+        self.run(Some(alert.alert_id), work).await
+    }
+}
+
+#[async_trait]
+impl<G: Guard + ?Sized> ConsulateQueue for Guarded<G> {
     async fn list_by_consulate(
         &self,
         listing: Listing<'_>,
@@ -304,12 +342,10 @@ impl<G: Guard + ?Sized> AlertStore for Guarded<G> {
         let work = self.alerts.list_by_consulate(listing, page);
         self.run(None, work).await
     }
+}
 
-    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
-        let work = self.alerts.create_alert(alert);
-        self.run(Some(alert.alert_id), work).await
-    }
-
+#[async_trait]
+impl<G: Guard + ?Sized> OverdueAlerts for Guarded<G> {
     async fn open_alerts_created_before(
         &self,
         overdue: Overdue<'_>,
@@ -320,33 +356,32 @@ impl<G: Guard + ?Sized> AlertStore for Guarded<G> {
         self.guard.overdue_page(&page);
         Ok(page)
     }
+}
 
-    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        self.run(Some(alert_id), self.alerts.get_alert(alert_id))
-            .await
-    }
-
-    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
-        let work = self.alerts.update_alert(alert, expected_version);
-        self.run(Some(alert.alert_id), work).await
+#[async_trait]
+impl<G: Guard + ?Sized> CheckInReader for Guarded<G> {
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
+        self.run(None, self.checkins.get_checkin(checkin_id)).await
     }
 }
 
 #[async_trait]
-impl<G: Guard + ?Sized> CheckInStore for Guarded<G> {
-    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        self.run(None, self.checkins.create_checkin(checkin)).await
-    }
-
+impl<G: Guard + ?Sized> CheckInWriter for Guarded<G> {
     async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
         let work = self.checkins.update_checkin(checkin, expected_version);
         self.run(None, work).await
     }
+}
 
-    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        self.run(None, self.checkins.get_checkin(checkin_id)).await
+#[async_trait]
+impl<G: Guard + ?Sized> CheckInCreator for Guarded<G> {
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        self.run(None, self.checkins.create_checkin(checkin)).await
     }
+}
 
+#[async_trait]
+impl<G: Guard + ?Sized> DueCheckIns for Guarded<G> {
     async fn checkins_due(
         &self,
         deadline: OffsetDateTime,

@@ -23,8 +23,9 @@ use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Hit, Listing, Overdue, Page, PageQuery,
-    PersonStore, RateLimiter,
+    AlertCreator, AlertPage, AlertReader, AlertWriter, CheckInCreator, CheckInReader,
+    CheckInWriter, ConsulateQueue, Created, DueCheckIns, Hit, Listing, Overdue, OverdueAlerts,
+    Page, PageQuery, PersonReader, PersonStore, PersonWriter, RateLimiter,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -283,7 +284,23 @@ fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T> {
 }
 
 #[async_trait]
-impl AlertStore for DynamoStore {
+impl AlertReader for DynamoStore {
+    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
+        self.get_as(alert_key(alert_id), "ALERT", |i: AlertItem| i.alert)
+            .await
+    }
+}
+
+#[async_trait]
+impl AlertWriter for DynamoStore {
+    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
+        self.put_versioned(to_item(AlertItem::new(alert.clone()))?, expected_version)
+            .await
+    }
+}
+
+#[async_trait]
+impl AlertCreator for DynamoStore {
     async fn create_alert(&self, alert: &Alert) -> Result<Created> {
         let result = self
             .client
@@ -318,7 +335,10 @@ impl AlertStore for DynamoStore {
             }
         }
     }
+}
 
+#[async_trait]
+impl ConsulateQueue for DynamoStore {
     async fn list_by_consulate(
         &self,
         listing: Listing<'_>,
@@ -353,7 +373,10 @@ impl AlertStore for DynamoStore {
             next_cursor,
         })
     }
+}
 
+#[async_trait]
+impl OverdueAlerts for DynamoStore {
     async fn open_alerts_created_before(
         &self,
         overdue: Overdue<'_>,
@@ -369,16 +392,6 @@ impl AlertStore for DynamoStore {
             .index_page(partition, INDEXED_ALERT, cutoff, Some(filter), page)
             .await?;
         page_of(page, |i: AlertItem| i.alert)
-    }
-
-    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        self.get_as(alert_key(alert_id), "ALERT", |i: AlertItem| i.alert)
-            .await
-    }
-
-    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
-        self.put_versioned(to_item(AlertItem::new(alert.clone()))?, expected_version)
-            .await
     }
 }
 

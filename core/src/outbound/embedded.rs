@@ -17,7 +17,9 @@ use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Listing, Overdue, Page, PageQuery, PersonStore,
+    AlertCreator, AlertPage, AlertReader, AlertWriter, CheckInCreator, CheckInReader,
+    CheckInWriter, ConsulateQueue, Created, DueCheckIns, Listing, Overdue, OverdueAlerts, Page,
+    PageQuery, PersonReader, PersonStore, PersonWriter,
 };
 
 mod alerts;

@@ -9,6 +9,7 @@ mod views;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use alert_button_directory::http::finish;
@@ -16,7 +17,7 @@ pub use alert_button_directory::http::{ApiError, consulate_routes, lookup_api};
 pub use extract::{MAX_BODY_BYTES, parse_json};
 
 use crate::domain::consulate::Directory;
-use crate::service::AlertService;
+use crate::service::{PersonService, Services, StaffService};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +30,27 @@ pub enum Audience {
     Staff,
 }
 
-/// Serves one route for the method it is given.
-type Serve = fn(MethodFilter) -> MethodRouter<Arc<AlertService>>;
+/// What the person's routes are served with: the person's service, and the staff's for the one
+/// route staff read too (`GET /v1/alerts/{alert_id}`).
+#[derive(Clone)]
+pub struct PersonApi {
+    pub person: Arc<PersonService>,
+    pub staff: Arc<StaffService>,
+}
+
+impl FromRef<PersonApi> for Arc<PersonService> {
+    fn from_ref(api: &PersonApi) -> Self {
+        api.person.clone()
+    }
+}
+
+/// Serves one route for the method it is given, on the service of the route's audience: the
+/// staff's routes never see the person's service.
+#[derive(Clone, Copy)]
+enum Serve {
+    Person(fn(MethodFilter) -> MethodRouter<PersonApi>),
+    Staff(fn(MethodFilter) -> MethodRouter<Arc<StaffService>>),
+}
 
 /// One route of the contract and the handler that serves it.
 pub struct Route {
@@ -41,17 +61,29 @@ pub struct Route {
     handler: Option<Serve>,
 }
 
-const fn route(
+const fn person(
     method: &'static str,
     path: &'static str,
-    audience: Audience,
-    handler: Serve,
+    handler: fn(MethodFilter) -> MethodRouter<PersonApi>,
 ) -> Route {
     Route {
         method,
         path,
-        audience,
-        handler: Some(handler),
+        audience: Audience::Person,
+        handler: Some(Serve::Person(handler)),
+    }
+}
+
+const fn staff(
+    method: &'static str,
+    path: &'static str,
+    handler: fn(MethodFilter) -> MethodRouter<Arc<StaffService>>,
+) -> Route {
+    Route {
+        method,
+        path,
+        audience: Audience::Staff,
+        handler: Some(Serve::Staff(handler)),
     }
 }
 
@@ -67,54 +99,45 @@ const fn public(method: &'static str, path: &'static str) -> Route {
 /// The contract, in one place: the router, `ROUTES`, `STAFF_ROUTES` and `alert-button routes`
 /// (which the deployment template and the OpenAPI document are checked against) all come from
 /// this table, so none of them can list a route the others lack.
-pub const TABLE: [Route; 17] = {
-    use Audience::{Person, Staff};
-    [
-        public("GET", "/healthz"),
-        public("GET", "/v1/consulates"),
-        public("GET", "/v1/consulates/nearest"),
-        route("POST", "/v1/people", Person, |m| on(m, handlers::register)),
-        route("PUT", "/v1/people/me/contacts", Person, |m| {
-            on(m, handlers::replace_contacts)
-        }),
-        route("POST", "/v1/alerts", Person, |m| {
-            on(m, handlers::raise_alert)
-        }),
-        route("GET", "/v1/alerts/{alert_id}", Person, |m| {
-            on(m, handlers::get_alert)
-        }),
-        route("POST", "/v1/alerts/{alert_id}/locations", Person, |m| {
-            on(m, handlers::add_location)
-        }),
-        route("POST", "/v1/alerts/{alert_id}/cancel", Person, |m| {
-            on(m, handlers::cancel_alert)
-        }),
-        route("PUT", "/v1/people/me/pins", Person, |m| {
-            on(m, handlers::set_pins)
-        }),
-        route("GET", "/v1/consulates/{consulate_id}/alerts", Staff, |m| {
-            on(m, handlers::list_consulate_alerts)
-        }),
-        route("POST", "/v1/alerts/{alert_id}/acknowledge", Staff, |m| {
-            on(m, handlers::acknowledge_alert)
-        }),
-        route("POST", "/v1/alerts/{alert_id}/resolve", Staff, |m| {
-            on(m, handlers::resolve_alert)
-        }),
-        route("POST", "/v1/checkins", Person, |m| {
-            on(m, handlers::start_checkin)
-        }),
-        route("GET", "/v1/checkins/{checkin_id}", Person, |m| {
-            on(m, handlers::get_checkin)
-        }),
-        route("POST", "/v1/checkins/{checkin_id}/confirm", Person, |m| {
-            on(m, handlers::confirm_checkin)
-        }),
-        route("POST", "/v1/checkins/{checkin_id}/locations", Person, |m| {
-            on(m, handlers::checkin_location)
-        }),
-    ]
-};
+pub const TABLE: [Route; 17] = [
+    public("GET", "/healthz"),
+    public("GET", "/v1/consulates"),
+    public("GET", "/v1/consulates/nearest"),
+    person("POST", "/v1/people", |m| on(m, handlers::register)),
+    person("PUT", "/v1/people/me/contacts", |m| {
+        on(m, handlers::replace_contacts)
+    }),
+    person("POST", "/v1/alerts", |m| on(m, handlers::raise_alert)),
+    person("GET", "/v1/alerts/{alert_id}", |m| {
+        on(m, handlers::get_alert)
+    }),
+    person("POST", "/v1/alerts/{alert_id}/locations", |m| {
+        on(m, handlers::add_location)
+    }),
+    person("POST", "/v1/alerts/{alert_id}/cancel", |m| {
+        on(m, handlers::cancel_alert)
+    }),
+    person("PUT", "/v1/people/me/pins", |m| on(m, handlers::set_pins)),
+    staff("GET", "/v1/consulates/{consulate_id}/alerts", |m| {
+        on(m, handlers::list_consulate_alerts)
+    }),
+    staff("POST", "/v1/alerts/{alert_id}/acknowledge", |m| {
+        on(m, handlers::acknowledge_alert)
+    }),
+    staff("POST", "/v1/alerts/{alert_id}/resolve", |m| {
+        on(m, handlers::resolve_alert)
+    }),
+    person("POST", "/v1/checkins", |m| on(m, handlers::start_checkin)),
+    person("GET", "/v1/checkins/{checkin_id}", |m| {
+        on(m, handlers::get_checkin)
+    }),
+    person("POST", "/v1/checkins/{checkin_id}/confirm", |m| {
+        on(m, handlers::confirm_checkin)
+    }),
+    person("POST", "/v1/checkins/{checkin_id}/locations", |m| {
+        on(m, handlers::checkin_location)
+    }),
+];
 
 const fn pairs<const N: usize, const M: usize>(
     table: &[Route; N],
@@ -162,45 +185,54 @@ fn method_filter(method: &str) -> MethodFilter {
     }
 }
 
-/// The routes of `TABLE` this crate serves whose audience `wanted` accepts.
-fn routes(service: Arc<AlertService>, wanted: impl Fn(Audience) -> bool) -> Router {
-    TABLE
-        .iter()
-        .filter(|route| wanted(route.audience))
-        .filter_map(|route| Some((route, route.handler?)))
-        .fold(Router::new(), |router, (route, handler)| {
-            router.route(route.path, handler(method_filter(route.method)))
-        })
-        .with_state(service)
+/// The routes of `TABLE` this crate serves whose audience `wanted` accepts, each on its
+/// audience's service.
+fn routes(services: &Services, wanted: impl Fn(Audience) -> bool) -> Router {
+    let (mut people, mut staff) = (Router::new(), Router::new());
+    for route in TABLE.iter().filter(|route| wanted(route.audience)) {
+        let method = || method_filter(route.method);
+        match route.handler {
+            Some(Serve::Person(serve)) => people = people.route(route.path, serve(method())),
+            Some(Serve::Staff(serve)) => staff = staff.route(route.path, serve(method())),
+            None => {}
+        }
+    }
+    let api = PersonApi {
+        person: services.person.clone(),
+        staff: services.staff.clone(),
+    };
+    people
+        .with_state(api)
+        .merge(staff.with_state(services.staff.clone()))
 }
 
 /// The person's side (registration, contacts, PINs, alerts, check-ins) and the consulate staff's:
 /// every route of `TABLE` this crate serves.
-pub fn person_routes(service: Arc<AlertService>) -> Router {
-    routes(service, |_| true)
+pub fn person_routes(services: &Services) -> Router {
+    routes(services, |_| true)
 }
 
 /// The alert intake function's API: the person's routes only; the staff's are another function's.
-pub fn intake_api(service: Arc<AlertService>) -> Router {
-    finish(routes(service, |audience| audience == Audience::Person))
+pub fn intake_api(services: &Services) -> Router {
+    finish(routes(services, |audience| audience == Audience::Person))
 }
 
 /// The staff API function's: list, acknowledge and resolve, for consulate staff only.
-pub fn staff_api(service: Arc<AlertService>) -> Router {
-    finish(routes(service, |audience| audience == Audience::Staff))
+pub fn staff_api(services: &Services) -> Router {
+    finish(routes(services, |audience| audience == Audience::Staff))
 }
 
 /// A Lambda function serving `api` on the backend its configuration names, as intake and the
 /// staff API do: the connections the first request needs are opened during init.
-pub async fn run_on_lambda(api: fn(Arc<AlertService>) -> Router) -> Result<(), lambda_http::Error> {
+pub async fn run_on_lambda(api: fn(&Services) -> Router) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let config = crate::config::Config::from_env()?;
     let backend = crate::backend::Backend::from_config(&config).await?;
     backend.warm().await;
-    lambda_http::run(api(backend.alert_service())).await
+    lambda_http::run(api(&backend.services())).await
 }
 
 /// The whole API on one port, as the local runner serves it.
-pub fn full_api(service: Arc<AlertService>, directory: Arc<Directory>) -> Router {
-    finish(consulate_routes(directory).merge(person_routes(service)))
+pub fn full_api(services: &Services, directory: Arc<Directory>) -> Router {
+    finish(consulate_routes(directory).merge(person_routes(services)))
 }

@@ -6,12 +6,16 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl CheckInStore for DynamoStore {
-    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        self.put_new(to_item(CheckInItem::new(checkin.clone()))?)
+impl CheckInReader for DynamoStore {
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
+        let key = checkin_key(checkin_id);
+        self.get_as(key, "CHECKIN", |i: CheckInItem| i.checkin)
             .await
     }
+}
 
+#[async_trait]
+impl CheckInWriter for DynamoStore {
     async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
         self.put_versioned(
             to_item(CheckInItem::new(checkin.clone()))?,
@@ -19,13 +23,18 @@ impl CheckInStore for DynamoStore {
         )
         .await
     }
+}
 
-    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        let key = checkin_key(checkin_id);
-        self.get_as(key, "CHECKIN", |i: CheckInItem| i.checkin)
+#[async_trait]
+impl CheckInCreator for DynamoStore {
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        self.put_new(to_item(CheckInItem::new(checkin.clone()))?)
             .await
     }
+}
 
+#[async_trait]
+impl DueCheckIns for DynamoStore {
     async fn checkins_due(
         &self,
         deadline: time::OffsetDateTime,

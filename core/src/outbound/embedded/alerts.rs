@@ -6,7 +6,46 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl AlertStore for EmbeddedStore {
+impl AlertReader for EmbeddedStore {
+    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
+        self.get_body("SELECT body FROM alerts WHERE alert_id = ?1", alert_id)
+            .await
+    }
+}
+
+#[async_trait]
+impl AlertWriter for EmbeddedStore {
+    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
+        let alert = alert.clone();
+        let body = to_json(&alert)?;
+        self.write(move |transaction| {
+            let updated = transaction
+                .execute(
+                    "UPDATE alerts SET status = ?2, version = ?3, body = ?4, expires_at = ?5
+                     WHERE alert_id = ?1 AND version = ?6",
+                    params![
+                        alert.alert_id.to_string(),
+                        alert.status.as_str(),
+                        alert.version(),
+                        body,
+                        alert.expires_at,
+                        expected_version,
+                    ],
+                )
+                .map_err(Error::store)?;
+            if updated == 0 {
+                return Err(Error::ConcurrentUpdate);
+            }
+            insert_outbox(transaction, &alert, &body)
+        })
+        .await?;
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AlertCreator for EmbeddedStore {
     async fn create_alert(&self, alert: &Alert) -> Result<Created> {
         let alert = alert.clone();
         let body = to_json(&alert)?;
@@ -48,7 +87,10 @@ impl AlertStore for EmbeddedStore {
         }
         Ok(created)
     }
+}
 
+#[async_trait]
+impl ConsulateQueue for EmbeddedStore {
     async fn list_by_consulate(
         &self,
         listing: Listing<'_>,
@@ -77,7 +119,10 @@ impl AlertStore for EmbeddedStore {
             next_cursor: page.next_cursor,
         })
     }
+}
 
+#[async_trait]
+impl OverdueAlerts for EmbeddedStore {
     async fn open_alerts_created_before(
         &self,
         overdue: Overdue<'_>,
@@ -98,39 +143,6 @@ impl AlertStore for EmbeddedStore {
             |a: &Alert| (created_ms(a), a.alert_id),
         )
         .await
-    }
-
-    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        self.get_body("SELECT body FROM alerts WHERE alert_id = ?1", alert_id)
-            .await
-    }
-
-    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
-        let alert = alert.clone();
-        let body = to_json(&alert)?;
-        self.write(move |transaction| {
-            let updated = transaction
-                .execute(
-                    "UPDATE alerts SET status = ?2, version = ?3, body = ?4, expires_at = ?5
-                     WHERE alert_id = ?1 AND version = ?6",
-                    params![
-                        alert.alert_id.to_string(),
-                        alert.status.as_str(),
-                        alert.version(),
-                        body,
-                        alert.expires_at,
-                        expected_version,
-                    ],
-                )
-                .map_err(Error::store)?;
-            if updated == 0 {
-                return Err(Error::ConcurrentUpdate);
-            }
-            insert_outbox(transaction, &alert, &body)
-        })
-        .await?;
-        self.outbox_ready.notify_one();
-        Ok(())
     }
 }
 

@@ -6,7 +6,32 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl CheckInStore for EmbeddedStore {
+impl CheckInReader for EmbeddedStore {
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
+        self.get_body(
+            "SELECT body FROM checkins WHERE checkin_id = ?1",
+            checkin_id,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl CheckInWriter for EmbeddedStore {
+    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
+        let updated = self
+            .execute(
+                "UPDATE checkins SET status = ?2, deadline_ms = ?3, body = ?4, expires_at = ?5
+                 WHERE checkin_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?6",
+                checkin_values(checkin, expected_version.into())?,
+            )
+            .await?;
+        updated_one(updated)
+    }
+}
+
+#[async_trait]
+impl CheckInCreator for EmbeddedStore {
     async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
         let inserted = self
             .execute(
@@ -18,26 +43,10 @@ impl CheckInStore for EmbeddedStore {
             .await?;
         created(inserted)
     }
+}
 
-    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
-        let updated = self
-            .execute(
-                "UPDATE checkins SET status = ?2, deadline_ms = ?3, body = ?4, expires_at = ?5
-                 WHERE checkin_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?6",
-                checkin_values(checkin, expected_version.into())?,
-            )
-            .await?;
-        updated_one(updated)
-    }
-
-    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        self.get_body(
-            "SELECT body FROM checkins WHERE checkin_id = ?1",
-            checkin_id,
-        )
-        .await
-    }
-
+#[async_trait]
+impl DueCheckIns for EmbeddedStore {
     async fn checkins_due(
         &self,
         deadline: time::OffsetDateTime,

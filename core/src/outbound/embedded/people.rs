@@ -6,18 +6,15 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl PersonStore for EmbeddedStore {
-    async fn create_person(&self, person: &Person) -> Result<()> {
-        let inserted = self
-            .execute(
-                "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (person_id) DO NOTHING",
-                person_values(person)?,
-            )
-            .await?;
-        created(inserted)
+impl PersonReader for EmbeddedStore {
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
+        self.get_body("SELECT body FROM people WHERE person_id = ?1", person_id)
+            .await
     }
+}
 
+#[async_trait]
+impl PersonWriter for EmbeddedStore {
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
         let mut values = person_values(person)?;
         values.push(expected_version.into());
@@ -31,10 +28,19 @@ impl PersonStore for EmbeddedStore {
             .await?;
         updated_one(updated)
     }
+}
 
-    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        self.get_body("SELECT body FROM people WHERE person_id = ?1", person_id)
-            .await
+#[async_trait]
+impl PersonStore for EmbeddedStore {
+    async fn create_person(&self, person: &Person) -> Result<()> {
+        let inserted = self
+            .execute(
+                "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (person_id) DO NOTHING",
+                person_values(person)?,
+            )
+            .await?;
+        created(inserted)
     }
 
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
