@@ -38,18 +38,30 @@ pub struct PersonApi {
     pub staff: Arc<StaffService>,
 }
 
+impl From<&Services> for PersonApi {
+    fn from(services: &Services) -> Self {
+        PersonApi {
+            person: services.person.clone(),
+            staff: services.staff.clone(),
+        }
+    }
+}
+
 impl FromRef<PersonApi> for Arc<PersonService> {
     fn from_ref(api: &PersonApi) -> Self {
         api.person.clone()
     }
 }
 
+/// Serves one route for the method it is given, with the state `S`.
+type Mount<S> = fn(MethodFilter) -> MethodRouter<S>;
+
 /// Serves one route for the method it is given, on the service of the route's audience: the
 /// staff's routes never see the person's service.
 #[derive(Clone, Copy)]
 enum Serve {
-    Person(fn(MethodFilter) -> MethodRouter<PersonApi>),
-    Staff(fn(MethodFilter) -> MethodRouter<Arc<StaffService>>),
+    Person(Mount<PersonApi>),
+    Staff(Mount<Arc<StaffService>>),
 }
 
 /// One route of the contract and the handler that serves it.
@@ -64,7 +76,7 @@ pub struct Route {
 const fn person(
     method: &'static str,
     path: &'static str,
-    handler: fn(MethodFilter) -> MethodRouter<PersonApi>,
+    handler: Mount<PersonApi>,
 ) -> Route {
     Route {
         method,
@@ -77,7 +89,7 @@ const fn person(
 const fn staff(
     method: &'static str,
     path: &'static str,
-    handler: fn(MethodFilter) -> MethodRouter<Arc<StaffService>>,
+    handler: Mount<Arc<StaffService>>,
 ) -> Route {
     Route {
         method,
@@ -185,45 +197,57 @@ fn method_filter(method: &str) -> MethodFilter {
     }
 }
 
-/// The routes of `TABLE` this crate serves whose audience `wanted` accepts, each on its
-/// audience's service.
-fn routes(services: &Services, wanted: impl Fn(Audience) -> bool) -> Router {
-    let (mut people, mut staff) = (Router::new(), Router::new());
-    for route in TABLE.iter().filter(|route| wanted(route.audience)) {
-        let method = || method_filter(route.method);
-        match route.handler {
-            Some(Serve::Person(serve)) => people = people.route(route.path, serve(method())),
-            Some(Serve::Staff(serve)) => staff = staff.route(route.path, serve(method())),
-            None => {}
+impl Serve {
+    fn person(self) -> Option<Mount<PersonApi>> {
+        match self {
+            Serve::Person(serve) => Some(serve),
+            Serve::Staff(_) => None,
         }
     }
-    let api = PersonApi {
-        person: services.person.clone(),
-        staff: services.staff.clone(),
-    };
-    people
-        .with_state(api)
-        .merge(staff.with_state(services.staff.clone()))
+
+    fn staff(self) -> Option<Mount<Arc<StaffService>>> {
+        match self {
+            Serve::Staff(serve) => Some(serve),
+            Serve::Person(_) => None,
+        }
+    }
+}
+
+/// The routes of `TABLE` this crate serves that `pick` keeps: one audience's, on its service.
+fn mounted<S: Clone + Send + Sync + 'static>(
+    pick: fn(Serve) -> Option<Mount<S>>,
+) -> Router<S> {
+    TABLE
+        .iter()
+        .filter_map(|route| Some((route, pick(route.handler?)?)))
+        .fold(Router::new(), |router, (route, serve)| {
+            router.route(route.path, serve(method_filter(route.method)))
+        })
 }
 
 /// The person's side (registration, contacts, PINs, alerts, check-ins) and the consulate staff's:
 /// every route of `TABLE` this crate serves.
 pub fn person_routes(services: &Services) -> Router {
-    routes(services, |_| true)
+    let staff = mounted(Serve::staff).with_state(services.staff.clone());
+    mounted(Serve::person)
+        .with_state(PersonApi::from(services))
+        .merge(staff)
 }
 
 /// The alert intake function's API: the person's routes only; the staff's are another function's.
-pub fn intake_api(services: &Services) -> Router {
-    finish(routes(services, |audience| audience == Audience::Person))
+pub fn intake_api(api: PersonApi) -> Router {
+    finish(mounted(Serve::person).with_state(api))
 }
 
-/// The staff API function's: list, acknowledge and resolve, for consulate staff only.
-pub fn staff_api(services: &Services) -> Router {
-    finish(routes(services, |audience| audience == Audience::Staff))
+/// The staff API function's: list, acknowledge and resolve, for consulate staff only. It is given
+/// the staff's service alone, so nothing it serves can register people or change PINs.
+pub fn staff_api(staff: Arc<StaffService>) -> Router {
+    finish(mounted(Serve::staff).with_state(staff))
 }
 
 /// A Lambda function serving `api` on the backend its configuration names, as intake and the
-/// staff API do: the connections the first request needs are opened during init.
+/// staff API do: the connections the first request needs are opened during init. `api` takes the
+/// services its function uses from those the backend built.
 pub async fn run_on_lambda(api: fn(&Services) -> Router) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let config = crate::config::Config::from_env()?;
