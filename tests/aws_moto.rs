@@ -23,8 +23,8 @@ use alert_button_core::outbound::sns::{
     FamilySms, SnsFamilySubscriptions, SnsNotifier, family_filter_policy, family_sms_filter_policy,
 };
 use alert_button_core::ports::{
-    AlertCreator, AlertReader, AlertWriter, FamilySubscriptions, PersonReader, StaffMember,
-    StaffVerifier, SystemClock,
+    AlertCreator, AlertWriter, FamilySubscriptions, PersonWriter, StaffMember, StaffVerifier,
+    SystemClock,
 };
 use alert_button_core::service::{Ports, Services};
 use alert_button_core::testing::contact;

@@ -346,7 +346,7 @@ async fn a_texted_stop_opts_the_contact_out() {
     use alert_button_core::domain::consent::Consent;
     use alert_button_core::outbound::dynamodb::DynamoStore;
     use alert_button_core::outbound::sns::FamilySms;
-    use alert_button_core::ports::PersonReader;
+    use alert_button_core::ports::PersonWriter;
     use alert_button_core::testing::contact;
     use alert_button_tests::ana;
     use alert_button_tests::aws::unique_phone;

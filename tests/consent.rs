@@ -4,7 +4,7 @@
 
 use alert_button_core::domain::consent::Consent;
 use alert_button_core::domain::person::Person;
-use alert_button_core::ports::{PersonReader, PersonWriter};
+use alert_button_core::ports::PersonWriter;
 use alert_button_tests::{LocalApi, Reply};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -233,7 +233,7 @@ mod aws {
     use alert_button_core::outbound::sns::{
         FamilySms, consulate_filter_policy, family_filter_policy,
     };
-    use alert_button_core::ports::{PersonReader, PersonWriter};
+    use alert_button_core::ports::PersonWriter;
     use alert_button_core::testing::{CHICAGO, contact, request};
     use alert_button_tests::ana;
     use alert_button_tests::aws::{Stack, sms_sent_to, unique_phone};

@@ -16,7 +16,7 @@ use alert_button_core::domain::notification::{self, Notification};
 use alert_button_core::local::{JOURNAL_FILE, LocalMode, LocalPorts, STORE_FILE};
 use alert_button_core::outbound::embedded::EmbeddedStore;
 use alert_button_core::ports::{
-    ConsulateQueue, Listing, Notifier, PageQuery, PersonReader, Recipient, SendError, SendResult,
+    ConsulateQueue, Listing, Notifier, PageQuery, PersonWriter, Recipient, SendError, SendResult,
     SystemClock,
 };
 use alert_button_core::service::limits;

@@ -1,7 +1,7 @@
 //! A registration lasts as long as it is used: any authenticated request renews it, at most one
 //! write a day, and only one left unused for the whole retention period is erased.
 
-use alert_button_core::ports::PersonReader;
+use alert_button_core::ports::PersonWriter;
 use alert_button_tests::{LocalApi, SettableClock};
 use axum::http::StatusCode;
 use serde_json::json;

@@ -10,7 +10,7 @@ use alert_button_core::domain::checkin::{CheckInRequest, CheckInStatus};
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::person::Person;
 use alert_button_core::local::{LocalMode, LocalPorts};
-use alert_button_core::ports::{AlertReader, CheckInReader, Page};
+use alert_button_core::ports::{AlertWriter, CheckInWriter, Page};
 use alert_button_core::service::PersonService;
 use alert_button_core::testing::{CHICAGO, Guard, Guarded, Verdict, contact, request};
 use alert_button_tests::{SettableClock, ana, overdue_query_leaves_out_the_last_level};

@@ -1,6 +1,6 @@
 //! The ports: what the domain needs from the outside world, as narrow traits. Each has an AWS
 //! adapter and an embedded one for local mode; the concrete pair is chosen once, at start-up.
-//! The stores are split by role (reader, writer, creator, listings), so that each service holds
+//! The stores are split by role (writer, creator, listings), so that each service holds
 //! only the roles its actor uses; `AlertStore`, `CheckInStore` and `PersonStore` name them all.
 
 use async_trait::async_trait;
@@ -12,16 +12,11 @@ use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::Result;
 
-/// Reads a person's record: what every change of it starts from.
+/// Reads and changes a person's record: all the scheduler may do to one (it records the alert a
+/// missed check-in raised).
 #[async_trait]
-pub trait PersonReader: Send + Sync {
+pub trait PersonWriter: Send + Sync {
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>>;
-}
-
-/// Changes a person's record that was read: all the scheduler may do to one (it records the
-/// alert a missed check-in raised).
-#[async_trait]
-pub trait PersonWriter: PersonReader {
     /// Replaces the person's record if the stored one still has `expected_version` (a record
     /// without a version has version 0); `Error::ConcurrentUpdate` otherwise, or if it is gone.
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()>;
@@ -44,15 +39,10 @@ pub enum Created {
     Existing(Box<Alert>),
 }
 
-/// Reads a check-in: what every change of it starts from.
+/// Reads and changes a check-in (confirmed, moved, claimed, missed).
 #[async_trait]
-pub trait CheckInReader: Send + Sync {
+pub trait CheckInWriter: Send + Sync {
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>>;
-}
-
-/// Changes a check-in that was read (confirmed, moved, claimed, missed).
-#[async_trait]
-pub trait CheckInWriter: CheckInReader {
     /// Replaces a check-in as `PersonWriter::update_person` replaces a person.
     async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()>;
 }
@@ -121,15 +111,10 @@ pub struct AlertPage {
     pub next_cursor: Option<String>,
 }
 
-/// Reads an alert.
+/// Reads and changes alerts: what the person, staff and the scheduler all do.
 #[async_trait]
-pub trait AlertReader: Send + Sync {
+pub trait AlertWriter: Send + Sync {
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>>;
-}
-
-/// Changes an alert that was read: what the person, staff and the scheduler all do.
-#[async_trait]
-pub trait AlertWriter: AlertReader {
     /// Stores a changed alert and its new event atomically, if the stored alert still has
     /// `expected_version` history entries; `Error::ConcurrentUpdate` otherwise.
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()>;

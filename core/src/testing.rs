@@ -21,10 +21,9 @@ use crate::domain::notification::{Audience, Notification};
 use crate::domain::person::{Contact, Language, Person, Registration};
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertCreator, AlertPage, AlertReader, AlertStore, AlertWriter, CheckInCreator, CheckInReader,
-    CheckInStore, CheckInWriter, ConsulateQueue, Created, DueCheckIns, Listing, Notifier, Overdue,
-    OverdueAlerts, Page, PageQuery, PersonReader, PersonStore, PersonWriter, Recipient, SendError,
-    SendResult, Sent,
+    AlertCreator, AlertPage, AlertStore, AlertWriter, CheckInCreator, CheckInStore, CheckInWriter,
+    ConsulateQueue, Created, DueCheckIns, Listing, Notifier, Overdue, OverdueAlerts, Page,
+    PageQuery, PersonStore, PersonWriter, Recipient, SendError, SendResult, Sent,
 };
 
 /// When the fixtures happen, unless a test says otherwise.
@@ -116,7 +115,7 @@ pub enum OnFile {
 }
 
 #[async_trait]
-impl PersonReader for OnFile {
+impl PersonWriter for OnFile {
     async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
         match self {
             OnFile::Found(person) => Ok(Some(Person::clone(person))),
@@ -124,10 +123,7 @@ impl PersonReader for OnFile {
             OnFile::Unreadable => Err(Error::Store("unreachable".into())),
         }
     }
-}
 
-#[async_trait]
-impl PersonWriter for OnFile {
     async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
         Ok(())
     }
@@ -282,14 +278,11 @@ impl<G: Guard + ?Sized> Guarded<G> {
 }
 
 #[async_trait]
-impl<G: Guard + ?Sized> PersonReader for Guarded<G> {
+impl<G: Guard + ?Sized> PersonWriter for Guarded<G> {
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
         self.run(None, self.people.get_person(person_id)).await
     }
-}
 
-#[async_trait]
-impl<G: Guard + ?Sized> PersonWriter for Guarded<G> {
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
         let work = self.people.update_person(person, expected_version);
         self.run(None, work).await
@@ -309,15 +302,12 @@ impl<G: Guard + ?Sized> PersonStore for Guarded<G> {
 }
 
 #[async_trait]
-impl<G: Guard + ?Sized> AlertReader for Guarded<G> {
+impl<G: Guard + ?Sized> AlertWriter for Guarded<G> {
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
         self.run(Some(alert_id), self.alerts.get_alert(alert_id))
             .await
     }
-}
 
-#[async_trait]
-impl<G: Guard + ?Sized> AlertWriter for Guarded<G> {
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
         let work = self.alerts.update_alert(alert, expected_version);
         self.run(Some(alert.alert_id), work).await
@@ -359,14 +349,11 @@ impl<G: Guard + ?Sized> OverdueAlerts for Guarded<G> {
 }
 
 #[async_trait]
-impl<G: Guard + ?Sized> CheckInReader for Guarded<G> {
+impl<G: Guard + ?Sized> CheckInWriter for Guarded<G> {
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
         self.run(None, self.checkins.get_checkin(checkin_id)).await
     }
-}
 
-#[async_trait]
-impl<G: Guard + ?Sized> CheckInWriter for Guarded<G> {
     async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
         let work = self.checkins.update_checkin(checkin, expected_version);
         self.run(None, work).await

@@ -23,9 +23,9 @@ use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertCreator, AlertPage, AlertReader, AlertWriter, CheckInCreator, CheckInReader,
-    CheckInWriter, ConsulateQueue, Created, DueCheckIns, Hit, Listing, Overdue, OverdueAlerts,
-    Page, PageQuery, PersonReader, PersonStore, PersonWriter, RateLimiter,
+    AlertCreator, AlertPage, AlertWriter, CheckInCreator, CheckInWriter, ConsulateQueue, Created,
+    DueCheckIns, Hit, Listing, Overdue, OverdueAlerts, Page, PageQuery, PersonStore, PersonWriter,
+    RateLimiter,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -284,15 +284,12 @@ fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T> {
 }
 
 #[async_trait]
-impl AlertReader for DynamoStore {
+impl AlertWriter for DynamoStore {
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
         self.get_as(alert_key(alert_id), "ALERT", |i: AlertItem| i.alert)
             .await
     }
-}
 
-#[async_trait]
-impl AlertWriter for DynamoStore {
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
         self.put_versioned(to_item(AlertItem::new(alert.clone()))?, expected_version)
             .await

@@ -17,9 +17,8 @@ use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertCreator, AlertPage, AlertReader, AlertWriter, CheckInCreator, CheckInReader,
-    CheckInWriter, ConsulateQueue, Created, DueCheckIns, Listing, Overdue, OverdueAlerts, Page,
-    PageQuery, PersonReader, PersonStore, PersonWriter,
+    AlertCreator, AlertPage, AlertWriter, CheckInCreator, CheckInWriter, ConsulateQueue, Created,
+    DueCheckIns, Listing, Overdue, OverdueAlerts, Page, PageQuery, PersonStore, PersonWriter,
 };
 
 mod alerts;

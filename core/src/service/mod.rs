@@ -122,7 +122,10 @@ impl Services {
             alerts.clone(),
             retention,
         );
-        let records = records::PersonRecords::new(ports.people.clone(), ports.subscriptions);
+        let records = records::PersonRecords {
+            people: ports.people.clone(),
+            subscriptions: ports.subscriptions,
+        };
         let checkins: Arc<dyn CheckInStore> = ports.checkins;
         let checkin_changes = missed::CheckInChanges::new(checkins.clone());
         let person = PersonService {

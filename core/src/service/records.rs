@@ -16,21 +16,11 @@ use crate::ports::{FamilySubscriptions, PersonWriter};
 /// subscriptions an earlier write could not remove.
 #[derive(Clone)]
 pub(super) struct PersonRecords {
-    people: Arc<dyn PersonWriter>,
-    subscriptions: Arc<dyn FamilySubscriptions>,
+    pub(super) people: Arc<dyn PersonWriter>,
+    pub(super) subscriptions: Arc<dyn FamilySubscriptions>,
 }
 
 impl PersonRecords {
-    pub(super) fn new(
-        people: Arc<dyn PersonWriter>,
-        subscriptions: Arc<dyn FamilySubscriptions>,
-    ) -> Self {
-        PersonRecords {
-            people,
-            subscriptions,
-        }
-    }
-
     pub(super) async fn get(&self, person_id: Uuid) -> Result<Option<Person>> {
         self.people.get_person(person_id).await
     }

@@ -73,33 +73,31 @@ pub struct Route {
     handler: Option<Serve>,
 }
 
-const fn person(
-    method: &'static str,
-    path: &'static str,
-    handler: Mount<PersonApi>,
-) -> Route {
+const fn served(method: Text, path: Text, serve: Serve) -> Route {
+    let audience = match serve {
+        Serve::Person(_) => Audience::Person,
+        Serve::Staff(_) => Audience::Staff,
+    };
     Route {
         method,
         path,
-        audience: Audience::Person,
-        handler: Some(Serve::Person(handler)),
+        audience,
+        handler: Some(serve),
     }
 }
 
-const fn staff(
-    method: &'static str,
-    path: &'static str,
-    handler: Mount<Arc<StaffService>>,
-) -> Route {
-    Route {
-        method,
-        path,
-        audience: Audience::Staff,
-        handler: Some(Serve::Staff(handler)),
-    }
+/// A method or a path of the table.
+type Text = &'static str;
+
+const fn person(method: Text, path: Text, serve: Mount<PersonApi>) -> Route {
+    served(method, path, Serve::Person(serve))
 }
 
-const fn public(method: &'static str, path: &'static str) -> Route {
+const fn staff(method: Text, path: Text, serve: Mount<Arc<StaffService>>) -> Route {
+    served(method, path, Serve::Staff(serve))
+}
+
+const fn public(method: Text, path: Text) -> Route {
     Route {
         method,
         path,
@@ -197,26 +195,20 @@ fn method_filter(method: &str) -> MethodFilter {
     }
 }
 
-impl Serve {
-    fn person(self) -> Option<Mount<PersonApi>> {
-        match self {
-            Serve::Person(serve) => Some(serve),
-            Serve::Staff(_) => None,
-        }
-    }
+/// A handler on the person's side, or on the staff's.
+type Sides = (Option<Mount<PersonApi>>, Option<Mount<Arc<StaffService>>>);
 
-    fn staff(self) -> Option<Mount<Arc<StaffService>>> {
+impl Serve {
+    fn sides(self) -> Sides {
         match self {
-            Serve::Staff(serve) => Some(serve),
-            Serve::Person(_) => None,
+            Serve::Person(serve) => (Some(serve), None),
+            Serve::Staff(serve) => (None, Some(serve)),
         }
     }
 }
 
 /// The routes of `TABLE` this crate serves that `pick` keeps: one audience's, on its service.
-fn mounted<S: Clone + Send + Sync + 'static>(
-    pick: fn(Serve) -> Option<Mount<S>>,
-) -> Router<S> {
+fn mounted<S: Clone + Send + Sync + 'static>(pick: fn(Serve) -> Option<Mount<S>>) -> Router<S> {
     TABLE
         .iter()
         .filter_map(|route| Some((route, pick(route.handler?)?)))
@@ -228,21 +220,21 @@ fn mounted<S: Clone + Send + Sync + 'static>(
 /// The person's side (registration, contacts, PINs, alerts, check-ins) and the consulate staff's:
 /// every route of `TABLE` this crate serves.
 pub fn person_routes(services: &Services) -> Router {
-    let staff = mounted(Serve::staff).with_state(services.staff.clone());
-    mounted(Serve::person)
+    let staff = mounted(|serve| serve.sides().1).with_state(services.staff.clone());
+    mounted(|serve| serve.sides().0)
         .with_state(PersonApi::from(services))
         .merge(staff)
 }
 
 /// The alert intake function's API: the person's routes only; the staff's are another function's.
 pub fn intake_api(api: PersonApi) -> Router {
-    finish(mounted(Serve::person).with_state(api))
+    finish(mounted(|serve| serve.sides().0).with_state(api))
 }
 
 /// The staff API function's: list, acknowledge and resolve, for consulate staff only. It is given
 /// the staff's service alone, so nothing it serves can register people or change PINs.
 pub fn staff_api(staff: Arc<StaffService>) -> Router {
-    finish(mounted(Serve::staff).with_state(staff))
+    finish(mounted(|serve| serve.sides().1).with_state(staff))
 }
 
 /// A Lambda function serving `api` on the backend its configuration names, as intake and the

@@ -6,16 +6,13 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl CheckInReader for DynamoStore {
+impl CheckInWriter for DynamoStore {
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
         let key = checkin_key(checkin_id);
         self.get_as(key, "CHECKIN", |i: CheckInItem| i.checkin)
             .await
     }
-}
 
-#[async_trait]
-impl CheckInWriter for DynamoStore {
     async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
         self.put_versioned(
             to_item(CheckInItem::new(checkin.clone()))?,

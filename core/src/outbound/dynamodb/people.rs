@@ -6,15 +6,12 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl PersonReader for DynamoStore {
+impl PersonWriter for DynamoStore {
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
         let key = person_key(person_id);
         self.get_as(key, "PERSON", |i: PersonItem| i.person).await
     }
-}
 
-#[async_trait]
-impl PersonWriter for DynamoStore {
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
         if has_phones(person) {
             return self.put_with_phones(person, Some(expected_version)).await;

@@ -6,15 +6,12 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl AlertReader for EmbeddedStore {
+impl AlertWriter for EmbeddedStore {
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
         self.get_body("SELECT body FROM alerts WHERE alert_id = ?1", alert_id)
             .await
     }
-}
 
-#[async_trait]
-impl AlertWriter for EmbeddedStore {
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
         let alert = alert.clone();
         let body = to_json(&alert)?;

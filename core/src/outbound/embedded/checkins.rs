@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl CheckInReader for EmbeddedStore {
+impl CheckInWriter for EmbeddedStore {
     async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
         self.get_body(
             "SELECT body FROM checkins WHERE checkin_id = ?1",
@@ -14,10 +14,7 @@ impl CheckInReader for EmbeddedStore {
         )
         .await
     }
-}
 
-#[async_trait]
-impl CheckInWriter for EmbeddedStore {
     async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
         let updated = self
             .execute(

@@ -6,15 +6,12 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl PersonReader for EmbeddedStore {
+impl PersonWriter for EmbeddedStore {
     async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
         self.get_body("SELECT body FROM people WHERE person_id = ?1", person_id)
             .await
     }
-}
 
-#[async_trait]
-impl PersonWriter for EmbeddedStore {
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
         let mut values = person_values(person)?;
         values.push(expected_version.into());
