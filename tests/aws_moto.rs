@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alert_button_core::Error;
-use alert_button_core::backend::AwsBackend;
+use alert_button_core::backend::{AwsBackend, AwsSettings};
 use alert_button_core::domain::alert::{
     Alert, AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
 };
@@ -20,7 +20,7 @@ use alert_button_core::inbound::stream_poller::StreamPoller;
 use alert_button_core::outbound::dynamodb::DynamoStore;
 use alert_button_core::outbound::dynamodb_ledger::DynamoLedger;
 use alert_button_core::outbound::sns::{
-    FamilySms, SnsFamilySubscriptions, SnsNotifier, family_filter_policy, family_sms_filter_policy,
+    FamilySms, SnsFamilySubscriptions, family_filter_policy, family_sms_filter_policy, senders,
 };
 use alert_button_core::ports::{
     AlertCreator, AlertWriter, FamilySubscriptions, PersonWriter, StaffMember, StaffVerifier,
@@ -1476,7 +1476,7 @@ async fn the_runner_on_aws_escalates_overdue_alerts() {
     runner.terminate();
 }
 
-/// The delivery ledger's records of the table (`kind` = `delivery`), as attribute maps.
+/// The delivery ledger's records of the alerts' sends (`kind` = `delivery`), as attribute maps.
 async fn deliveries(
     stack: &Stack,
 ) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
@@ -1489,6 +1489,8 @@ async fn deliveries(
                 .and_then(|k| k.as_s().ok())
                 .is_some_and(|k| k == "delivery")
         })
+        // A new contact's consent request is recorded too; these are the alerts' sends.
+        .filter(|item| !text(item, "notification_id").ends_with(":consent-request"))
         .collect()
 }
 
@@ -1497,6 +1499,73 @@ fn text(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &
         .and_then(|v| v.as_s().ok())
         .cloned()
         .unwrap_or_default()
+}
+
+/// Direct family e-mail: SES sends one e-mail per family address, each a send of its own in the
+/// ledger (masked, with SES's message id), and no address is subscribed to the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger() {
+    use alert_button_core::inbound::stream::fan_out_batch;
+    use alert_button_core::outbound::ses::FamilyEmail;
+    use alert_button_tests::aws::email_sent_to;
+
+    let stack = Stack::create().await;
+    let from = format!("alerts-{}@example.org", uuid::Uuid::new_v4().simple());
+    let ses = aws_sdk_sesv2::Client::new(&stack.config);
+    ses.create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .unwrap();
+    let aws = stack.backend_with(AwsSettings {
+        table: stack.table.clone(),
+        topic_arn: stack.topic_arn.clone(),
+        family_sms: FamilySms::Direct,
+        sms_origination: None,
+        family_email: FamilyEmail::Direct {
+            from,
+            configuration_set: None,
+        },
+        staff_issuer: None,
+        retention: Retention::default(),
+        whatsapp: None,
+        service_key_secret: Some(stack.service_key_secret.clone()),
+    });
+    let kim = format!("kim-{}@example.org", uuid::Uuid::new_v4().simple());
+    let (person, _) = register_as(&aws, &unique_phone(), &kim).await;
+    assert!(
+        person.subscriptions.is_empty(),
+        "{:?}",
+        person.subscriptions
+    );
+    aws.services
+        .person
+        .raise_alert(&person, press("e-mail", 41.88, -87.63))
+        .await
+        .unwrap();
+    let mut poller = poller(&stack).await;
+    for batch in poller.fetch().await.unwrap() {
+        let response = fan_out_batch(&aws.fanout, batch.event().unwrap()).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+
+    let sent = email_sent_to(&kim).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].0.contains("Ana"), "the subject: {}", sent[0].0);
+    assert!(sent[0].1.contains("41.88"), "the full text: {}", sent[0].1);
+    let records = deliveries(&stack).await;
+    let emailed: Vec<_> = records
+        .iter()
+        .filter(|r| text(r, "channel") == "email")
+        .collect();
+    assert_eq!(emailed.len(), 1, "{records:?}");
+    assert_eq!(text(emailed[0], "recipient"), "k•••@example.org");
+    assert_eq!(text(emailed[0], "state"), "sent");
+    assert!(!text(emailed[0], "message_id").is_empty());
+    assert!(
+        !format!("{records:?}").contains(&kim),
+        "an address in the ledger"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1585,10 +1654,8 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
         .iter()
         .find(|r| text(r, "state") == "failed_permanent")
         .unwrap();
-    assert_eq!(
-        text(failed, "recipient"),
-        format!("+1•••••{}", &refused[refused.len() - 4..])
-    );
+    // Not a number in E.164 form: the mask shows nothing of it.
+    assert_eq!(text(failed, "recipient"), "•••");
     for record in &records {
         let dump = format!("{record:?}");
         for number in [&refused, &good] {
@@ -1642,7 +1709,7 @@ async fn a_throttled_text_is_retried_alone() {
     let fanout = FanOut::new(
         Arc::new(Directory::bundled()),
         Arc::new(DynamoStore::new(dynamodb.clone(), &stack.table)),
-        Arc::new(SnsNotifier::new(sns, &stack.topic_arn, FamilySms::Direct)),
+        Arc::new(senders(&sns, &stack.topic_arn, FamilySms::Direct, None)),
         Arc::new(DynamoLedger::new(dynamodb, &stack.table)),
     );
 
@@ -1684,7 +1751,7 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
     let stack = Stack::create().await;
     let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
     let alert_id = uuid::Uuid::new_v4();
-    let delivery = |recipient: &str| family_text(alert_id, recipient, "+1•••••0100");
+    let delivery = |recipient: &str| family_text(alert_id, recipient, "+1 ••• ••• 0100");
     let (crashed, sent, refused) = (delivery("a"), delivery("b"), delivery("c"));
     for d in [&crashed, &sent, &refused] {
         assert!(ledger.claim(d).await.unwrap(), "a new send is claimed");
@@ -1744,7 +1811,7 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
     assert!(
         listed
             .iter()
-            .all(|r| r.masked == "+1•••••0100" && r.seq == 1)
+            .all(|r| r.masked == "+1 ••• ••• 0100" && r.seq == 1)
     );
 }
 
@@ -1813,10 +1880,11 @@ async fn fanout_without_sns(stack: &Stack) -> FanOut {
             aws_sdk_dynamodb::Client::new(&stack.config),
             &stack.table,
         )),
-        Arc::new(SnsNotifier::new(
-            aws_sdk_sns::Client::new(&unreachable),
+        Arc::new(senders(
+            &aws_sdk_sns::Client::new(&unreachable),
             &stack.topic_arn,
             FamilySms::Direct,
+            None,
         )),
         Arc::new(DynamoLedger::new(
             aws_sdk_dynamodb::Client::new(&stack.config),

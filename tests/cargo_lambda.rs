@@ -107,6 +107,14 @@ impl Watch {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// None of `personal` (phones, addresses) is in the functions' log.
+    fn assert_not_logged(&self, personal: &[&str]) {
+        let log = self.log_text();
+        for value in personal {
+            assert!(!log.contains(value), "{value} was logged: {log}");
+        }
+    }
+
     /// `cargo lambda invoke FUNCTION --data-file FILE`, returning the function's JSON answer.
     fn invoke(&self, function: &str, data_file: &Path) -> Value {
         let output = Command::new("cargo")
@@ -269,49 +277,74 @@ async fn the_functions_run_an_alert_from_intake_to_sns() {
     assert_eq!(events_seen, ["location_updated", "opened"]);
 }
 
-/// SNS's SMS delivery-status logs, as a CloudWatch Logs subscription delivers them (the fixtures'
-/// `awslogs.data` is gzipped and base64-encoded), move texts the ledger holds as sent.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receipts_turn_sent_texts_into_delivered_or_failed() {
-    use alert_button_core::outbound::dynamodb_ledger::DynamoLedger;
-    use alert_button_core::ports::{DeliveryLedger, DeliveryState, Settled};
-    use alert_button_tests::family_text;
+/// Family sends of one alert, each recorded in the table's ledger as accepted by its provider
+/// under a message id, as the fan-out records them.
+struct Sent {
+    ledger: alert_button_core::outbound::dynamodb_ledger::DynamoLedger,
+    alert_id: uuid::Uuid,
+}
 
-    let stack = Stack::create().await;
-    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
-    let alert_id = uuid::Uuid::new_v4();
-    let text = |recipient: &str| {
-        let masked = format!("+1•••••010{recipient}");
-        family_text(alert_id, recipient, &masked)
-    };
-    // The message ids SNS gave these texts are those the fixtures' status lines name; the
-    // fixtures also carry a receipt for a text the ledger does not hold.
-    let sends = [
-        (text("0"), "34d9b400-c6dd-5444-820d-fbeb0f1f54cf"),
-        (text("1"), "1077257a-92f3-5ca3-bc97-6a915b310625"),
-        (text("2"), "9f1d7c52-0000-5000-8000-000000000000"),
-    ];
-    for (delivery, message_id) in &sends {
-        assert!(ledger.claim(delivery).await.unwrap());
-        ledger
-            .settle(
-                delivery,
-                Settled::new(DeliveryState::Sent, Some(message_id)),
-            )
-            .await
-            .unwrap();
+impl Sent {
+    /// The `n`th send is shown as `+1 ••• ••• 010n`.
+    async fn record(stack: &Stack, message_ids: &[&str]) -> Sent {
+        use alert_button_core::ports::{DeliveryLedger, DeliveryState, Settled};
+        let sent = Sent {
+            ledger: alert_button_core::outbound::dynamodb_ledger::DynamoLedger::new(
+                aws_sdk_dynamodb::Client::new(&stack.config),
+                &stack.table,
+            ),
+            alert_id: uuid::Uuid::new_v4(),
+        };
+        for (n, message_id) in message_ids.iter().enumerate() {
+            let masked = format!("+1 ••• ••• 010{n}");
+            let delivery = alert_button_tests::family_text(sent.alert_id, &n.to_string(), &masked);
+            assert!(sent.ledger.claim(&delivery).await.unwrap());
+            let settled = Settled::new(DeliveryState::Sent, Some(message_id));
+            sent.ledger.settle(&delivery, settled).await.unwrap();
+        }
+        sent
     }
-    let states = || async {
-        let mut states: Vec<(String, &'static str)> = ledger
-            .deliveries_of(alert_id)
-            .await
-            .unwrap()
+
+    /// Each send's state, by its masked recipient.
+    async fn states(&self) -> Vec<(String, &'static str)> {
+        use alert_button_core::ports::DeliveryLedger;
+        let records = self.ledger.deliveries_of(self.alert_id).await.unwrap();
+        let mut states: Vec<_> = records
             .into_iter()
             .map(|r| (r.masked, r.state.as_str()))
             .collect();
         states.sort();
         states
-    };
+    }
+}
+
+/// The receipts function's answer: how many receipts did what.
+fn counts(delivered: u32, failed: u32, unknown: u32, ignored: u32) -> Value {
+    json!({"delivered": delivered, "failed": failed, "unknown": unknown, "ignored": ignored})
+}
+
+/// `(masked, state)` of the `n`th send, for comparing with `Sent::states`.
+fn shown(states: &[&'static str]) -> Vec<(String, &'static str)> {
+    let row = |(n, state): (usize, &&'static str)| (format!("+1 ••• ••• 010{n}"), *state);
+    states.iter().enumerate().map(row).collect()
+}
+
+/// SNS's SMS delivery-status logs, as a CloudWatch Logs subscription delivers them (the fixtures'
+/// `awslogs.data` is gzipped and base64-encoded), move texts the ledger holds as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_turn_sent_texts_into_delivered_or_failed() {
+    let stack = Stack::create().await;
+    // The message ids SNS gave these texts are those the fixtures' status lines name; the
+    // fixtures also carry a receipt for a text the ledger does not hold.
+    let sent = Sent::record(
+        &stack,
+        &[
+            "34d9b400-c6dd-5444-820d-fbeb0f1f54cf",
+            "1077257a-92f3-5ca3-bc97-6a915b310625",
+            "9f1d7c52-0000-5000-8000-000000000000",
+        ],
+    )
+    .await;
 
     let watch = Watch::start(&stack.table, &stack.topic_arn, &stack.service_key_secret);
     let events = workspace().join("tests/events");
@@ -319,23 +352,81 @@ async fn receipts_turn_sent_texts_into_delivered_or_failed() {
         let batch = events.join(format!("cloudwatch-logs-sms-{fixture}.json"));
         watch.invoke("delivery-receipts", &batch)
     };
-    let counts = |delivered: u32, failed: u32, unknown: u32, ignored: u32| json!({"delivered": delivered, "failed": failed, "unknown": unknown, "ignored": ignored});
     assert_eq!(receipts("delivered"), counts(1, 0, 1, 0));
     assert_eq!(receipts("failed"), counts(0, 1, 0, 0));
-    let expected = vec![
-        ("+1•••••0100".to_owned(), "delivered"),
-        ("+1•••••0101".to_owned(), "failed"),
-        ("+1•••••0102".to_owned(), "sent"),
-    ];
-    assert_eq!(states().await, expected);
+    let expected = shown(&["delivered", "failed", "sent"]);
+    assert_eq!(sent.states().await, expected);
 
     // A repeated batch changes nothing, and nothing goes backwards.
     assert_eq!(receipts("delivered"), counts(0, 0, 1, 1));
-    assert_eq!(states().await, expected);
-    let log = watch.log_text();
-    for phone in ["5550100", "5550101", "5550102"] {
-        assert!(!log.contains(phone), "a phone was logged: {log}");
+    assert_eq!(sent.states().await, expected);
+    watch.assert_not_logged(&["5550100", "5550101", "5550102"]);
+}
+
+/// The channel events topic, as SNS invokes the function with it: WhatsApp statuses from End
+/// User Messaging Social (delivered or read, failed) and the SES events of family e-mails
+/// (delivery or complaint, bounce or reject) move sends the ledger holds as sent, found by
+/// End User Messaging's message id or WhatsApp's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_events_turn_whatsapp_and_email_sends_into_delivered_or_failed() {
+    let stack = Stack::create().await;
+    let email = |n: u8| format!("0100019a1b2c3d4e-5f6a7b8c-9d0e-4f1a-8b2c-3d4e5f6a7b8{n}-000000");
+    let (email1, email2, email4) = (email(1), email(2), email(4));
+    let sent = Sent::record(
+        &stack,
+        &[
+            // Delivered, then read: delivered once.
+            "6d69f07a-c317-4278-9d5c-6a84078419e1",
+            // Failed; recorded under WhatsApp's id.
+            "wamid.HBgNNTIxNTUxMjM0NTY3OBUCABEYEjQ2",
+            &email1,
+            // Bounced.
+            &email2,
+            // Rejected.
+            &email4,
+            // No event names it.
+            "9f1d7c52-0000-5000-8000-000000000000",
+        ],
+    )
+    .await;
+
+    let watch = Watch::start(&stack.table, &stack.topic_arn, &stack.service_key_secret);
+    let events = workspace().join("tests/events");
+    let receipts = |fixture: &str| watch.invoke("delivery-receipts", &events.join(fixture));
+    // (fixture, what it does the first time, what it does again: nothing moves, backwards least
+    // of all). WhatsApp: an inbound message, a repeated read and a `sent` status are ignored, one
+    // status names a message the ledger does not hold. SES: a send event and a delay are
+    // ignored, a complaint and an identity's delivery notice name messages it does not hold.
+    let batches = [
+        (
+            "sns-whatsapp-status.json",
+            counts(1, 1, 1, 3),
+            counts(0, 0, 1, 5),
+        ),
+        (
+            "sns-ses-events.json",
+            counts(1, 2, 2, 2),
+            counts(0, 0, 2, 5),
+        ),
+    ];
+    for (fixture, first, _) in &batches {
+        assert_eq!(&receipts(fixture), first, "{fixture}");
     }
+    let expected = shown(&[
+        "delivered",
+        "failed",
+        "delivered",
+        "failed",
+        "failed",
+        "sent",
+    ]);
+    assert_eq!(sent.states().await, expected);
+
+    for (fixture, _, again) in &batches {
+        assert_eq!(&receipts(fixture), again, "{fixture} again");
+    }
+    assert_eq!(sent.states().await, expected);
+    watch.assert_not_logged(&["5215512345678", "familia@", "nadie@"]);
 }
 
 /// A contact's STOP, as End User Messaging publishes it to the inbound topic, opts that number out

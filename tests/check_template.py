@@ -513,6 +513,56 @@ def delivery_receipts(template):
           and role_actions == ["logs:CreateLogStream", "logs:PutLogEvents"], f"{role_actions}")
 
 
+def channel_events(template):
+    """WhatsApp (off without its number) and the receipts of WhatsApp and SES e-mail sends."""
+    resources = template["Resources"]
+    conditions = json.dumps(template.get("Conditions", {}).get("HasWhatsApp"))
+    fanout = resources["NotificationFanoutFunction"]["Properties"]
+    variables = (fanout.get("Environment") or {}).get("Variables") or {}
+    guarded = [p["Fn::If"] for p in fanout.get("Policies", []) if isinstance(p, dict) and "Fn::If" in p]
+    whatsapp = [s for condition, then, _ in guarded if condition == "HasWhatsApp" for s in then["Statement"]]
+    everywhere = [s for name, s in statements(template) if name == "NotificationFanoutFunction"
+                  and s not in whatsapp]
+    check("WhatsApp is off without its number; then the fan-out may send from that number only",
+          '"WhatsAppPhoneNumberId"' in conditions and '""' in conditions
+          and [s["Action"] for s in whatsapp] == [["social-messaging:SendWhatsAppMessage"]]
+          and "phone-number-id/" in json.dumps(whatsapp[0]["Resource"])
+          and refers_to(whatsapp[0]["Resource"], "WhatsAppPhoneNumberId")
+          and not any("social-messaging" in json.dumps(s) for s in everywhere),
+          json.dumps(whatsapp))
+    check("the fan-out is given the WhatsApp number, template prefix and e-mail configuration set",
+          refers_to(variables.get("ALERT_BUTTON_WHATSAPP_PHONE_NUMBER_ID"), "WhatsAppPhoneNumberId")
+          and refers_to(variables.get("ALERT_BUTTON_WHATSAPP_TEMPLATES"), "WhatsAppTemplatePrefix")
+          and refers_to(variables.get("ALERT_BUTTON_EMAIL_CONFIGURATION_SET"), "FamilyEmailConfigurationSet"))
+
+    topics = of_type(template, "AWS::SNS::Topic")
+    receipts = resources["DeliveryReceiptsFunction"]["Properties"].get("Events", {}).values()
+    subscribed = [e["Properties"]["Topic"] for e in receipts if e.get("Type") == "SNS"]
+    check("the receipts function is subscribed to the channel events topic",
+          len(subscribed) == 1 and refers_to(subscribed[0], "ChannelEventsTopic")
+          and "KmsMasterKeyId" in topics.get("ChannelEventsTopic", {}).get("Properties", {}))
+    policies = [s for p in of_type(template, "AWS::SNS::TopicPolicy").values()
+                if any(refers_to(t, "ChannelEventsTopic") for t in p["Properties"]["Topics"])
+                for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    publishers = sorted(s["Principal"]["Service"] for s in policies if s.get("Action") == "sns:Publish"
+                        and "aws:SourceAccount" in json.dumps(s.get("Condition")))
+    check("SES and End User Messaging Social may publish to it, for this account only",
+          publishers == ["ses.amazonaws.com", "social-messaging.amazonaws.com"] and len(policies) == 2,
+          f"{publishers}")
+    key = json.dumps(resources["DataKey"]["Properties"]["KeyPolicy"])
+    check("and may encrypt to it", bool(publishers) and all(p in key for p in publishers), "")
+    destinations = [d["Properties"] for d in of_type(template, "AWS::SES::ConfigurationSetEventDestination").values()]
+    check("a configuration set sends family e-mails' delivery, bounce, complaint and reject events to it",
+          len(destinations) == 1
+          and refers_to(destinations[0]["ConfigurationSetName"], "FamilyEmailConfigurationSet")
+          and {"delivery", "bounce", "complaint", "reject"} <= set(destinations[0]["EventDestination"]["MatchingEventTypes"])
+          and refers_to(destinations[0]["EventDestination"]["SnsDestination"]["TopicARN"], "ChannelEventsTopic"),
+          json.dumps(destinations))
+    outputs = json.dumps(template.get("Outputs", {}))
+    check("the channel events topic is an output (the WhatsApp account's event destination)",
+          '"Ref": "ChannelEventsTopic"' in outputs)
+
+
 def staff_api(template):
     """The consulate staff's routes go to a function of their own, whose role reaches alerts only."""
     functions = of_type(template, "AWS::Serverless::Function")
@@ -592,6 +642,7 @@ def main():
     web_hosting(template)
     texts(template)
     delivery_receipts(template)
+    channel_events(template)
     staff_api(template)
 
     print(f"{len(checks) - len(failures)} passed, {len(failures)} failed")

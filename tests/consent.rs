@@ -1,10 +1,18 @@
 //! Contact consent for texts: each phone contact's status (pending, confirmed, opted out) as the
 //! person sees it, kept across a contacts replacement that keeps the number, and an opted-out
-//! contact never texted while everyone else is still told.
+//! contact never texted while everyone else is still told; and the one text that asks each new
+//! phone contact to accept texts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use alert_button_core::domain::consent::Consent;
 use alert_button_core::domain::person::Person;
-use alert_button_core::ports::PersonWriter;
+use alert_button_core::fanout::FanOut;
+use alert_button_core::inbound::pipeline::{self, Change, Step};
+use alert_button_core::outbound::journal::REFUSED_PHONE_SUFFIX;
+use alert_button_core::ports::{DeliveryLedger, PersonStore, PersonWriter};
+use alert_button_core::testing::{ScriptedNotifier, contact, person_with};
 use alert_button_tests::{LocalApi, Reply};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -196,13 +204,13 @@ async fn an_opted_out_contact_is_not_texted_and_everyone_else_is_told() {
         .collect();
     assert_eq!(texts.len(), 2, "{sends:?}");
     assert!(
-        texts.contains(&("+1•••••0101", "opted_out")),
+        texts.contains(&("+1 ••• ••• 0101", "opted_out")),
         "Rosa is shown as not texted, and why: {sends:?}"
     );
     assert!(
         texts
             .iter()
-            .any(|(to, status)| *to == "+1•••••0100" && *status != "opted_out"),
+            .any(|(to, status)| *to == "+1 ••• ••• 0100" && *status != "opted_out"),
         "Luis is texted: {sends:?}"
     );
     // The consulate's and the family's own messages (Rosa's e-mail, Kim's) still go.
@@ -224,10 +232,143 @@ async fn an_opted_out_contact_is_not_texted_and_everyone_else_is_told() {
     api.stop().await;
 }
 
+/// The consent requests the journal holds for the person's contacts, in the order sent.
+fn requests_journalled(api: &LocalApi, person_id: Uuid) -> Vec<Value> {
+    alert_button_tests::consent_requests_journalled(&api.journal(), person_id)
+}
+
+/// (masked phone, state) of each consent request the delivery ledger holds, sorted.
+async fn requests_recorded(api: &LocalApi, person_id: Uuid) -> Vec<(String, String)> {
+    let records = api.local.store.deliveries_of(person_id).await.unwrap();
+    let mut asked: Vec<_> = records
+        .into_iter()
+        .map(|r| (r.masked, r.state.as_str().to_owned()))
+        .collect();
+    asked.sort();
+    asked
+}
+
+fn sent(masked: &[&str]) -> Vec<(String, String)> {
+    masked
+        .iter()
+        .map(|m| (m.to_string(), "sent".to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn registering_texts_each_phone_contact_its_consent_request_once() {
+    let (api, person_id, _) = ana_registered().await;
+    api.idle().await;
+    assert_eq!(
+        requests_recorded(&api, person_id).await,
+        sent(&["+1 ••• ••• 0100", "+1 ••• ••• 0101"])
+    );
+    let lines = requests_journalled(&api, person_id);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        let sms = line["sms"].as_str().unwrap();
+        assert!(sms.starts_with("Ana le agrego"), "in Ana's language: {sms}");
+        assert!(sms.contains("STOP") && sms.contains("HELP"), "{sms}");
+        assert!(
+            !line.to_string().contains("3125550"),
+            "no number in clear: {line}"
+        );
+    }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_replacement_texts_only_the_number_it_adds_and_never_one_asked_before() {
+    let (api, person_id, token) = ana_registered().await;
+    api.idle().await;
+    let keep_luis_add_new =
+        json!([{"name": "Luis", "phone": LUIS}, {"name": "Nuevo", "phone": NEW}]);
+    replace(&api, &token, keep_luis_add_new).await;
+    api.idle().await;
+    let all = sent(&["+1 ••• ••• 0100", "+1 ••• ••• 0101", "+1 ••• ••• 0102"]);
+    assert_eq!(requests_recorded(&api, person_id).await, all);
+    assert_eq!(requests_journalled(&api, person_id).len(), 3);
+
+    // Rosa, dropped and given again, was asked once already.
+    let rosa_again = json!([{"name": "Rosa", "phone": ROSA}]);
+    replace(&api, &token, rosa_again).await;
+    api.idle().await;
+    assert_eq!(requests_recorded(&api, person_id).await, all);
+    assert_eq!(requests_journalled(&api, person_id).len(), 3);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_number_is_recorded_and_the_others_are_still_asked() {
+    let api = LocalApi::scratch();
+    let refused = format!("+1312{REFUSED_PHONE_SUFFIX}");
+    let (person_id, _) = api
+        .register_with(json!({
+            "display_name": "Ana",
+            "language": "es",
+            "contacts": [{"name": "Luis", "phone": LUIS}, {"name": "X", "phone": refused}]
+        }))
+        .await;
+    let person_id: Uuid = person_id.parse().unwrap();
+    api.idle().await;
+    assert_eq!(
+        requests_recorded(&api, person_id).await,
+        [
+            ("+1 ••• ••• 0100".to_owned(), "sent".to_owned()),
+            ("+1 ••• ••• 0199".to_owned(), "failed_permanent".to_owned()),
+        ]
+    );
+    assert_eq!(requests_journalled(&api, person_id).len(), 1);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_replayed_change_asks_nobody_twice() {
+    let (api, person_id, _) = ana_registered().await;
+    api.idle().await;
+    let person = Arc::new(stored_person(&api, person_id).await);
+    let notifier = Arc::new(ScriptedNotifier::texting(HashMap::new()));
+    let store = api.local.store.clone();
+    let fanout = FanOut::new(
+        api.local.directory.clone(),
+        store.clone(),
+        notifier.clone(),
+        store,
+    );
+    let replayed = vec![Change::new(
+        1,
+        Step::Ask(person, vec![LUIS.into(), ROSA.into()]),
+    )];
+    assert!(pipeline::deliver(&fanout, replayed).await.is_empty());
+    assert!(
+        notifier.take_sent().is_empty(),
+        "the ledger holds both as asked"
+    );
+    assert_eq!(requests_journalled(&api, person_id).len(), 2);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn an_opted_out_number_is_not_asked() {
+    let api = LocalApi::scratch();
+    let mut stopped = contact("Luis", LUIS, None);
+    stopped.consent = Some(Consent::OptedOut);
+    let person = person_with(vec![stopped, contact("Rosa", ROSA, None)]);
+    api.local.store.create_person(&person).await.unwrap();
+    api.idle().await;
+    assert_eq!(
+        requests_recorded(&api, person.person_id).await,
+        sent(&["+1 ••• ••• 0101"])
+    );
+    api.stop().await;
+}
+
 mod aws {
     use alert_button_core::domain::alert::Retention;
     use alert_button_core::domain::consent::Consent;
     use alert_button_core::domain::person::Contact;
+    use alert_button_core::domain::person::ContactsReplacement;
+    use alert_button_core::fanout::FanOut;
     use alert_button_core::inbound::stream_poller::StreamPoller;
     use alert_button_core::outbound::dynamodb::DynamoStore;
     use alert_button_core::outbound::sns::{
@@ -236,7 +377,72 @@ mod aws {
     use alert_button_core::ports::PersonWriter;
     use alert_button_core::testing::{CHICAGO, contact, request};
     use alert_button_tests::ana;
-    use alert_button_tests::aws::{Stack, sms_sent_to, unique_phone};
+    use alert_button_tests::aws::{Stack, consent_requests_to, sms_sent_to, unique_phone};
+
+    /// Runs the stream poller until the stream has nothing new.
+    async fn drain(poller: &mut StreamPoller, fanout: &FanOut) {
+        for _ in 0..20 {
+            let (seen, failed) = poller.deliver_once(fanout).await.unwrap();
+            assert_eq!(failed, 0);
+            if seen == 0 {
+                return;
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_new_phone_contact_is_asked_once_by_sns_whatever_the_family_sms_mode() {
+        let stack = Stack::create().await;
+        let aws = stack.backend(FamilySms::Subscriptions, Retention::default());
+        let (luis, rosa, nuevo) = (unique_phone(), unique_phone(), unique_phone());
+        let (person, _) = aws
+            .services
+            .person
+            .register(
+                ana(vec![
+                    contact("Luis", &luis, None),
+                    contact("Rosa", &rosa, None),
+                ]),
+                "203.0.113.7",
+            )
+            .await
+            .unwrap();
+        let mut poller = StreamPoller::connect(&stack.config, &stack.table)
+            .await
+            .unwrap();
+        drain(&mut poller, &aws.fanout).await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+        let stored = store.get_person(person.person_id).await.unwrap().unwrap();
+        let replacement = ContactsReplacement {
+            contacts: vec![contact("Luis", &luis, None), contact("Nuevo", &nuevo, None)],
+            current_pin: None,
+            location: None,
+        };
+        aws.services
+            .person
+            .replace_contacts(stored, replacement)
+            .await
+            .unwrap();
+        drain(&mut poller, &aws.fanout).await;
+        for phone in [&luis, &rosa, &nuevo] {
+            let asked = consent_requests_to(phone).await;
+            assert_eq!(asked.len(), 1, "{asked:?}");
+            assert!(asked[0].starts_with("Ana le agrego"), "{asked:?}");
+        }
+        let records = aws
+            .services
+            .person
+            .deliveries()
+            .unwrap()
+            .deliveries_of(person.person_id)
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 3, "{records:?}");
+        assert!(
+            records.iter().all(|r| r.state.as_str() == "sent"),
+            "{records:?}"
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_opted_out_contact_gets_no_text_from_sns_and_everyone_else_is_told() {
@@ -346,7 +552,7 @@ async fn a_local_reply_stop_opts_the_contact_out_while_the_service_runs() {
     let sends = sends(&api, &token, &alert_id).await;
     assert!(
         sends.iter().any(|(_, channel, to, status)| channel == "sms"
-            && to == "+1•••••0100"
+            && to == "+1 ••• ••• 0100"
             && status == "opted_out"),
         "{sends:?}"
     );

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use alert_button_core::ports::DeliveryLedger;
 use alert_button_tests::{
     CANCEL_PIN as CANCEL, CHICAGO, DURESS_PIN as DURESS, LocalApi, PATIENCE, Reply,
 };
@@ -104,8 +105,8 @@ async fn the_alert_lists_each_send_with_its_status_to_the_person_and_the_consula
         summary(&listed),
         [
             row("consulate", "topic", "topic", "sent"),
-            row("family", "sms", "+1•••••0100", "sent"),
-            row("family", "sms", "+1•••••0199", "failed_permanent"),
+            row("family", "sms", "+1 ••• ••• 0100", "sent"),
+            row("family", "sms", "+1 ••• ••• 0199", "failed_permanent"),
             row("family", "topic", "topic", "sent"),
             row("family", "topic", "topic", "sent"),
         ]
@@ -159,7 +160,7 @@ async fn the_person_sees_no_send_a_duress_cancel_would_reveal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_receipts_mark_texts_delivered_or_failed() {
     let api = LocalApi::scratch();
-    let (_, token) = api
+    let (person_id, token) = api
         .register_with(json!({"language": "es", "contacts": [
             {"name": "Luis", "phone": "+13125550100"},
             {"name": "Rosa", "phone": "+13125550198"}
@@ -167,12 +168,31 @@ async fn local_receipts_mark_texts_delivered_or_failed() {
         .await;
     let alert_id = api.raise(&token, "press-1", CHICAGO).await;
     settled(&api, &alert_id, &token, 4).await;
+    api.idle().await;
+    // The two alert texts, and the two consent requests the registration sent.
     assert_eq!(
         api.local
             .report_receipts(time::Duration::ZERO)
             .await
             .unwrap(),
-        2
+        4
+    );
+    let requests = api
+        .local
+        .store
+        .deliveries_of(person_id.parse().unwrap())
+        .await
+        .unwrap();
+    let requests: Vec<_> = requests
+        .iter()
+        .map(|r| (&r.masked[..], r.state.as_str()))
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            ("+1 ••• ••• 0100", "delivered"),
+            ("+1 ••• ••• 0198", "failed")
+        ]
     );
     let reply = settled(&api, &alert_id, &token, 4).await;
     let texts: Vec<_> = summary(&deliveries(&reply))
@@ -183,8 +203,8 @@ async fn local_receipts_mark_texts_delivered_or_failed() {
     assert_eq!(
         texts,
         [
-            ("+1•••••0100".to_owned(), "delivered".to_owned()),
-            ("+1•••••0198".to_owned(), "failed".to_owned())
+            ("+1 ••• ••• 0100".to_owned(), "delivered".to_owned()),
+            ("+1 ••• ••• 0198".to_owned(), "failed".to_owned())
         ]
     );
     api.stop().await;

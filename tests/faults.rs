@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use alert_button_core::domain::alert::{Alert, AlertStatus, alert_id_for};
+use alert_button_core::domain::consent_request;
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::notification::{self, Notification};
 use alert_button_core::local::{JOURNAL_FILE, LocalMode, LocalPorts, STORE_FILE};
@@ -457,21 +458,26 @@ async fn stored_alerts(store: &EmbeddedStore, directory: &Directory) -> Vec<Aler
     alerts
 }
 
-/// The notification ids in the journal with how often each appears, and how many lines did not
-/// parse (a line torn by a kill is sent again whole, so it may be there, but is no notification).
-fn journal_ids(path: &Path) -> (HashMap<String, usize>, usize) {
+/// How often each consent request (id, hashed phone) is in the journal.
+type Requests = HashMap<(String, String), usize>;
+
+/// The notification ids in the journal with how often each appears, the same of the consent
+/// requests, and how many lines did not parse (a line torn by a kill is sent again whole, so it
+/// may be there, but is no notification).
+fn journal_ids(path: &Path) -> (HashMap<String, usize>, Requests, usize) {
     let text = std::fs::read_to_string(path).unwrap();
-    let (mut ids, mut torn) = (HashMap::new(), 0);
+    let (mut ids, mut requests, mut torn) = (HashMap::new(), HashMap::new(), 0);
     for line in text.lines().filter(|line| !line.trim().is_empty()) {
-        match serde_json::from_str::<Value>(line)
-            .ok()
-            .and_then(|v| v["notification_id"].as_str().map(str::to_owned))
-        {
-            Some(id) => *ids.entry(id).or_insert(0) += 1,
-            None => torn += 1,
+        let line = serde_json::from_str::<Value>(line).unwrap_or_default();
+        match (line["notification_id"].as_str(), line["recipient"].as_str()) {
+            (Some(id), Some(to)) if id.ends_with(":consent-request") => {
+                *requests.entry((id.to_owned(), to.to_owned())).or_insert(0) += 1;
+            }
+            (Some(id), _) => *ids.entry(id.to_owned()).or_insert(0) += 1,
+            (None, _) => torn += 1,
         }
     }
-    (ids, torn)
+    (ids, requests, torn)
 }
 
 /// No acknowledged alert lost, none created twice, every planned notification sent exactly once
@@ -537,12 +543,28 @@ async fn prove(
         }
     }
 
-    let (sent, torn) = journal_ids(journal);
+    let (sent, requests, torn) = journal_ids(journal);
     assert!(
         torn <= torn_lines_allowed,
         "{torn} journal lines are not JSON"
     );
     assert_none("sent more than once", sent.iter().filter(|(_, n)| **n > 1));
+    // Every phone contact of every registration asked once (a registration whose answer a fault
+    // lost is stored too, and its contacts asked, though its client registered again).
+    assert_none(
+        "asked more than once",
+        requests.iter().filter(|(_, n)| **n > 1),
+    );
+    for person in people {
+        let record = store.get_person(person.person_id).await.unwrap().unwrap();
+        let id = consent_request::request_id(person.person_id);
+        let asked = requests
+            .keys()
+            .filter(|(request, _)| *request == id)
+            .count();
+        let phones = consent_request::phones_to_ask(None, &record).len();
+        assert_eq!(asked, phones, "each phone contact asked once");
+    }
     assert_none(
         "never sent",
         planned.keys().filter(|id| !sent.contains_key(*id)),

@@ -51,3 +51,14 @@ details-consulate = Consulate: { $consulate }, { $address }
 details-phone = Phone: { $phone }
 details-ciam = CIAM 24/7 line: { $ciam }
 details-why = You receive this because { $name } listed you as a contact in the Alert Button.
+
+# WhatsApp: the approved templates' own words live with Meta (see infra/README.md); here only what
+# fills a template's blank and is words.
+whatsapp-reason = { $reason ->
+        [mistake] it was pressed by mistake
+       *[safe] they are safe
+    }
+
+# The one text a new phone contact receives when the person adds them (one SMS segment; the name
+# is shortened if it must be). $name (who added them).
+consent-request-sms = { $name } added you to Alert Button: you will get a text if they raise an alert, e.g. if detained. Reply STOP to opt out, HELP for help.

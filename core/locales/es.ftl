@@ -51,3 +51,14 @@ details-consulate = Consulado: { $consulate }, { $address }
 details-phone = Teléfono: { $phone }
 details-ciam = Línea 24/7 del CIAM: { $ciam }
 details-why = Usted recibe este mensaje porque { $name } le registró como contacto en el Botón de Alerta.
+
+# WhatsApp: las palabras de las plantillas aprobadas están en Meta (ver infra/README.md); aquí solo
+# lo que llena un espacio de una plantilla y es una frase.
+whatsapp-reason = { $reason ->
+        [mistake] la alerta fue un error
+       *[safe] está a salvo
+    }
+
+# El único SMS que recibe un contacto nuevo cuando la persona lo agrega (un segmento; el nombre se
+# acorta si hace falta). $name (quien lo agregó).
+consent-request-sms = { $name } le agregó al Botón de Alerta: recibirá un SMS si activa una alerta, p. ej. si le detienen. Responda STOP para salir, HELP para ayuda.

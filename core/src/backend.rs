@@ -27,8 +27,10 @@ use crate::inbound::redrive::Redrive;
 use crate::local::LocalMode;
 use crate::outbound::dynamodb::DynamoStore;
 use crate::outbound::dynamodb_ledger::DynamoLedger;
-use crate::outbound::sns::{SnsFamilySubscriptions, SnsNotifier};
+use crate::outbound::ses::{FamilyEmail, SesEmail};
+use crate::outbound::sns::{self, SnsFamilySubscriptions};
 use crate::outbound::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
+use crate::outbound::whatsapp::WhatsAppSender;
 use crate::ports::{StaffVerifier, SystemClock};
 use crate::service::{Ports, Services};
 
@@ -168,6 +170,7 @@ pub async fn redrive_from_config(config: &Config) -> Result<Redrive, ConfigError
 /// The clients, the table's store and the family's SNS subscriptions: what the service, the
 /// fan-out and the redrive are each built on.
 struct Adapters {
+    sdk_config: SdkConfig,
     dynamodb: aws_sdk_dynamodb::Client,
     sns: aws_sdk_sns::Client,
     store: Arc<DynamoStore>,
@@ -179,12 +182,14 @@ impl Adapters {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk_config);
         let sns = aws_sdk_sns::Client::new(sdk_config);
         let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
-        let subscriptions = Arc::new(SnsFamilySubscriptions::new(
-            sns.clone(),
-            &settings.topic_arn,
-            settings.family_sms,
-        ));
+        let mut subscriptions =
+            SnsFamilySubscriptions::new(sns.clone(), &settings.topic_arn, settings.family_sms);
+        if settings.family_email != FamilyEmail::Subscriptions {
+            subscriptions = subscriptions.without_email();
+        }
+        let subscriptions = Arc::new(subscriptions);
         Adapters {
+            sdk_config: sdk_config.clone(),
             dynamodb,
             sns,
             store,
@@ -195,14 +200,34 @@ impl Adapters {
     /// The fan-out on SNS with the delivery ledger in the table: one construction for the
     /// function and for the runner.
     fn fanout(&self, settings: &AwsSettings, directory: Arc<Directory>) -> Arc<FanOut> {
-        let notifier = Arc::new(
-            SnsNotifier::new(self.sns.clone(), &settings.topic_arn, settings.family_sms)
-                .with_origination(settings.sms_origination.clone()),
+        let origination = settings.sms_origination.clone();
+        let mut senders = sns::senders(
+            &self.sns,
+            &settings.topic_arn,
+            settings.family_sms,
+            origination,
         );
+        if let FamilyEmail::Direct {
+            from,
+            configuration_set,
+        } = &settings.family_email
+        {
+            let ses = aws_sdk_sesv2::Client::new(&self.sdk_config);
+            let email = SesEmail::new(ses, from, configuration_set.clone());
+            senders = senders.with(Arc::new(email));
+        }
+        let notifier = Arc::new(senders);
         let ledger = Arc::new(DynamoLedger::new(self.dynamodb.clone(), &settings.table));
         let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger);
         Arc::new(fanout.with_subscriptions(self.subscriptions.clone()))
     }
+}
+
+/// The WhatsApp sender when `settings` turn WhatsApp on (`ALERT_BUTTON_WHATSAPP_PHONE_NUMBER_ID`),
+/// for the fan-out to route family contacts with WhatsApp to.
+pub fn whatsapp_sender(sdk_config: &SdkConfig, settings: &AwsSettings) -> Option<WhatsAppSender> {
+    let whatsapp = settings.whatsapp.clone()?;
+    Some(WhatsAppSender::from_config(sdk_config, whatsapp))
 }
 
 fn staff_verifier(settings: &AwsSettings) -> Arc<dyn StaffVerifier> {

@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use time::Duration;
 
 use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL, Retention};
+use crate::domain::channel::whatsapp;
+use crate::outbound::ses::FamilyEmail;
 use crate::outbound::sns::FamilySms;
 
 mod variables;
@@ -61,11 +63,25 @@ pub struct AwsSettings {
     pub family_sms: FamilySms,
     /// The registered number or short code direct texts come from.
     pub sms_origination: Option<String>,
+    pub family_email: FamilyEmail,
     /// The staff identity provider: (issuer, audience).
     pub staff_issuer: Option<(String, String)>,
     pub retention: Retention,
     /// The Secrets Manager secret holding the service key; needed by all but the fan-out.
     pub service_key_secret: Option<String>,
+    /// Where family WhatsApp messages leave from; `None`: no WhatsApp.
+    pub whatsapp: Option<WhatsAppSettings>,
+}
+
+/// The WhatsApp business number and its approved templates (see `outbound::whatsapp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsAppSettings {
+    /// End User Messaging Social's id of the number: `phone-number-id-…`, or its ARN.
+    pub phone_number_id: String,
+    /// What the templates' names start with: `<prefix>_<event>`.
+    pub template_prefix: String,
+    /// The Meta Graph API version, `v20.0`.
+    pub api_version: String,
 }
 
 /// What the environment says, checked.
@@ -76,6 +92,8 @@ pub struct Config {
     topic_arn: Option<String>,
     pub family_sms: FamilySms,
     pub sms_origination: Option<String>,
+    pub whatsapp: Option<WhatsAppSettings>,
+    pub family_email: FamilyEmail,
     pub staff_issuer: Option<(String, String)>,
     pub service_key_secret: Option<String>,
     pub data_dir: Option<PathBuf>,
@@ -108,6 +126,23 @@ impl Config {
         let sms_origination = get(SMS_ORIGINATION)
             .map(|value| parse_origination(&value))
             .transpose()?;
+        let whatsapp = parse_whatsapp(&get)?;
+        let family_email = match get(FAMILY_EMAIL).as_deref() {
+            None | Some("subscriptions") => FamilyEmail::Subscriptions,
+            Some("direct") => FamilyEmail::Direct {
+                from: get(EMAIL_FROM)
+                    .filter(|from| !from.trim().is_empty())
+                    .ok_or(ConfigError::Missing(EMAIL_FROM))?,
+                configuration_set: get(EMAIL_CONFIGURATION_SET),
+            },
+            Some(value) => {
+                return Err(ConfigError::Invalid {
+                    name: FAMILY_EMAIL,
+                    value: value.to_owned(),
+                    expected: "`subscriptions` or `direct`",
+                });
+            }
+        };
         let aws_backend = match get(BACKEND).as_deref() {
             None | Some("embedded") => false,
             Some("aws") => true,
@@ -173,8 +208,17 @@ impl Config {
             FamilySms::Direct => "direct",
         };
         effective.insert(FAMILY_SMS, family.to_owned());
+        let email = match family_email {
+            FamilyEmail::Subscriptions => "subscriptions",
+            FamilyEmail::Direct { .. } => "direct",
+        };
+        effective.insert(FAMILY_EMAIL, email.to_owned());
         if let Some(origination) = &sms_origination {
             effective.insert(SMS_ORIGINATION, origination.clone());
+        }
+        if let Some(settings) = &whatsapp {
+            effective.insert(WHATSAPP_TEMPLATES, settings.template_prefix.clone());
+            effective.insert(WHATSAPP_API_VERSION, settings.api_version.clone());
         }
         let backend = if aws_backend { "aws" } else { "embedded" };
         effective.insert(BACKEND, backend.to_owned());
@@ -183,6 +227,8 @@ impl Config {
             topic_arn: get(TOPIC_ARN),
             family_sms,
             sms_origination,
+            whatsapp,
+            family_email,
             staff_issuer,
             service_key_secret: get(SERVICE_KEY_SECRET_ARN),
             data_dir: get(DATA_DIR).map(PathBuf::from),
@@ -208,9 +254,11 @@ impl Config {
             topic_arn,
             family_sms: self.family_sms,
             sms_origination: self.sms_origination.clone(),
+            family_email: self.family_email.clone(),
             staff_issuer: self.staff_issuer.clone(),
             retention: self.retention,
             service_key_secret: self.service_key_secret.clone(),
+            whatsapp: self.whatsapp.clone(),
         }))
     }
 
@@ -271,6 +319,53 @@ fn parse_origination(value: &str) -> Result<String, ConfigError> {
             allowed: E164_OR_SHORT_CODE.to_owned(),
         })
     }
+}
+
+/// The WhatsApp settings: on when the number is set (an empty value, as a template passes a blank
+/// parameter, is unset). A name or version Meta would refuse on every send stops start-up.
+fn parse_whatsapp(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<WhatsAppSettings>, ConfigError> {
+    let set = |name| {
+        get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(phone_number_id) = set(WHATSAPP_PHONE_NUMBER_ID) else {
+        return Ok(None);
+    };
+    let out_of_range = |name, value: &str, allowed: &str| ConfigError::OutOfRange {
+        name,
+        value: value.to_owned(),
+        allowed: allowed.to_owned(),
+    };
+    let arn = phone_number_id.starts_with("arn:") && phone_number_id.contains(":phone-number-id/");
+    if !(phone_number_id.starts_with("phone-number-id-") || arn) {
+        let allowed = "phone-number-id-<id>, or its ARN";
+        return Err(out_of_range(
+            WHATSAPP_PHONE_NUMBER_ID,
+            &phone_number_id,
+            allowed,
+        ));
+    }
+    let template_prefix = set(WHATSAPP_TEMPLATES).unwrap_or_else(|| "alert_button".to_owned());
+    if !whatsapp::is_template_prefix(&template_prefix) {
+        let allowed = "lowercase letters, digits and _";
+        return Err(out_of_range(WHATSAPP_TEMPLATES, &template_prefix, allowed));
+    }
+    let api_version = set(WHATSAPP_API_VERSION).unwrap_or_else(|| "v20.0".to_owned());
+    let number = api_version.strip_prefix('v').unwrap_or_default();
+    let parts: Vec<&str> = number.split('.').collect();
+    let numeric = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if parts.len() > 2 || !parts.iter().all(numeric) {
+        let allowed = "v and a version number, e.g. v20.0";
+        return Err(out_of_range(WHATSAPP_API_VERSION, &api_version, allowed));
+    }
+    Ok(Some(WhatsAppSettings {
+        phone_number_id,
+        template_prefix,
+        api_version,
+    }))
 }
 
 fn parse_retention_days(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
@@ -392,6 +487,11 @@ mod tests {
             (SMS_ORIGINATION, "1234", E164_OR_SHORT_CODE),
             (SMS_ORIGINATION, "", E164_OR_SHORT_CODE),
             (BACKEND, "cloud", "`embedded` or `aws`"),
+            (
+                WHATSAPP_PHONE_NUMBER_ID,
+                "+18885550100",
+                "phone-number-id-<id>",
+            ),
         ];
         for (name, value, allowed) in cases {
             let err = config(&[(name, value)]).unwrap_err().to_string();
@@ -399,6 +499,87 @@ mod tests {
             assert!(err.contains(&format!("`{value}`")), "{name}={value}: {err}");
             assert!(err.contains(allowed), "{name}={value}: {err}");
         }
+    }
+
+    /// WhatsApp is on only with its number; then a template prefix or an API version Meta would
+    /// refuse stops start-up, and the values in effect are printed.
+    #[test]
+    fn whatsapp_is_off_unless_its_number_is_set() {
+        let number = "phone-number-id-0123456789abcdef0123456789abcdef";
+        let arn = "arn:aws:social-messaging:us-east-1:1:phone-number-id/0123456789abcdef";
+        let on = |prefix: &str, version: &str| {
+            Some(WhatsAppSettings {
+                phone_number_id: number.into(),
+                template_prefix: prefix.into(),
+                api_version: version.into(),
+            })
+        };
+        // (variables, the settings, or what the error starts with)
+        type Case<'a> = (
+            &'a [(&'a str, &'a str)],
+            Result<Option<WhatsAppSettings>, &'a str>,
+        );
+        let cases: [Case; 8] = [
+            (&[], Ok(None)),
+            (&[(WHATSAPP_PHONE_NUMBER_ID, " ")], Ok(None)),
+            (&[(WHATSAPP_TEMPLATES, "x")], Ok(None)),
+            (
+                &[(WHATSAPP_PHONE_NUMBER_ID, number)],
+                Ok(on("alert_button", "v20.0")),
+            ),
+            (
+                &[
+                    (WHATSAPP_PHONE_NUMBER_ID, number),
+                    (WHATSAPP_TEMPLATES, "boton_2"),
+                    (WHATSAPP_API_VERSION, "v21"),
+                ],
+                Ok(on("boton_2", "v21")),
+            ),
+            (
+                &[(WHATSAPP_PHONE_NUMBER_ID, arn)],
+                Ok(Some(WhatsAppSettings {
+                    phone_number_id: arn.into(),
+                    ..on("alert_button", "v20.0").unwrap()
+                })),
+            ),
+            (
+                &[
+                    (WHATSAPP_PHONE_NUMBER_ID, number),
+                    (WHATSAPP_TEMPLATES, "Alert"),
+                ],
+                Err(WHATSAPP_TEMPLATES),
+            ),
+            (
+                &[
+                    (WHATSAPP_PHONE_NUMBER_ID, number),
+                    (WHATSAPP_API_VERSION, "20.0"),
+                ],
+                Err(WHATSAPP_API_VERSION),
+            ),
+        ];
+        for (vars, want) in cases {
+            match (config(vars), want) {
+                (Ok(config), Ok(want)) => assert_eq!(config.whatsapp, want, "{vars:?}"),
+                (Err(err), Err(name)) => {
+                    assert!(err.to_string().starts_with(name), "{vars:?}: {err}")
+                }
+                (got, want) => panic!("{vars:?}: {got:?}, wanted {want:?}"),
+            }
+        }
+        let config = config(&[
+            (TABLE, "t"),
+            (TOPIC_ARN, "arn:aws:sns:us-east-1:1:topic"),
+            (WHATSAPP_PHONE_NUMBER_ID, number),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.aws().unwrap().unwrap().whatsapp,
+            on("alert_button", "v20.0")
+        );
+        let table = config.table();
+        assert!(table.contains(&format!("{WHATSAPP_PHONE_NUMBER_ID} = {number}")));
+        assert!(table.contains(&format!("{WHATSAPP_TEMPLATES} = alert_button")));
+        assert!(table.contains(&format!("{WHATSAPP_API_VERSION} = v20.0")));
     }
 
     #[test]

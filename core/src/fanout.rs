@@ -6,14 +6,86 @@ use std::sync::Arc;
 use tracing::{error, info, warn};
 
 use crate::domain::alert::{Alert, HistoryEntry};
+use crate::domain::channel::{Channel, route};
 use crate::domain::consulate::Directory;
 use crate::domain::notification::{self, Audience, Notification};
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
-    Delivery, DeliveryLedger, DeliveryState, FamilySubscriptions, NoSubscriptions, Notifier,
-    PersonStore, Recipient, SendError, Settled,
+    AudienceSender, ChannelSender, Delivery, DeliveryLedger, DeliveryState, FamilySubscriptions,
+    NoSubscriptions, Notifier, PersonStore, Recipient, SendError, SendResult, Settled,
 };
+
+/// What the fan-out sends through: the audience's own fan-out (the SNS topic, the journal) and a
+/// sender per channel that reaches family contacts one by one. Built once at start-up; a
+/// channel without a sender is not routed to.
+pub struct Senders {
+    audience: Arc<dyn AudienceSender>,
+    channels: Vec<Arc<dyn ChannelSender>>,
+    /// The channels alerts are routed to: not one whose alerts reach families another way.
+    routed: Vec<Channel>,
+}
+
+impl Senders {
+    pub fn new(audience: Arc<dyn AudienceSender>) -> Senders {
+        Senders {
+            audience,
+            channels: Vec::new(),
+            routed: Vec::new(),
+        }
+    }
+
+    /// Adds the sender of its channel, in place of one added before for the same channel.
+    pub fn with(self, sender: Arc<dyn ChannelSender>) -> Senders {
+        let channel = sender.channel();
+        let mut senders = self.with_unrouted(sender);
+        senders.routed.push(channel);
+        senders
+    }
+
+    /// Adds a sender that alerts are not routed to, for what is addressed to one contact alone
+    /// (a new contact's consent request) where the channel's alerts reach families another way
+    /// (SMS subscriptions to the topic).
+    pub fn with_unrouted(mut self, sender: Arc<dyn ChannelSender>) -> Senders {
+        let channel = sender.channel();
+        self.channels.retain(|s| s.channel() != channel);
+        self.routed.retain(|c| *c != channel);
+        self.channels.push(sender);
+        self
+    }
+
+    /// The channels alerts are routed to.
+    pub fn channels(&self) -> Vec<Channel> {
+        self.routed.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifier for Senders {
+    fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
+        let routes = route::routes(notification, &self.channels());
+        let contacts = routes.into_iter().map(Recipient::from);
+        std::iter::once(Recipient::Audience)
+            .chain(contacts)
+            .collect()
+    }
+
+    async fn send(&self, notification: &Notification, recipient: &Recipient) -> SendResult {
+        match recipient {
+            Recipient::Audience => self.audience.publish(notification).await,
+            Recipient::Contact { channel, address } => {
+                let sender = self.channels.iter().find(|s| s.channel() == *channel);
+                match sender {
+                    Some(sender) => sender.send(notification, address).await,
+                    None => Err(SendError::Refused(format!(
+                        "no {} sender",
+                        channel.as_str()
+                    ))),
+                }
+            }
+        }
+    }
+}
 
 pub struct FanOut {
     directory: Arc<Directory>,
@@ -79,6 +151,23 @@ impl FanOut {
         Ok(())
     }
 
+    /// Texts each of `phones`, contacts just added to `person`, the request to accept texts: once
+    /// per (person, phone), whatever is retried. A number refused for good is recorded and passed
+    /// over; a failure for now leaves the change to be retried.
+    pub async fn ask_consent(&self, person: &Person, phones: &[String]) -> Result<()> {
+        let mut tally = Tally::default();
+        for (request, recipient) in crate::consent_requests::sends(person, phones) {
+            self.deliver_to(&request, &recipient, &mut tally).await;
+        }
+        info!(person_id = %person.person_id, asked = tally.sent, already_settled = tally.skipped, refused = tally.refused, retrying = tally.retrying, "new contacts asked to accept texts");
+        match tally.retrying {
+            0 => Ok(()),
+            n => Err(Error::Notifier(format!(
+                "{n} request(s) failed for now; will retry"
+            ))),
+        }
+    }
+
     /// Sends every notification of one change, each recipient on its own: the consulate's (and
     /// CIAM's) first, so nothing on the family's side can delay or stop them; a recipient refused
     /// for good is recorded and passed over. An error (some send failed for now) leaves the
@@ -132,8 +221,14 @@ impl FanOut {
     /// cannot be written is only logged: no retry would reach anyone.
     async fn record_opted_out(&self, notification: &Notification, person: &Person) {
         let mut withheld = notification.clone();
-        withheld.phones = notification::opted_out_phones(person, notification);
-        if withheld.phones.is_empty() {
+        withheld.contacts = notification::opted_out_phones(person, notification)
+            .into_iter()
+            .map(|phone| notification::Addressee {
+                phone: Some(phone),
+                email: None,
+            })
+            .collect();
+        if withheld.contacts.is_empty() {
             return;
         }
         let recipients = self.notifier.recipients(&withheld);
@@ -207,6 +302,7 @@ impl FanOut {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::sync::Mutex;
 
     use proptest::prelude::*;
 
@@ -283,6 +379,145 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn new_contacts_are_asked_once_each_and_a_refused_one_never_blocks_the_rest() {
+        let person = person(&[Language::Es, Language::En, Language::Es]);
+        let phones: Vec<String> = person
+            .contacts
+            .iter()
+            .filter_map(|c| c.phone.clone())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let outcomes = [Outcome::Sent, Outcome::Refused, Outcome::Throttled];
+        let (fanout, notifier) = fanout(&dir, person.clone(), &outcomes);
+        let texted = |sent: Vec<(Audience, Recipient)>| -> Vec<String> {
+            sent.into_iter()
+                .map(|(_, r)| match r {
+                    Recipient::Contact {
+                        channel: Channel::Sms,
+                        address,
+                    } => address,
+                    other => panic!("a request goes to the phone by SMS only, not {other:?}"),
+                })
+                .collect()
+        };
+        // (attempt, what is texted, whether the change is retried)
+        for (attempt, want, retried) in [
+            (1, phones.clone(), true),
+            (2, vec![phones[2].clone()], true),
+            (3, vec![phones[2].clone()], true),
+        ] {
+            let result = fanout.ask_consent(&person, &phones).await;
+            assert_eq!(texted(notifier.take_sent()), want, "attempt {attempt}");
+            assert_eq!(result.is_err(), retried, "attempt {attempt}");
+        }
+        let records = fanout.ledger.deliveries_of(person.person_id).await.unwrap();
+        let states: Vec<_> = records.iter().map(|r| r.state).collect();
+        assert_eq!(
+            states,
+            [
+                DeliveryState::Sent,
+                DeliveryState::FailedPermanent,
+                DeliveryState::FailedTransient
+            ]
+        );
+        assert!(
+            records
+                .iter()
+                .all(|r| r.channel == "sms" && r.masked.contains("•"))
+        );
+    }
+
+    /// A sender that records the addresses it was given.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl AudienceSender for Recording {
+        async fn publish(&self, notification: &Notification) -> SendResult {
+            self.0
+                .lock()
+                .unwrap()
+                .push(notification.audience.as_str().into());
+            Ok(Default::default())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ChannelSender for Recording {
+        fn channel(&self) -> Channel {
+            Channel::Email
+        }
+
+        async fn send(&self, _notification: &Notification, address: &str) -> SendResult {
+            self.0.lock().unwrap().push(address.into());
+            Ok(Default::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn each_recipient_goes_to_its_channels_sender_and_no_other() {
+        let (topic, email) = (
+            Arc::new(Recording::default()),
+            Arc::new(Recording::default()),
+        );
+        let senders = Senders::new(topic.clone()).with(email.clone());
+        let mut family = crate::testing::notification(Audience::Family);
+        family.contacts[0].email = Some("kim@example.org".into());
+        let recipients = senders.recipients(&family);
+        let kim = Recipient::Contact {
+            channel: Channel::Email,
+            address: "kim@example.org".into(),
+        };
+        // No SMS sender: the phones are not routed to.
+        assert_eq!(recipients, [Recipient::Audience, kim.clone()]);
+        for recipient in &recipients {
+            senders.send(&family, recipient).await.unwrap();
+        }
+        assert_eq!(*topic.0.lock().unwrap(), ["family"]);
+        assert_eq!(*email.0.lock().unwrap(), ["kim@example.org"]);
+        let unrouted = senders.send(&family, &Recipient::sms("+13125550100")).await;
+        assert!(
+            matches!(unrouted, Err(SendError::Refused(_))),
+            "{unrouted:?}"
+        );
+        assert_eq!(email.0.lock().unwrap().len(), 1);
+    }
+
+    /// Local mode's stand-in for direct e-mail: each family address is a send of its own in the
+    /// ledger, under its masked address.
+    #[tokio::test]
+    async fn the_journal_stands_in_for_direct_email() {
+        use crate::outbound::journal::{JournalChannel, JournalNotifier};
+
+        let dir = tempfile::tempdir().unwrap();
+        let journal =
+            Arc::new(JournalNotifier::open(&dir.path().join("journal.jsonl"), false).unwrap());
+        let email = JournalChannel::new(Channel::Email, journal.clone());
+        let senders = Senders::new(journal).with(Arc::new(email));
+        let mut person = person(&[Language::Es]);
+        person.contacts[0].email = Some("kim@example.org".into());
+        let alert = alert(&person);
+        let ledger = Arc::new(EmbeddedStore::open(&dir.path().join("ledger.sqlite3")).unwrap());
+        let people = Arc::new(OnFile::Found(Box::new(person)));
+        let directory = Arc::new(Directory::bundled());
+        let fanout = FanOut::new(directory, people, Arc::new(senders), ledger.clone());
+        fanout.deliver(&alert, alert.latest_entry()).await.unwrap();
+        let records = ledger.deliveries_of(alert.alert_id).await.unwrap();
+        let sent: Vec<_> = records
+            .iter()
+            .map(|r| (r.channel.as_str(), r.masked.as_str(), r.state))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("topic", "topic", DeliveryState::Sent),
+                ("topic", "topic", DeliveryState::Sent),
+                ("email", "k•••@example.org", DeliveryState::Sent),
+            ]
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -321,7 +556,8 @@ mod tests {
             runtime.block_on(fanout.deliver(&alert, alert.latest_entry())).ok();
             let retried = notifier.sent.lock().unwrap().clone();
             prop_assert_eq!(retried.len(), throttled, "{:?}", retried);
-            prop_assert!(retried.iter().all(|(_, r)| matches!(r, Recipient::Phone(_))));
+            let contacts = retried.iter().all(|(_, r)| r != &Recipient::Audience);
+            prop_assert!(contacts, "{:?}", retried);
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod consent_requests;
 pub mod deliveries;
 pub mod domain;
 pub mod error;

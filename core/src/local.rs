@@ -10,15 +10,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::domain::alert::{EscalationPolicy, Retention};
+use crate::domain::channel::Channel;
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
 use crate::domain::districts::Districts;
 use crate::error::{Error, Result};
-use crate::fanout::FanOut;
+use crate::fanout::{FanOut, Senders};
 use crate::inbound::http;
 use crate::inbound::relay::relay_outbox;
 use crate::outbound::embedded::EmbeddedStore;
-use crate::outbound::journal::JournalNotifier;
+use crate::outbound::journal::{JournalChannel, JournalNotifier};
 use crate::outbound::private_file;
 use crate::outbound::rate_limit::MemoryRateLimiter;
 use crate::outbound::staff_tokens::LocalStaffTokens;
@@ -53,6 +54,12 @@ pub struct LocalMode {
     /// The service's abuse counters (in memory: one process serves everything locally).
     pub limits: Arc<MemoryRateLimiter>,
     pub data_dir: PathBuf,
+}
+
+/// The journal, standing in for the topic and for the SMS sender, as SNS in direct mode.
+fn journal_senders(journal: Arc<JournalNotifier>) -> Senders {
+    let sms = JournalChannel::new(Channel::Sms, journal.clone());
+    Senders::new(journal).with(Arc::new(sms))
 }
 
 impl LocalMode {
@@ -128,7 +135,7 @@ impl LocalMode {
             people: store.clone(),
             alerts: store.clone(),
             checkins: store.clone(),
-            notifier: notifier.clone(),
+            notifier: Arc::new(journal_senders(notifier.clone())),
         });
         let limits = Arc::new(MemoryRateLimiter::default());
         let ports = Ports {

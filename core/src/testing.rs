@@ -12,12 +12,13 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use uuid::Uuid;
 
-use crate::domain::alert::{Alert, AlertRequest, Location, Retention};
+use crate::domain::alert::{Alert, AlertEvent, AlertRequest, Location, Retention};
+use crate::domain::channel::{Channel, route};
 use crate::domain::checkin::CheckIn;
 use crate::domain::consulate::Directory;
 use crate::domain::credential;
 use crate::domain::districts::Districts;
-use crate::domain::notification::{Audience, Notification};
+use crate::domain::notification::{Addressee, Audience, Notification};
 use crate::domain::person::{Contact, Language, Person, Registration};
 use crate::error::{Error, Result};
 use crate::ports::{
@@ -77,6 +78,32 @@ pub fn contacts(languages: &[Option<Language>]) -> Vec<Contact> {
         .enumerate()
         .map(|(i, language)| contact(&format!("c{i}"), &format!("+1303555{i:04}"), *language))
         .collect()
+}
+
+/// An alert's opening for `audience`, written out in short, for two contacts with phones.
+pub fn notification(audience: Audience) -> Notification {
+    let alert_id = Uuid::new_v4();
+    let phone = |n: u8| Addressee {
+        phone: Some(format!("+1312555010{n}")),
+        email: None,
+    };
+    Notification {
+        notification_id: format!("{alert_id}:1:{}:x", audience.as_str()),
+        event: AlertEvent::Opened,
+        audience,
+        alert_id,
+        seq: 1,
+        person_id: Uuid::new_v4(),
+        consulate_id: "mx-cg-chicago".into(),
+        language: Language::Es,
+        recipients: 2,
+        expires_at: i64::MAX,
+        subject: "s".into(),
+        sms: "sms".into(),
+        text: "text".into(),
+        contacts: vec![phone(0), phone(1)],
+        facts: Default::default(),
+    }
 }
 
 /// What the person's phone sends when the button is pressed at `location`.
@@ -192,9 +219,11 @@ impl ScriptedNotifier {
 #[async_trait]
 impl Notifier for ScriptedNotifier {
     fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
-        let mut recipients = vec![Recipient::Audience];
-        recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
-        recipients
+        let routes = route::routes(notification, &[Channel::Sms]);
+        let contacts = routes.into_iter().map(Recipient::from);
+        std::iter::once(Recipient::Audience)
+            .chain(contacts)
+            .collect()
     }
 
     async fn send(&self, notification: &Notification, recipient: &Recipient) -> SendResult {
@@ -203,7 +232,7 @@ impl Notifier for ScriptedNotifier {
             .unwrap()
             .push((notification.audience, recipient.clone()));
         let own = match recipient {
-            Recipient::Phone(phone) => self.phones.get(phone).copied(),
+            Recipient::Contact { address, .. } => self.phones.get(address).copied(),
             Recipient::Audience => None,
         };
         let outcome = own.unwrap_or_else(|| {

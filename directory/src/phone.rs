@@ -116,6 +116,39 @@ pub fn check_contact_phone(e164: &str) -> Result<ContactPhone, ContactPhoneProbl
     })
 }
 
+/// A number as people read it with most of it hidden: the country calling code, the national
+/// number's digits as bullets grouped as the number is usually written, the last four shown
+/// (`+52 ••• ••• 5678`). Anything not a number in E.164 form shows nothing of itself.
+pub fn masked(e164: &str) -> String {
+    let hidden = || "•••".to_owned();
+    let number = phonenumber::parse(None, e164).ok();
+    let Some(number) = number.filter(|n| n.format().mode(Mode::E164).to_string() == e164) else {
+        return hidden();
+    };
+    let code = format!("+{}", number.code().value());
+    let written = number.format().mode(Mode::International).to_string();
+    let Some(national) = written.strip_prefix(&code) else {
+        return hidden();
+    };
+    let digits = national.chars().filter(char::is_ascii_digit).count();
+    if digits <= 4 {
+        return hidden();
+    }
+    let mut seen = 0;
+    let groups: String = national
+        .trim()
+        .chars()
+        .map(|c| {
+            if !c.is_ascii_digit() {
+                return ' ';
+            }
+            seen += 1;
+            if seen > digits - 4 { c } else { '•' }
+        })
+        .collect();
+    format!("{code} {groups}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +231,23 @@ mod tests {
             ("+447911123456", ContactPhoneProblem::CountryNotServed),
         ] {
             assert_eq!(check_contact_phone(given), Err(problem), "{given}");
+        }
+    }
+
+    #[test]
+    fn masked_numbers_keep_the_country_code_the_grouping_and_the_last_four() {
+        for (e164, shown) in [
+            ("+13125550100", "+1 ••• ••• 0100"),
+            ("+17877214000", "+1 ••• ••• 4000"),
+            ("+525512345678", "+52 •• •••• 5678"),
+            ("+522221234567", "+52 ••• ••• 4567"),
+            // Not a number in E.164 form: nothing of it is shown.
+            ("+1312", "•••"),
+            ("+13125550100x", "•••"),
+            ("+1 312 555 0100", "•••"),
+            ("", "•••"),
+        ] {
+            assert_eq!(masked(e164), shown, "{e164}");
         }
     }
 }

@@ -9,6 +9,7 @@ use alert_button_core::backend::{AwsBackend, AwsSettings, read_service_key};
 use alert_button_core::domain::alert::Retention;
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::credential::ServiceKey;
+use alert_button_core::outbound::ses::FamilyEmail;
 use alert_button_core::outbound::sns::FamilySms;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
@@ -65,9 +66,11 @@ impl Stack {
             topic_arn: self.topic_arn.clone(),
             family_sms,
             sms_origination: None,
+            family_email: FamilyEmail::Subscriptions,
             staff_issuer: None,
             retention,
             service_key_secret: Some(self.service_key_secret.clone()),
+            whatsapp: None,
         })
     }
 
@@ -386,11 +389,57 @@ pub fn field<'a>(messages: &'a [Value], name: &str) -> Vec<&'a str> {
     values
 }
 
-/// The SMS messages moto recorded as sent to `phone`.
+/// The SMS messages about alerts moto recorded as sent to `phone` (the request to accept texts,
+/// sent once when the contact was added, is left out: see `consent_requests_to`).
 pub async fn sms_sent_to(phone: &str) -> Vec<String> {
+    let texts = all_sms_to(phone).await;
+    texts.into_iter().filter(|text| !is_request(text)).collect()
+}
+
+/// The requests to accept texts moto recorded as sent to `phone`.
+pub async fn consent_requests_to(phone: &str) -> Vec<String> {
+    let texts = all_sms_to(phone).await;
+    texts.into_iter().filter(|text| is_request(text)).collect()
+}
+
+/// Only a request to accept texts says how to opt out.
+fn is_request(text: &str) -> bool {
+    text.contains(" STOP ") && text.contains("HELP")
+}
+
+async fn all_sms_to(phone: &str) -> Vec<String> {
     let data = moto_data().await;
     let mut found = Vec::new();
     collect_sms(&data["sns"]["SMS"], phone, &mut found);
+    found
+}
+
+/// The (subject, body) of each e-mail moto recorded as sent by SES to `address`.
+pub async fn email_sent_to(address: &str) -> Vec<(String, String)> {
+    fn collect(value: &Value, address: &str, found: &mut Vec<(String, String)>) {
+        match value {
+            Value::Array(items) => items.iter().for_each(|v| collect(v, address, found)),
+            Value::Object(map) => match map.get("destinations") {
+                Some(to)
+                    if to["ToAddresses"]
+                        .as_array()
+                        .is_some_and(|to| to.contains(&Value::from(address))) =>
+                {
+                    let field = |name: &str| {
+                        map.get(name)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    found.push((field("subject"), field("body")));
+                }
+                _ => map.values().for_each(|v| collect(v, address, found)),
+            },
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    collect(&moto_data().await["ses"], address, &mut found);
     found
 }
 

@@ -334,8 +334,32 @@ pub fn assert_code(reply: &Reply, status: StatusCode, code: &str) {
     assert_eq!(reply.json["error"]["code"], code, "{}", reply.json);
 }
 
-/// The notifications journalled so far.
+/// The alerts' notifications journalled so far (a new contact's consent request, on a line of its
+/// own, is left out: see `consent_requests_journalled`).
 pub fn read_journal(path: &Path) -> Vec<Value> {
+    every_line(path)
+        .into_iter()
+        .filter(|line| !is_consent_request(line))
+        .collect()
+}
+
+/// The consent requests journalled so far for `person_id`'s contacts, in the order sent.
+pub fn consent_requests_journalled(path: &Path, person_id: uuid::Uuid) -> Vec<Value> {
+    let id = alert_button_core::domain::consent_request::request_id(person_id);
+    every_line(path)
+        .into_iter()
+        .filter(|line| is_consent_request(line) && line["notification_id"] == id.as_str())
+        .collect()
+}
+
+fn is_consent_request(line: &Value) -> bool {
+    line["seq"] == 0
+        && line["notification_id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with(":consent-request"))
+}
+
+fn every_line(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

@@ -79,6 +79,30 @@ variables! {
             "unset: SNS picks one of the account's origination identities",
             E164_OR_SHORT_CODE,
             "The registered number direct family texts come from (End User Messaging SMS).";
+        WHATSAPP_PHONE_NUMBER_ID = "ALERT_BUTTON_WHATSAPP_PHONE_NUMBER_ID",
+            "unset: no WhatsApp",
+            "phone-number-id-<id>, or its ARN (End User Messaging Social)",
+            "The WhatsApp business number family messages come from; set, families get WhatsApp.";
+        WHATSAPP_TEMPLATES = "ALERT_BUTTON_WHATSAPP_TEMPLATES",
+            "alert_button",
+            "lowercase letters, digits and _",
+            "The approved templates' names start with this, then _ and the change (e.g. alert_button_opened).";
+        WHATSAPP_API_VERSION = "ALERT_BUTTON_WHATSAPP_API_VERSION",
+            "v20.0",
+            "v and a version number, e.g. v20.0",
+            "The Meta Graph API version WhatsApp messages are sent under.";
+        FAMILY_EMAIL = "ALERT_BUTTON_FAMILY_EMAIL",
+            "subscriptions",
+            "`subscriptions` or `direct` (with ALERT_BUTTON_EMAIL_FROM)",
+            "How families get e-mail: an SNS subscription per address, or one SES e-mail per address from the fan-out.";
+        EMAIL_FROM = "ALERT_BUTTON_EMAIL_FROM",
+            "none; required with ALERT_BUTTON_FAMILY_EMAIL=direct",
+            "an address of a verified SES identity",
+            "The address direct family e-mail comes from.";
+        EMAIL_CONFIGURATION_SET = "ALERT_BUTTON_EMAIL_CONFIGURATION_SET",
+            "unset: none",
+            "an SES configuration set name",
+            "The SES configuration set direct family e-mail goes through.";
         STAFF_ISSUER = "ALERT_BUTTON_STAFF_ISSUER",
             "unset: no staff token is accepted",
             "https://cognito-idp.<region>.amazonaws.com/<pool id>, with ALERT_BUTTON_STAFF_AUDIENCE",

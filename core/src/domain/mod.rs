@@ -5,6 +5,7 @@ pub mod alert;
 pub mod channel;
 pub mod checkin;
 pub mod consent;
+pub mod consent_request;
 pub mod credential;
 pub mod directory_report;
 pub mod history;

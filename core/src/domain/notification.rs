@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::alert::{Alert, AlertEvent, HistoryEntry};
+use super::alert::{Alert, AlertEvent, CancelReason, HistoryEntry};
 use super::consulate::{Consulate, Directory, distance_km};
 use super::person::{Language, Person};
 use super::templates;
@@ -50,10 +50,36 @@ pub struct Notification {
     pub subject: String,
     pub sms: String,
     pub text: String,
-    /// The phones of the family contacts this message is for, for notifiers that text them
-    /// directly. Never written out with the notification.
+    /// The addresses of the family contacts this message is for, for the senders that reach
+    /// them one by one (see `channel::route`). Never written out with the notification.
     #[serde(skip)]
-    pub phones: Vec<String>,
+    pub contacts: Vec<Addressee>,
+    /// What a family message says, for channels that fill an approved template's blanks
+    /// (WhatsApp) rather than send `text`; empty for the offices. Never written out either.
+    #[serde(skip)]
+    pub facts: Facts,
+}
+
+/// A family contact's addresses. A phone that opted out of texts is left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Addressee {
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+/// The facts of a family message, unrendered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// How the family knows the person; `None` when the alert carries no display name.
+    pub name: Option<String>,
+    /// The map link of where the change happened.
+    pub link: String,
+    /// The alert's consulate: its name, its city and the phone to call, as read aloud.
+    pub consulate: String,
+    pub city: String,
+    pub phone: String,
+    /// Why the alert was cancelled, for a cancel.
+    pub reason: Option<CancelReason>,
 }
 
 /// The notifications for one history entry of an alert. `person` is absent when the person's record
@@ -76,7 +102,7 @@ pub fn plan(
                         target: &str,
                         language: Language,
                         recipients,
-                        phones,
+                        contacts,
                         message: templates::Message| {
         Notification {
             notification_id: format!(
@@ -100,8 +126,17 @@ pub fn plan(
             subject: message.subject,
             sms: message.sms,
             text: message.text,
-            phones,
+            contacts,
+            facts: Facts::default(),
         }
+    };
+    let facts = Facts {
+        name: alert.display_name.clone(),
+        link: templates::map_link(&entry.location().unwrap_or(alert.location)),
+        consulate: consulate.name.clone(),
+        city: consulate.city.clone(),
+        phone: templates::format_phone(consulate.phone_to_call().0),
+        reason: entry.reason(),
     };
 
     let mut notifications: Vec<Notification> = person
@@ -111,19 +146,24 @@ pub fn plan(
         .map(|(language, contacts)| {
             let message = templates::family_message(alert, entry, consulate, language);
             // An opted-out phone is never texted (see `opted_out_phones`); its e-mail still goes.
-            let phones = contacts
+            let addressees = contacts
                 .iter()
-                .filter(|c| !c.opted_out())
-                .filter_map(|c| c.phone.clone())
+                .map(|c| Addressee {
+                    phone: c.phone.clone().filter(|_| !c.opted_out()),
+                    email: c.email.clone(),
+                })
                 .collect();
-            notification(
-                Audience::Family,
-                language.code(),
-                language,
-                contacts.len(),
-                phones,
-                message,
-            )
+            Notification {
+                facts: facts.clone(),
+                ..notification(
+                    Audience::Family,
+                    language.code(),
+                    language,
+                    contacts.len(),
+                    addressees,
+                    message,
+                )
+            }
         })
         .collect();
     // Each office, CIAM too, is one recipient reading Spanish.

@@ -1,4 +1,4 @@
-//! The one way alert changes reach the fan-out, whatever feeds them: the DynamoDB stream batch
+//! The one way alert and person changes reach the fan-out, whatever feeds them: the DynamoDB stream batch
 //! (Lambda, and the runner's stream poller), the embedded store's outbox (local mode) and the
 //! dead-letter redrive. Each feed only turns its source into `Change`s and acts on what comes back.
 //!
@@ -25,6 +25,8 @@ pub enum Step {
     Deliver(Arc<Alert>, u32),
     /// A removed person's family subscriptions go.
     Forget(Arc<Person>),
+    /// The person's contacts with these phones, just added, are asked to accept texts.
+    Ask(Arc<Person>, Vec<String>),
     /// The feed could not read this change of the alert (why, without personal data): it fails as
     /// a send would.
     Unreadable(Uuid, String),
@@ -36,7 +38,7 @@ impl Step {
         match self {
             Step::Deliver(alert, _) => (true, alert.alert_id),
             Step::Unreadable(alert_id, _) => (true, *alert_id),
-            Step::Forget(person) => (false, person.person_id),
+            Step::Forget(person) | Step::Ask(person, _) => (false, person.person_id),
         }
     }
 }
@@ -94,6 +96,11 @@ async fn in_order<T>(fanout: &FanOut, changes: Vec<Change<T>>) -> Vec<T> {
                 None => None,
             },
             Step::Forget(person) => fanout.forget(person).await.err().map(|e| e.to_string()),
+            Step::Ask(person, phones) => fanout
+                .ask_consent(person, phones)
+                .await
+                .err()
+                .map(|e| e.to_string()),
             Step::Unreadable(_, why) => Some(why.clone()),
         };
         if let Some(err) = failure {
@@ -101,7 +108,7 @@ async fn in_order<T>(fanout: &FanOut, changes: Vec<Change<T>>) -> Vec<T> {
             if is_alert {
                 warn!(alert_id = %id, error = %err, "an alert change could not be fanned out; it and the alert's later changes will be retried");
             } else {
-                warn!(person_id = %id, error = %err, "a removed person's subscriptions could not be removed; will retry");
+                warn!(person_id = %id, error = %err, "a person's change could not be carried out; it and the person's later changes will be retried");
             }
             return std::iter::once(change.from)
                 .chain(changes.map(|c| c.from))

@@ -22,6 +22,8 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::domain::alert::Alert;
+use crate::domain::consent_request;
+use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::fanout::FanOut;
 use crate::inbound::pipeline::{self, Change, Step};
@@ -89,6 +91,8 @@ struct Named {
     alerts: BTreeMap<Uuid, Changes>,
     /// Removed people whose family subscriptions were to go.
     removed_people: Vec<PersonItem>,
+    /// People written with new phone contacts, and those phones, to ask to accept texts.
+    asked: Vec<(Person, Vec<String>)>,
     from_window: bool,
 }
 
@@ -214,6 +218,12 @@ impl Redrive {
             .into_iter()
             .map(|item| Change::new(index, Step::Forget(Arc::new(item.person))))
             .collect();
+        changes.extend(
+            named
+                .asked
+                .into_iter()
+                .map(|(person, phones)| Change::new(index, Step::Ask(Arc::new(person), phones))),
+        );
         for (alert_id, wanted) in &named.alerts {
             let Some(alert) = self.alerts.get_alert(*alert_id).await? else {
                 // Expired or erased since: there is no one left to tell about it.
@@ -370,6 +380,16 @@ fn name_record(
                 .or_insert(Changes::After(seen));
             if let Changes::After(earliest) = entry {
                 *earliest = (*earliest).min(seen);
+            }
+        }
+        (_, Some(PERSON_KIND)) => {
+            let new: PersonItem =
+                serde_dynamo::from_item(new.unwrap_or_default()).map_err(Error::store)?;
+            let old = old.and_then(|old| serde_dynamo::from_item::<_, PersonItem>(old).ok());
+            let phones =
+                consent_request::phones_to_ask(old.map(|o| o.person).as_ref(), &new.person);
+            if !phones.is_empty() {
+                named.asked.push((new.person, phones));
             }
         }
         (Some(PERSON_KIND), None) => {

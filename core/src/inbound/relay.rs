@@ -1,6 +1,7 @@
 //! Local mode's stand-in for the DynamoDB stream trigger: hands the embedded store's outbox events
-//! (in commit order) to the delivery pipeline and deletes each once every notification went out;
-//! the events a round delivered are deleted together.
+//! (alert changes, and person writes that add phone contacts, in commit order) to the delivery
+//! pipeline and deletes each once every notification went out; the events a round delivered are
+//! deleted together.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tracing::warn;
 
 use crate::fanout::FanOut;
 use crate::inbound::pipeline::{self, Change, Step};
-use crate::outbound::embedded::EmbeddedStore;
+use crate::outbound::embedded::{EmbeddedStore, Outboxed};
 
 const BATCH: usize = 256;
 /// A change that failed is retried after this pause (and on the next commit), never dropped.
@@ -55,7 +56,13 @@ async fn relay_pending(store: &EmbeddedStore, fanout: &FanOut) -> Result<usize, 
     let ids: Vec<i64> = events.iter().map(|event| event.id).collect();
     let changes = events
         .into_iter()
-        .map(|event| Change::new(event.id, Step::Deliver(Arc::new(event.alert), event.seq)))
+        .map(|event| {
+            let step = match event.change {
+                Outboxed::Alert(alert, seq) => Step::Deliver(Arc::new(alert), seq),
+                Outboxed::Ask(person, phones) => Step::Ask(Arc::new(person), phones),
+            };
+            Change::new(event.id, step)
+        })
         .collect();
     let retry = pipeline::deliver(fanout, changes).await;
     let delivered: Vec<i64> = ids.into_iter().filter(|id| !retry.contains(id)).collect();
@@ -174,7 +181,8 @@ mod tests {
             Arc::new(NoLedger),
         ));
         let before = store.stats();
-        assert_eq!(relay_pending(&store, &fanout).await, Ok(4));
+        // The registration's request to its phone contact, and four alert changes.
+        assert_eq!(relay_pending(&store, &fanout).await, Ok(5));
 
         let sends = notifier.sends.lock().unwrap().clone();
         let at = |alert_id: Uuid, seq: u32, stage: &str| {

@@ -8,6 +8,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use tracing::error;
 
+use crate::domain::consent_request;
 use crate::fanout::FanOut;
 use crate::inbound::pipeline::{self, Change, Step};
 use crate::outbound::dynamodb_item::{ALERT_KIND, AlertItem, PERSON_KIND, PersonItem};
@@ -27,7 +28,7 @@ pub async fn fan_out_batch(fanout: &FanOut, event: Event) -> DynamoDbEventRespon
 }
 
 /// The changes one record holds, known by its sequence number: an alert's new history entries,
-/// or a removed person's subscriptions to remove.
+/// a person's new phone contacts to ask, or a removed person's subscriptions to remove.
 fn changes_of(record: &EventRecord) -> Vec<Change<Option<String>>> {
     let from = || record.change.sequence_number.clone();
     if record.event_name == "REMOVE" {
@@ -41,6 +42,9 @@ fn changes_of(record: &EventRecord) -> Vec<Change<Option<String>>> {
                 Vec::new()
             }
         };
+    }
+    if is_kind(&record.change.new_image, PERSON_KIND) {
+        return asked(record).into_iter().collect();
     }
     if !is_alert(&record.change.new_image) {
         return Vec::new();
@@ -76,6 +80,23 @@ fn changes_of(record: &EventRecord) -> Vec<Change<Option<String>>> {
         .collect()
 }
 
+/// A person written with phone contacts the old image lacked (all of them when it is new): those
+/// phones are asked to accept texts. An old image that cannot be read counts as none (the ledger
+/// keeps a phone already asked from being asked again).
+fn asked(record: &EventRecord) -> Option<Change<Option<String>>> {
+    let new = match serde_dynamo::from_item::<_, PersonItem>(record.change.new_image.clone()) {
+        Ok(item) => item.person,
+        Err(err) => {
+            error!(event_id = %record.event_id, error = %err, "a person's stream image could not be read; its new contacts are not asked");
+            return None;
+        }
+    };
+    let old = serde_dynamo::from_item::<_, PersonItem>(record.change.old_image.clone()).ok();
+    let phones = consent_request::phones_to_ask(old.as_ref().map(|item| &item.person), &new);
+    let from = record.change.sequence_number.clone();
+    (!phones.is_empty()).then(|| Change::new(from, Step::Ask(Arc::new(new), phones)))
+}
+
 fn is_alert(image: &serde_dynamo::Item) -> bool {
     is_kind(image, ALERT_KIND)
 }
@@ -85,4 +106,66 @@ fn is_kind(image: &serde_dynamo::Item, wanted: &str) -> bool {
         image.get("kind"),
         Some(serde_dynamo::AttributeValue::S(kind)) if kind == wanted
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::person::Person;
+    use crate::testing::{contact, person_with};
+
+    fn image(person: Option<&Person>) -> serde_dynamo::Item {
+        person
+            .map(|p| serde_dynamo::to_item(PersonItem::new(p.clone())).unwrap())
+            .unwrap_or_default()
+    }
+
+    fn record(name: &str, old: Option<&Person>, new: Option<&Person>) -> EventRecord {
+        let mut record = EventRecord::default();
+        record.event_name = name.to_owned();
+        record.change.sequence_number = Some("7".into());
+        record.change.old_image = image(old);
+        record.change.new_image = image(new);
+        record
+    }
+
+    #[test]
+    fn a_person_written_with_new_phones_asks_them_and_nothing_else_does() {
+        let old = person_with(vec![contact("Luis", "+13125550100", None)]);
+        let mut new = old.clone();
+        new.contacts.push(contact("Rosa", "+13125550101", None));
+        new.version += 1;
+        // (record, the phones asked)
+        let cases: [(EventRecord, Option<&[&str]>); 5] = [
+            (record("INSERT", None, Some(&old)), Some(&["+13125550100"])),
+            (
+                record("MODIFY", Some(&old), Some(&new)),
+                Some(&["+13125550101"]),
+            ),
+            (record("MODIFY", Some(&new), Some(&new)), None),
+            (record("MODIFY", Some(&new), Some(&old)), None),
+            (record("REMOVE", Some(&new), None), None),
+        ];
+        for (i, (record, want)) in cases.into_iter().enumerate() {
+            let changes = changes_of(&record);
+            let asked: Vec<_> = changes
+                .iter()
+                .filter_map(|change| match &change.step {
+                    Step::Ask(person, phones) => Some((person.person_id, phones.clone())),
+                    _ => None,
+                })
+                .collect();
+            let want: Vec<_> = want
+                .into_iter()
+                .map(|phones| {
+                    (
+                        old.person_id,
+                        phones.iter().map(|p| p.to_string()).collect(),
+                    )
+                })
+                .collect();
+            assert_eq!(asked, want, "case {i}");
+            assert!(changes.iter().all(|c| c.from.as_deref() == Some("7")));
+        }
+    }
 }

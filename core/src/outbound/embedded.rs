@@ -1,6 +1,7 @@
 //! The embedded store for local mode: SQLite (bundled, so there is nothing to install) in WAL mode
 //! with full fsync. An alert change and its outbox event commit in one transaction, so an
-//! acknowledged change is never lost and never notified twice, whatever crashes when.
+//! acknowledged change is never lost and never notified twice, whatever crashes when; so do a
+//! person write that adds phone contacts and the event that asks them to accept texts.
 //! Writes are committed in groups by one writer thread (see `writer`).
 
 use std::path::Path;
@@ -55,7 +56,8 @@ CREATE TABLE IF NOT EXISTS checkins (
     expires_at  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS checkins_due ON checkins (status, deadline_ms);
--- The local twin of a DynamoDB stream: one row per alert change, deleted once notified.
+-- The local twin of a DynamoDB stream: one row per alert change (or person write that adds phone
+-- contacts, under an id of its own and seq 0), deleted once notified.
 CREATE TABLE IF NOT EXISTS outbox (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id TEXT NOT NULL,
@@ -83,12 +85,40 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_alert ON deliveries (alert_id, claimed_ms);
 ";
 
-/// One pending change: the alert as it was right after the change, and the change's sequence number.
+/// One pending change, in commit order.
 #[derive(Debug, Clone)]
 pub struct OutboxEvent {
     pub id: i64,
-    pub alert: Alert,
-    pub seq: u32,
+    pub change: Outboxed,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outboxed {
+    /// The alert as it was right after the change, and the change's sequence number.
+    Alert(Alert, u32),
+    /// The person as written, and the phone contacts the write added, to ask.
+    Ask(Person, Vec<String>),
+}
+
+/// How an `Outboxed::Ask` row's body is written (an alert's row holds the alert).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AskBody {
+    ask_consent: Vec<String>,
+    person: Person,
+}
+
+impl Outboxed {
+    fn read(seq: u32, body: &str) -> Result<Outboxed> {
+        let value: serde_json::Value = from_json(body)?;
+        if value.get("ask_consent").is_some() {
+            let ask: AskBody = serde_json::from_value(value).map_err(Error::store)?;
+            return Ok(Outboxed::Ask(ask.person, ask.ask_consent));
+        }
+        Ok(Outboxed::Alert(
+            serde_json::from_value(value).map_err(Error::store)?,
+            seq,
+        ))
+    }
 }
 
 pub struct EmbeddedStore {
@@ -136,6 +166,13 @@ impl EmbeddedStore {
 
     pub fn outbox_ready(&self) -> Arc<Notify> {
         self.outbox_ready.clone()
+    }
+
+    /// After a commit that added outbox events (`added`), so the relay need not wait its poll.
+    fn wake_relay(&self, added: bool) {
+        if added {
+            self.outbox_ready.notify_one();
+        }
     }
 
     /// Runs a read off the async runtime's threads.
@@ -222,8 +259,8 @@ impl EmbeddedStore {
             let mut events = Vec::new();
             for row in rows {
                 let (id, seq, body) = row.map_err(Error::store)?;
-                let alert = serde_json::from_str(&body).map_err(Error::store)?;
-                events.push(OutboxEvent { id, alert, seq });
+                let change = Outboxed::read(seq, &body)?;
+                events.push(OutboxEvent { id, change });
             }
             Ok(events)
         })
@@ -461,7 +498,11 @@ pub(crate) mod tests {
         );
         assert!(store.get_alert(first.alert_id).await.unwrap().is_some());
         assert!(store.get_alert(second.alert_id).await.unwrap().is_some());
-        assert_eq!(store.pending_events(100).await.unwrap().len(), 3);
+        let events = store.pending_events(100).await.unwrap();
+        let asks = |e: &&OutboxEvent| matches!(e.change, Outboxed::Ask(..));
+        // The three alert changes, and the request to the registration's phone contact.
+        assert_eq!(events.len(), 4);
+        assert_eq!(events.iter().filter(asks).count(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,7 +220,7 @@ mod tests {
             audience: Audience::Family,
             channel: "sms".into(),
             recipient: recipient.into(),
-            masked: "+1•••••0100".into(),
+            masked: "+1 ••• ••• 0100".into(),
             expires_at: i64::MAX,
         }
     }

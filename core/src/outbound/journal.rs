@@ -4,11 +4,12 @@
 //! change retried after a crash reaches no recipient twice. The journal is personal data: its
 //! lines go when their alert's retention runs out.
 //!
-//! Like SNS in direct mode, it also "texts" each family phone of a change worth a text, writing
+//! Like SNS in direct mode, it also stands in for each channel's sender (`JournalChannel`), writing
 //! no line (the family's line holds the text) but answering as a provider does, so local mode's
-//! delivery ledger and receipts work as in AWS. For tests and demos, numbers in the fictional
-//! 555-01XX range act out a carrier's answers: a phone ending in `5550199` is refused for good,
-//! and one ending in `5550198` is accepted but its receipt says it could not be reached (see
+//! delivery ledger and receipts work as in AWS. A new contact's consent request, on no audience's
+//! line, gets a line of its own (keyed by the hashed phone). For tests and demos, numbers in the
+//! fictional 555-01XX range act out a carrier's answers: a phone ending in `5550199` is refused for
+//! good, and one ending in `5550198` is accepted but its receipt says it could not be reached (see
 //! `UNDELIVERABLE_PREFIX`).
 //!
 //! Lines are appended by one writer thread: the sends that arrive while a sync is in progress
@@ -29,9 +30,11 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use crate::domain::channel::Channel;
+use crate::domain::consent_request;
 use crate::domain::notification::Notification;
 use crate::error::{Error, Result};
-use crate::ports::{Notifier, Recipient, SendError, Sent, audience_and_texted};
+use crate::ports::{AudienceSender, ChannelSender, Recipient, SendError, SendResult, Sent};
 
 /// A phone ending in this is refused for good, as an invalid or opted-out number would be.
 pub const REFUSED_PHONE_SUFFIX: &str = "5550199";
@@ -296,32 +299,66 @@ fn message_id(prefix: &str) -> Sent {
     }
 }
 
+/// The journal standing in for a channel's provider: it answers as the provider does, acting out
+/// the fictional numbers' answers, and writes no line for an alert (the audience's line holds its
+/// text). A consent request is on no audience's line, so it gets a line of its own.
+pub struct JournalChannel {
+    channel: Channel,
+    journal: Arc<JournalNotifier>,
+}
+
+impl JournalChannel {
+    pub fn new(channel: Channel, journal: Arc<JournalNotifier>) -> JournalChannel {
+        JournalChannel { channel, journal }
+    }
+}
+
 #[async_trait]
-impl Notifier for JournalNotifier {
-    /// The audience's line, and each family phone of a change worth a text, as SNS texts them
-    /// in direct mode.
-    fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
-        audience_and_texted(notification, true)
+impl ChannelSender for JournalChannel {
+    fn channel(&self) -> Channel {
+        self.channel
     }
 
-    async fn send(
+    async fn send(&self, notification: &Notification, address: &str) -> SendResult {
+        if address.ends_with(REFUSED_PHONE_SUFFIX) {
+            return Err(SendError::Refused("local test number".into()));
+        }
+        let prefix = if address.ends_with(UNDELIVERABLE_PHONE_SUFFIX) {
+            UNDELIVERABLE_PREFIX
+        } else {
+            "local:"
+        };
+        if consent_request::is_request(notification) {
+            let recipient = Recipient::Contact {
+                channel: self.channel,
+                address: address.to_owned(),
+            };
+            self.journal
+                .write(notification, recipient.key(&notification.notification_id))
+                .await?;
+        }
+        Ok(message_id(prefix))
+    }
+}
+
+#[async_trait]
+impl AudienceSender for JournalNotifier {
+    async fn publish(&self, notification: &Notification) -> SendResult {
+        let recipient = Recipient::Audience.key(&notification.notification_id);
+        self.write(notification, recipient).await?;
+        Ok(message_id("local:"))
+    }
+}
+
+impl JournalNotifier {
+    /// Appends the line of one send (once per notification and recipient key); answered after
+    /// the sync that makes it durable.
+    async fn write(
         &self,
         notification: &Notification,
-        recipient: &Recipient,
-    ) -> std::result::Result<Sent, SendError> {
-        if let Recipient::Phone(phone) = recipient {
-            if phone.ends_with(REFUSED_PHONE_SUFFIX) {
-                return Err(SendError::Refused("local test number".into()));
-            }
-            if phone.ends_with(UNDELIVERABLE_PHONE_SUFFIX) {
-                return Ok(message_id(UNDELIVERABLE_PREFIX));
-            }
-            return Ok(message_id("local:"));
-        }
-        let key = (
-            notification.notification_id.clone(),
-            recipient.key(&notification.notification_id),
-        );
+        recipient: String,
+    ) -> std::result::Result<(), SendError> {
+        let key = (notification.notification_id.clone(), recipient);
         let mut line = serde_json::to_vec(&JournalLine {
             notification,
             recipient: &key.1,
@@ -349,7 +386,7 @@ impl Notifier for JournalNotifier {
                 notification.recipients,
             );
         }
-        Ok(message_id("local:"))
+        Ok(())
     }
 }
 
@@ -465,7 +502,8 @@ mod tests {
             subject: "s".into(),
             sms: "sms".into(),
             text: "t".into(),
-            phones: vec![],
+            contacts: vec![],
+            facts: Default::default(),
         }
     }
 
@@ -497,10 +535,7 @@ mod tests {
 
         // While the journal is busy (its lock held, as during a write), the sends pile up.
         let busy = journal.state.lock().unwrap();
-        let mut requests: Vec<_> = sends
-            .iter()
-            .map(|sent| journal.send(sent, &Recipient::Audience))
-            .collect();
+        let mut requests: Vec<_> = sends.iter().map(|sent| journal.publish(sent)).collect();
         for request in &mut requests {
             assert!(matches!(request.as_mut().poll(&mut context), Poll::Pending));
         }
@@ -521,7 +556,7 @@ mod tests {
 
         // Sent again, nothing is written.
         for sent in &sends {
-            journal.send(sent, &Recipient::Audience).await.unwrap();
+            journal.publish(sent).await.unwrap();
         }
         written_once();
     }
@@ -542,7 +577,7 @@ mod tests {
             notification(extended, 2, future),
         ];
         for sent in &sends {
-            journal.send(sent, &Recipient::Audience).await.unwrap();
+            journal.publish(sent).await.unwrap();
         }
 
         let erased = journal
@@ -569,9 +604,9 @@ mod tests {
         // What the journal remembers is what it holds; appends go to the rewritten file.
         assert!(!journal.holds(&sends[0].notification_id, "topic"));
         assert!(journal.holds(&sends[1].notification_id, "topic"));
-        journal.send(&sends[1], &Recipient::Audience).await.unwrap();
+        journal.publish(&sends[1]).await.unwrap();
         let later = notification(Uuid::new_v4(), 1, future);
-        journal.send(&later, &Recipient::Audience).await.unwrap();
+        journal.publish(&later).await.unwrap();
         assert_eq!(alert_ids(&path).len(), 4);
         assert_eq!(
             journal

@@ -9,5 +9,7 @@ pub mod embedded_ledger;
 pub mod journal;
 pub mod private_file;
 pub mod rate_limit;
+pub mod ses;
 pub mod sns;
 pub mod staff_tokens;
+pub mod whatsapp;

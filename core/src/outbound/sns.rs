@@ -5,6 +5,8 @@
 //! Filter policies: family `{"audience":["family"],"person_id":[P],"language":[L]}`; consulate
 //! `{"audience":["consulate"],"consulate_id":[C]}`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
@@ -14,11 +16,13 @@ use serde_json::json;
 use tracing::warn;
 
 use crate::domain::alert::AlertEvent;
+use crate::domain::channel::Channel;
 use crate::domain::notification::Notification;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
+use crate::fanout::Senders;
 use crate::ports::{
-    FamilySubscriptions, Notifier, Recipient, SendError, Sent, audience_and_texted,
+    AudienceSender, ChannelSender, FamilySubscriptions, SendError, SendResult, Sent,
 };
 
 /// How family SMS reach phones. Subscriptions are what SNS routes with filter policies; direct
@@ -43,7 +47,7 @@ impl FamilySms {
 
 /// What went wrong, by the provider's error code or the kind of failure only: SNS quotes the
 /// endpoint (a phone number) in its messages, and these texts end up in logs.
-fn error_kind<E, R>(err: &SdkError<E, R>) -> String
+pub(crate) fn error_kind<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata,
 {
@@ -121,40 +125,31 @@ fn ascii_subject(subject: &str) -> String {
     folded.chars().take(99).collect()
 }
 
-pub struct SnsNotifier {
+/// The alerts topic: every notification goes to its audience there, and the e-mail, consulate
+/// and CIAM subscriptions (and the family's, in subscription mode) filter on its attributes.
+pub struct SnsTopic {
     client: Client,
     topic_arn: String,
-    family_sms: FamilySms,
-    origination: Option<String>,
 }
 
-impl SnsNotifier {
-    pub fn new(client: Client, topic_arn: impl Into<String>, family_sms: FamilySms) -> Self {
-        SnsNotifier {
+impl SnsTopic {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        SnsTopic {
             client,
             topic_arn: topic_arn.into(),
-            family_sms,
-            origination: None,
         }
     }
 
-    /// Direct texts go out from `origination`, the stack's registered number (or short code):
-    /// carriers refuse US texts from an unregistered sender, and without it SNS picks any
-    /// identity of the account.
-    pub fn with_origination(mut self, origination: Option<String>) -> Self {
-        self.origination = origination;
-        self
-    }
-
-    /// One body per protocol: the short text for SMS, the long one for e-mail, and the whole
-    /// notification as JSON for machine subscribers (SQS, HTTPS, Lambda).
+    /// One body per protocol: what each channel carries, and the whole notification as JSON for
+    /// machine subscribers (SQS, HTTPS, Lambda).
     fn bodies(notification: &Notification) -> Result<String> {
         let machine =
             serde_json::to_string(notification).map_err(|e| Error::Notifier(e.to_string()))?;
+        let email = Channel::Email.body_of(notification);
         serde_json::to_string(&json!({
-            "default": notification.text,
-            "sms": notification.sms,
-            "email": notification.text,
+            "default": email,
+            "sms": Channel::Sms.body_of(notification),
+            "email": email,
             "sqs": machine,
             "https": machine,
             "http": machine,
@@ -164,68 +159,99 @@ impl SnsNotifier {
     }
 }
 
-#[async_trait]
-impl Notifier for SnsNotifier {
-    /// The topic, which every e-mail, consulate and CIAM subscription filters on, and in direct
-    /// mode each family phone of a change worth a text.
-    fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
-        audience_and_texted(notification, self.family_sms == FamilySms::Direct)
-    }
+fn attribute(value: &str) -> std::result::Result<MessageAttributeValue, SendError> {
+    string_attribute(value).map_err(|_| SendError::Refused("attribute".into()))
+}
 
-    async fn send(
-        &self,
-        notification: &Notification,
-        recipient: &Recipient,
-    ) -> std::result::Result<Sent, SendError> {
-        let attribute = |value: &str| {
-            string_attribute(value).map_err(|_| SendError::Refused("attribute".into()))
-        };
-        let output = match recipient {
-            Recipient::Audience => {
-                let body =
-                    Self::bodies(notification).map_err(|_| SendError::Refused("body".into()))?;
-                self.client
-                    .publish()
-                    .topic_arn(&self.topic_arn)
-                    .message_structure("json")
-                    .message(body)
-                    .subject(ascii_subject(&notification.subject))
-                    .message_attributes("audience", attribute(notification.audience.as_str())?)
-                    .message_attributes("event", attribute(notification.event.as_str())?)
-                    .message_attributes("alert_id", attribute(&notification.alert_id.to_string())?)
-                    .message_attributes(
-                        "person_id",
-                        attribute(&notification.person_id.to_string())?,
-                    )
-                    .message_attributes("consulate_id", attribute(&notification.consulate_id)?)
-                    .message_attributes("language", attribute(notification.language.code())?)
-                    .message_attributes(
-                        "notification_id",
-                        attribute(&notification.notification_id)?,
-                    )
-                    .send()
-                    .await
-                    .map_err(publish_error)?
-            }
-            Recipient::Phone(phone) => {
-                let mut publish = self
-                    .client
-                    .publish()
-                    .phone_number(phone)
-                    .message(&notification.sms)
-                    .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?);
-                if let Some(origination) = &self.origination {
-                    publish = publish.message_attributes(
-                        "AWS.MM.SMS.OriginationNumber",
-                        attribute(origination)?,
-                    );
-                }
-                publish.send().await.map_err(publish_error)?
-            }
-        };
+#[async_trait]
+impl AudienceSender for SnsTopic {
+    async fn publish(&self, notification: &Notification) -> SendResult {
+        let body = Self::bodies(notification).map_err(|_| SendError::Refused("body".into()))?;
+        let output = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message_structure("json")
+            .message(body)
+            .subject(ascii_subject(&notification.subject))
+            .message_attributes("audience", attribute(notification.audience.as_str())?)
+            .message_attributes("event", attribute(notification.event.as_str())?)
+            .message_attributes("alert_id", attribute(&notification.alert_id.to_string())?)
+            .message_attributes("person_id", attribute(&notification.person_id.to_string())?)
+            .message_attributes("consulate_id", attribute(&notification.consulate_id)?)
+            .message_attributes("language", attribute(notification.language.code())?)
+            .message_attributes("notification_id", attribute(&notification.notification_id)?)
+            .send()
+            .await
+            .map_err(publish_error)?;
         Ok(Sent {
             message_id: output.message_id,
         })
+    }
+}
+
+/// Texts one family phone directly: what avoids the filter-policy quota (`FamilySms::Direct`).
+pub struct SnsSms {
+    client: Client,
+    origination: Option<String>,
+}
+
+impl SnsSms {
+    pub fn new(client: Client) -> Self {
+        SnsSms {
+            client,
+            origination: None,
+        }
+    }
+
+    /// Texts go out from `origination`, the stack's registered number (or short code): carriers
+    /// refuse US texts from an unregistered sender, and without it SNS picks any identity of the
+    /// account.
+    pub fn with_origination(mut self, origination: Option<String>) -> Self {
+        self.origination = origination;
+        self
+    }
+}
+
+#[async_trait]
+impl ChannelSender for SnsSms {
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    async fn send(&self, notification: &Notification, phone: &str) -> SendResult {
+        let mut publish = self
+            .client
+            .publish()
+            .phone_number(phone)
+            .message(Channel::Sms.body_of(notification))
+            .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?);
+        if let Some(origination) = &self.origination {
+            publish =
+                publish.message_attributes("AWS.MM.SMS.OriginationNumber", attribute(origination)?);
+        }
+        let output = publish.send().await.map_err(publish_error)?;
+        Ok(Sent {
+            message_id: output.message_id,
+        })
+    }
+}
+
+/// The senders on SNS: the topic, and in direct mode a text to each family phone from
+/// `origination`.
+pub fn senders(
+    client: &Client,
+    topic_arn: &str,
+    family_sms: FamilySms,
+    origination: Option<String>,
+) -> Senders {
+    let senders = Senders::new(Arc::new(SnsTopic::new(client.clone(), topic_arn)));
+    let sms = Arc::new(SnsSms::new(client.clone()).with_origination(origination));
+    match family_sms {
+        FamilySms::Direct => senders.with(sms),
+        // Alerts reach family phones through their subscriptions; a new contact's consent
+        // request is still texted directly.
+        FamilySms::Subscriptions => senders.with_unrouted(sms),
     }
 }
 
@@ -234,6 +260,8 @@ pub struct SnsFamilySubscriptions {
     client: Client,
     topic_arn: String,
     family_sms: FamilySms,
+    /// Whether e-mail addresses are subscribed too: not when the fan-out e-mails them itself.
+    email: bool,
 }
 
 impl SnsFamilySubscriptions {
@@ -242,7 +270,14 @@ impl SnsFamilySubscriptions {
             client,
             topic_arn: topic_arn.into(),
             family_sms,
+            email: true,
         }
+    }
+
+    /// Subscribes no e-mail address: the fan-out sends each family e-mail itself.
+    pub fn without_email(mut self) -> Self {
+        self.email = false;
+        self
     }
 }
 
@@ -288,7 +323,7 @@ impl FamilySubscriptions for SnsFamilySubscriptions {
                     family_sms_filter_policy(&person_id, language),
                 ));
             }
-            if let Some(email) = &contact.email {
+            if let Some(email) = contact.email.as_ref().filter(|_| self.email) {
                 endpoints.push((
                     "email",
                     email.as_str(),
@@ -344,37 +379,17 @@ mod tests {
         KmsThrottlingException, SubscriptionLimitExceededException,
     };
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use uuid::Uuid;
 
     use super::*;
     use crate::domain::notification::Audience;
-    use crate::domain::person::Language;
-    use crate::testing::{contact, person_with};
+    use crate::ports::{Notifier, Recipient};
+    use crate::testing::{contact, notification, person_with};
 
     fn person() -> Person {
         person_with(vec![
             contact("a", "+13125550100", None),
             contact("b", "+13125550101", None),
         ])
-    }
-
-    fn notification(audience: Audience) -> Notification {
-        Notification {
-            notification_id: "n".into(),
-            event: AlertEvent::Opened,
-            audience,
-            alert_id: Uuid::new_v4(),
-            seq: 1,
-            person_id: Uuid::new_v4(),
-            consulate_id: "mx-cg-chicago".into(),
-            language: Language::Es,
-            recipients: 2,
-            expires_at: 0,
-            subject: "s".into(),
-            sms: "sms".into(),
-            text: "text".into(),
-            phones: vec!["+13125550100".into(), "+13125550101".into()],
-        }
     }
 
     #[tokio::test]
@@ -404,11 +419,13 @@ mod tests {
         assert_eq!(unsubscribe.num_calls(), 1);
     }
 
-    /// Sends to every recipient the notifier names, as the fan-out does.
-    async fn send_all(
-        notifier: &SnsNotifier,
-        notification: &Notification,
-    ) -> Vec<std::result::Result<Sent, SendError>> {
+    /// The topic, and direct texts from `origination`.
+    fn direct(client: Client, origination: Option<String>) -> Senders {
+        senders(&client, "arn:t", FamilySms::Direct, origination)
+    }
+
+    /// Sends to every recipient the senders name, as the fan-out does.
+    async fn send_all(notifier: &Senders, notification: &Notification) -> Vec<SendResult> {
         let mut outcomes = Vec::new();
         for recipient in notifier.recipients(notification) {
             outcomes.push(notifier.send(notification, &recipient).await);
@@ -421,14 +438,14 @@ mod tests {
         let publish = mock!(aws_sdk_sns::Client::publish)
             .then_output(|| PublishOutput::builder().message_id("m").build());
         let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&publish]);
-        let notifier = SnsNotifier::new(client.clone(), "arn:t", FamilySms::Direct);
+        let notifier = direct(client.clone(), None);
         let family = notification(Audience::Family);
         assert_eq!(
             notifier.recipients(&family),
             [
                 Recipient::Audience,
-                Recipient::Phone("+13125550100".into()),
-                Recipient::Phone("+13125550101".into())
+                Recipient::sms("+13125550100"),
+                Recipient::sms("+13125550101")
             ]
         );
         let outcomes = send_all(&notifier, &family).await;
@@ -476,8 +493,7 @@ mod tests {
             })
             .then_output(|| PublishOutput::builder().message_id("m").build());
         let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&texts, &topic]);
-        let notifier = SnsNotifier::new(client, "arn:t", FamilySms::Direct)
-            .with_origination(Some("+18885550100".into()));
+        let notifier = direct(client, Some("+18885550100".into()));
         let outcomes = send_all(&notifier, &notification(Audience::Family)).await;
         assert_eq!(outcomes.len(), 3);
         assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
@@ -492,7 +508,7 @@ mod tests {
             })
             .then_output(|| PublishOutput::builder().message_id("m").build());
         let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&unset]);
-        let notifier = SnsNotifier::new(client, "arn:t", FamilySms::Direct).with_origination(None);
+        let notifier = direct(client, None);
         let outcomes = send_all(&notifier, &notification(Audience::Family)).await;
         assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
         assert_eq!(unset.num_calls(), 3);
@@ -542,12 +558,8 @@ mod tests {
         for (error, refused) in cases {
             let rule = mock!(aws_sdk_sns::Client::publish).then_error(error);
             let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&rule]);
-            let notifier = SnsNotifier::new(client, "arn:t", FamilySms::Direct);
-            let outcome = notifier
-                .send(
-                    &notification(Audience::Family),
-                    &Recipient::Phone(PHONE.into()),
-                )
+            let outcome = SnsSms::new(client)
+                .send(&notification(Audience::Family), PHONE)
                 .await
                 .unwrap_err();
             assert_eq!(

@@ -5,6 +5,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::channel::Channel;
+use crate::domain::channel::route::Route;
 use crate::domain::notification::{Audience, Notification};
 use crate::error::Result;
 
@@ -14,50 +16,59 @@ pub enum Recipient {
     /// The notification's whole audience through the notifier's own fan-out: the SNS topic (whose
     /// subscriptions filter on the message attributes), the local journal.
     Audience,
-    /// One family phone texted directly.
-    Phone(String),
+    /// One family contact reached on one channel.
+    Contact { channel: Channel, address: String },
+}
+
+impl From<Route> for Recipient {
+    fn from(route: Route) -> Recipient {
+        Recipient::Contact {
+            channel: route.channel,
+            address: route.address,
+        }
+    }
 }
 
 impl Recipient {
-    /// How the delivery ledger keys this recipient within `notification_id`: `topic`, or a hash
-    /// of the number salted with the notification, never the number itself.
+    /// A text to `phone`.
+    pub fn sms(phone: impl Into<String>) -> Recipient {
+        Recipient::Contact {
+            channel: Channel::Sms,
+            address: phone.into(),
+        }
+    }
+
+    /// How the delivery ledger keys this recipient within `notification_id`: `topic`, or the
+    /// channel and a hash of the address salted with the notification, never the address itself.
     pub fn key(&self, notification_id: &str) -> String {
         use sha2::Digest;
         match self {
             Recipient::Audience => "topic".to_owned(),
-            Recipient::Phone(phone) => {
+            Recipient::Contact { channel, address } => {
                 let digest = sha2::Sha256::new()
                     .chain_update(notification_id.as_bytes())
                     .chain_update(b"\n")
-                    .chain_update(phone.as_bytes())
+                    .chain_update(address.as_bytes())
                     .finalize();
-                format!("sms:{}", hex::encode(&digest[..16]))
+                format!("{}:{}", channel.as_str(), hex::encode(&digest[..16]))
             }
         }
     }
 
     /// The channel a send to this recipient goes by, as the delivery ledger records it: `topic`
-    /// (the notifier's own fan-out to the audience) or `sms`.
+    /// (the notifier's own fan-out to the audience), `sms`, `email`…
     pub fn channel(&self) -> &'static str {
         match self {
             Recipient::Audience => "topic",
-            Recipient::Phone(_) => "sms",
+            Recipient::Contact { channel, .. } => channel.as_str(),
         }
     }
 
-    /// For showing who a send was for: `+1•••••0123`.
+    /// For showing who a send was for: `+52 ••• ••• 5678`, `a•••@example.com`.
     pub fn masked(&self) -> String {
         match self {
             Recipient::Audience => "topic".to_owned(),
-            Recipient::Phone(phone) => {
-                let chars: Vec<char> = phone.chars().collect();
-                if chars.len() < 8 {
-                    return "•••".to_owned();
-                }
-                let head: String = chars[..2].iter().collect();
-                let tail: String = chars[chars.len() - 4..].iter().collect();
-                format!("{head}•••••{tail}")
-            }
+            Recipient::Contact { channel, address } => channel.mask(address),
         }
     }
 }
@@ -84,17 +95,8 @@ pub struct Sent {
     pub message_id: Option<String>,
 }
 
-/// The audience, and if `texts_family`, each family phone of a change worth a text: whom a
-/// notifier that texts family phones itself sends to.
-pub fn audience_and_texted(notification: &Notification, texts_family: bool) -> Vec<Recipient> {
-    let mut recipients = vec![Recipient::Audience];
-    let texted = notification.audience == Audience::Family && notification.event.is_texted();
-    if texts_family && texted {
-        recipients.extend(notification.phones.iter().cloned().map(Recipient::Phone));
-    }
-    recipients
-}
-
+/// The port the fan-out sends through: whom a notification goes to, and one send to one of them.
+/// `fanout::Senders` makes one of an audience sender and the channel senders.
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Whom `notification` goes to. The fan-out sends to, records and retries each on its own.
@@ -103,11 +105,22 @@ pub trait Notifier: Send + Sync {
     }
 
     /// Delivers `notification` to one of its recipients.
-    async fn send(
-        &self,
-        notification: &Notification,
-        recipient: &Recipient,
-    ) -> std::result::Result<Sent, SendError>;
+    async fn send(&self, notification: &Notification, recipient: &Recipient) -> SendResult;
+}
+
+/// Sends a notification to its whole audience by the provider's own fan-out (the SNS topic and
+/// the subscriptions that filter on it; the local journal).
+#[async_trait]
+pub trait AudienceSender: Send + Sync {
+    async fn publish(&self, notification: &Notification) -> SendResult;
+}
+
+/// Sends a notification to one address on one channel, with the body the channel carries
+/// (`Channel::body_of`). Whom it is sent to is decided before (`channel::route`).
+#[async_trait]
+pub trait ChannelSender: Send + Sync {
+    fn channel(&self) -> Channel;
+    async fn send(&self, notification: &Notification, address: &str) -> SendResult;
 }
 
 /// Where a send stands, as the delivery ledger records it.

@@ -1,10 +1,10 @@
-//! One SNS SMS delivery-status line, and what it does to the ledger's item for that text.
+//! One SNS SMS delivery-status line, and what a receipt (of a text, a WhatsApp message or an
+//! e-mail) does to the ledger's item for that send.
 //!
 //! The ledger (see `alert_button_core::outbound::dynamodb_ledger`) keeps each send at
 //! `DELIVERY#<alert id>` / `<notification id>#<recipient>`, and for each accepted text a pointer
 //! `RECEIPT#<message id>` / `RECEIPT` holding `delivery_pk` and `delivery_sk`.
 
-use aws_lambda_events::event::cloudwatch_logs::LogEntry;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -25,11 +25,32 @@ struct NotificationPart {
     message_id: String,
 }
 
-/// A receipt: the text with `message_id` reached its phone, or could not.
+/// A receipt: the message with `message_id` reached its recipient, or could not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     pub message_id: String,
+    /// Another id the provider's receipt gives the same message, tried when the ledger knows
+    /// no send by `message_id`.
+    pub alias: Option<String>,
     pub delivered: bool,
+}
+
+impl Receipt {
+    pub fn new(message_id: String, delivered: bool) -> Receipt {
+        Receipt {
+            message_id,
+            alias: None,
+            delivered,
+        }
+    }
+
+    /// This receipt, also naming its message `alias`.
+    pub fn or(self, alias: String) -> Receipt {
+        Receipt {
+            alias: Some(alias),
+            ..self
+        }
+    }
 }
 
 /// The receipt one log line carries, if it is a delivery-status line.
@@ -40,13 +61,10 @@ pub fn parse(message: &str) -> Option<Receipt> {
         "FAILURE" => false,
         _ => return None,
     };
-    Some(Receipt {
-        message_id: line.notification.message_id,
-        delivered,
-    })
+    Some(Receipt::new(line.notification.message_id, delivered))
 }
 
-/// What one batch of log lines did.
+/// What one batch of log lines or channel events did.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Tally {
     pub delivered: usize,
@@ -83,16 +101,26 @@ impl Ledger {
         Ledger { client, table }
     }
 
-    /// Applies every receipt in `entries`. A store failure fails the batch, so Lambda retries
-    /// it: receipts already applied are ignored the second time.
-    pub async fn apply(&self, entries: &[LogEntry]) -> Result<Tally, lambda_runtime::Error> {
+    /// Applies every receipt of a batch, where `None` is a line or event that is no receipt. A
+    /// store failure fails the batch, so Lambda retries it: receipts already applied are
+    /// ignored the second time.
+    pub async fn apply(
+        &self,
+        receipts: impl IntoIterator<Item = Option<Receipt>>,
+    ) -> Result<Tally, lambda_runtime::Error> {
         let mut tally = Tally::default();
-        for entry in entries {
-            let Some(receipt) = parse(&entry.message) else {
+        for receipt in receipts {
+            let Some(receipt) = receipt else {
                 tally.ignored += 1;
                 continue;
             };
-            match self.apply_one(&receipt).await? {
+            let mut applied = self
+                .apply_one(&receipt.message_id, receipt.delivered)
+                .await?;
+            if let (Applied::Unknown, Some(alias)) = (&applied, &receipt.alias) {
+                applied = self.apply_one(alias, receipt.delivered).await?;
+            }
+            match applied {
                 Applied::Moved if receipt.delivered => tally.delivered += 1,
                 Applied::Moved => tally.failed += 1,
                 Applied::Unknown => tally.unknown += 1,
@@ -109,15 +137,16 @@ impl Ledger {
         Ok(tally)
     }
 
-    async fn apply_one(&self, receipt: &Receipt) -> Result<Applied, lambda_runtime::Error> {
+    async fn apply_one(
+        &self,
+        message_id: &str,
+        delivered: bool,
+    ) -> Result<Applied, lambda_runtime::Error> {
         let pointer = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(
-                "pk",
-                AttributeValue::S(format!("RECEIPT#{}", receipt.message_id)),
-            )
+            .key("pk", AttributeValue::S(format!("RECEIPT#{message_id}")))
             .key("sk", AttributeValue::S("RECEIPT".into()))
             .consistent_read(true)
             .send()
@@ -132,11 +161,7 @@ impl Ledger {
         let Some((pk, sk)) = target else {
             return Ok(Applied::Unknown);
         };
-        let state = if receipt.delivered {
-            "delivered"
-        } else {
-            "failed"
-        };
+        let state = if delivered { "delivered" } else { "failed" };
         let update = self
             .client
             .update_item()
@@ -154,7 +179,10 @@ impl Ledger {
         match update {
             Ok(_) => Ok(Applied::Moved),
             Err(err) if kind(&err) == "ConditionalCheckFailedException" => {
-                warn!(message_id = %receipt.message_id, state, "a receipt for a text that had already moved on; ignored");
+                warn!(
+                    message_id,
+                    state, "a receipt for a send that had already moved on; ignored"
+                );
                 Ok(Applied::AlreadyMoved)
             }
             Err(err) => Err(format!("recording a receipt: {}", kind(&err)).into()),
@@ -176,21 +204,13 @@ mod tests {
     fn delivery_status_lines_are_read_without_their_phone() {
         let success = include_str!("../../../tests/events/sns-sms-delivery-status.log");
         let receipts: Vec<Receipt> = success.lines().filter_map(parse).collect();
+        let receipt = |id: &str, delivered| Receipt::new(id.into(), delivered);
         assert_eq!(
             receipts,
             [
-                Receipt {
-                    message_id: "34d9b400-c6dd-5444-820d-fbeb0f1f54cf".into(),
-                    delivered: true
-                },
-                Receipt {
-                    message_id: "1077257a-92f3-5ca3-bc97-6a915b310625".into(),
-                    delivered: false
-                },
-                Receipt {
-                    message_id: "5c0e3a5f-1b1e-5b53-a6a8-3f2b4e1d9c77".into(),
-                    delivered: true
-                },
+                receipt("34d9b400-c6dd-5444-820d-fbeb0f1f54cf", true),
+                receipt("1077257a-92f3-5ca3-bc97-6a915b310625", false),
+                receipt("5c0e3a5f-1b1e-5b53-a6a8-3f2b4e1d9c77", true),
             ]
         );
         assert_eq!(parse("START RequestId: x"), None);

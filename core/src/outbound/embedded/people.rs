@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::*;
+use crate::domain::consent_request;
 
 #[async_trait]
 impl PersonWriter for EmbeddedStore {
@@ -13,31 +14,52 @@ impl PersonWriter for EmbeddedStore {
     }
 
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
-        let mut values = person_values(person)?;
+        let person = person.clone();
+        let mut values = person_values(&person)?;
         values.push(expected_version.into());
-        // The version lives in the body; records written before it existed read as 0.
-        let updated = self
-            .execute(
-                "UPDATE people SET body = ?2, expires_at = ?3
-                 WHERE person_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?4",
-                values,
-            )
+        let asks = self
+            .write(move |transaction| {
+                let old = stored_body(transaction, person.person_id)?;
+                // The version lives in the body; records written before it existed read as 0.
+                let updated = transaction
+                    .execute(
+                        "UPDATE people SET body = ?2, expires_at = ?3
+                         WHERE person_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?4",
+                        params_from_iter(values),
+                    )
+                    .map_err(Error::store)?;
+                updated_one(updated)?;
+                // An old record that cannot be read counts as none: the ledger keeps a phone
+                // already asked from being asked again.
+                let old: Option<Person> = old.and_then(|body| from_json(&body).ok());
+                ask_new_phones(transaction, old.as_ref(), &person)
+            })
             .await?;
-        updated_one(updated)
+        self.wake_relay(asks);
+        Ok(())
     }
 }
 
 #[async_trait]
 impl PersonStore for EmbeddedStore {
     async fn create_person(&self, person: &Person) -> Result<()> {
-        let inserted = self
-            .execute(
-                "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (person_id) DO NOTHING",
-                person_values(person)?,
-            )
+        let person = person.clone();
+        let values = person_values(&person)?;
+        let asks = self
+            .write(move |transaction| {
+                let inserted = transaction
+                    .execute(
+                        "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (person_id) DO NOTHING",
+                        params_from_iter(values),
+                    )
+                    .map_err(Error::store)?;
+                created(inserted)?;
+                ask_new_phones(transaction, None, &person)
+            })
             .await?;
-        created(inserted)
+        self.wake_relay(asks);
+        Ok(())
     }
 
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
@@ -80,6 +102,33 @@ impl crate::ports::PeopleByPhone for EmbeddedStore {
         })
         .await
     }
+}
+
+/// The person's record as stored, within a write.
+fn stored_body(transaction: &Connection, person_id: Uuid) -> Result<Option<String>> {
+    let sql = "SELECT body FROM people WHERE person_id = ?1";
+    let body = transaction.query_row(sql, params![person_id.to_string()], |row| row.get(0));
+    body.optional().map_err(Error::store)
+}
+
+/// Writes the outbox event that asks the phone contacts `new` has and `old` had not, if any;
+/// whether it did.
+fn ask_new_phones(transaction: &Connection, old: Option<&Person>, new: &Person) -> Result<bool> {
+    let phones = consent_request::phones_to_ask(old, new);
+    if phones.is_empty() {
+        return Ok(false);
+    }
+    let body = to_json(&AskBody {
+        ask_consent: phones,
+        person: new.clone(),
+    })?;
+    transaction
+        .execute(
+            "INSERT INTO outbox (alert_id, seq, alert) VALUES (?1, 0, ?2)",
+            params![Uuid::new_v4().to_string(), body],
+        )
+        .map_err(Error::store)?;
+    Ok(true)
 }
 
 /// A person's row: ?1 the id, ?2 the body, ?3 when it expires.
