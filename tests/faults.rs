@@ -435,16 +435,14 @@ async fn stored_alerts(store: &EmbeddedStore, directory: &Directory) -> Vec<Aler
             let mut cursor = None;
             loop {
                 let page = store
-                    .list_by_consulate(
-                        Listing {
-                            consulate_id: &office.id,
-                            status,
-                        },
-                        PageQuery {
+                    .list_by_consulate(Listing {
+                        consulate_id: &office.id,
+                        status,
+                        page: PageQuery {
                             limit: 100,
                             cursor: cursor.as_deref(),
                         },
-                    )
+                    })
                     .await
                     .unwrap();
                 alerts.extend(page.alerts);

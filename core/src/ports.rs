@@ -78,20 +78,22 @@ pub struct PageQuery<'a> {
     pub cursor: Option<&'a str>,
 }
 
-/// The alerts routed to `consulate_id` in `status`, as staff list them.
+/// One `page` of the alerts routed to `consulate_id` in `status`, as staff list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listing<'a> {
     pub consulate_id: &'a str,
     pub status: crate::domain::alert::AlertStatus,
+    pub page: PageQuery<'a>,
 }
 
-/// The open alerts the escalation sweep looks at: `consulate_id`'s, created at or before
-/// `created_before`, whose escalation level is below `below_level`.
+/// One `page` of the open alerts the escalation sweep looks at: `consulate_id`'s, created at
+/// or before `created_before`, whose escalation level is below `below_level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overdue<'a> {
     pub consulate_id: &'a str,
     pub created_before: OffsetDateTime,
     pub below_level: u32,
+    pub page: PageQuery<'a>,
 }
 
 /// One page of the scheduled sweep's work, so its memory stays bounded however much is due.
@@ -131,22 +133,14 @@ pub trait AlertCreator: Send + Sync {
 #[async_trait]
 pub trait ConsulateQueue: Send + Sync {
     /// The alerts of `listing`, newest first.
-    async fn list_by_consulate(
-        &self,
-        listing: Listing<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<AlertPage>;
+    async fn list_by_consulate(&self, listing: Listing<'_>) -> Result<AlertPage>;
 }
 
 /// The alerts nobody acknowledged in time, as the scheduler escalates them.
 #[async_trait]
 pub trait OverdueAlerts: Send + Sync {
     /// One page of the `overdue` open (unacknowledged) alerts, oldest first.
-    async fn open_alerts_created_before(
-        &self,
-        overdue: Overdue<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<Page<Alert>>;
+    async fn open_alerts_created_before(&self, overdue: Overdue<'_>) -> Result<Page<Alert>>;
 }
 
 /// Every alert store: all the roles above, which adapters implement one by one.

@@ -353,24 +353,16 @@ impl<G: Guard + ?Sized> AlertCreator for Guarded<G> {
 
 #[async_trait]
 impl<G: Guard + ?Sized> ConsulateQueue for Guarded<G> {
-    async fn list_by_consulate(
-        &self,
-        listing: Listing<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<AlertPage> {
-        let work = self.alerts.list_by_consulate(listing, page);
+    async fn list_by_consulate(&self, listing: Listing<'_>) -> Result<AlertPage> {
+        let work = self.alerts.list_by_consulate(listing);
         self.run(None, work).await
     }
 }
 
 #[async_trait]
 impl<G: Guard + ?Sized> OverdueAlerts for Guarded<G> {
-    async fn open_alerts_created_before(
-        &self,
-        overdue: Overdue<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<Page<Alert>> {
-        let work = self.alerts.open_alerts_created_before(overdue, page);
+    async fn open_alerts_created_before(&self, overdue: Overdue<'_>) -> Result<Page<Alert>> {
+        let work = self.alerts.open_alerts_created_before(overdue);
         let page = self.run(None, work).await?;
         self.guard.overdue_page(&page);
         Ok(page)

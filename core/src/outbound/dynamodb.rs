@@ -336,11 +336,8 @@ impl AlertCreator for DynamoStore {
 
 #[async_trait]
 impl ConsulateQueue for DynamoStore {
-    async fn list_by_consulate(
-        &self,
-        listing: Listing<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<AlertPage> {
+    async fn list_by_consulate(&self, listing: Listing<'_>) -> Result<AlertPage> {
+        let page = listing.page;
         let partition = format!("{}#{}", listing.consulate_id, listing.status.as_str());
         let start = INDEXED_ALERT.start_key(&partition, page.cursor)?;
         let output = self
@@ -374,11 +371,7 @@ impl ConsulateQueue for DynamoStore {
 
 #[async_trait]
 impl OverdueAlerts for DynamoStore {
-    async fn open_alerts_created_before(
-        &self,
-        overdue: Overdue<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<Page<Alert>> {
+    async fn open_alerts_created_before(&self, overdue: Overdue<'_>) -> Result<Page<Alert>> {
         let filter = (
             "attribute_not_exists(escalation_level) OR escalation_level < :below",
             vec![(":below", AttributeValue::N(overdue.below_level.to_string()))],
@@ -386,7 +379,7 @@ impl OverdueAlerts for DynamoStore {
         let partition = format!("{}#open", overdue.consulate_id);
         let cutoff = unix_ms(overdue.created_before);
         let page = self
-            .index_page(partition, INDEXED_ALERT, cutoff, Some(filter), page)
+            .index_page(partition, INDEXED_ALERT, cutoff, Some(filter), overdue.page)
             .await?;
         page_of(page, |i: AlertItem| i.alert)
     }

@@ -144,17 +144,15 @@ impl Scheduler {
             loop {
                 let overdue = match self
                     .overdue
-                    .open_alerts_created_before(
-                        Overdue {
-                            consulate_id: &consulate.id,
-                            created_before: now - policy.after,
-                            below_level,
-                        },
-                        PageQuery {
+                    .open_alerts_created_before(Overdue {
+                        consulate_id: &consulate.id,
+                        created_before: now - policy.after,
+                        below_level,
+                        page: PageQuery {
                             limit: page.max(1),
                             cursor: cursor.as_deref(),
                         },
-                    )
+                    })
                     .await
                 {
                     Ok(overdue) => overdue,

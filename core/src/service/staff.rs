@@ -64,16 +64,14 @@ impl StaffService {
             return Err(Error::Forbidden);
         }
         self.queue
-            .list_by_consulate(
-                Listing {
-                    consulate_id,
-                    status,
-                },
-                PageQuery {
+            .list_by_consulate(Listing {
+                consulate_id,
+                status,
+                page: PageQuery {
                     limit: limit.clamp(1, MAX_PAGE),
                     cursor,
                 },
-            )
+            })
             .await
     }
 

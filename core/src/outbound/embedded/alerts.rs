@@ -88,12 +88,8 @@ impl AlertCreator for EmbeddedStore {
 
 #[async_trait]
 impl ConsulateQueue for EmbeddedStore {
-    async fn list_by_consulate(
-        &self,
-        listing: Listing<'_>,
-        page_query: PageQuery<'_>,
-    ) -> Result<AlertPage> {
-        let PageQuery { limit, cursor } = page_query;
+    async fn list_by_consulate(&self, listing: Listing<'_>) -> Result<AlertPage> {
+        let PageQuery { limit, cursor } = listing.page;
         let after = cursor.map(decode_cursor).transpose()?;
         let (consulate_id, status) = (listing.consulate_id.to_owned(), listing.status);
         let fetch = limit as i64 + 1;
@@ -120,11 +116,7 @@ impl ConsulateQueue for EmbeddedStore {
 
 #[async_trait]
 impl OverdueAlerts for EmbeddedStore {
-    async fn open_alerts_created_before(
-        &self,
-        overdue: Overdue<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<Page<Alert>> {
+    async fn open_alerts_created_before(&self, overdue: Overdue<'_>) -> Result<Page<Alert>> {
         self.sweep_page(
             "SELECT body FROM alerts
              WHERE created_ms <= ?1 AND (created_ms > ?2 OR (created_ms = ?2 AND alert_id > ?3))
@@ -136,7 +128,7 @@ impl OverdueAlerts for EmbeddedStore {
                 overdue.consulate_id.to_owned().into(),
                 overdue.below_level.into(),
             ],
-            page,
+            overdue.page,
             |a: &Alert| (created_ms(a), a.alert_id),
         )
         .await
