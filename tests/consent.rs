@@ -364,10 +364,11 @@ async fn an_opted_out_number_is_not_asked() {
 }
 
 mod aws {
+    use alert_button_core::backend::AwsBackend;
     use alert_button_core::domain::alert::Retention;
     use alert_button_core::domain::consent::Consent;
-    use alert_button_core::domain::person::Contact;
     use alert_button_core::domain::person::ContactsReplacement;
+    use alert_button_core::domain::person::{Contact, Person};
     use alert_button_core::fanout::FanOut;
     use alert_button_core::inbound::stream_poller::StreamPoller;
     use alert_button_core::outbound::dynamodb::DynamoStore;
@@ -390,23 +391,23 @@ mod aws {
         }
     }
 
+    /// Registers Ana, with `contacts`, through the AWS backend's person service.
+    async fn register_ana(aws: &AwsBackend, contacts: Vec<Contact>) -> Person {
+        let service = &aws.services.person;
+        let (person, _) = service
+            .register(ana(contacts), "203.0.113.7")
+            .await
+            .unwrap();
+        person
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_new_phone_contact_is_asked_once_by_sns_whatever_the_family_sms_mode() {
         let stack = Stack::create().await;
         let aws = stack.backend(FamilySms::Subscriptions, Retention::default());
         let (luis, rosa, nuevo) = (unique_phone(), unique_phone(), unique_phone());
-        let (person, _) = aws
-            .services
-            .person
-            .register(
-                ana(vec![
-                    contact("Luis", &luis, None),
-                    contact("Rosa", &rosa, None),
-                ]),
-                "203.0.113.7",
-            )
-            .await
-            .unwrap();
+        let contacts = vec![contact("Luis", &luis, None), contact("Rosa", &rosa, None)];
+        let person = register_ana(&aws, contacts).await;
         let mut poller = StreamPoller::connect(&stack.config, &stack.table)
             .await
             .unwrap();
@@ -449,21 +450,11 @@ mod aws {
         let stack = Stack::create().await;
         let aws = stack.backend(FamilySms::Direct, Retention::default());
         let (luis, rosa) = (unique_phone(), unique_phone());
-        let (person, _) = aws
-            .services
-            .person
-            .register(
-                ana(vec![
-                    contact("Luis", &luis, None),
-                    Contact {
-                        email: Some("rosa@example.org".into()),
-                        ..contact("Rosa", &rosa, None)
-                    },
-                ]),
-                "203.0.113.7",
-            )
-            .await
-            .unwrap();
+        let rosa_with_email = Contact {
+            email: Some("rosa@example.org".into()),
+            ..contact("Rosa", &rosa, None)
+        };
+        let person = register_ana(&aws, vec![contact("Luis", &luis, None), rosa_with_email]).await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
         let mut stored = store.get_person(person.person_id).await.unwrap().unwrap();
         stored.contacts[1].consent = Some(Consent::OptedOut);
