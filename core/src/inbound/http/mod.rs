@@ -106,48 +106,42 @@ const fn public(method: Text, path: Text) -> Route {
     }
 }
 
+/// Builds `TABLE`, one row a route: who may call it, its method and path and, but for the
+/// public routes the directory crate serves, its handler.
+macro_rules! routes {
+    ($($audience:ident $method:literal $path:literal $(=> $handler:ident)?;)*) => {
+        [$(routes!(@row $audience $method $path $(=> $handler)?)),*]
+    };
+    (@row public $method:literal $path:literal) => {
+        public($method, $path)
+    };
+    (@row $audience:ident $method:literal $path:literal => $handler:ident) => {
+        $audience($method, $path, |m| on(m, handlers::$handler))
+    };
+}
+
 /// The contract, in one place: the router, `ROUTES`, `STAFF_ROUTES` and `alert-button routes`
 /// (which the deployment template and the OpenAPI document are checked against) all come from
 /// this table, so none of them can list a route the others lack.
-pub const TABLE: [Route; 17] = [
-    public("GET", "/healthz"),
-    public("GET", "/v1/consulates"),
-    public("GET", "/v1/consulates/nearest"),
-    person("POST", "/v1/people", |m| on(m, handlers::register)),
-    person("PUT", "/v1/people/me/contacts", |m| {
-        on(m, handlers::replace_contacts)
-    }),
-    person("POST", "/v1/alerts", |m| on(m, handlers::raise_alert)),
-    person("GET", "/v1/alerts/{alert_id}", |m| {
-        on(m, handlers::get_alert)
-    }),
-    person("POST", "/v1/alerts/{alert_id}/locations", |m| {
-        on(m, handlers::add_location)
-    }),
-    person("POST", "/v1/alerts/{alert_id}/cancel", |m| {
-        on(m, handlers::cancel_alert)
-    }),
-    person("PUT", "/v1/people/me/pins", |m| on(m, handlers::set_pins)),
-    staff("GET", "/v1/consulates/{consulate_id}/alerts", |m| {
-        on(m, handlers::list_consulate_alerts)
-    }),
-    staff("POST", "/v1/alerts/{alert_id}/acknowledge", |m| {
-        on(m, handlers::acknowledge_alert)
-    }),
-    staff("POST", "/v1/alerts/{alert_id}/resolve", |m| {
-        on(m, handlers::resolve_alert)
-    }),
-    person("POST", "/v1/checkins", |m| on(m, handlers::start_checkin)),
-    person("GET", "/v1/checkins/{checkin_id}", |m| {
-        on(m, handlers::get_checkin)
-    }),
-    person("POST", "/v1/checkins/{checkin_id}/confirm", |m| {
-        on(m, handlers::confirm_checkin)
-    }),
-    person("POST", "/v1/checkins/{checkin_id}/locations", |m| {
-        on(m, handlers::checkin_location)
-    }),
-];
+pub const TABLE: [Route; 17] = routes! {
+    public "GET" "/healthz";
+    public "GET" "/v1/consulates";
+    public "GET" "/v1/consulates/nearest";
+    person "POST" "/v1/people" => register;
+    person "PUT" "/v1/people/me/contacts" => replace_contacts;
+    person "POST" "/v1/alerts" => raise_alert;
+    person "GET" "/v1/alerts/{alert_id}" => get_alert;
+    person "POST" "/v1/alerts/{alert_id}/locations" => add_location;
+    person "POST" "/v1/alerts/{alert_id}/cancel" => cancel_alert;
+    person "PUT" "/v1/people/me/pins" => set_pins;
+    staff "GET" "/v1/consulates/{consulate_id}/alerts" => list_consulate_alerts;
+    staff "POST" "/v1/alerts/{alert_id}/acknowledge" => acknowledge_alert;
+    staff "POST" "/v1/alerts/{alert_id}/resolve" => resolve_alert;
+    person "POST" "/v1/checkins" => start_checkin;
+    person "GET" "/v1/checkins/{checkin_id}" => get_checkin;
+    person "POST" "/v1/checkins/{checkin_id}/confirm" => confirm_checkin;
+    person "POST" "/v1/checkins/{checkin_id}/locations" => checkin_location;
+};
 
 const fn pairs<const N: usize, const M: usize>(
     table: &[Route; N],
