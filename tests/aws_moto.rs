@@ -23,9 +23,10 @@ use alert_button_core::outbound::sns::{
     FamilySms, SnsFamilySubscriptions, family_filter_policy, family_sms_filter_policy, senders,
 };
 use alert_button_core::ports::{
-    AlertStore, FamilySubscriptions, StaffMember, StaffVerifier, SystemClock,
+    AlertCreator, AlertWriter, FamilySubscriptions, PersonWriter, StaffMember, StaffVerifier,
+    SystemClock,
 };
-use alert_button_core::service::{AlertService, Ports};
+use alert_button_core::service::{Ports, Services};
 use alert_button_core::testing::contact;
 use alert_button_tests::ana;
 use alert_button_tests::aws::{Stack, field, person_key, sdk_config, sms_sent_to, unique_phone};
@@ -77,7 +78,7 @@ async fn register_as(aws: &AwsBackend, phone: &str, email: &str) -> (Person, Str
 
 /// Registers the person `registration` describes, from one test address.
 async fn enrol(aws: &AwsBackend, registration: Registration) -> (Person, String) {
-    let registered = aws.service.register(registration, "203.0.113.7");
+    let registered = aws.services.person.register(registration, "203.0.113.7");
     registered.await.expect("registered")
 }
 
@@ -88,9 +89,13 @@ async fn register(aws: &AwsBackend) -> (Person, String) {
 
 /// Sets the first PINs (cancel 2468, duress 1357); returns the person as `token` now reads.
 async fn first_pins(aws: &AwsBackend, person: Person, token: &str) -> Person {
-    let set = aws.service.set_pins(person, pins("2468", "1357", None));
+    let set = aws
+        .services
+        .person
+        .set_pins(person, pins("2468", "1357", None));
     set.await.expect("the first PINs are set");
-    aws.service
+    aws.services
+        .person
         .authenticate(token)
         .await
         .expect("still registered")
@@ -104,7 +109,8 @@ async fn raise(
     (lat, lon): (f64, f64),
 ) -> Alert {
     let raised = aws
-        .service
+        .services
+        .person
         .raise_alert(person, press(client_id, lat, lon))
         .await;
     raised.expect("the alert is raised").alert
@@ -123,6 +129,7 @@ fn store_ports(stack: &Stack, store: &Arc<DynamoStore>) -> Ports {
         clock: Arc::new(SystemClock),
         key: stack.service_key.clone(),
         districts: Arc::new(Districts::bundled()),
+        deliveries: None,
     }
 }
 
@@ -178,23 +185,26 @@ async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
         },
     );
     let (person, token) = register(&aws).await;
-    let authenticated = aws.service.authenticate(&token).await.unwrap();
+    let authenticated = aws.services.person.authenticate(&token).await.unwrap();
     assert_eq!(authenticated.person_id, person.person_id);
     assert!(matches!(
-        aws.service
+        aws.services
+            .person
             .authenticate(&format!("{}.{}", person.person_id, "0".repeat(64)))
             .await,
         Err(Error::Unauthenticated)
     ));
 
     let raised = aws
-        .service
+        .services
+        .person
         .raise_alert(&person, press("s-1", 29.76, -95.37))
         .await
         .unwrap();
     assert!(raised.created);
     let alert_id = raised.alert.alert_id;
-    aws.service
+    aws.services
+        .person
         .update_location(
             &person,
             alert_id,
@@ -206,7 +216,8 @@ async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
         )
         .await
         .unwrap();
-    aws.service
+    aws.services
+        .person
         .cancel(
             &person,
             alert_id,
@@ -217,7 +228,12 @@ async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
         )
         .await
         .unwrap();
-    let stored = aws.service.alert_of(&person, alert_id).await.unwrap();
+    let stored = aws
+        .services
+        .person
+        .alert_of(&person, alert_id)
+        .await
+        .unwrap();
     assert_eq!(stored.version(), 3);
     assert_eq!(stored.location.lat, 29.7);
 
@@ -261,7 +277,7 @@ async fn a_hundred_concurrent_presses_make_one_alert_and_one_round_of_notificati
     let person = Arc::new(person);
     let presses: Vec<_> = (0..100)
         .map(|_| {
-            let service = aws.service.clone();
+            let service = aws.services.person.clone();
             let person = person.clone();
             tokio::spawn(async move {
                 service
@@ -335,7 +351,8 @@ async fn filter_policies_give_each_audience_exactly_its_messages() {
     drain_stream(&mut poller, &aws.fanout).await;
 
     // A location update is a MODIFY record: only its new entry is notified.
-    aws.service
+    aws.services
+        .person
         .update_location(
             &ana,
             ana_alert.alert_id,
@@ -458,7 +475,8 @@ async fn registration_subscribes_the_family_and_replacing_contacts_unsubscribes_
 
     let new_phone = unique_phone();
     let updated = aws
-        .service
+        .services
+        .person
         .replace_contacts(
             person,
             ContactsReplacement {
@@ -572,7 +590,8 @@ async fn consulate_staff_list_acknowledge_and_resolve_against_dynamodb() {
     let mut cursor: Option<String> = None;
     loop {
         let page = aws
-            .service
+            .services
+            .staff
             .list_for_staff(
                 &chicago,
                 "mx-cg-chicago",
@@ -595,19 +614,22 @@ async fn consulate_staff_list_acknowledge_and_resolve_against_dynamodb() {
 
     // The matrix, against the real store.
     assert!(matches!(
-        aws.service
+        aws.services
+            .staff
             .list_for_staff(&houston, "mx-cg-chicago", AlertStatus::Open, 10, None)
             .await,
         Err(Error::Forbidden)
     ));
     assert!(matches!(
-        aws.service
+        aws.services
+            .staff
             .alert_for_staff(&houston, chicago_alerts[0])
             .await,
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        aws.service
+        aws.services
+            .staff
             .acknowledge(
                 &chicago,
                 houston_alert.alert_id,
@@ -619,7 +641,8 @@ async fn consulate_staff_list_acknowledge_and_resolve_against_dynamodb() {
 
     // Acknowledge moves the alert between listings and reaches the family through SNS.
     let acknowledged = aws
-        .service
+        .services
+        .staff
         .acknowledge(
             &chicago,
             chicago_alerts[0],
@@ -631,12 +654,14 @@ async fn consulate_staff_list_acknowledge_and_resolve_against_dynamodb() {
         .unwrap();
     assert_eq!(acknowledged.status, AlertStatus::Acknowledged);
     let open = aws
-        .service
+        .services
+        .staff
         .list_for_staff(&chicago, "mx-cg-chicago", AlertStatus::Open, 10, None)
         .await
         .unwrap();
     let acked = aws
-        .service
+        .services
+        .staff
         .list_for_staff(
             &chicago,
             "mx-cg-chicago",
@@ -648,7 +673,8 @@ async fn consulate_staff_list_acknowledge_and_resolve_against_dynamodb() {
         .unwrap();
     assert_eq!(open.alerts.len(), 2);
     assert_eq!(acked.alerts[0].alert_id, chicago_alerts[0]);
-    aws.service
+    aws.services
+        .staff
         .resolve(
             &chicago,
             chicago_alerts[0],
@@ -689,8 +715,8 @@ async fn an_overdue_alert_escalates_once_through_sns() {
     let policy = EscalationPolicy::default();
     let later = OffsetDateTime::now_utc() + Span::minutes(11);
     let (a, b) = tokio::join!(
-        aws.service.escalate_overdue(later, &policy),
-        aws.service.escalate_overdue(later, &policy)
+        aws.services.scheduler.escalate_overdue(later, &policy),
+        aws.services.scheduler.escalate_overdue(later, &policy)
     );
     assert_eq!(
         a.unwrap() + b.unwrap(),
@@ -720,7 +746,8 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
     let (ana, _) = register_as(&aws, &phone, "kim@example.org").await;
     let now = OffsetDateTime::now_utc();
     let checkin = aws
-        .service
+        .services
+        .person
         .start_checkin(
             &ana,
             CheckInRequest {
@@ -737,7 +764,8 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
         .unwrap();
     let policy = EscalationPolicy::default();
     assert_eq!(
-        aws.service
+        aws.services
+            .scheduler
             .sweep(now + Span::minutes(4), &policy)
             .await
             .unwrap()
@@ -745,8 +773,12 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
         0
     );
     let (a, b) = tokio::join!(
-        aws.service.sweep(now + Span::minutes(6), &policy),
-        aws.service.sweep(now + Span::minutes(6), &policy)
+        aws.services
+            .scheduler
+            .sweep(now + Span::minutes(6), &policy),
+        aws.services
+            .scheduler
+            .sweep(now + Span::minutes(6), &policy)
     );
     assert_eq!(
         a.unwrap().raised + b.unwrap().raised,
@@ -754,13 +786,15 @@ async fn a_missed_check_in_raises_the_alert_against_dynamodb() {
         "concurrent sweeps raise one alert"
     );
     let missed = aws
-        .service
+        .services
+        .person
         .checkin_of(&ana, checkin.checkin_id)
         .await
         .unwrap();
     assert_eq!(missed.status, CheckInStatus::Missed);
     let alert = aws
-        .service
+        .services
+        .person
         .alert_of(&ana, missed.alert_id.unwrap())
         .await
         .unwrap();
@@ -780,7 +814,8 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
     let stack = Stack::create().await;
     let aws = backend(&stack, FamilySms::Direct);
     let (ana, token) = register(&aws).await;
-    aws.service
+    aws.services
+        .person
         .set_pins(
             ana,
             PinsRequest {
@@ -792,10 +827,11 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
         )
         .await
         .unwrap();
-    let ana = aws.service.authenticate(&token).await.unwrap();
+    let ana = aws.services.person.authenticate(&token).await.unwrap();
     let alert = raise(&aws, &ana, "d", (41.88, -87.63)).await;
     let shown = aws
-        .service
+        .services
+        .person
         .cancel(
             &ana,
             alert.alert_id,
@@ -808,7 +844,8 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
         .unwrap();
     assert_eq!(shown.status, AlertStatus::Cancelled);
     assert_eq!(
-        aws.service
+        aws.services
+            .person
             .alert_of(&ana, alert.alert_id)
             .await
             .unwrap()
@@ -817,14 +854,16 @@ async fn a_duress_cancel_keeps_the_alert_open_in_dynamodb() {
     );
     let staff = chicago_staff();
     let truth = aws
-        .service
+        .services
+        .staff
         .alert_for_staff(&staff, alert.alert_id)
         .await
         .unwrap();
     assert_eq!(truth.status, AlertStatus::Open);
     assert!(truth.duress);
     let open = aws
-        .service
+        .services
+        .staff
         .list_for_staff(&staff, "mx-cg-chicago", AlertStatus::Open, 10, None)
         .await
         .unwrap();
@@ -931,7 +970,6 @@ fn replacement(phones: &[String], current: Option<&str>) -> ContactsReplacement 
 
 /// The person's record as stored.
 async fn stored_person(aws: &AwsBackend, person_id: uuid::Uuid) -> Person {
-    use alert_button_core::ports::PersonStore;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&aws.sdk_config),
         &aws.settings.table,
@@ -955,7 +993,8 @@ async fn the_duress_pin_on_contacts_keeps_the_family_subscribed_in_aws() {
         accuracy_m: None,
     });
     let shown = aws
-        .service
+        .services
+        .person
         .replace_contacts(ana.clone(), cut)
         .await
         .unwrap();
@@ -972,15 +1011,17 @@ async fn the_duress_pin_on_contacts_keeps_the_family_subscribed_in_aws() {
     // An alert was raised where the phone is, marked duress for the consulate.
     let staff = chicago_staff();
     let open = aws
-        .service
+        .services
+        .staff
         .list_for_staff(&staff, "mx-cg-chicago", AlertStatus::Open, 10, None)
         .await
         .unwrap();
     assert_eq!(open.alerts.len(), 1);
     assert!(open.alerts[0].duress);
     assert_eq!(stored.last_alert_id, Some(open.alerts[0].alert_id));
-    let ana = aws.service.authenticate(&token).await.unwrap();
-    aws.service
+    let ana = aws.services.person.authenticate(&token).await.unwrap();
+    aws.services
+        .person
         .set_pins(ana, pins("1111", "2222", Some("2468")))
         .await
         .expect("the old cancel PIN still works");
@@ -1001,13 +1042,18 @@ async fn concurrent_contact_and_pin_changes_leave_no_orphaned_subscription() {
         tasks.push(tokio::spawn(async move {
             let phones: Vec<String> = (0..count).map(|_| unique_phone()).collect();
             let request = replacement(&phones, Some("2468"));
-            aws.service.replace_contacts(ana, request).await.map(|_| ())
+            aws.services
+                .person
+                .replace_contacts(ana, request)
+                .await
+                .map(|_| ())
         }));
     }
     {
         let (aws, ana) = (aws.clone(), ana.clone());
         tasks.push(tokio::spawn(async move {
-            aws.service
+            aws.services
+                .person
                 .set_pins(ana, pins("1111", "2222", Some("2468")))
                 .await
         }));
@@ -1037,8 +1083,9 @@ async fn concurrent_contact_and_pin_changes_leave_no_orphaned_subscription() {
     phones.sort();
     assert_eq!(endpoints, phones);
     // The PIN change was not reverted by a contact replacement written after it.
-    let ana = aws.service.authenticate(&token).await.unwrap();
-    aws.service
+    let ana = aws.services.person.authenticate(&token).await.unwrap();
+    aws.services
+        .person
         .set_pins(ana, pins("3333", "4444", Some("1111")))
         .await
         .expect("the new cancel PIN is the stored one");
@@ -1087,7 +1134,7 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .load()
         .await;
-    let failing = AlertService::new(
+    let failing = Services::new(
         Arc::new(Directory::bundled()),
         Ports {
             subscriptions: Arc::new(UnsubscribeFails {
@@ -1106,7 +1153,8 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
             ..store_ports(&stack, &store)
         },
         Retention::default(),
-    );
+    )
+    .person;
     let (ana, token) = register(&aws).await;
     let first = ana.subscriptions.clone();
 
@@ -1130,8 +1178,9 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
     assert_eq!(topic_subscriptions(&stack).await.len(), expected.len() + 1);
 
     // The next write of the person, through a working SNS, removes them.
-    let ana = aws.service.authenticate(&token).await.unwrap();
-    aws.service
+    let ana = aws.services.person.authenticate(&token).await.unwrap();
+    aws.services
+        .person
         .set_pins(ana.clone(), pins("2468", "1357", None))
         .await
         .unwrap();
@@ -1142,7 +1191,7 @@ async fn subscriptions_that_could_not_be_removed_are_retried_and_go_with_the_rec
     assert_eq!(on_topic[0].1, phone);
 
     // Left behind again, then the record expires: the stream's REMOVE takes them too.
-    let ana = aws.service.authenticate(&token).await.unwrap();
+    let ana = aws.services.person.authenticate(&token).await.unwrap();
     failing
         .replace_contacts(ana, replacement(&[unique_phone()], Some("2468")))
         .await
@@ -1176,17 +1225,23 @@ async fn a_replayed_press_after_a_duress_cancel_reads_as_cancelled_in_dynamodb()
             pin: Some(pin.into()),
         };
         let mut shown = aws
-            .service
+            .services
+            .person
             .cancel(&ana, alert.alert_id, cancel)
             .await
             .unwrap();
         let note = AcknowledgeRequest {
             note: Some("vamos en camino".into()),
         };
-        let acknowledged = aws.service.acknowledge(&staff, alert.alert_id, note).await;
+        let acknowledged = aws
+            .services
+            .staff
+            .acknowledge(&staff, alert.alert_id, note)
+            .await;
         assert_eq!(acknowledged.is_ok(), pin == "1357");
         let mut replay = aws
-            .service
+            .services
+            .person
             .raise_alert(&ana, press(client_id, 41.88, -87.63))
             .await
             .unwrap();
@@ -1213,14 +1268,15 @@ async fn using_a_registration_renews_its_expiry_in_dynamodb() {
     let store = Arc::new(DynamoStore::new(client.clone(), &stack.table));
     let day0 = datetime!(2026-01-01 09:00 UTC);
     let clock = SettableClock::new(day0);
-    let service = AlertService::new(
+    let service = Services::new(
         Arc::new(Directory::bundled()),
         Ports {
             clock: clock.clone(),
             ..store_ports(&stack, &store)
         },
         Retention::default(),
-    );
+    )
+    .person;
     let (ana, token) = service
         .register(
             registration(&unique_phone(), "kim@example.org"),
@@ -1262,7 +1318,6 @@ async fn the_dynamodb_store_leaves_out_alerts_at_the_level_asked() {
 async fn pins_in_the_table_are_keyed_with_the_secret_read_at_start_up() {
     use alert_button_core::backend::{ConfigError, read_service_key};
     use alert_button_core::domain::credential::{self, HashScheme, ServiceKey};
-    use alert_button_core::ports::PersonStore;
     use alert_button_tests::aws::create_secret;
     use sha2::Digest;
 
@@ -1312,7 +1367,8 @@ async fn pins_in_the_table_are_keyed_with_the_secret_read_at_start_up() {
     let plain = sha2::Sha256::digest(ip.as_bytes());
     assert_ne!(*counter, hex::encode(&plain[..16]));
 
-    aws.service
+    aws.services
+        .person
         .set_pins(ana, pins("2468", "1357", None))
         .await
         .unwrap();
@@ -1482,7 +1538,8 @@ async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger
         "{:?}",
         person.subscriptions
     );
-    aws.service
+    aws.services
+        .person
         .raise_alert(&person, press("e-mail", 41.88, -87.63))
         .await
         .unwrap();
@@ -1523,7 +1580,8 @@ async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothin
     let family = stack
         .probe(&family_filter_policy(&person.person_id.to_string(), "es"))
         .await;
-    aws.service
+    aws.services
+        .person
         .raise_alert(&person, press("refused", 41.88, -87.63))
         .await
         .unwrap();
@@ -1848,7 +1906,8 @@ async fn a_failed_batch(
 
     let phone = unique_phone();
     let (person, _) = register_as(aws, &phone, "kim@example.org").await;
-    aws.service
+    aws.services
+        .person
         .raise_alert(&person, press("dead-letter", 39.74, -104.99))
         .await
         .unwrap();

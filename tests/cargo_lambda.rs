@@ -437,7 +437,7 @@ async fn a_texted_stop_opts_the_contact_out() {
     use alert_button_core::domain::consent::Consent;
     use alert_button_core::outbound::dynamodb::DynamoStore;
     use alert_button_core::outbound::sns::FamilySms;
-    use alert_button_core::ports::PersonStore;
+    use alert_button_core::ports::PersonWriter;
     use alert_button_core::testing::contact;
     use alert_button_tests::ana;
     use alert_button_tests::aws::unique_phone;
@@ -452,7 +452,8 @@ async fn a_texted_stop_opts_the_contact_out() {
             contact("Rosa", &rosa, None),
         ]);
         let (person, _) = aws
-            .service
+            .services
+            .person
             .register(registration, "203.0.113.7")
             .await
             .unwrap();

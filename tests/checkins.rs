@@ -62,11 +62,11 @@ async fn a_missed_check_in_raises_the_alert_with_the_last_location_once() {
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
     }
 
-    let service = &api.local.service;
+    let scheduler = &api.local.services.scheduler;
     let policy = EscalationPolicy::default();
     let now = OffsetDateTime::now_utc();
     let counts = |summary: SweepSummary| (summary.raised, summary.escalated, summary.failed);
-    let swept = |minutes| service.sweep(now + Duration::minutes(minutes), &policy);
+    let swept = |minutes| scheduler.sweep(now + Duration::minutes(minutes), &policy);
     assert_eq!(swept(1).await.map(counts).unwrap(), (0, 0, 0));
     assert_eq!(swept(3).await.map(counts).unwrap(), (1, 0, 0));
     let (again, other) = tokio::join!(swept(3), swept(4));

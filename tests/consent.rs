@@ -11,7 +11,7 @@ use alert_button_core::domain::person::Person;
 use alert_button_core::fanout::FanOut;
 use alert_button_core::inbound::pipeline::{self, Change, Step};
 use alert_button_core::outbound::journal::REFUSED_PHONE_SUFFIX;
-use alert_button_core::ports::{DeliveryLedger, PersonStore};
+use alert_button_core::ports::{DeliveryLedger, PersonStore, PersonWriter};
 use alert_button_core::testing::{ScriptedNotifier, contact, person_with};
 use alert_button_tests::{LocalApi, Reply};
 use axum::http::{Method, StatusCode};
@@ -364,17 +364,18 @@ async fn an_opted_out_number_is_not_asked() {
 }
 
 mod aws {
+    use alert_button_core::backend::AwsBackend;
     use alert_button_core::domain::alert::Retention;
     use alert_button_core::domain::consent::Consent;
-    use alert_button_core::domain::person::Contact;
     use alert_button_core::domain::person::ContactsReplacement;
+    use alert_button_core::domain::person::{Contact, Person};
     use alert_button_core::fanout::FanOut;
     use alert_button_core::inbound::stream_poller::StreamPoller;
     use alert_button_core::outbound::dynamodb::DynamoStore;
     use alert_button_core::outbound::sns::{
         FamilySms, consulate_filter_policy, family_filter_policy,
     };
-    use alert_button_core::ports::PersonStore;
+    use alert_button_core::ports::PersonWriter;
     use alert_button_core::testing::{CHICAGO, contact, request};
     use alert_button_tests::ana;
     use alert_button_tests::aws::{Stack, consent_requests_to, sms_sent_to, unique_phone};
@@ -390,22 +391,23 @@ mod aws {
         }
     }
 
+    /// Registers Ana, with `contacts`, through the AWS backend's person service.
+    async fn register_ana(aws: &AwsBackend, contacts: Vec<Contact>) -> Person {
+        let service = &aws.services.person;
+        let (person, _) = service
+            .register(ana(contacts), "203.0.113.7")
+            .await
+            .unwrap();
+        person
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_new_phone_contact_is_asked_once_by_sns_whatever_the_family_sms_mode() {
         let stack = Stack::create().await;
         let aws = stack.backend(FamilySms::Subscriptions, Retention::default());
         let (luis, rosa, nuevo) = (unique_phone(), unique_phone(), unique_phone());
-        let (person, _) = aws
-            .service
-            .register(
-                ana(vec![
-                    contact("Luis", &luis, None),
-                    contact("Rosa", &rosa, None),
-                ]),
-                "203.0.113.7",
-            )
-            .await
-            .unwrap();
+        let contacts = vec![contact("Luis", &luis, None), contact("Rosa", &rosa, None)];
+        let person = register_ana(&aws, contacts).await;
         let mut poller = StreamPoller::connect(&stack.config, &stack.table)
             .await
             .unwrap();
@@ -417,7 +419,8 @@ mod aws {
             current_pin: None,
             location: None,
         };
-        aws.service
+        aws.services
+            .person
             .replace_contacts(stored, replacement)
             .await
             .unwrap();
@@ -428,7 +431,8 @@ mod aws {
             assert!(asked[0].starts_with("Ana le agrego"), "{asked:?}");
         }
         let records = aws
-            .service
+            .services
+            .person
             .deliveries()
             .unwrap()
             .deliveries_of(person.person_id)
@@ -446,20 +450,11 @@ mod aws {
         let stack = Stack::create().await;
         let aws = stack.backend(FamilySms::Direct, Retention::default());
         let (luis, rosa) = (unique_phone(), unique_phone());
-        let (person, _) = aws
-            .service
-            .register(
-                ana(vec![
-                    contact("Luis", &luis, None),
-                    Contact {
-                        email: Some("rosa@example.org".into()),
-                        ..contact("Rosa", &rosa, None)
-                    },
-                ]),
-                "203.0.113.7",
-            )
-            .await
-            .unwrap();
+        let rosa_with_email = Contact {
+            email: Some("rosa@example.org".into()),
+            ..contact("Rosa", &rosa, None)
+        };
+        let person = register_ana(&aws, vec![contact("Luis", &luis, None), rosa_with_email]).await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
         let mut stored = store.get_person(person.person_id).await.unwrap().unwrap();
         stored.contacts[1].consent = Some(Consent::OptedOut);
@@ -472,7 +467,8 @@ mod aws {
             .probe(&family_filter_policy(&person.person_id.to_string(), "es"))
             .await;
         let raised = aws
-            .service
+            .services
+            .person
             .raise_alert(&stored, request(CHICAGO))
             .await
             .unwrap();
@@ -500,7 +496,8 @@ mod aws {
         assert!(sms_sent_to(&rosa).await.is_empty(), "Rosa is not texted");
 
         let records = aws
-            .service
+            .services
+            .person
             .deliveries()
             .unwrap()
             .deliveries_of(raised.alert.alert_id)

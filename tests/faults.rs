@@ -17,7 +17,7 @@ use alert_button_core::domain::notification::{self, Notification};
 use alert_button_core::local::{JOURNAL_FILE, LocalMode, LocalPorts, STORE_FILE};
 use alert_button_core::outbound::embedded::EmbeddedStore;
 use alert_button_core::ports::{
-    AlertStore, Listing, Notifier, PageQuery, PersonStore, Recipient, SendError, SendResult,
+    ConsulateQueue, Listing, Notifier, PageQuery, PersonWriter, Recipient, SendError, SendResult,
     SystemClock,
 };
 use alert_button_core::service::limits;
@@ -435,16 +435,14 @@ async fn stored_alerts(store: &EmbeddedStore, directory: &Directory) -> Vec<Aler
             let mut cursor = None;
             loop {
                 let page = store
-                    .list_by_consulate(
-                        Listing {
-                            consulate_id: &office.id,
-                            status,
-                        },
-                        PageQuery {
+                    .list_by_consulate(Listing {
+                        consulate_id: &office.id,
+                        status,
+                        page: PageQuery {
                             limit: 100,
                             cursor: cursor.as_deref(),
                         },
-                    )
+                    })
                     .await
                     .unwrap();
                 alerts.extend(page.alerts);

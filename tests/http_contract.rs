@@ -327,7 +327,7 @@ async fn the_hourly_erase_takes_an_expired_alert_and_its_journal_lines_together(
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
     wait_for_change(&journal, &alert_ids[0], 2, 3).await;
 
-    let retention = api.local.service.retention();
+    let retention = api.local.services.person.retention();
     assert!(retention.closed_alert < retention.active_alert);
     let later = time::OffsetDateTime::now_utc() + retention.closed_alert + time::Duration::hours(1);
     assert!(api.local.purge_expired(later).await.unwrap() > 0);

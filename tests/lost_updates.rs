@@ -101,8 +101,8 @@ async fn a_confirm_racing_the_sweep_never_reads_confirmed_with_an_alert_out() {
         let started = api.post("/v1/checkins", &ana, body).await;
         assert_eq!(started.status, StatusCode::CREATED, "{}", started.json);
         let checkin = started.string("checkin_id");
-        let service = api.local.service.clone();
-        let sweep = tokio::spawn(async move { service.sweep(deadline, &policy).await });
+        let scheduler = api.local.services.scheduler.clone();
+        let sweep = tokio::spawn(async move { scheduler.sweep(deadline, &policy).await });
         let router = api.router.clone();
         let token = ana.clone();
         let path = format!("/v1/checkins/{checkin}/confirm");

@@ -389,9 +389,9 @@ async fn the_duress_pin_on_a_check_in_looks_confirmed_but_raises_the_alert() {
     let replay = api.post("/v1/alerts", &forced, press).await;
     assert_problem(&replay, StatusCode::UNPROCESSABLE_ENTITY, "client_alert_id");
     wait_for_audience(&api.journal(), &alert_id, 1, "family").await;
-    let service = &api.local.service;
+    let scheduler = &api.local.services.scheduler;
     let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
-    let raised_by_sweep = service
+    let raised_by_sweep = scheduler
         .sweep(later, &EscalationPolicy::default())
         .await
         .unwrap()

@@ -1,7 +1,7 @@
 //! A registration lasts as long as it is used: any authenticated request renews it, at most one
 //! write a day, and only one left unused for the whole retention period is erased.
 
-use alert_button_core::ports::PersonStore;
+use alert_button_core::ports::PersonWriter;
 use alert_button_tests::{LocalApi, SettableClock};
 use axum::http::StatusCode;
 use serde_json::json;
@@ -18,7 +18,7 @@ async fn a_registration_in_use_is_renewed_and_an_unused_one_expires() {
     let (ana_id, ana) = api.register("Ana").await;
     let (_, bea) = api.register("Bea").await;
     let ana_id: Uuid = ana_id.parse().unwrap();
-    let retention = api.local.service.retention().person;
+    let retention = api.local.services.person.retention().person;
     assert_eq!(retention, Duration::days(365));
     let api_ref = &api;
     let stored_expiry = move || async move {

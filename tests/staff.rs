@@ -313,9 +313,9 @@ async fn an_unacknowledged_alert_escalates_once_per_level() {
     api.acknowledge(&answered, &chicago).await;
 
     let policy = EscalationPolicy::default();
-    let service = &api.local.service;
+    let scheduler = &api.local.services.scheduler;
     let start = OffsetDateTime::now_utc();
-    let escalated = |minutes| service.escalate_overdue(start + Span::minutes(minutes), &policy);
+    let escalated = |minutes| scheduler.escalate_overdue(start + Span::minutes(minutes), &policy);
     assert_eq!(escalated(5).await.unwrap(), 0);
     assert_eq!(escalated(11).await.unwrap(), 1);
     // Again at the same time, or concurrently: nothing more.

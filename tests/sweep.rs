@@ -10,8 +10,8 @@ use alert_button_core::domain::checkin::{CheckInRequest, CheckInStatus};
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::person::Person;
 use alert_button_core::local::{LocalMode, LocalPorts};
-use alert_button_core::ports::{AlertStore, CheckInStore, Page};
-use alert_button_core::service::AlertService;
+use alert_button_core::ports::{AlertWriter, CheckInWriter, Page};
+use alert_button_core::service::PersonService;
 use alert_button_core::testing::{CHICAGO, Guard, Guarded, Verdict, contact, request};
 use alert_button_tests::{SettableClock, ana, overdue_query_leaves_out_the_last_level};
 use time::macros::datetime;
@@ -79,7 +79,8 @@ async fn setup() -> Setup {
     )
     .unwrap();
     let (ana, _) = local
-        .service
+        .services
+        .person
         .register(
             ana(vec![contact("Luis", "+13125550100", None)]),
             "192.0.2.1",
@@ -103,7 +104,7 @@ fn press(client_alert_id: &str) -> AlertRequest {
 }
 
 /// Starts a check-in of `person`'s, in Chicago, due at `deadline`; returns its id.
-async fn check_in(service: &AlertService, person: &Person, deadline: OffsetDateTime) -> Uuid {
+async fn check_in(service: &PersonService, person: &Person, deadline: OffsetDateTime) -> Uuid {
     let request = CheckInRequest {
         deadline,
         location: CHICAGO,
@@ -126,11 +127,12 @@ async fn level(local: &LocalMode, alert_id: Uuid) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_alert_or_check_in_does_not_stop_the_others() {
     let s = setup().await;
-    let service = &s.local.service;
+    let services = &s.local.services;
     let mut alerts = Vec::new();
     for id in ["a", "b", "c"] {
         alerts.push(
-            service
+            services
+                .person
                 .raise_alert(&s.ana, press(id))
                 .await
                 .unwrap()
@@ -140,7 +142,7 @@ async fn one_failing_alert_or_check_in_does_not_stop_the_others() {
     }
     let mut checkins = Vec::new();
     for _ in 0..2 {
-        checkins.push(check_in(service, &s.ana, START + Duration::minutes(2)).await);
+        checkins.push(check_in(&services.person, &s.ana, START + Duration::minutes(2)).await);
     }
     let checkin_alert =
         |checkin: Uuid| alert_id_for(s.ana.person_id, &format!("checkin-{}", checkin.simple()));
@@ -150,7 +152,8 @@ async fn one_failing_alert_or_check_in_does_not_stop_the_others() {
         .unwrap()
         .extend([alerts[1], checkin_alert(checkins[0])]);
 
-    let summary = service
+    let summary = services
+        .scheduler
         .sweep(START + Duration::minutes(11), &EscalationPolicy::default())
         .await
         .expect("a sweep that got through some of its work is not a failure");
@@ -171,11 +174,16 @@ async fn one_failing_alert_or_check_in_does_not_stop_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_at_the_last_level_are_not_read_again() {
     let s = setup().await;
-    let service = &s.local.service;
+    let services = &s.local.services;
     let policy = EscalationPolicy::default();
-    let maxed = service.raise_alert(&s.ana, press("maxed")).await.unwrap();
+    let maxed = services
+        .person
+        .raise_alert(&s.ana, press("maxed"))
+        .await
+        .unwrap();
     for minutes in [11, 21, 31] {
-        service
+        services
+            .scheduler
             .sweep(START + Duration::minutes(minutes), &policy)
             .await
             .unwrap();
@@ -185,9 +193,14 @@ async fn alerts_at_the_last_level_are_not_read_again() {
         policy.max_level
     );
     s.clock.set(START + Duration::minutes(35));
-    let fresh = service.raise_alert(&s.ana, press("fresh")).await.unwrap();
+    let fresh = services
+        .person
+        .raise_alert(&s.ana, press("fresh"))
+        .await
+        .unwrap();
     s.probe.pages.lock().unwrap().clear();
-    service
+    services
+        .scheduler
         .sweep(START + Duration::minutes(46), &policy)
         .await
         .unwrap();
@@ -199,17 +212,21 @@ async fn alerts_at_the_last_level_are_not_read_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_overdue_alerts_than_one_page_all_escalate() {
     let s = setup().await;
-    let service = &s.local.service;
+    let services = &s.local.services;
     let mut alerts = Vec::new();
     let mut checkins = Vec::new();
     for n in 0..5 {
         // Two alerts share each creation time, so pages also split between equal sort keys.
         s.clock.set(START + Duration::seconds(n / 2));
-        let raised = service.raise_alert(&s.ana, press(&format!("p{n}"))).await;
+        let raised = services
+            .person
+            .raise_alert(&s.ana, press(&format!("p{n}")))
+            .await;
         alerts.push(raised.unwrap().alert.alert_id);
-        checkins.push(check_in(service, &s.ana, START + Duration::minutes(2)).await);
+        checkins.push(check_in(&services.person, &s.ana, START + Duration::minutes(2)).await);
     }
-    let summary = service
+    let summary = services
+        .scheduler
         .sweep_in_pages(
             START + Duration::minutes(11),
             &EscalationPolicy::default(),

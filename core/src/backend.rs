@@ -32,7 +32,7 @@ use crate::outbound::sns::{self, SnsFamilySubscriptions};
 use crate::outbound::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
 use crate::outbound::whatsapp::WhatsAppSender;
 use crate::ports::{StaffVerifier, SystemClock};
-use crate::service::{AlertService, Ports};
+use crate::service::{Ports, Services};
 
 pub use crate::config::{AwsSettings, ConfigError};
 
@@ -42,7 +42,7 @@ pub struct AwsBackend {
     /// The client the store uses; kept to open its connection at init (`warm`).
     dynamodb: aws_sdk_dynamodb::Client,
     pub settings: AwsSettings,
-    pub service: Arc<AlertService>,
+    pub services: Services,
     pub fanout: Arc<FanOut>,
 }
 
@@ -69,6 +69,10 @@ impl AwsBackend {
     ) -> AwsBackend {
         let adapters = Adapters::new(&sdk_config, &settings);
         let store = adapters.store.clone();
+        let ledger = Arc::new(DynamoLedger::new(
+            adapters.dynamodb.clone(),
+            &settings.table,
+        ));
         let ports = Ports {
             people: store.clone(),
             alerts: store.clone(),
@@ -79,20 +83,15 @@ impl AwsBackend {
             clock: Arc::new(SystemClock),
             key,
             districts: Arc::new(Districts::bundled()),
+            deliveries: Some(ledger),
         };
-        let ledger = Arc::new(DynamoLedger::new(
-            adapters.dynamodb.clone(),
-            &settings.table,
-        ));
-        let service = Arc::new(
-            AlertService::new(directory.clone(), ports, settings.retention).with_deliveries(ledger),
-        );
+        let services = Services::new(directory.clone(), ports, settings.retention);
         let fanout = adapters.fanout(&settings, directory);
         AwsBackend {
             sdk_config,
             dynamodb: adapters.dynamodb,
             settings,
-            service,
+            services,
             fanout,
         }
     }
@@ -272,10 +271,10 @@ impl Backend {
         }
     }
 
-    pub fn alert_service(&self) -> Arc<AlertService> {
+    pub fn services(&self) -> Services {
         match self {
-            Backend::Embedded(local) => local.service.clone(),
-            Backend::Aws(aws) => aws.service.clone(),
+            Backend::Embedded(local) => local.services.clone(),
+            Backend::Aws(aws) => aws.services.clone(),
         }
     }
 

@@ -26,7 +26,7 @@ use crate::outbound::staff_tokens::LocalStaffTokens;
 use crate::ports::{
     AlertStore, CheckInStore, Clock, NoSubscriptions, Notifier, PersonStore, SystemClock,
 };
-use crate::service::{AlertService, Ports};
+use crate::service::{Ports, Scheduler, Services};
 
 pub const STORE_FILE: &str = "alert-button.sqlite3";
 pub const JOURNAL_FILE: &str = "notifications.jsonl";
@@ -47,7 +47,7 @@ pub struct LocalMode {
     pub directory: Arc<Directory>,
     pub store: Arc<EmbeddedStore>,
     pub notifier: Arc<JournalNotifier>,
-    pub service: Arc<AlertService>,
+    pub services: Services,
     pub fanout: Arc<FanOut>,
     /// Mints and checks local staff tokens (`alert-button staff-token`).
     pub staff_tokens: Arc<LocalStaffTokens>,
@@ -148,10 +148,9 @@ impl LocalMode {
             clock,
             key,
             districts: Arc::new(Districts::bundled()),
+            deliveries: Some(store.clone()),
         };
-        let service = Arc::new(
-            AlertService::new(directory.clone(), ports, retention).with_deliveries(store.clone()),
-        );
+        let services = Services::new(directory.clone(), ports, retention);
         // The store records the sends whatever wraps the notifier or the store's other ports.
         let fanout = Arc::new(FanOut::new(
             directory.clone(),
@@ -163,7 +162,7 @@ impl LocalMode {
             directory,
             store,
             notifier,
-            service,
+            services,
             fanout,
             staff_tokens,
             limits,
@@ -172,13 +171,18 @@ impl LocalMode {
     }
 
     pub fn router(&self) -> Router {
-        http::full_api(self.service.clone(), self.directory.clone())
+        http::full_api(&self.services, self.directory.clone())
+    }
+
+    /// How long personal data is kept.
+    pub fn retention(&self) -> Retention {
+        self.services.person.retention()
     }
 
     /// Erases what outlived its retention by `now`: the store's records and the journal's lines
     /// of the alerts erased. Returns how many went.
     pub async fn purge_expired(&self, now: time::OffsetDateTime) -> Result<usize> {
-        purge(&self.store, &self.notifier, self.service.retention(), now).await
+        purge(&self.store, &self.notifier, self.retention(), now).await
     }
 
     /// Erases records whose retention ran out every `every`, as DynamoDB's TTL does in AWS.
@@ -188,16 +192,16 @@ impl LocalMode {
         shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let (store, notifier) = (self.store.clone(), self.notifier.clone());
-        let service = self.service.clone();
+        let (retention, scheduler) = (self.retention(), self.services.scheduler.clone());
         repeat(
             every,
             shutdown,
             "erasing expired records failed",
             move || {
-                let (store, notifier, service) = (store.clone(), notifier.clone(), service.clone());
+                let (store, notifier) = (store.clone(), notifier.clone());
+                let now = scheduler.now();
                 async move {
-                    let removed =
-                        purge(&store, &notifier, service.retention(), service.now()).await?;
+                    let removed = purge(&store, &notifier, retention, now).await?;
                     if removed > 0 {
                         tracing::info!(removed, "expired records erased");
                     }
@@ -214,7 +218,7 @@ impl LocalMode {
         every: std::time::Duration,
         shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
-        spawn_sweep(self.service.clone(), policy, every, shutdown)
+        spawn_sweep(self.services.scheduler.clone(), policy, every, shutdown)
     }
 
     /// Local mode's stand-in for the carriers' delivery receipts: every text sent at least
@@ -256,14 +260,14 @@ impl LocalMode {
 /// Escalates overdue alerts and raises missed check-ins every `every`, as the scheduled function
 /// does in AWS, until `shutdown` turns true.
 pub fn spawn_sweep(
-    service: Arc<AlertService>,
+    scheduler: Arc<Scheduler>,
     policy: EscalationPolicy,
     every: std::time::Duration,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     repeat(every, shutdown, "the overdue sweep failed", move || {
-        let service = service.clone();
-        async move { service.sweep(service.now(), &policy).await.map(drop) }
+        let scheduler = scheduler.clone();
+        async move { scheduler.sweep(scheduler.now(), &policy).await.map(drop) }
     })
 }
 

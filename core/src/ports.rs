@@ -1,22 +1,32 @@
 //! The ports: what the domain needs from the outside world, as narrow traits. Each has an AWS
 //! adapter and an embedded one for local mode; the concrete pair is chosen once, at start-up.
+//! The stores are split by role (writer, creator, listings), so that each service holds
+//! only the roles its actor uses; `AlertStore`, `CheckInStore` and `PersonStore` name them all.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::alert::Alert;
+use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::Result;
 
+/// Reads and changes a person's record: all the scheduler may do to one (it records the alert a
+/// missed check-in raised).
 #[async_trait]
-pub trait PersonStore: Send + Sync {
-    /// Stores a new person; `Error::Conflict` if one with the same id exists.
-    async fn create_person(&self, person: &Person) -> Result<()>;
+pub trait PersonWriter: Send + Sync {
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>>;
     /// Replaces the person's record if the stored one still has `expected_version` (a record
     /// without a version has version 0); `Error::ConcurrentUpdate` otherwise, or if it is gone.
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()>;
-    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>>;
+}
+
+/// Every person store: registration and renewal besides reads and changes.
+#[async_trait]
+pub trait PersonStore: PersonWriter {
+    /// Stores a new person; `Error::Conflict` if one with the same id exists.
+    async fn create_person(&self, person: &Person) -> Result<()>;
     /// Moves the stored person's `expires_at`, and nothing else; an error if there is no such person.
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()>;
 }
@@ -29,27 +39,36 @@ pub enum Created {
     Existing(Box<Alert>),
 }
 
+/// Reads and changes a check-in (confirmed, moved, claimed, missed).
 #[async_trait]
-pub trait CheckInStore: Send + Sync {
+pub trait CheckInWriter: Send + Sync {
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>>;
+    /// Replaces a check-in as `PersonWriter::update_person` replaces a person.
+    async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()>;
+}
+
+/// Starts check-ins: the person's alone.
+#[async_trait]
+pub trait CheckInCreator: Send + Sync {
     /// Stores a new check-in; `Error::Conflict` if one with the same id exists.
-    async fn create_checkin(&self, checkin: &crate::domain::checkin::CheckIn) -> Result<()>;
-    /// Replaces a check-in as `PersonStore::update_person` replaces a person.
-    async fn update_checkin(
-        &self,
-        checkin: &crate::domain::checkin::CheckIn,
-        expected_version: u32,
-    ) -> Result<()>;
-    async fn get_checkin(
-        &self,
-        checkin_id: Uuid,
-    ) -> Result<Option<crate::domain::checkin::CheckIn>>;
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()>;
+}
+
+/// The check-ins whose deadline passed: the scheduler's alone.
+#[async_trait]
+pub trait DueCheckIns: Send + Sync {
     /// One page of the pending check-ins whose deadline is at or before `deadline`, earliest first.
     async fn checkins_due(
         &self,
         deadline: OffsetDateTime,
         page: PageQuery<'_>,
-    ) -> Result<Page<crate::domain::checkin::CheckIn>>;
+    ) -> Result<Page<CheckIn>>;
 }
+
+/// Every check-in store: all the roles above, which adapters implement one by one.
+pub trait CheckInStore: CheckInWriter + CheckInCreator + DueCheckIns {}
+
+impl<T: CheckInWriter + CheckInCreator + DueCheckIns + ?Sized> CheckInStore for T {}
 
 /// Which page of a listing to read: at most `limit` items, after `cursor` (a previous page's
 /// `next_cursor`; none for the first page).
@@ -59,20 +78,22 @@ pub struct PageQuery<'a> {
     pub cursor: Option<&'a str>,
 }
 
-/// The alerts routed to `consulate_id` in `status`, as staff list them.
+/// One `page` of the alerts routed to `consulate_id` in `status`, as staff list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listing<'a> {
     pub consulate_id: &'a str,
     pub status: crate::domain::alert::AlertStatus,
+    pub page: PageQuery<'a>,
 }
 
-/// The open alerts the escalation sweep looks at: `consulate_id`'s, created at or before
-/// `created_before`, whose escalation level is below `below_level`.
+/// One `page` of the open alerts the escalation sweep looks at: `consulate_id`'s, created at
+/// or before `created_before`, whose escalation level is below `below_level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overdue<'a> {
     pub consulate_id: &'a str,
     pub created_before: OffsetDateTime,
     pub below_level: u32,
+    pub page: PageQuery<'a>,
 }
 
 /// One page of the scheduled sweep's work, so its memory stays bounded however much is due.
@@ -92,27 +113,40 @@ pub struct AlertPage {
     pub next_cursor: Option<String>,
 }
 
+/// Reads and changes alerts: what the person, staff and the scheduler all do.
 #[async_trait]
-pub trait AlertStore: Send + Sync {
-    /// The alerts of `listing`, newest first.
-    async fn list_by_consulate(
-        &self,
-        listing: Listing<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<AlertPage>;
-    /// Stores a new alert and its `opened` event atomically, unless an alert with the same id exists.
-    async fn create_alert(&self, alert: &Alert) -> Result<Created>;
-    /// One page of the `overdue` open (unacknowledged) alerts, oldest first.
-    async fn open_alerts_created_before(
-        &self,
-        overdue: Overdue<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<Page<Alert>>;
+pub trait AlertWriter: Send + Sync {
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>>;
     /// Stores a changed alert and its new event atomically, if the stored alert still has
     /// `expected_version` history entries; `Error::ConcurrentUpdate` otherwise.
     async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()>;
 }
+
+/// Opens alerts: for a press, a duress PIN or a missed check-in; never staff's to do.
+#[async_trait]
+pub trait AlertCreator: Send + Sync {
+    /// Stores a new alert and its `opened` event atomically, unless an alert with the same id exists.
+    async fn create_alert(&self, alert: &Alert) -> Result<Created>;
+}
+
+/// A consulate's alerts, as its staff list them.
+#[async_trait]
+pub trait ConsulateQueue: Send + Sync {
+    /// The alerts of `listing`, newest first.
+    async fn list_by_consulate(&self, listing: Listing<'_>) -> Result<AlertPage>;
+}
+
+/// The alerts nobody acknowledged in time, as the scheduler escalates them.
+#[async_trait]
+pub trait OverdueAlerts: Send + Sync {
+    /// One page of the `overdue` open (unacknowledged) alerts, oldest first.
+    async fn open_alerts_created_before(&self, overdue: Overdue<'_>) -> Result<Page<Alert>>;
+}
+
+/// Every alert store: all the roles above, which adapters implement one by one.
+pub trait AlertStore: AlertWriter + AlertCreator + ConsulateQueue + OverdueAlerts {}
+
+impl<T: AlertWriter + AlertCreator + ConsulateQueue + OverdueAlerts + ?Sized> AlertStore for T {}
 
 mod delivery;
 

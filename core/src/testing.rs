@@ -22,8 +22,9 @@ use crate::domain::notification::{Addressee, Audience, Notification};
 use crate::domain::person::{Contact, Language, Person, Registration};
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Listing, Notifier, Overdue, Page, PageQuery,
-    PersonStore, Recipient, SendError, SendResult, Sent,
+    AlertCreator, AlertPage, AlertStore, AlertWriter, CheckInCreator, CheckInStore, CheckInWriter,
+    ConsulateQueue, Created, DueCheckIns, Listing, Notifier, Overdue, OverdueAlerts, Page,
+    PageQuery, PersonStore, PersonWriter, Recipient, SendError, SendResult, Sent,
 };
 
 /// When the fixtures happen, unless a test says otherwise.
@@ -141,25 +142,28 @@ pub enum OnFile {
 }
 
 #[async_trait]
-impl PersonStore for OnFile {
-    async fn create_person(&self, _person: &Person) -> Result<()> {
-        Ok(())
-    }
-
-    async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
-        Ok(())
-    }
-
-    async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
-        Ok(())
-    }
-
+impl PersonWriter for OnFile {
     async fn get_person(&self, _person_id: Uuid) -> Result<Option<Person>> {
         match self {
             OnFile::Found(person) => Ok(Some(Person::clone(person))),
             OnFile::Nobody => Ok(None),
             OnFile::Unreadable => Err(Error::Store("unreachable".into())),
         }
+    }
+
+    async fn update_person(&self, _person: &Person, _expected_version: u32) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PersonStore for OnFile {
+    async fn create_person(&self, _person: &Person) -> Result<()> {
+        Ok(())
+    }
+
+    async fn renew(&self, _person_id: Uuid, _expires_at: i64) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -303,18 +307,21 @@ impl<G: Guard + ?Sized> Guarded<G> {
 }
 
 #[async_trait]
-impl<G: Guard + ?Sized> PersonStore for Guarded<G> {
-    async fn create_person(&self, person: &Person) -> Result<()> {
-        self.run(None, self.people.create_person(person)).await
+impl<G: Guard + ?Sized> PersonWriter for Guarded<G> {
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
+        self.run(None, self.people.get_person(person_id)).await
     }
 
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
         let work = self.people.update_person(person, expected_version);
         self.run(None, work).await
     }
+}
 
-    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        self.run(None, self.people.get_person(person_id)).await
+#[async_trait]
+impl<G: Guard + ?Sized> PersonStore for Guarded<G> {
+    async fn create_person(&self, person: &Person) -> Result<()> {
+        self.run(None, self.people.create_person(person)).await
     }
 
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
@@ -324,32 +331,7 @@ impl<G: Guard + ?Sized> PersonStore for Guarded<G> {
 }
 
 #[async_trait]
-impl<G: Guard + ?Sized> AlertStore for Guarded<G> {
-    async fn list_by_consulate(
-        &self,
-        listing: Listing<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<AlertPage> {
-        let work = self.alerts.list_by_consulate(listing, page);
-        self.run(None, work).await
-    }
-
-    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
-        let work = self.alerts.create_alert(alert);
-        self.run(Some(alert.alert_id), work).await
-    }
-
-    async fn open_alerts_created_before(
-        &self,
-        overdue: Overdue<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<Page<Alert>> {
-        let work = self.alerts.open_alerts_created_before(overdue, page);
-        let page = self.run(None, work).await?;
-        self.guard.overdue_page(&page);
-        Ok(page)
-    }
-
+impl<G: Guard + ?Sized> AlertWriter for Guarded<G> {
     async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
         self.run(Some(alert_id), self.alerts.get_alert(alert_id))
             .await
@@ -362,20 +344,52 @@ impl<G: Guard + ?Sized> AlertStore for Guarded<G> {
 }
 
 #[async_trait]
-impl<G: Guard + ?Sized> CheckInStore for Guarded<G> {
-    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        self.run(None, self.checkins.create_checkin(checkin)).await
+impl<G: Guard + ?Sized> AlertCreator for Guarded<G> {
+    async fn create_alert(&self, alert: &Alert) -> Result<Created> {
+        let work = self.alerts.create_alert(alert);
+        self.run(Some(alert.alert_id), work).await
+    }
+}
+
+#[async_trait]
+impl<G: Guard + ?Sized> ConsulateQueue for Guarded<G> {
+    async fn list_by_consulate(&self, listing: Listing<'_>) -> Result<AlertPage> {
+        let work = self.alerts.list_by_consulate(listing);
+        self.run(None, work).await
+    }
+}
+
+#[async_trait]
+impl<G: Guard + ?Sized> OverdueAlerts for Guarded<G> {
+    async fn open_alerts_created_before(&self, overdue: Overdue<'_>) -> Result<Page<Alert>> {
+        let work = self.alerts.open_alerts_created_before(overdue);
+        let page = self.run(None, work).await?;
+        self.guard.overdue_page(&page);
+        Ok(page)
+    }
+}
+
+#[async_trait]
+impl<G: Guard + ?Sized> CheckInWriter for Guarded<G> {
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
+        self.run(None, self.checkins.get_checkin(checkin_id)).await
     }
 
     async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
         let work = self.checkins.update_checkin(checkin, expected_version);
         self.run(None, work).await
     }
+}
 
-    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        self.run(None, self.checkins.get_checkin(checkin_id)).await
+#[async_trait]
+impl<G: Guard + ?Sized> CheckInCreator for Guarded<G> {
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        self.run(None, self.checkins.create_checkin(checkin)).await
     }
+}
 
+#[async_trait]
+impl<G: Guard + ?Sized> DueCheckIns for Guarded<G> {
     async fn checkins_due(
         &self,
         deadline: OffsetDateTime,

@@ -757,17 +757,15 @@ pub async fn overdue_query_leaves_out_the_last_level(
         let mut read = all_pages(|cursor| async move {
             let now = time::OffsetDateTime::now_utc();
             let page = store
-                .open_alerts_created_before(
-                    Overdue {
-                        consulate_id: consulate,
-                        created_before: now,
-                        below_level,
-                    },
-                    PageQuery {
+                .open_alerts_created_before(Overdue {
+                    consulate_id: consulate,
+                    created_before: now,
+                    below_level,
+                    page: PageQuery {
                         limit: 1,
                         cursor: cursor.as_deref(),
                     },
-                )
+                })
                 .await
                 .unwrap();
             assert!(page.items.len() <= 1);

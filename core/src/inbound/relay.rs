@@ -86,8 +86,8 @@ mod tests {
     use crate::domain::notification::Notification;
     use crate::outbound::embedded::tests::{alert, person};
     use crate::ports::{
-        AlertStore, Delivery, DeliveryLedger, DeliveryRecord, Notifier, PersonStore, Recipient,
-        SendError, Sent, Settled,
+        AlertCreator, AlertWriter, Delivery, DeliveryLedger, DeliveryRecord, Notifier, PersonStore,
+        Recipient, SendError, Sent, Settled,
     };
 
     /// Only against hanging forever.

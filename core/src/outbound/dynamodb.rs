@@ -23,8 +23,9 @@ use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Hit, Listing, Overdue, Page, PageQuery,
-    PersonStore, RateLimiter,
+    AlertCreator, AlertPage, AlertWriter, CheckInCreator, CheckInWriter, ConsulateQueue, Created,
+    DueCheckIns, Hit, Listing, Overdue, OverdueAlerts, Page, PageQuery, PersonStore, PersonWriter,
+    RateLimiter,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -283,7 +284,20 @@ fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T> {
 }
 
 #[async_trait]
-impl AlertStore for DynamoStore {
+impl AlertWriter for DynamoStore {
+    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
+        self.get_as(alert_key(alert_id), "ALERT", |i: AlertItem| i.alert)
+            .await
+    }
+
+    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
+        self.put_versioned(to_item(AlertItem::new(alert.clone()))?, expected_version)
+            .await
+    }
+}
+
+#[async_trait]
+impl AlertCreator for DynamoStore {
     async fn create_alert(&self, alert: &Alert) -> Result<Created> {
         let result = self
             .client
@@ -318,12 +332,12 @@ impl AlertStore for DynamoStore {
             }
         }
     }
+}
 
-    async fn list_by_consulate(
-        &self,
-        listing: Listing<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<AlertPage> {
+#[async_trait]
+impl ConsulateQueue for DynamoStore {
+    async fn list_by_consulate(&self, listing: Listing<'_>) -> Result<AlertPage> {
+        let page = listing.page;
         let partition = format!("{}#{}", listing.consulate_id, listing.status.as_str());
         let start = INDEXED_ALERT.start_key(&partition, page.cursor)?;
         let output = self
@@ -353,12 +367,11 @@ impl AlertStore for DynamoStore {
             next_cursor,
         })
     }
+}
 
-    async fn open_alerts_created_before(
-        &self,
-        overdue: Overdue<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<Page<Alert>> {
+#[async_trait]
+impl OverdueAlerts for DynamoStore {
+    async fn open_alerts_created_before(&self, overdue: Overdue<'_>) -> Result<Page<Alert>> {
         let filter = (
             "attribute_not_exists(escalation_level) OR escalation_level < :below",
             vec![(":below", AttributeValue::N(overdue.below_level.to_string()))],
@@ -366,19 +379,9 @@ impl AlertStore for DynamoStore {
         let partition = format!("{}#open", overdue.consulate_id);
         let cutoff = unix_ms(overdue.created_before);
         let page = self
-            .index_page(partition, INDEXED_ALERT, cutoff, Some(filter), page)
+            .index_page(partition, INDEXED_ALERT, cutoff, Some(filter), overdue.page)
             .await?;
         page_of(page, |i: AlertItem| i.alert)
-    }
-
-    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        self.get_as(alert_key(alert_id), "ALERT", |i: AlertItem| i.alert)
-            .await
-    }
-
-    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
-        self.put_versioned(to_item(AlertItem::new(alert.clone()))?, expected_version)
-            .await
     }
 }
 

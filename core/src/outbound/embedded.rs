@@ -18,7 +18,8 @@ use crate::domain::checkin::CheckIn;
 use crate::domain::person::Person;
 use crate::error::{Error, Result};
 use crate::ports::{
-    AlertPage, AlertStore, CheckInStore, Created, Listing, Overdue, Page, PageQuery, PersonStore,
+    AlertCreator, AlertPage, AlertWriter, CheckInCreator, CheckInWriter, ConsulateQueue, Created,
+    DueCheckIns, Listing, Overdue, OverdueAlerts, Page, PageQuery, PersonStore, PersonWriter,
 };
 
 mod alerts;

@@ -3,19 +3,76 @@
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use super::{
-    Actor, AlertService, MAX_PERSON_WRITE_ATTEMPTS, PinUse, RENEW_AFTER, RaisedAlert, limits,
-};
+use std::sync::Arc;
+
+use super::alerts::{AlertChanges, AlertOpener, Reach};
+use super::missed::{CheckInAlarm, CheckInChanges};
+use super::records::PersonRecords;
+use super::{MAX_PERSON_WRITE_ATTEMPTS, PinUse, RENEW_AFTER, RaisedAlert, limits};
+use crate::domain::alert::Retention;
 use crate::domain::alert::{Alert, AlertRequest, CancelRequest, Location, alert_id_for};
 use crate::domain::consent::keep_consent;
+use crate::domain::consulate::Directory;
+use crate::domain::credential::ServiceKey;
 use crate::domain::credential::{self, PresentedToken};
 use crate::domain::person::{
     CancelPins, ContactsReplacement, Person, PinsRequest, Registration, validate_contacts,
 };
 use crate::error::{Error, Result};
-use crate::ports::Hit;
+use crate::ports::{CheckInCreator, Clock};
+use crate::ports::{DeliveryLedger, Hit, PersonStore, RateLimiter};
 
-impl AlertService {
+/// The person's use cases. The only service that registers people, sets PINs, starts check-ins
+/// or counts the abuse limits; it reaches only the person's own alerts and check-ins.
+pub struct PersonService {
+    /// Registers and renews people, and reads them to authenticate.
+    pub(super) people: Arc<dyn PersonStore>,
+    /// Changes of the person's record (contacts, PINs, the latest alert).
+    pub(super) records: PersonRecords,
+    pub(super) alerts: AlertChanges,
+    pub(super) opener: AlertOpener,
+    pub(super) checkins: CheckInChanges,
+    pub(super) new_checkins: Arc<dyn CheckInCreator>,
+    pub(super) limits: Arc<dyn RateLimiter>,
+    pub(super) clock: Arc<dyn Clock>,
+    /// Keys PIN hashes and the registration limiter's keys.
+    pub(super) key: ServiceKey,
+    pub(super) retention: Retention,
+    /// What the person's alerts show of their deliveries (see `crate::deliveries`).
+    pub(super) deliveries: Option<Arc<dyn DeliveryLedger>>,
+}
+
+impl PersonService {
+    /// How long this service keeps what it stores.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    pub fn directory(&self) -> &Directory {
+        self.opener.directory()
+    }
+
+    pub fn deliveries(&self) -> Option<&dyn DeliveryLedger> {
+        self.deliveries.as_deref()
+    }
+
+    /// The parts a check-in's alert is raised with (for the duress PIN).
+    pub(super) fn alarm(&self) -> CheckInAlarm<'_> {
+        CheckInAlarm::new(&self.checkins, &self.opener, &self.records, &self.alerts)
+    }
+
+    pub(super) async fn limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        self.limits.hit(Hit::new(key, limit, window, now)).await
+    }
+}
+
+impl PersonService {
     /// Registers a person; the token is returned here once and only its hash is kept.
     /// `source` is the caller's network address, for the registration limit.
     pub async fn register(
@@ -39,9 +96,11 @@ impl AlertService {
         let (token, stored) = credential::issue(person_id);
         let expires_at = (now + self.retention.person).unix_timestamp();
         let mut person = Person::registered(person_id, stored, registration, now, expires_at);
-        person.subscriptions = self.subscriptions.subscribe(&person).await?;
+        person.subscriptions = self.records.subscribe(&person).await?;
         if let Err(err) = self.people.create_person(&person).await {
-            self.discard_subscriptions(&person.subscriptions).await;
+            self.records
+                .discard_subscriptions(&person.subscriptions)
+                .await;
             return Err(err);
         }
         info!(person_id = %person.person_id, contacts = person.contacts.len(), "person registered");
@@ -116,6 +175,7 @@ impl AlertService {
         let mut orphaned: Vec<String> = Vec::new();
         for attempt in 0..MAX_PERSON_WRITE_ATTEMPTS {
             let mut next = self
+                .records
                 .person_attempt(attempt > 0, &mut current, &mut removed)
                 .await?;
             next.stale_subscriptions.extend(orphaned.iter().cloned());
@@ -124,24 +184,26 @@ impl AlertService {
             next.updated_at = now;
             next.expires_at = (now + self.retention.person).unix_timestamp();
             // New subscriptions first: until the record points at them, the old ones keep working.
-            let new = self.subscriptions.subscribe(&next).await?;
+            let new = self.records.subscribe(&next).await?;
             let old = std::mem::replace(&mut next.subscriptions, new);
-            match self.save_person(&mut next, current.version).await {
+            match self.records.save_person(&mut next, current.version).await {
                 Ok(()) => {
-                    let failed = self.remove_subscriptions(&old).await;
+                    let failed = self.records.remove_subscriptions(&old).await;
                     if !failed.is_empty() {
-                        next = self.keep_stale_subscriptions(next, failed).await;
+                        next = self.records.keep_stale_subscriptions(next, failed).await;
                     }
                     info!(person_id = %next.person_id, contacts = next.contacts.len(), "contacts replaced");
                     return Ok(next);
                 }
                 Err(Error::ConcurrentUpdate) => {
                     // Another write won: this attempt's subscriptions belong to no record.
-                    let failed = self.remove_subscriptions(&next.subscriptions).await;
+                    let failed = self.records.remove_subscriptions(&next.subscriptions).await;
                     orphaned.extend(failed);
                 }
                 Err(err) => {
-                    self.discard_subscriptions(&next.subscriptions).await;
+                    self.records
+                        .discard_subscriptions(&next.subscriptions)
+                        .await;
                     return Err(err);
                 }
             }
@@ -206,11 +268,11 @@ impl AlertService {
     async fn raise_duress(&self, person: &Person, location: Option<Location>) -> Result<()> {
         let mut last_location = None;
         if let Some(alert_id) = person.last_alert_id
-            && let Some(alert) = self.alerts.get_alert(alert_id).await?
+            && let Some(alert) = self.alerts.get(alert_id).await?
             && alert.person_id == person.person_id
         {
             if alert.status.is_active() {
-                self.mark_duress(alert_id).await?;
+                self.alerts.mark_duress(alert_id).await?;
                 return Ok(());
             }
             last_location = Some(alert.location);
@@ -225,10 +287,13 @@ impl AlertService {
             note: None,
         };
         let raised = self
-            .open_alert(person, request, self.clock.now(), true)
+            .opener
+            .open(person, request, self.clock.now(), true)
             .await?;
-        self.remember_alert(person, raised.alert.alert_id).await;
-        self.mark_duress(raised.alert.alert_id).await
+        self.records
+            .remember_alert(person, raised.alert.alert_id)
+            .await;
+        self.alerts.mark_duress(raised.alert.alert_id).await
     }
 
     /// Opens an alert for the person pressing the button. Only new alerts count against the
@@ -250,7 +315,7 @@ impl AlertService {
         let key = format!("alerts:{}", person.person_id);
         let (limit, window) = (limits::ALERTS_PER_PERSON, limits::HOUR);
         let alert_id = alert_id_for(person.person_id, &request.client_alert_id);
-        if let Some(existing) = self.alerts.get_alert(alert_id).await?
+        if let Some(existing) = self.alerts.get(alert_id).await?
             && existing.person_id == person.person_id
         {
             return Ok(RaisedAlert {
@@ -261,12 +326,15 @@ impl AlertService {
         let hit = |now| Hit::new(&key, limit, window, now);
         self.limits.check(hit(self.clock.now())).await?;
         let mut raised = self
-            .open_alert(person, request, self.clock.now(), false)
+            .opener
+            .open(person, request, self.clock.now(), false)
             .await?;
         if raised.created {
             // Counted once it exists; a burst of distinct presses may overshoot by its width.
             let _ = self.limits.hit(hit(self.clock.now())).await;
-            self.remember_alert(person, raised.alert.alert_id).await;
+            self.records
+                .remember_alert(person, raised.alert.alert_id)
+                .await;
         }
         // A replay that raced with the first press gets the stored alert: the person's view of it.
         raised.alert = raised.alert.as_seen_by_person();
@@ -280,12 +348,8 @@ impl AlertService {
     }
 
     pub async fn own_alert(&self, person: &Person, alert_id: Uuid) -> Result<Alert> {
-        match self.alerts.get_alert(alert_id).await? {
-            Some(alert) if alert.person_id == person.person_id && !alert.hidden_from_person => {
-                Ok(alert)
-            }
-            _ => Err(Error::NotFound("alert")),
-        }
+        let alert = self.alerts.read(Reach::Owner(person), alert_id).await?;
+        alert.ok_or(Error::NotFound("alert"))
     }
 
     /// Sets (or, with the current cancel PIN, replaces) the person's cancel and duress PINs.
@@ -304,19 +368,20 @@ impl AlertService {
         };
         let now = self.clock.now();
         let checked = person.pins.clone();
-        self.change_person(&person, |p| {
-            // The current PIN was checked against these PINs; a change since needs a new check.
-            if p.pins != checked {
-                return Err(Error::Conflict {
-                    code: "pins_changed",
-                    message: "the PINs changed meanwhile".into(),
-                });
-            }
-            p.pins = Some(pins.clone());
-            p.updated_at = now;
-            Ok(())
-        })
-        .await?;
+        self.records
+            .change_person(&person, |p| {
+                // The current PIN was checked against these PINs; a change since needs a new check.
+                if p.pins != checked {
+                    return Err(Error::Conflict {
+                        code: "pins_changed",
+                        message: "the PINs changed meanwhile".into(),
+                    });
+                }
+                p.pins = Some(pins.clone());
+                p.updated_at = now;
+                Ok(())
+            })
+            .await?;
         info!(person_id = %person.person_id, "cancel PINs set");
         Ok(())
     }
@@ -337,7 +402,8 @@ impl AlertService {
         )
         .await?;
         let alert = self
-            .change(Actor::Person(person), alert_id, |alert, now, retention| {
+            .alerts
+            .change(Reach::Owner(person), alert_id, |alert, now, retention| {
                 alert.update_location(location, now, retention)
             })
             .await?;
@@ -358,7 +424,8 @@ impl AlertService {
             .await?
             == Some(PinUse::Duress);
         let alert = self
-            .change(Actor::Person(person), alert_id, |alert, now, retention| {
+            .alerts
+            .change(Reach::Owner(person), alert_id, |alert, now, retention| {
                 if duress {
                     alert.cancel_under_duress(request.reason, now, retention)
                 } else {

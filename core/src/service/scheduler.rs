@@ -1,14 +1,19 @@
 //! The scheduler's use cases: raise the alerts of missed check-ins and escalate overdue alerts.
-//! It reads time from the `Clock` port through its caller (`AlertService::now`), never the system.
+//! It reads time from the `Clock` port through its caller (`Scheduler::now`), never the system.
 
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::{Actor, AlertService};
+use std::sync::Arc;
+
+use super::alerts::{AlertChanges, AlertOpener, Reach};
+use super::missed::{CheckInAlarm, CheckInChanges};
+use super::records::PersonRecords;
 use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL};
 use crate::domain::checkin::CheckIn;
+use crate::domain::consulate::Directory;
 use crate::error::{Error, Result};
-use crate::ports::{Overdue, PageQuery};
+use crate::ports::{Clock, DueCheckIns, Overdue, OverdueAlerts, PageQuery};
 
 /// Check-ins or alerts the sweep reads per store query: its memory stays bounded however much is
 /// due.
@@ -44,7 +49,31 @@ impl Tally {
     }
 }
 
-impl AlertService {
+/// The scheduled sweep's use cases. It finds what is due (check-ins past their deadline, alerts
+/// nobody acknowledged in time) and raises or escalates it; it registers nobody, and of a person's
+/// record it only records the alert a missed check-in raised.
+pub struct Scheduler {
+    pub(super) due: Arc<dyn DueCheckIns>,
+    pub(super) overdue: Arc<dyn OverdueAlerts>,
+    pub(super) checkins: CheckInChanges,
+    pub(super) alerts: AlertChanges,
+    pub(super) opener: AlertOpener,
+    pub(super) records: PersonRecords,
+    /// The consulates whose queues are swept, and whom an escalation notifies.
+    pub(super) directory: Arc<Directory>,
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+impl Scheduler {
+    /// The time by the service's clock, for scheduled work it is asked to do "now".
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    fn alarm(&self) -> CheckInAlarm<'_> {
+        CheckInAlarm::new(&self.checkins, &self.opener, &self.records, &self.alerts)
+    }
+
     /// The scheduled work: raise the alerts of missed check-ins, then escalate overdue alerts,
     /// `SWEEP_PAGE` at a time. Each check-in and alert is handled on its own: a failure is logged
     /// with its id, counted, and the sweep goes on. An error only when something failed and
@@ -114,18 +143,16 @@ impl AlertService {
             let mut cursor = None;
             loop {
                 let overdue = match self
-                    .alerts
-                    .open_alerts_created_before(
-                        Overdue {
-                            consulate_id: &consulate.id,
-                            created_before: now - policy.after,
-                            below_level,
-                        },
-                        PageQuery {
+                    .overdue
+                    .open_alerts_created_before(Overdue {
+                        consulate_id: &consulate.id,
+                        created_before: now - policy.after,
+                        below_level,
+                        page: PageQuery {
                             limit: page.max(1),
                             cursor: cursor.as_deref(),
                         },
-                    )
+                    })
                     .await
                 {
                     Ok(overdue) => overdue,
@@ -166,7 +193,8 @@ impl AlertService {
         policy: &EscalationPolicy,
     ) -> Result<bool> {
         let escalated = self
-            .update(Actor::Scheduler, alert_id, now, |alert, now, retention| {
+            .alerts
+            .update(Reach::Any, alert_id, now, |alert, now, retention| {
                 let Some(level) = alert.escalation_due(now, policy) else {
                     return Ok(false);
                 };
@@ -191,7 +219,7 @@ impl AlertService {
         let mut cursor = None;
         loop {
             let due = match self
-                .checkins
+                .due
                 .checkins_due(
                     now,
                     PageQuery {
@@ -238,11 +266,12 @@ impl AlertService {
         checkin: CheckIn,
         now: time::OffsetDateTime,
     ) -> Result<bool> {
-        let Some(person) = self.people.get_person(checkin.person_id).await? else {
+        let Some(person) = self.records.get(checkin.person_id).await? else {
             return Ok(false);
         };
         let Some((checkin, created)) = self
-            .raise_checkin_alert(&person, checkin.checkin_id, false, now)
+            .alarm()
+            .raise(&person, checkin.checkin_id, false, now)
             .await?
         else {
             return Ok(false);

@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let service = Backend::from_config(&config).await?.alert_service();
+    let scheduler = Backend::from_config(&config).await?.services().scheduler;
     let policy = config.escalation;
     lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
-        let service = service.clone();
+        let scheduler = scheduler.clone();
         async move {
             // Items that fail are logged and counted, and retried on the next run; the
             // invocation fails only when nothing at all could be done.
-            let summary = service.sweep(service.now(), &policy).await?;
+            let summary = scheduler.sweep(scheduler.now(), &policy).await?;
             Ok::<_, lambda_runtime::Error>(json!(summary))
         }
     }))

@@ -5,5 +5,5 @@ use alert_button_core::inbound::http;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    http::run_on_lambda(http::intake_api).await
+    http::run_on_lambda(|services| http::intake_api(services.into())).await
 }

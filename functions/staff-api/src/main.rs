@@ -3,6 +3,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    alert_button_core::inbound::http::run_on_lambda(alert_button_core::inbound::http::staff_api)
-        .await
+    use alert_button_core::inbound::http;
+    http::run_on_lambda(|services| http::staff_api(services.staff.clone())).await
 }

@@ -52,7 +52,7 @@ async fn run_server(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let directory = Arc::new(Directory::bundled());
     let local = LocalMode::open_keeping(&data_dir, directory, true, config.retention)?;
-    let purged = local.purge_expired(local.service.now()).await?;
+    let purged = local.purge_expired(local.services.scheduler.now()).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
 
@@ -76,7 +76,7 @@ async fn run_server(
         "  escalation:    unacknowledged alerts escalate every {} min",
         policy.after.whole_minutes()
     );
-    let retention = local.service.retention();
+    let retention = local.retention();
     println!(
         "  retention:     closed alerts {} d, open alerts {} d, registrations {} d",
         retention.closed_alert.whole_days(),
@@ -133,7 +133,7 @@ async fn run_aws_server(
     let (stop, mut stopped) = watch::channel(false);
     let policy = config.escalation;
     let sweep = spawn_sweep(
-        aws.service.clone(),
+        aws.services.scheduler.clone(),
         policy,
         ESCALATION_SWEEP,
         stopped.clone(),
@@ -168,7 +168,7 @@ async fn run_aws_server(
         policy.after.whole_minutes()
     );
     println!("  pages:         http://{bound}/ (the button), http://{bound}/console (staff)");
-    let api = http::full_api(aws.service.clone(), directory);
+    let api = http::full_api(&aws.services, directory);
     serve_until_stopped(listener, api, stop, [relay, sweep]).await
 }
 

@@ -13,11 +13,12 @@ use uuid::Uuid;
 
 pub use alert_button_directory::http::query_params;
 
+use super::PersonApi;
 use super::error::ApiError;
 use crate::domain::person::Person;
 use crate::error::Error;
 use crate::ports::StaffMember;
-use crate::service::AlertService;
+use crate::service::StaffService;
 
 /// No request of the contract needs more: the largest, a registration with 15 contacts, is ~5 KB.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -273,14 +274,14 @@ macro_rules! extractor {
     };
 }
 
-extractor!(impl for Authenticated, Arc<AlertService>, |parts, service| {
-    Ok(Authenticated(service.authenticate(bearer(parts)?).await?))
+extractor!(impl for Authenticated, PersonApi, |parts, api| {
+    Ok(Authenticated(api.person.authenticate(bearer(parts)?).await?))
 });
 
 /// Consulate staff presenting `Authorization: Bearer <JWT>`.
 pub struct Staff(pub StaffMember);
 
-extractor!(impl for Staff, Arc<AlertService>, |parts, service| {
+extractor!(impl for Staff, Arc<StaffService>, |parts, service| {
     Ok(Staff(service.authenticate_staff(bearer(parts)?).await?))
 });
 
@@ -290,12 +291,12 @@ pub enum Caller {
     Staff(StaffMember),
 }
 
-extractor!(impl for Caller, Arc<AlertService>, |parts, service| {
+extractor!(impl for Caller, PersonApi, |parts, api| {
     let token = bearer(parts)?;
     if token.split('.').count() == 3 {
-        Ok(Caller::Staff(service.authenticate_staff(token).await?))
+        Ok(Caller::Staff(api.staff.authenticate_staff(token).await?))
     } else {
-        Ok(Caller::Person(Box::new(service.authenticate(token).await?)))
+        Ok(Caller::Person(Box::new(api.person.authenticate(token).await?)))
     }
 });
 

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::PersonApi;
 use super::error::ApiError;
 use super::extract::{
     AlertIdPath, Authenticated, Caller, CheckInIdPath, ClientAddress, ConsulateIdPath,
@@ -20,10 +21,10 @@ use crate::domain::alert::{
 };
 use crate::domain::checkin::{CheckInRequest, ConfirmRequest};
 use crate::domain::person::{ContactsReplacement, PinsRequest, Registration};
-use crate::service::{AlertService, MAX_PAGE};
+use crate::service::{MAX_PAGE, PersonService, StaffService};
 
 pub async fn register(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<PersonService>>,
     ClientAddress(source): ClientAddress,
     StrictJson(registration): StrictJson<Registration>,
 ) -> Result<Response, ApiError> {
@@ -36,7 +37,7 @@ pub async fn register(
 }
 
 pub async fn replace_contacts(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<PersonService>>,
     Authenticated(person): Authenticated,
     StrictJson(replacement): StrictJson<ContactsReplacement>,
 ) -> Result<Response, ApiError> {
@@ -45,7 +46,7 @@ pub async fn replace_contacts(
 }
 
 pub async fn raise_alert(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<PersonService>>,
     Authenticated(person): Authenticated,
     StrictJson(request): StrictJson<AlertRequest>,
 ) -> Result<Response, ApiError> {
@@ -60,13 +61,14 @@ pub async fn raise_alert(
 }
 
 pub async fn get_alert(
-    State(service): State<Arc<AlertService>>,
+    State(api): State<PersonApi>,
     caller: Caller,
     AlertIdPath(alert_id): AlertIdPath,
 ) -> Result<Response, ApiError> {
     match caller {
         Caller::Person(person) => {
-            // As `AlertService::alert_of`, reading the stored alert once for its deliveries too.
+            // As `PersonService::alert_of`, reading the stored alert once for its deliveries too.
+            let service = &api.person;
             let alert = service.own_alert(&person, alert_id).await?;
             let sent = deliveries::seen_by_person(service.deliveries(), &alert).await?;
             let alert = alert.as_seen_by_person();
@@ -74,6 +76,7 @@ pub async fn get_alert(
             Ok(Json(view).into_response())
         }
         Caller::Staff(staff) => {
+            let service = &api.staff;
             let alert = service.alert_for_staff(&staff, alert_id).await?;
             let sent = deliveries::seen_by_staff(service.deliveries(), &alert).await?;
             let view = AlertView::for_staff(&alert, service.directory()).with_deliveries(&sent);
@@ -83,7 +86,7 @@ pub async fn get_alert(
 }
 
 pub async fn set_pins(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<PersonService>>,
     Authenticated(person): Authenticated,
     StrictJson(request): StrictJson<PinsRequest>,
 ) -> Result<Response, ApiError> {
@@ -95,7 +98,7 @@ pub async fn set_pins(
 pub const DEFAULT_PAGE: usize = 20;
 
 pub async fn list_consulate_alerts(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<StaffService>>,
     Staff(staff): Staff,
     ConsulateIdPath(consulate_id): ConsulateIdPath,
     RawQuery(query): RawQuery,
@@ -131,7 +134,7 @@ pub async fn list_consulate_alerts(
 }
 
 pub async fn acknowledge_alert(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<StaffService>>,
     Staff(staff): Staff,
     AlertIdPath(alert_id): AlertIdPath,
     StrictJson(request): StrictJson<AcknowledgeRequest>,
@@ -141,7 +144,7 @@ pub async fn acknowledge_alert(
 }
 
 pub async fn resolve_alert(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<StaffService>>,
     Staff(staff): Staff,
     AlertIdPath(alert_id): AlertIdPath,
     StrictJson(request): StrictJson<ResolveRequest>,
@@ -151,7 +154,7 @@ pub async fn resolve_alert(
 }
 
 pub async fn add_location(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<PersonService>>,
     Authenticated(person): Authenticated,
     AlertIdPath(alert_id): AlertIdPath,
     StrictJson(location): StrictJson<Location>,
@@ -161,7 +164,7 @@ pub async fn add_location(
 }
 
 pub async fn cancel_alert(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<PersonService>>,
     Authenticated(person): Authenticated,
     AlertIdPath(alert_id): AlertIdPath,
     StrictJson(request): StrictJson<CancelRequest>,
@@ -171,7 +174,7 @@ pub async fn cancel_alert(
 }
 
 pub async fn start_checkin(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<PersonService>>,
     Authenticated(person): Authenticated,
     StrictJson(request): StrictJson<CheckInRequest>,
 ) -> Result<Response, ApiError> {
@@ -180,7 +183,7 @@ pub async fn start_checkin(
 }
 
 pub async fn get_checkin(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<PersonService>>,
     Authenticated(person): Authenticated,
     CheckInIdPath(checkin_id): CheckInIdPath,
 ) -> Result<Response, ApiError> {
@@ -188,10 +191,10 @@ pub async fn get_checkin(
     Ok(Json(CheckInView::new(&checkin)).into_response())
 }
 
-/// "I am fine": the check-in closes and no alert is raised (see `AlertService::confirm_checkin`
+/// "I am fine": the check-in closes and no alert is raised (see `PersonService::confirm_checkin`
 /// for the duress PIN).
 pub async fn confirm_checkin(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<PersonService>>,
     Authenticated(person): Authenticated,
     CheckInIdPath(checkin_id): CheckInIdPath,
     OptionalJson(request): OptionalJson<ConfirmRequest>,
@@ -203,7 +206,7 @@ pub async fn confirm_checkin(
 }
 
 pub async fn checkin_location(
-    State(service): State<Arc<AlertService>>,
+    State(service): State<Arc<PersonService>>,
     Authenticated(person): Authenticated,
     CheckInIdPath(checkin_id): CheckInIdPath,
     StrictJson(location): StrictJson<Location>,

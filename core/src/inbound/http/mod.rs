@@ -9,6 +9,7 @@ mod views;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use alert_button_directory::http::finish;
@@ -16,7 +17,7 @@ pub use alert_button_directory::http::{ApiError, consulate_routes, lookup_api};
 pub use extract::{MAX_BODY_BYTES, parse_json};
 
 use crate::domain::consulate::Directory;
-use crate::service::AlertService;
+use crate::service::{PersonService, Services, StaffService};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +30,39 @@ pub enum Audience {
     Staff,
 }
 
-/// Serves one route for the method it is given.
-type Serve = fn(MethodFilter) -> MethodRouter<Arc<AlertService>>;
+/// What the person's routes are served with: the person's service, and the staff's for the one
+/// route staff read too (`GET /v1/alerts/{alert_id}`).
+#[derive(Clone)]
+pub struct PersonApi {
+    pub person: Arc<PersonService>,
+    pub staff: Arc<StaffService>,
+}
+
+impl From<&Services> for PersonApi {
+    fn from(services: &Services) -> Self {
+        PersonApi {
+            person: services.person.clone(),
+            staff: services.staff.clone(),
+        }
+    }
+}
+
+impl FromRef<PersonApi> for Arc<PersonService> {
+    fn from_ref(api: &PersonApi) -> Self {
+        api.person.clone()
+    }
+}
+
+/// Serves one route for the method it is given, with the state `S`.
+type Mount<S> = fn(MethodFilter) -> MethodRouter<S>;
+
+/// Serves one route for the method it is given, on the service of the route's audience: the
+/// staff's routes never see the person's service.
+#[derive(Clone, Copy)]
+enum Serve {
+    Person(Mount<PersonApi>),
+    Staff(Mount<Arc<StaffService>>),
+}
 
 /// One route of the contract and the handler that serves it.
 pub struct Route {
@@ -41,21 +73,31 @@ pub struct Route {
     handler: Option<Serve>,
 }
 
-const fn route(
-    method: &'static str,
-    path: &'static str,
-    audience: Audience,
-    handler: Serve,
-) -> Route {
+const fn served(method: Text, path: Text, serve: Serve) -> Route {
+    let audience = match serve {
+        Serve::Person(_) => Audience::Person,
+        Serve::Staff(_) => Audience::Staff,
+    };
     Route {
         method,
         path,
         audience,
-        handler: Some(handler),
+        handler: Some(serve),
     }
 }
 
-const fn public(method: &'static str, path: &'static str) -> Route {
+/// A method or a path of the table.
+type Text = &'static str;
+
+const fn person(method: Text, path: Text, serve: Mount<PersonApi>) -> Route {
+    served(method, path, Serve::Person(serve))
+}
+
+const fn staff(method: Text, path: Text, serve: Mount<Arc<StaffService>>) -> Route {
+    served(method, path, Serve::Staff(serve))
+}
+
+const fn public(method: Text, path: Text) -> Route {
     Route {
         method,
         path,
@@ -64,56 +106,41 @@ const fn public(method: &'static str, path: &'static str) -> Route {
     }
 }
 
+/// Builds `TABLE`, one row a route: who may call it, its method and path and, but for the
+/// public routes the directory crate serves, its handler.
+macro_rules! routes {
+    ($($audience:ident $method:literal $path:literal $(=> $handler:ident)?;)*) => {
+        [$(routes!(@row $audience $method $path $(=> $handler)?)),*]
+    };
+    (@row public $method:literal $path:literal) => {
+        public($method, $path)
+    };
+    (@row $audience:ident $method:literal $path:literal => $handler:ident) => {
+        $audience($method, $path, |m| on(m, handlers::$handler))
+    };
+}
+
 /// The contract, in one place: the router, `ROUTES`, `STAFF_ROUTES` and `alert-button routes`
 /// (which the deployment template and the OpenAPI document are checked against) all come from
 /// this table, so none of them can list a route the others lack.
-pub const TABLE: [Route; 17] = {
-    use Audience::{Person, Staff};
-    [
-        public("GET", "/healthz"),
-        public("GET", "/v1/consulates"),
-        public("GET", "/v1/consulates/nearest"),
-        route("POST", "/v1/people", Person, |m| on(m, handlers::register)),
-        route("PUT", "/v1/people/me/contacts", Person, |m| {
-            on(m, handlers::replace_contacts)
-        }),
-        route("POST", "/v1/alerts", Person, |m| {
-            on(m, handlers::raise_alert)
-        }),
-        route("GET", "/v1/alerts/{alert_id}", Person, |m| {
-            on(m, handlers::get_alert)
-        }),
-        route("POST", "/v1/alerts/{alert_id}/locations", Person, |m| {
-            on(m, handlers::add_location)
-        }),
-        route("POST", "/v1/alerts/{alert_id}/cancel", Person, |m| {
-            on(m, handlers::cancel_alert)
-        }),
-        route("PUT", "/v1/people/me/pins", Person, |m| {
-            on(m, handlers::set_pins)
-        }),
-        route("GET", "/v1/consulates/{consulate_id}/alerts", Staff, |m| {
-            on(m, handlers::list_consulate_alerts)
-        }),
-        route("POST", "/v1/alerts/{alert_id}/acknowledge", Staff, |m| {
-            on(m, handlers::acknowledge_alert)
-        }),
-        route("POST", "/v1/alerts/{alert_id}/resolve", Staff, |m| {
-            on(m, handlers::resolve_alert)
-        }),
-        route("POST", "/v1/checkins", Person, |m| {
-            on(m, handlers::start_checkin)
-        }),
-        route("GET", "/v1/checkins/{checkin_id}", Person, |m| {
-            on(m, handlers::get_checkin)
-        }),
-        route("POST", "/v1/checkins/{checkin_id}/confirm", Person, |m| {
-            on(m, handlers::confirm_checkin)
-        }),
-        route("POST", "/v1/checkins/{checkin_id}/locations", Person, |m| {
-            on(m, handlers::checkin_location)
-        }),
-    ]
+pub const TABLE: [Route; 17] = routes! {
+    public "GET" "/healthz";
+    public "GET" "/v1/consulates";
+    public "GET" "/v1/consulates/nearest";
+    person "POST" "/v1/people" => register;
+    person "PUT" "/v1/people/me/contacts" => replace_contacts;
+    person "POST" "/v1/alerts" => raise_alert;
+    person "GET" "/v1/alerts/{alert_id}" => get_alert;
+    person "POST" "/v1/alerts/{alert_id}/locations" => add_location;
+    person "POST" "/v1/alerts/{alert_id}/cancel" => cancel_alert;
+    person "PUT" "/v1/people/me/pins" => set_pins;
+    staff "GET" "/v1/consulates/{consulate_id}/alerts" => list_consulate_alerts;
+    staff "POST" "/v1/alerts/{alert_id}/acknowledge" => acknowledge_alert;
+    staff "POST" "/v1/alerts/{alert_id}/resolve" => resolve_alert;
+    person "POST" "/v1/checkins" => start_checkin;
+    person "GET" "/v1/checkins/{checkin_id}" => get_checkin;
+    person "POST" "/v1/checkins/{checkin_id}/confirm" => confirm_checkin;
+    person "POST" "/v1/checkins/{checkin_id}/locations" => checkin_location;
 };
 
 const fn pairs<const N: usize, const M: usize>(
@@ -162,45 +189,60 @@ fn method_filter(method: &str) -> MethodFilter {
     }
 }
 
-/// The routes of `TABLE` this crate serves whose audience `wanted` accepts.
-fn routes(service: Arc<AlertService>, wanted: impl Fn(Audience) -> bool) -> Router {
+/// A handler on the person's side, or on the staff's.
+type Sides = (Option<Mount<PersonApi>>, Option<Mount<Arc<StaffService>>>);
+
+impl Serve {
+    fn sides(self) -> Sides {
+        match self {
+            Serve::Person(serve) => (Some(serve), None),
+            Serve::Staff(serve) => (None, Some(serve)),
+        }
+    }
+}
+
+/// The routes of `TABLE` this crate serves that `pick` keeps: one audience's, on its service.
+fn mounted<S: Clone + Send + Sync + 'static>(pick: fn(Serve) -> Option<Mount<S>>) -> Router<S> {
     TABLE
         .iter()
-        .filter(|route| wanted(route.audience))
-        .filter_map(|route| Some((route, route.handler?)))
-        .fold(Router::new(), |router, (route, handler)| {
-            router.route(route.path, handler(method_filter(route.method)))
+        .filter_map(|route| Some((route, pick(route.handler?)?)))
+        .fold(Router::new(), |router, (route, serve)| {
+            router.route(route.path, serve(method_filter(route.method)))
         })
-        .with_state(service)
 }
 
 /// The person's side (registration, contacts, PINs, alerts, check-ins) and the consulate staff's:
 /// every route of `TABLE` this crate serves.
-pub fn person_routes(service: Arc<AlertService>) -> Router {
-    routes(service, |_| true)
+pub fn person_routes(services: &Services) -> Router {
+    let staff = mounted(|serve| serve.sides().1).with_state(services.staff.clone());
+    mounted(|serve| serve.sides().0)
+        .with_state(PersonApi::from(services))
+        .merge(staff)
 }
 
 /// The alert intake function's API: the person's routes only; the staff's are another function's.
-pub fn intake_api(service: Arc<AlertService>) -> Router {
-    finish(routes(service, |audience| audience == Audience::Person))
+pub fn intake_api(api: PersonApi) -> Router {
+    finish(mounted(|serve| serve.sides().0).with_state(api))
 }
 
-/// The staff API function's: list, acknowledge and resolve, for consulate staff only.
-pub fn staff_api(service: Arc<AlertService>) -> Router {
-    finish(routes(service, |audience| audience == Audience::Staff))
+/// The staff API function's: list, acknowledge and resolve, for consulate staff only. It is given
+/// the staff's service alone, so nothing it serves can register people or change PINs.
+pub fn staff_api(staff: Arc<StaffService>) -> Router {
+    finish(mounted(|serve| serve.sides().1).with_state(staff))
 }
 
 /// A Lambda function serving `api` on the backend its configuration names, as intake and the
-/// staff API do: the connections the first request needs are opened during init.
-pub async fn run_on_lambda(api: fn(Arc<AlertService>) -> Router) -> Result<(), lambda_http::Error> {
+/// staff API do: the connections the first request needs are opened during init. `api` takes the
+/// services its function uses from those the backend built.
+pub async fn run_on_lambda(api: fn(&Services) -> Router) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let config = crate::config::Config::from_env()?;
     let backend = crate::backend::Backend::from_config(&config).await?;
     backend.warm().await;
-    lambda_http::run(api(backend.alert_service())).await
+    lambda_http::run(api(&backend.services())).await
 }
 
 /// The whole API on one port, as the local runner serves it.
-pub fn full_api(service: Arc<AlertService>, directory: Arc<Directory>) -> Router {
-    finish(consulate_routes(directory).merge(person_routes(service)))
+pub fn full_api(services: &Services, directory: Arc<Directory>) -> Router {
+    finish(consulate_routes(directory).merge(person_routes(services)))
 }

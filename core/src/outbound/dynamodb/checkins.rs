@@ -6,9 +6,10 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl CheckInStore for DynamoStore {
-    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        self.put_new(to_item(CheckInItem::new(checkin.clone()))?)
+impl CheckInWriter for DynamoStore {
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
+        let key = checkin_key(checkin_id);
+        self.get_as(key, "CHECKIN", |i: CheckInItem| i.checkin)
             .await
     }
 
@@ -19,13 +20,18 @@ impl CheckInStore for DynamoStore {
         )
         .await
     }
+}
 
-    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        let key = checkin_key(checkin_id);
-        self.get_as(key, "CHECKIN", |i: CheckInItem| i.checkin)
+#[async_trait]
+impl CheckInCreator for DynamoStore {
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        self.put_new(to_item(CheckInItem::new(checkin.clone()))?)
             .await
     }
+}
 
+#[async_trait]
+impl DueCheckIns for DynamoStore {
     async fn checkins_due(
         &self,
         deadline: time::OffsetDateTime,

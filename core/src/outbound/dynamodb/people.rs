@@ -6,13 +6,10 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl PersonStore for DynamoStore {
-    async fn create_person(&self, person: &Person) -> Result<()> {
-        if has_phones(person) {
-            return self.put_with_phones(person, None).await;
-        }
-        self.put_new(to_item(PersonItem::new(person.clone()))?)
-            .await
+impl PersonWriter for DynamoStore {
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
+        let key = person_key(person_id);
+        self.get_as(key, "PERSON", |i: PersonItem| i.person).await
     }
 
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
@@ -22,10 +19,16 @@ impl PersonStore for DynamoStore {
         self.put_versioned(to_item(PersonItem::new(person.clone()))?, expected_version)
             .await
     }
+}
 
-    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        let key = person_key(person_id);
-        self.get_as(key, "PERSON", |i: PersonItem| i.person).await
+#[async_trait]
+impl PersonStore for DynamoStore {
+    async fn create_person(&self, person: &Person) -> Result<()> {
+        if has_phones(person) {
+            return self.put_with_phones(person, None).await;
+        }
+        self.put_new(to_item(PersonItem::new(person.clone()))?)
+            .await
     }
 
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {

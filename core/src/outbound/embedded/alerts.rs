@@ -6,7 +6,43 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl AlertStore for EmbeddedStore {
+impl AlertWriter for EmbeddedStore {
+    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
+        self.get_body("SELECT body FROM alerts WHERE alert_id = ?1", alert_id)
+            .await
+    }
+
+    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
+        let alert = alert.clone();
+        let body = to_json(&alert)?;
+        self.write(move |transaction| {
+            let updated = transaction
+                .execute(
+                    "UPDATE alerts SET status = ?2, version = ?3, body = ?4, expires_at = ?5
+                     WHERE alert_id = ?1 AND version = ?6",
+                    params![
+                        alert.alert_id.to_string(),
+                        alert.status.as_str(),
+                        alert.version(),
+                        body,
+                        alert.expires_at,
+                        expected_version,
+                    ],
+                )
+                .map_err(Error::store)?;
+            if updated == 0 {
+                return Err(Error::ConcurrentUpdate);
+            }
+            insert_outbox(transaction, &alert, &body)
+        })
+        .await?;
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AlertCreator for EmbeddedStore {
     async fn create_alert(&self, alert: &Alert) -> Result<Created> {
         let alert = alert.clone();
         let body = to_json(&alert)?;
@@ -48,13 +84,12 @@ impl AlertStore for EmbeddedStore {
         }
         Ok(created)
     }
+}
 
-    async fn list_by_consulate(
-        &self,
-        listing: Listing<'_>,
-        page_query: PageQuery<'_>,
-    ) -> Result<AlertPage> {
-        let PageQuery { limit, cursor } = page_query;
+#[async_trait]
+impl ConsulateQueue for EmbeddedStore {
+    async fn list_by_consulate(&self, listing: Listing<'_>) -> Result<AlertPage> {
+        let PageQuery { limit, cursor } = listing.page;
         let after = cursor.map(decode_cursor).transpose()?;
         let (consulate_id, status) = (listing.consulate_id.to_owned(), listing.status);
         let fetch = limit as i64 + 1;
@@ -77,12 +112,11 @@ impl AlertStore for EmbeddedStore {
             next_cursor: page.next_cursor,
         })
     }
+}
 
-    async fn open_alerts_created_before(
-        &self,
-        overdue: Overdue<'_>,
-        page: PageQuery<'_>,
-    ) -> Result<Page<Alert>> {
+#[async_trait]
+impl OverdueAlerts for EmbeddedStore {
+    async fn open_alerts_created_before(&self, overdue: Overdue<'_>) -> Result<Page<Alert>> {
         self.sweep_page(
             "SELECT body FROM alerts
              WHERE created_ms <= ?1 AND (created_ms > ?2 OR (created_ms = ?2 AND alert_id > ?3))
@@ -94,43 +128,10 @@ impl AlertStore for EmbeddedStore {
                 overdue.consulate_id.to_owned().into(),
                 overdue.below_level.into(),
             ],
-            page,
+            overdue.page,
             |a: &Alert| (created_ms(a), a.alert_id),
         )
         .await
-    }
-
-    async fn get_alert(&self, alert_id: Uuid) -> Result<Option<Alert>> {
-        self.get_body("SELECT body FROM alerts WHERE alert_id = ?1", alert_id)
-            .await
-    }
-
-    async fn update_alert(&self, alert: &Alert, expected_version: u32) -> Result<()> {
-        let alert = alert.clone();
-        let body = to_json(&alert)?;
-        self.write(move |transaction| {
-            let updated = transaction
-                .execute(
-                    "UPDATE alerts SET status = ?2, version = ?3, body = ?4, expires_at = ?5
-                     WHERE alert_id = ?1 AND version = ?6",
-                    params![
-                        alert.alert_id.to_string(),
-                        alert.status.as_str(),
-                        alert.version(),
-                        body,
-                        alert.expires_at,
-                        expected_version,
-                    ],
-                )
-                .map_err(Error::store)?;
-            if updated == 0 {
-                return Err(Error::ConcurrentUpdate);
-            }
-            insert_outbox(transaction, &alert, &body)
-        })
-        .await?;
-        self.outbox_ready.notify_one();
-        Ok(())
     }
 }
 

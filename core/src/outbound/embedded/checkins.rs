@@ -6,17 +6,13 @@ use uuid::Uuid;
 use super::*;
 
 #[async_trait]
-impl CheckInStore for EmbeddedStore {
-    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
-        let inserted = self
-            .execute(
-                "INSERT INTO checkins (checkin_id, status, deadline_ms, body, expires_at, person_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (checkin_id) DO NOTHING",
-                checkin_values(checkin, checkin.person_id.to_string().into())?,
-            )
-            .await?;
-        created(inserted)
+impl CheckInWriter for EmbeddedStore {
+    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
+        self.get_body(
+            "SELECT body FROM checkins WHERE checkin_id = ?1",
+            checkin_id,
+        )
+        .await
     }
 
     async fn update_checkin(&self, checkin: &CheckIn, expected_version: u32) -> Result<()> {
@@ -29,15 +25,25 @@ impl CheckInStore for EmbeddedStore {
             .await?;
         updated_one(updated)
     }
+}
 
-    async fn get_checkin(&self, checkin_id: Uuid) -> Result<Option<CheckIn>> {
-        self.get_body(
-            "SELECT body FROM checkins WHERE checkin_id = ?1",
-            checkin_id,
-        )
-        .await
+#[async_trait]
+impl CheckInCreator for EmbeddedStore {
+    async fn create_checkin(&self, checkin: &CheckIn) -> Result<()> {
+        let inserted = self
+            .execute(
+                "INSERT INTO checkins (checkin_id, status, deadline_ms, body, expires_at, person_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (checkin_id) DO NOTHING",
+                checkin_values(checkin, checkin.person_id.to_string().into())?,
+            )
+            .await?;
+        created(inserted)
     }
+}
 
+#[async_trait]
+impl DueCheckIns for EmbeddedStore {
     async fn checkins_due(
         &self,
         deadline: time::OffsetDateTime,

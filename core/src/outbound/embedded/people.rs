@@ -7,25 +7,10 @@ use super::*;
 use crate::domain::consent_request;
 
 #[async_trait]
-impl PersonStore for EmbeddedStore {
-    async fn create_person(&self, person: &Person) -> Result<()> {
-        let person = person.clone();
-        let values = person_values(&person)?;
-        let asks = self
-            .write(move |transaction| {
-                let inserted = transaction
-                    .execute(
-                        "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (person_id) DO NOTHING",
-                        params_from_iter(values),
-                    )
-                    .map_err(Error::store)?;
-                created(inserted)?;
-                ask_new_phones(transaction, None, &person)
-            })
-            .await?;
-        self.wake_relay(asks);
-        Ok(())
+impl PersonWriter for EmbeddedStore {
+    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
+        self.get_body("SELECT body FROM people WHERE person_id = ?1", person_id)
+            .await
     }
 
     async fn update_person(&self, person: &Person, expected_version: u32) -> Result<()> {
@@ -53,10 +38,28 @@ impl PersonStore for EmbeddedStore {
         self.wake_relay(asks);
         Ok(())
     }
+}
 
-    async fn get_person(&self, person_id: Uuid) -> Result<Option<Person>> {
-        self.get_body("SELECT body FROM people WHERE person_id = ?1", person_id)
-            .await
+#[async_trait]
+impl PersonStore for EmbeddedStore {
+    async fn create_person(&self, person: &Person) -> Result<()> {
+        let person = person.clone();
+        let values = person_values(&person)?;
+        let asks = self
+            .write(move |transaction| {
+                let inserted = transaction
+                    .execute(
+                        "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (person_id) DO NOTHING",
+                        params_from_iter(values),
+                    )
+                    .map_err(Error::store)?;
+                created(inserted)?;
+                ask_new_phones(transaction, None, &person)
+            })
+            .await?;
+        self.wake_relay(asks);
+        Ok(())
     }
 
     async fn renew(&self, person_id: Uuid, expires_at: i64) -> Result<()> {
