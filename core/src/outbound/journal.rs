@@ -30,11 +30,14 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-use crate::domain::channel::Channel;
-use crate::domain::consent_request;
 use crate::domain::notification::Notification;
 use crate::error::{Error, Result};
-use crate::ports::{AudienceSender, ChannelSender, Recipient, SendError, SendResult, Sent};
+use crate::ports::{AudienceSender, Recipient, SendError, SendResult};
+
+mod channel;
+
+pub use channel::JournalChannel;
+use channel::message_id;
 
 /// A phone ending in this is refused for good, as an invalid or opted-out number would be.
 pub const REFUSED_PHONE_SUFFIX: &str = "5550199";
@@ -289,55 +292,6 @@ impl JournalNotifier {
                 .sent
                 .contains(&(notification_id.to_owned(), recipient.to_owned()))
         })
-    }
-}
-
-/// A local message id, as a provider's answer carries one.
-fn message_id(prefix: &str) -> Sent {
-    Sent {
-        message_id: Some(format!("{prefix}{}", uuid::Uuid::new_v4())),
-    }
-}
-
-/// The journal standing in for a channel's provider: it answers as the provider does, acting out
-/// the fictional numbers' answers, and writes no line for an alert (the audience's line holds its
-/// text). A consent request is on no audience's line, so it gets a line of its own.
-pub struct JournalChannel {
-    channel: Channel,
-    journal: Arc<JournalNotifier>,
-}
-
-impl JournalChannel {
-    pub fn new(channel: Channel, journal: Arc<JournalNotifier>) -> JournalChannel {
-        JournalChannel { channel, journal }
-    }
-}
-
-#[async_trait]
-impl ChannelSender for JournalChannel {
-    fn channel(&self) -> Channel {
-        self.channel
-    }
-
-    async fn send(&self, notification: &Notification, address: &str) -> SendResult {
-        if address.ends_with(REFUSED_PHONE_SUFFIX) {
-            return Err(SendError::Refused("local test number".into()));
-        }
-        let prefix = if address.ends_with(UNDELIVERABLE_PHONE_SUFFIX) {
-            UNDELIVERABLE_PREFIX
-        } else {
-            "local:"
-        };
-        if consent_request::is_request(notification) {
-            let recipient = Recipient::Contact {
-                channel: self.channel,
-                address: address.to_owned(),
-            };
-            self.journal
-                .write(notification, recipient.key(&notification.notification_id))
-                .await?;
-        }
-        Ok(message_id(prefix))
     }
 }
 
