@@ -1586,3 +1586,16 @@ fn generated_valid_bodies_are_valid() {
         Ok(())
     });
 }
+
+/// Found by the property above: valid JSON whose array holds more elements than the value it
+/// fills is reported by serde_json as trailing characters, yet it is a shape error, not bad JSON.
+#[test]
+fn an_array_longer_than_its_value_is_a_shape_error() {
+    let err = alert_button_core::inbound::http::parse_json::<AlertRequest>(br#"["",[0,0,0,null]]"#)
+        .unwrap_err();
+    assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY, "{err:?}");
+    assert!(
+        err.field.as_deref().is_some_and(|f| !f.is_empty()),
+        "{err:?}"
+    );
+}

@@ -179,6 +179,16 @@ fn typed_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
             strip_position(&err.to_string()),
         )
         .with_field(path_or_body(&path))
+    } else if err.is_syntax() {
+        // The body is JSON (checked before this is called), so a "syntax" error here is the
+        // parser's word for a shape it did not expect, such as an array with more elements than
+        // the value it fills.
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "the value does not have the expected shape",
+        )
+        .with_field(path_or_body(&path))
     } else {
         json_error(path, err)
     }
