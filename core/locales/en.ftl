@@ -61,4 +61,4 @@ whatsapp-reason = { $reason ->
 
 # The one text a new phone contact receives when the person adds them (one SMS segment; the name
 # is shortened if it must be). $name (who added them).
-consent-request-sms = { $name } added you to Alert Button: you will get a text if they raise an alert, e.g. if detained. Reply STOP to opt out, HELP for help.
+consent-request-sms = { $name } added you to Alert Button: texts only if they raise an alert, e.g. if detained. Msg&data rates may apply. STOP to opt out, HELP for help.

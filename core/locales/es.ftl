@@ -61,4 +61,4 @@ whatsapp-reason = { $reason ->
 
 # El único SMS que recibe un contacto nuevo cuando la persona lo agrega (un segmento; el nombre se
 # acorta si hace falta). $name (quien lo agregó).
-consent-request-sms = { $name } le agregó al Botón de Alerta: recibirá un SMS si activa una alerta, p. ej. si le detienen. Responda STOP para salir, HELP para ayuda.
+consent-request-sms = { $name } le agregó a Botón de Alerta: SMS solo si activa una alerta, p.ej. si le detienen. Pueden aplicar tarifas de msj/datos. STOP: salir, HELP: ayuda.

@@ -404,7 +404,7 @@ pub async fn consent_requests_to(phone: &str) -> Vec<String> {
 
 /// Only a request to accept texts says how to opt out.
 fn is_request(text: &str) -> bool {
-    text.contains(" STOP ") && text.contains("HELP")
+    text.contains("STOP") && text.contains("HELP")
 }
 
 async fn all_sms_to(phone: &str) -> Vec<String> {

@@ -141,6 +141,14 @@ mod tests {
                 let start = if language == Language::Es { es } else { en };
                 assert!(sms.starts_with(start), "{sms}");
                 assert!(sms.contains("STOP") && sms.contains("HELP"), "{sms}");
+                // What a toll-free opt-in confirmation must say besides: how often, and that
+                // the carrier may charge.
+                let (often, rates) = if language == Language::Es {
+                    ("solo si activa una alerta", "tarifas de msj/datos")
+                } else {
+                    ("only if they raise an alert", "Msg&data rates may apply")
+                };
+                assert!(sms.contains(often) && sms.contains(rates), "{sms}");
             }
         }
     }
@@ -155,8 +163,8 @@ mod tests {
         let luis = request(&person, "+13125550100");
         let kim = request(&person, "+13125550101");
         assert_eq!((luis.language, kim.language), (Language::Es, Language::En));
-        assert!(kim.sms.contains("Reply STOP"), "{}", kim.sms);
-        assert!(luis.sms.contains("Responda STOP"), "{}", luis.sms);
+        assert!(kim.sms.contains("STOP to opt out"), "{}", kim.sms);
+        assert!(luis.sms.contains("STOP: salir"), "{}", luis.sms);
         assert!(is_request(&luis) && is_request(&kim));
         assert_eq!(luis.notification_id, kim.notification_id);
         assert_eq!(luis.contacts[0].phone.as_deref(), Some("+13125550100"));
