@@ -20,6 +20,7 @@ use time::Duration;
 
 use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL, Retention};
 use crate::domain::channel::whatsapp;
+use crate::domain::person::is_plausible_email;
 use crate::outbound::ses::FamilyEmail;
 use crate::outbound::sns::FamilySms;
 
@@ -132,7 +133,8 @@ impl Config {
             Some("direct") => FamilyEmail::Direct {
                 from: get(EMAIL_FROM)
                     .filter(|from| !from.trim().is_empty())
-                    .ok_or(ConfigError::Missing(EMAIL_FROM))?,
+                    .ok_or(ConfigError::Missing(EMAIL_FROM))
+                    .and_then(|from| parse_email_from(&from))?,
                 configuration_set: get(EMAIL_CONFIGURATION_SET),
             },
             Some(value) => {
@@ -295,6 +297,27 @@ fn parse_whole(name: &'static str, value: &str, max: i64, unit: &str) -> Result<
             name,
             value: value.to_owned(),
             allowed: format!("a whole number of {unit} from 1 to {max}"),
+        }),
+    }
+}
+
+/// The sender of direct e-mail as SES takes it: an address, or a display name and the address in
+/// angle brackets. SES checks that the identity is verified; this catches a value that is not an
+/// address at all before the first alert finds out.
+fn parse_email_from(value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    let address = match value.split_once('<') {
+        Some((_name, rest)) => rest.strip_suffix('>'),
+        None => Some(value),
+    };
+    match address {
+        Some(address) if !address.contains(['<', '>']) && is_plausible_email(address) => {
+            Ok(value.to_owned())
+        }
+        _ => Err(ConfigError::Invalid {
+            name: EMAIL_FROM,
+            value: value.to_owned(),
+            expected: "an e-mail address, or `Name <address>`",
         }),
     }
 }
@@ -499,6 +522,44 @@ mod tests {
             assert!(err.contains(&format!("`{value}`")), "{name}={value}: {err}");
             assert!(err.contains(allowed), "{name}={value}: {err}");
         }
+    }
+
+    /// Direct e-mail needs the verified sender, which must be an address (optionally with a display
+    /// name, as SES takes it); the configuration set is passed on as it is, and both are printed.
+    #[test]
+    fn direct_family_email_needs_a_sender_address() {
+        let direct = |from: Option<&str>| {
+            let mut vars = vec![
+                (FAMILY_EMAIL, "direct"),
+                (EMAIL_CONFIGURATION_SET, "receipts"),
+            ];
+            vars.extend(from.map(|from| (EMAIL_FROM, from)));
+            config(&vars)
+        };
+        let on = direct(Some("Alert Button <alerts@example.org>")).unwrap();
+        assert_eq!(
+            on.family_email,
+            FamilyEmail::Direct {
+                from: "Alert Button <alerts@example.org>".into(),
+                configuration_set: Some("receipts".into()),
+            }
+        );
+        assert_eq!(on.effective(FAMILY_EMAIL), Some("direct"));
+        assert_eq!(on.effective(EMAIL_CONFIGURATION_SET), Some("receipts"));
+        assert!(direct(Some("alerts@example.org")).is_ok());
+        for missing in [None, Some("  ")] {
+            let err = direct(missing).unwrap_err().to_string();
+            assert_eq!(err, "ALERT_BUTTON_EMAIL_FROM must be set", "{missing:?}");
+        }
+        for bad in ["alerts", "Alert Button <alerts>", "alerts@example.org>"] {
+            let err = direct(Some(bad)).unwrap_err().to_string();
+            assert!(err.starts_with(EMAIL_FROM), "{bad}: {err}");
+            assert!(err.contains("an e-mail address"), "{bad}: {err}");
+        }
+        // Without direct e-mail, the sender is not needed and nothing of it is in effect.
+        let off = config(&[(EMAIL_FROM, "alerts")]).unwrap();
+        assert_eq!(off.family_email, FamilyEmail::Subscriptions);
+        assert_eq!(off.effective(FAMILY_EMAIL), Some("subscriptions"));
     }
 
     /// WhatsApp is on only with its number; then a template prefix or an API version Meta would

@@ -310,7 +310,7 @@ pub fn is_e164(phone: &str) -> bool {
 }
 
 /// Deliberately loose: one `@`, a dotted domain, no spaces. Delivery is the real test.
-fn is_plausible_email(email: &str) -> bool {
+pub fn is_plausible_email(email: &str) -> bool {
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
