@@ -290,6 +290,15 @@ def operability(template, infra):
           ", ".join(ungradual))
     check("the stream mapping invokes the fan-out's alias", mapping == {"Ref": "NotificationFanoutFunction.Alias"},
           json.dumps(mapping))
+    # One batch per shard at a time would let a change that keeps failing (a throttled text, a
+    # consent request) hold every alert behind it on the shard; several per shard keep each
+    # item's changes in order and let the others pass. The reserve must cover them.
+    stream = resources["FanoutStreamMapping"]["Properties"]
+    lanes = stream.get("ParallelizationFactor", 1)
+    reserve = template["Parameters"]["FanoutReservedConcurrency"]["Default"]
+    check("the stream fan-out runs several batches per shard, and its reserved concurrency covers 4 shards of them",
+          isinstance(lanes, int) and 2 <= lanes <= 10 and reserve >= 4 * lanes,
+          f"ParallelizationFactor {lanes}, FanoutReservedConcurrency {reserve}")
 
     unretained = [
         n for n in ["AlertsTable", "StaffUserPool", "DataKey", *queues]
