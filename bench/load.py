@@ -7,7 +7,9 @@
    presses once every 20 ms and times press -> family and consulate notified under that load;
 4. the fan-out's catch-up: how long after the last press the journal holds every alert's
    notifications, and so the rate the fan-out kept;
-5. press -> notified on the idle runner.
+5. press -> notified on the idle runner;
+6. press -> notified under paced load: the same alerts at a share of the rate intake just kept
+   (`--paced 0.5`: half), so the figure is latency below saturation, not queueing at it.
 
 Standard library only. Every request goes to the loopback address given.
 """
@@ -167,6 +169,35 @@ def wrk(args, extra, env=None):
     return out
 
 
+def paced_run(args, base, journal, probe_tokens, env, rate):
+    """The load at `rate` alerts/s (wrk's per-connection delay), with the probe pressing beside it."""
+    before = journal.notified()
+    results = {}
+    prober = threading.Thread(
+        target=probe,
+        args=(args.port, probe_tokens, journal, 0.02, time.perf_counter() + args.duration, results),
+    )
+    env = dict(env, RATE="%.1f" % rate, CONNECTIONS=str(args.connections), RUN="paced-%d" % os.getpid())
+    started = time.perf_counter()
+    prober.start()
+    out = wrk(args, ["-s", str(HERE / "load" / "alerts.lua"), "%s/v1/alerts" % base], env)
+    window = time.perf_counter() - started
+    prober.join()
+    created = int(re.search(r"^created (\d+)", out, re.M).group(1))
+    probed = len(results["latencies_ms"]) + results["missing"]
+    deadline = time.perf_counter() + 600
+    while journal.notified() < before + created + probed and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    print("paced at %.0f alerts/s (asked %.0f): press -> notified %s"
+          % ((created + probed) / window, rate, summary(results["latencies_ms"])))
+    return dict(
+        paced_asked_alerts_per_s=rate,
+        paced_alerts_per_s=(created + probed) / window,
+        paced_press_to_notified_ms=results["latencies_ms"],
+        paced_missing=results["missing"],
+    )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -175,6 +206,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--paced", type=float, default=0.5,
+                        help="share of the measured intake rate for the paced run (0: none)")
     parser.add_argument("--json")
     args = parser.parse_args()
     base = "http://127.0.0.1:%d" % args.port
@@ -245,6 +278,9 @@ def main():
         loaded_press_to_notified_ms=under_load["latencies_ms"],
         notified_missing=journal.notified() < expected,
     )
+    if args.paced > 0:
+        paced = paced_run(args, base, journal, probe_tokens, env, args.paced * intake)
+        report.update(paced)
     journal.stop.set()
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -41,6 +41,15 @@ function request()
    }, body)
 end
 
+-- RATE (alerts/s over all CONNECTIONS) paces each connection to one request every
+-- CONNECTIONS / RATE seconds, for latency below saturation; unset, wrk sends as fast as answered.
+if os.getenv("RATE") then
+   local pause = tonumber(os.getenv("CONNECTIONS")) * 1000 / tonumber(os.getenv("RATE"))
+   function delay()
+      return pause
+   end
+end
+
 function response(status, headers, body)
    if status == 201 then
       created = created + 1
