@@ -67,6 +67,7 @@ fn registration(phone: &str, email: &str) -> Registration {
             language: Some(Language::En),
             country: None,
             consent: Default::default(),
+            preferred_channel: None,
         },
     ])
 }
