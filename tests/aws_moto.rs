@@ -131,6 +131,7 @@ fn store_ports(stack: &Stack, store: &Arc<DynamoStore>) -> Ports {
         key: stack.service_key.clone(),
         districts: Arc::new(Districts::bundled()),
         deliveries: None,
+        reach: Default::default(),
     }
 }
 
@@ -1523,6 +1524,7 @@ async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger
         topic_arn: stack.topic_arn.clone(),
         family_sms: FamilySms::Direct,
         sms_origination: None,
+        sms_countries: vec![alert_button_core::domain::phone::Country::Us],
         family_email: FamilyEmail::Direct {
             from,
             configuration_set: None,

@@ -91,10 +91,14 @@ fn address_on<'a>(contact: &'a Addressee, channel: Channel, reach: &Reach) -> Op
     }
 }
 
-/// The phone's country as validated, or, for a record kept from before countries were stored,
-/// as its calling code says.
 fn country_of(contact: &Addressee, phone: &str) -> Option<Country> {
-    contact.country.or_else(|| {
+    phone_country(phone, contact.country)
+}
+
+/// The phone's country as validated (`stored`), or, for a record kept from before countries were
+/// stored, as its calling code says.
+pub fn phone_country(phone: &str, stored: Option<Country>) -> Option<Country> {
+    stored.or_else(|| {
         if phone.starts_with("+1") {
             Some(Country::Us)
         } else if phone.starts_with("+52") {
