@@ -1655,10 +1655,7 @@ async fn a_phone_sms_does_not_reach_is_emailed_instead() {
         .iter()
         .map(|c| route::reached_by(c, reach))
         .collect();
-    assert_eq!(
-        shown,
-        [Ok(vec![Channel::Sms]), Ok(vec![Channel::Email])]
-    );
+    assert_eq!(shown, [Ok(vec![Channel::Sms]), Ok(vec![Channel::Email])]);
     aws.services
         .person
         .raise_alert(&person, press("mx", 41.88, -87.63))
