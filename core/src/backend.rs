@@ -228,7 +228,8 @@ impl Adapters {
         debug_assert_eq!(senders.reach(), &settings.reach());
         let notifier = Arc::new(senders);
         let ledger = Arc::new(DynamoLedger::new(self.dynamodb.clone(), &settings.table));
-        let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger);
+        let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger)
+            .texting(&settings.sms_countries);
         Arc::new(fanout.with_subscriptions(self.subscriptions.clone()))
     }
 }

@@ -230,12 +230,15 @@ impl LocalMode {
         };
         let services = Services::new(directory.clone(), ports, retention);
         // The store records the sends whatever wraps the notifier or the store's other ports.
-        let fanout = Arc::new(FanOut::new(
-            directory.clone(),
-            wrapped.people,
-            wrapped.notifier,
-            store.clone(),
-        ));
+        let fanout = Arc::new(
+            FanOut::new(
+                directory.clone(),
+                wrapped.people,
+                wrapped.notifier,
+                store.clone(),
+            )
+            .texting(&channels.sms_countries),
+        );
         Ok(LocalMode {
             directory,
             store,
