@@ -106,6 +106,12 @@ pub trait Notifier: Send + Sync {
 
     /// Delivers `notification` to one of its recipients.
     async fn send(&self, notification: &Notification, recipient: &Recipient) -> SendResult;
+
+    /// Whom to try, in turn, when `recipient` of `notification` is refused for good: the same
+    /// contact on their next channels (see `channel::route::order`). None by default.
+    fn fallbacks(&self, _notification: &Notification, _recipient: &Recipient) -> Vec<Recipient> {
+        Vec::new()
+    }
 }
 
 /// Sends a notification to its whole audience by the provider's own fan-out (the SNS topic and
@@ -243,6 +249,8 @@ pub trait DeliveryLedger: Send + Sync {
     /// Every send of the alert's notifications as recorded now, in the order they were first
     /// claimed (notification by notification).
     async fn deliveries_of(&self, alert_id: Uuid) -> Result<Vec<DeliveryRecord>>;
+    /// How `delivery` stands as an earlier attempt left it; `None` if it was never claimed.
+    async fn recorded_state(&self, delivery: &Delivery) -> Result<Option<DeliveryState>>;
 }
 
 /// The audience a ledger record names (`Audience::as_str`).

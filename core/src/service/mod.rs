@@ -75,6 +75,8 @@ pub struct Ports {
     pub districts: Arc<Districts>,
     /// The delivery ledger the alert's readers are shown (see `crate::deliveries`), if any.
     pub deliveries: Option<Arc<dyn DeliveryLedger>>,
+    /// What reaches a family contact, as the fan-out routes them: what the person is shown.
+    pub reach: crate::domain::channel::route::Reach,
 }
 
 /// Abuse limits, per fixed window: enough for a person in trouble, too few to flood a consulate
@@ -140,6 +142,7 @@ impl Services {
             key: ports.key,
             retention,
             deliveries: ports.deliveries.clone(),
+            reach: ports.reach,
         };
         let staff = StaffService {
             staff: ports.staff,

@@ -42,7 +42,7 @@ pub async fn replace_contacts(
     StrictJson(replacement): StrictJson<ContactsReplacement>,
 ) -> Result<Response, ApiError> {
     let person = service.replace_contacts(person, replacement).await?;
-    Ok(Json(ContactsView::new(&person)).into_response())
+    Ok(Json(ContactsView::new(&person, service.reach())).into_response())
 }
 
 pub async fn raise_alert(

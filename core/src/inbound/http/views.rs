@@ -6,6 +6,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::alert::{Alert, AlertStatus, HistoryEntry, Location, RoutingReason};
+use crate::domain::channel::Channel;
+use crate::domain::channel::route::{self, Reach};
 use crate::domain::checkin::{CheckIn, CheckInStatus};
 use crate::domain::consulate::{Directory, distance_km};
 use crate::domain::notification::Audience;
@@ -136,14 +138,40 @@ pub struct RegisteredView {
 #[derive(Debug, Serialize)]
 pub struct ContactsView<'a> {
     pub person_id: Uuid,
-    pub contacts: &'a [Contact],
+    pub contacts: Vec<ContactView<'a>>,
+}
+
+/// A contact as stored, and how an alert reaches them: the channels the fan-out tries, in order,
+/// or why none does.
+#[derive(Debug, Serialize)]
+pub struct ContactView<'a> {
+    #[serde(flatten)]
+    pub contact: &'a Contact,
+    pub reached_by: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable_reason: Option<&'static str>,
 }
 
 impl<'a> ContactsView<'a> {
-    pub fn new(person: &'a Person) -> Self {
+    pub fn new(person: &'a Person, reach: &Reach) -> Self {
+        let contacts = person
+            .contacts
+            .iter()
+            .map(|contact| {
+                let (reached_by, reason) = match route::reached_by(contact, reach) {
+                    Ok(channels) => (channels.into_iter().map(Channel::as_str).collect(), None),
+                    Err(why) => (Vec::new(), Some(why.as_str())),
+                };
+                ContactView {
+                    contact,
+                    reached_by,
+                    unreachable_reason: reason,
+                }
+            })
+            .collect();
         ContactsView {
             person_id: person.person_id,
-            contacts: &person.contacts,
+            contacts,
         }
     }
 }
