@@ -291,7 +291,9 @@ pub fn whatsapp_sender(sdk_config: &SdkConfig, settings: &AwsSettings) -> Option
 
 fn staff_verifier(settings: &AwsSettings) -> Arc<dyn StaffVerifier> {
     match &settings.staff_issuer {
-        Some((issuer, audience)) => Arc::new(CognitoStaffTokens::new(issuer, audience)),
+        Some((issuer, audience)) => {
+            Arc::new(CognitoStaffTokens::new(issuer, audience).trusting(settings.trust_roots))
+        }
         None => Arc::new(NoStaffAccess),
     }
 }
