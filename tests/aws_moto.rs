@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alert_button_core::Error;
-use alert_button_core::backend::{AwsBackend, AwsSettings};
+use alert_button_core::backend::{AwsBackend, AwsSettings, TrustRoots};
 use alert_button_core::domain::alert::{
     Alert, AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
 };
@@ -1533,6 +1533,7 @@ async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger
         retention: Retention::default(),
         whatsapp: None,
         service_key_secret: Some(stack.service_key_secret.clone()),
+        trust_roots: TrustRoots::Bundled,
     });
     let kim = format!("kim-{}@example.org", uuid::Uuid::new_v4().simple());
     let (person, _) = register_as(&aws, &unique_phone(), &kim).await;

@@ -15,8 +15,10 @@
 
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use base64::Engine as _;
 
 use crate::config::Config;
 use crate::domain::channel::Channel;
@@ -35,31 +37,92 @@ use crate::outbound::whatsapp::WhatsAppSender;
 use crate::ports::{StaffVerifier, SystemClock};
 use crate::service::{Ports, Services};
 
-pub use crate::config::{AwsSettings, ConfigError};
+pub use crate::config::{AwsSettings, ConfigError, TrustRoots};
+
+/// The AWS SDK's configuration loader for every client of this process: the standard
+/// configuration (region, credentials, `AWS_ENDPOINT_URL`), with an HTTPS client that trusts
+/// `roots`. Plain HTTP (an emulator on loopback) is unaffected.
+pub fn sdk_loader(roots: TrustRoots) -> Result<ConfigLoader, ConfigError> {
+    let trust_store = match roots {
+        TrustRoots::Bundled => TrustStore::empty().with_pem_certificate(bundled_roots_pem()),
+        // The TLS library reads `SSL_CERT_FILE` / `SSL_CERT_DIR` for its "native" roots.
+        TrustRoots::Files => TrustStore::default(),
+    };
+    let context = TlsContext::builder()
+        .with_trust_store(trust_store)
+        .build()
+        .map_err(|err| ConfigError::Tls(err.to_string()))?;
+    let client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https();
+    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(client))
+}
+
+/// The SDK configuration from the standard sources, trusting `roots` (see `sdk_loader`).
+pub async fn load_sdk_config(roots: TrustRoots) -> Result<SdkConfig, ConfigError> {
+    Ok(sdk_loader(roots)?.load().await)
+}
+
+/// Mozilla's roots, compiled in (`webpki-root-certs`), as the one PEM bundle the SDK's trust
+/// store takes. Reading and parsing the machine's store instead (a bundle and a file per root on
+/// Debian) was more than half of a function's init; these take no file at all.
+fn bundled_roots_pem() -> Vec<u8> {
+    let mut pem = String::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2048);
+    for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        let text = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in text.as_bytes().chunks(64) {
+            // Base64 is ASCII, so each chunk is text.
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem.into_bytes()
+}
 
 /// The AWS adapters, built once per execution environment.
 pub struct AwsBackend {
     pub sdk_config: SdkConfig,
-    /// The client the store uses; kept to open its connection at init (`warm`).
-    dynamodb: aws_sdk_dynamodb::Client,
     pub settings: AwsSettings,
     pub services: Services,
     pub fanout: Arc<FanOut>,
 }
 
 impl AwsBackend {
-    /// Reads the service key from Secrets Manager and builds the adapters.
+    /// Reads the service key from Secrets Manager and builds the adapters, with the DynamoDB
+    /// connection opened (see `start`).
     pub async fn new(
         settings: AwsSettings,
         directory: Arc<Directory>,
     ) -> Result<AwsBackend, ConfigError> {
-        let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let sdk_config = load_sdk_config(settings.trust_roots).await?;
+        Self::start(sdk_config, settings, directory).await
+    }
+
+    /// Reads the service key and opens the DynamoDB connection side by side: two round trips of
+    /// init in the time of one. The connection goes back to the pool `sdk_config`'s HTTP client
+    /// keeps, where the store's client finds it, so the first alert after a cold start is as fast
+    /// as the next: a read of a key no item ever has. A failed warm-up only leaves the handshake
+    /// to the first request.
+    pub async fn start(
+        sdk_config: SdkConfig,
+        settings: AwsSettings,
+        directory: Arc<Directory>,
+    ) -> Result<AwsBackend, ConfigError> {
         let secret = settings
             .service_key_secret
             .as_deref()
             .ok_or(ConfigError::Missing("ALERT_BUTTON_SERVICE_KEY_SECRET_ARN"))?;
-        let key = read_service_key(&sdk_config, secret).await?;
-        Ok(Self::with_config(sdk_config, settings, directory, key))
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
+        let (key, ()) = tokio::join!(
+            read_service_key(&sdk_config, secret),
+            warm(&dynamodb, &settings.table)
+        );
+        Ok(Self::with_config(sdk_config, settings, directory, key?))
     }
 
     pub fn with_config(
@@ -91,30 +154,26 @@ impl AwsBackend {
         let fanout = adapters.fanout(&settings, directory);
         AwsBackend {
             sdk_config,
-            dynamodb: adapters.dynamodb,
             settings,
             services,
             fanout,
         }
     }
+}
 
-    /// Opens the store's connection to DynamoDB (TCP and TLS) during init, so that the first alert
-    /// after a cold start is as fast as the next: a read of a key no item ever has. A failure only
-    /// leaves the handshake to the first request.
-    pub async fn warm(&self) {
-        let read = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.settings.table)
-            .key("pk", AttributeValue::S("warm-up".into()))
-            .key("sk", AttributeValue::S("warm-up".into()))
-            .send()
-            .await;
-        if read.is_err() {
-            tracing::warn!(
-                "opening the DynamoDB connection at start-up failed; the first request will"
-            );
-        }
+/// Opens a connection to DynamoDB (TCP and TLS) with a read of a key no item ever has.
+async fn warm(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
+    let read = dynamodb
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S("warm-up".into()))
+        .key("sk", AttributeValue::S("warm-up".into()))
+        .send()
+        .await;
+    if read.is_err() {
+        tracing::warn!(
+            "opening the DynamoDB connection at start-up failed; the first request will"
+        );
     }
 }
 
@@ -151,7 +210,7 @@ pub async fn fanout_from_config(config: &Config) -> Result<Arc<FanOut>, ConfigEr
     let Some(settings) = config.aws()? else {
         return Ok(Backend::embedded(config, directory)?.fanout());
     };
-    let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk_config = load_sdk_config(settings.trust_roots).await?;
     Ok(Adapters::new(&sdk_config, &settings).fanout(&settings, directory))
 }
 
@@ -162,7 +221,7 @@ pub async fn redrive_from_config(config: &Config) -> Result<Redrive, ConfigError
         .aws()?
         .ok_or(ConfigError::Missing("ALERT_BUTTON_TABLE"))?;
     let directory = Arc::new(Directory::bundled());
-    let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk_config = load_sdk_config(settings.trust_roots).await?;
     let adapters = Adapters::new(&sdk_config, &settings);
     let store = adapters.store.clone();
     let fanout = adapters.fanout(&settings, directory);
@@ -243,7 +302,9 @@ pub fn whatsapp_sender(sdk_config: &SdkConfig, settings: &AwsSettings) -> Option
 
 fn staff_verifier(settings: &AwsSettings) -> Arc<dyn StaffVerifier> {
     match &settings.staff_issuer {
-        Some((issuer, audience)) => Arc::new(CognitoStaffTokens::new(issuer, audience)),
+        Some((issuer, audience)) => {
+            Arc::new(CognitoStaffTokens::new(issuer, audience).trusting(settings.trust_roots))
+        }
         None => Arc::new(NoStaffAccess),
     }
 }
@@ -272,13 +333,6 @@ impl Backend {
         )?))
     }
 
-    /// Opens the connections the first request would otherwise open (see `AwsBackend::warm`).
-    pub async fn warm(&self) {
-        if let Backend::Aws(aws) = self {
-            aws.warm().await;
-        }
-    }
-
     pub fn services(&self) -> Services {
         match self {
             Backend::Embedded(local) => local.services.clone(),
@@ -296,7 +350,156 @@ impl Backend {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use base64::Engine as _;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::watch;
+
     use super::*;
+    use crate::domain::alert::Retention;
+    use crate::outbound::sns::FamilySms;
+
+    /// Real AWS endpoints chain to Amazon's roots (and Starfield's, for older ones): the bundled
+    /// set must hold them, each as it was compiled in.
+    #[test]
+    fn the_bundled_roots_hold_every_root_aws_endpoints_chain_to() {
+        let pem = String::from_utf8(bundled_roots_pem()).unwrap();
+        let ders: Vec<Vec<u8>> = pem
+            .split("-----END CERTIFICATE-----\n")
+            .filter_map(|block| block.split_once("-----BEGIN CERTIFICATE-----\n"))
+            .map(|(_, body)| {
+                let text: String = body.lines().collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .unwrap()
+            })
+            .collect();
+        let compiled_in = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
+        assert!(compiled_in.len() > 100, "{}", compiled_in.len());
+        assert_eq!(ders.len(), compiled_in.len());
+        assert!(ders.iter().zip(compiled_in).all(|(a, b)| a[..] == b[..]));
+        for name in [
+            "Amazon Root CA 1",
+            "Amazon Root CA 2",
+            "Amazon Root CA 3",
+            "Amazon Root CA 4",
+            "Starfield Services Root Certificate Authority - G2",
+        ] {
+            let held = ders
+                .iter()
+                .any(|der| der.windows(name.len()).any(|w| w == name.as_bytes()));
+            assert!(held, "{name}");
+        }
+    }
+
+    /// A stand-in for the AWS endpoint that answers no request until two are in flight at once,
+    /// which moto cannot be made to do. Past `hold` it answers anyway, so that requests made one
+    /// after the other still end (and the test fails instead of hanging). Returns its URL and the
+    /// most requests it saw in flight together.
+    async fn endpoint_holding_requests(hold: Duration) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let most = Arc::new(AtomicUsize::new(0));
+        let (in_flight, _) = watch::channel(0usize);
+        let in_flight = Arc::new(in_flight);
+        let seen = most.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(serve(socket, in_flight.clone(), seen.clone(), hold));
+            }
+        });
+        (url, most)
+    }
+
+    async fn serve(
+        socket: TcpStream,
+        in_flight: Arc<watch::Sender<usize>>,
+        most: Arc<AtomicUsize>,
+        hold: Duration,
+    ) {
+        let mut socket = BufReader::new(socket);
+        loop {
+            let mut target = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let line = line.trim_end().to_ascii_lowercase();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some(value) = line.strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+                if let Some(value) = line.strip_prefix("x-amz-target:") {
+                    target = value.trim().to_owned();
+                }
+            }
+            let mut body = vec![0; length];
+            socket.read_exact(&mut body).await.unwrap();
+            in_flight.send_modify(|n| *n += 1);
+            most.fetch_max(*in_flight.borrow(), Ordering::SeqCst);
+            let mut changes = in_flight.subscribe();
+            let both = changes.wait_for(|_| most.load(Ordering::SeqCst) >= 2);
+            let _ = tokio::time::timeout(hold, both).await;
+            let (kind, reply) = if target.starts_with("secretsmanager.") {
+                let key = "k".repeat(ServiceKey::MIN_LEN);
+                (
+                    "1.1",
+                    format!(
+                        r#"{{"ARN":"arn:aws:secretsmanager:us-east-1:1:secret:k","SecretString":"{key}"}}"#
+                    ),
+                )
+            } else {
+                ("1.0", "{}".to_owned())
+            };
+            in_flight.send_modify(|n| *n -= 1);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-{kind}\r\ncontent-length: {}\r\n\r\n{reply}",
+                reply.len()
+            );
+            socket
+                .get_mut()
+                .write_all(response.as_bytes())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Init's two round trips, the service key and the DynamoDB warm-up, are in flight together.
+    #[tokio::test]
+    async fn the_service_key_and_the_warm_up_are_read_side_by_side() {
+        let (url, most) = endpoint_holding_requests(Duration::from_secs(10)).await;
+        let sdk_config = sdk_loader(TrustRoots::Bundled)
+            .unwrap()
+            .endpoint_url(url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let settings = AwsSettings {
+            table: "alerts".into(),
+            topic_arn: "arn:aws:sns:us-east-1:1:alerts".into(),
+            family_sms: FamilySms::Subscriptions,
+            sms_origination: None,
+            family_email: FamilyEmail::Subscriptions,
+            staff_issuer: None,
+            retention: Retention::default(),
+            service_key_secret: Some("k".into()),
+            whatsapp: None,
+            trust_roots: TrustRoots::Bundled,
+        };
+        let started = AwsBackend::start(sdk_config, settings, Arc::new(Directory::bundled())).await;
+        assert!(started.is_ok());
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
 
     /// A function deployed without its table must not fall back to a store in a shared directory.
     #[tokio::test]

@@ -54,6 +54,8 @@ pub enum ConfigError {
     NoBackend,
     #[error("the service key secret cannot be read: {0}")]
     ServiceKey(String),
+    #[error("the HTTPS client's trusted roots cannot be set up: {0}")]
+    Tls(String),
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
@@ -76,6 +78,31 @@ pub struct AwsSettings {
     pub service_key_secret: Option<String>,
     /// Where family WhatsApp messages leave from; `None`: no WhatsApp.
     pub whatsapp: Option<WhatsAppSettings>,
+    /// The roots the SDK's HTTPS client trusts.
+    pub trust_roots: TrustRoots,
+}
+
+/// Which root certificates the AWS SDK's HTTPS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// Mozilla's roots, compiled into the binary: nothing is read from the machine at start-up.
+    Bundled,
+    /// The certificates in `SSL_CERT_FILE` and `SSL_CERT_DIR` instead (a proxy's or a private
+    /// CA), read at start-up.
+    Files,
+}
+
+impl TrustRoots {
+    /// `Files` when `SSL_CERT_FILE` or `SSL_CERT_DIR` names something, as the TLS library reads
+    /// them; a blank value is unset.
+    fn from_source(get: &impl Fn(&str) -> Option<String>) -> TrustRoots {
+        let named = |name| get(name).is_some_and(|value: String| !value.trim().is_empty());
+        if named(SSL_CERT_FILE) || named(SSL_CERT_DIR) {
+            TrustRoots::Files
+        } else {
+            TrustRoots::Bundled
+        }
+    }
 }
 
 impl AwsSettings {
@@ -133,6 +160,7 @@ pub struct Config {
     pub retention: Retention,
     /// The Lambda function's name, set by Lambda: the dimension of the metrics it emits.
     pub lambda_function: Option<String>,
+    pub trust_roots: TrustRoots,
     /// Each variable's value in effect, for `alert-button config`; secrets as set or unset.
     effective: BTreeMap<&'static str, String>,
 }
@@ -274,6 +302,7 @@ impl Config {
             escalation,
             retention,
             lambda_function: get("AWS_LAMBDA_FUNCTION_NAME"),
+            trust_roots: TrustRoots::from_source(&get),
             effective,
         })
     }
@@ -298,6 +327,7 @@ impl Config {
             retention: self.retention,
             service_key_secret: self.service_key_secret.clone(),
             whatsapp: self.whatsapp.clone(),
+            trust_roots: self.trust_roots,
         }))
     }
 
@@ -483,6 +513,31 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    /// The machine's trust store is read only when a CA file or directory is named.
+    #[test]
+    fn the_bundled_roots_unless_a_ca_file_or_directory_is_named() {
+        assert_eq!(config(&[]).unwrap().trust_roots, TrustRoots::Bundled);
+        assert_eq!(
+            config(&[(SSL_CERT_FILE, " ")]).unwrap().trust_roots,
+            TrustRoots::Bundled
+        );
+        for name in [SSL_CERT_FILE, SSL_CERT_DIR] {
+            let config = config(&[(name, "/etc/proxy-ca"), ("ALERT_BUTTON_TABLE", "t")]).unwrap();
+            assert_eq!(config.trust_roots, TrustRoots::Files, "{name}");
+            assert_eq!(config.effective(name), Some("/etc/proxy-ca"));
+        }
+        let settings = config(&[
+            (SSL_CERT_DIR, "/etc/proxy-ca"),
+            ("ALERT_BUTTON_TABLE", "t"),
+            ("ALERT_BUTTON_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
+        ])
+        .unwrap()
+        .aws()
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.trust_roots, TrustRoots::Files);
     }
 
     #[test]

@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alert_button_core::backend::{AwsBackend, AwsSettings, read_service_key};
+use alert_button_core::backend::{
+    AwsBackend, AwsSettings, TrustRoots, read_service_key, sdk_loader,
+};
 use alert_button_core::domain::alert::Retention;
 use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::credential::ServiceKey;
 use alert_button_core::outbound::ses::FamilyEmail;
 use alert_button_core::outbound::sns::FamilySms;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
@@ -34,9 +36,11 @@ pub fn unique_phone() -> String {
     format!("+1312{n}")
 }
 
-/// An SDK configuration aimed at moto, with the dummy credentials it accepts.
+/// An SDK configuration aimed at moto, with the dummy credentials it accepts, on the HTTPS client
+/// the functions use (plain HTTP here).
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    sdk_loader(TrustRoots::Bundled)
+        .unwrap()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -72,6 +76,7 @@ impl Stack {
             retention,
             service_key_secret: Some(self.service_key_secret.clone()),
             whatsapp: None,
+            trust_roots: TrustRoots::Bundled,
         })
     }
 

@@ -42,6 +42,10 @@ const fn secret(name: &'static str, meaning: &'static str) -> Variable {
 pub(super) const E164_OR_SHORT_CODE: &str =
     "an E.164 number (+ and 7 to 15 digits) or a US short code (5 or 6 digits)";
 
+/// The TLS library's standard variables for other trusted roots (see `TrustRoots`).
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+pub const SSL_CERT_DIR: &str = "SSL_CERT_DIR";
+
 /// At least a day (a consulate needs time to act), at most ten years.
 pub const MAX_RETENTION_DAYS: i64 = 3650;
 /// A week: past that, escalation would no longer be a safeguard.
@@ -166,6 +170,18 @@ variables! {
         secret("AWS_ACCESS_KEY_ID", "AWS credentials (AWS SDK)."),
         secret("AWS_SECRET_ACCESS_KEY", "AWS credentials (AWS SDK)."),
         secret("AWS_SESSION_TOKEN", "AWS credentials (AWS SDK)."),
+        var(
+            SSL_CERT_FILE,
+            "unset: the roots compiled in (Mozilla's)",
+            "a PEM file of CA certificates",
+            "Trust these CAs (e.g. a proxy's) instead of the bundled roots for AWS calls, read at start-up.",
+        ),
+        var(
+            SSL_CERT_DIR,
+            "unset: the roots compiled in (Mozilla's)",
+            "directories of PEM CA certificates, separated by `:`",
+            "As SSL_CERT_FILE, for a directory of certificates.",
+        ),
         var(
             "RUST_LOG",
             "info",

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::private_file;
+use crate::config::TrustRoots;
 use crate::error::{Error, Result};
 use crate::ports::{StaffMember, StaffVerifier};
 
@@ -149,19 +150,39 @@ struct KeyCache {
     fetched_at: Option<Instant>,
 }
 
+/// The HTTPS client for the pool's keys. It is built at init: with the compiled-in roots it reads
+/// no trust store file, as the SDK's client does not (`backend::sdk_loader`).
+fn key_client(roots: TrustRoots) -> reqwest::Client {
+    let builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    let builder = match roots {
+        TrustRoots::Files => builder,
+        TrustRoots::Bundled => webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+            .fold(builder.tls_built_in_root_certs(false), |builder, root| {
+                builder.add_root_certificate(root)
+            }),
+    };
+    builder.build().unwrap_or_default()
+}
+
 impl CognitoStaffTokens {
     /// `issuer` is `https://cognito-idp.<region>.amazonaws.com/<pool id>`; `audience` the app client id.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         CognitoStaffTokens {
             issuer: issuer.into().trim_end_matches('/').to_owned(),
             audience: audience.into(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap_or_default(),
+            http: key_client(TrustRoots::Bundled),
             keys: Mutex::new(KeyCache::default()),
             refetch_interval: JWKS_REFETCH_INTERVAL,
         }
+    }
+
+    /// Fetches the pool's keys trusting `roots` (`TrustRoots::Files`: `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR`) instead of the compiled-in roots.
+    pub fn trusting(mut self, roots: TrustRoots) -> Self {
+        self.http = key_client(roots);
+        self
     }
 
     /// Fetches the keys again for an unknown key id at most once per `interval`.

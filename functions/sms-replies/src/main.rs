@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
+use alert_button_core::backend::load_sdk_config;
 use alert_button_core::config::Config;
 use alert_button_core::outbound::dynamodb::DynamoStore;
 use alert_button_core::replies::{classify, record_reply};
 use alert_button_core::telemetry;
-use aws_config::BehaviorVersion;
 use aws_lambda_events::event::sns::SnsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::Deserialize;
@@ -36,7 +36,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .table_name()
         .ok_or("ALERT_BUTTON_TABLE is not set: the table holding the people")?
         .to_owned();
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = load_sdk_config(config.trust_roots).await?;
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
     let store = &store;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SnsEvent>| async move {

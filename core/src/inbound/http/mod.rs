@@ -232,13 +232,13 @@ pub fn staff_api(staff: Arc<StaffService>) -> Router {
 }
 
 /// A Lambda function serving `api` on the backend its configuration names, as intake and the
-/// staff API do: the connections the first request needs are opened during init. `api` takes the
+/// staff API do: the connections the first request needs are opened during init
+/// (`AwsBackend::start`). `api` takes the
 /// services its function uses from those the backend built.
 pub async fn run_on_lambda(api: fn(&Services) -> Router) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let config = crate::config::Config::from_env()?;
     let backend = crate::backend::Backend::from_config(&config).await?;
-    backend.warm().await;
     lambda_http::run(api(&backend.services())).await
 }
 
