@@ -1632,6 +1632,7 @@ async fn a_phone_sms_does_not_reach_is_emailed_instead() {
         retention: Retention::default(),
         whatsapp: None,
         service_key_secret: Some(stack.service_key_secret.clone()),
+        trust_roots: alert_button_core::config::TrustRoots::Bundled,
     });
     let us = unique_phone();
     let mx = format!(

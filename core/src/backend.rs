@@ -489,6 +489,7 @@ mod tests {
             topic_arn: "arn:aws:sns:us-east-1:1:alerts".into(),
             family_sms: FamilySms::Subscriptions,
             sms_origination: None,
+            sms_countries: vec![crate::domain::phone::Country::Us],
             family_email: FamilyEmail::Subscriptions,
             staff_issuer: None,
             retention: Retention::default(),
