@@ -130,6 +130,7 @@ fn store_ports(stack: &Stack, store: &Arc<DynamoStore>) -> Ports {
         key: stack.service_key.clone(),
         districts: Arc::new(Districts::bundled()),
         deliveries: None,
+        next_channels: None,
     }
 }
 
@@ -1528,6 +1529,7 @@ async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger
         },
         staff_issuer: None,
         retention: Retention::default(),
+        reach_within: alert_button_core::fanout::DEFAULT_REACH_WITHIN,
         whatsapp: None,
         service_key_secret: Some(stack.service_key_secret.clone()),
     });

@@ -32,7 +32,7 @@ use crate::outbound::sns::{self, SnsFamilySubscriptions};
 use crate::outbound::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
 use crate::outbound::whatsapp::WhatsAppSender;
 use crate::ports::{StaffVerifier, SystemClock};
-use crate::service::{Ports, Services};
+use crate::service::{NextChannels, Ports, Services};
 
 pub use crate::config::{AwsSettings, ConfigError};
 
@@ -73,6 +73,11 @@ impl AwsBackend {
             adapters.dynamodb.clone(),
             &settings.table,
         ));
+        let fanout = adapters.fanout(&settings, directory.clone());
+        let next_channels = NextChannels {
+            due: ledger.clone(),
+            fanout: fanout.clone(),
+        };
         let ports = Ports {
             people: store.clone(),
             alerts: store.clone(),
@@ -84,9 +89,9 @@ impl AwsBackend {
             key,
             districts: Arc::new(Districts::bundled()),
             deliveries: Some(ledger),
+            next_channels: Some(next_channels),
         };
-        let services = Services::new(directory.clone(), ports, settings.retention);
-        let fanout = adapters.fanout(&settings, directory);
+        let services = Services::new(directory, ports, settings.retention);
         AwsBackend {
             sdk_config,
             dynamodb: adapters.dynamodb,
@@ -218,7 +223,8 @@ impl Adapters {
         }
         let notifier = Arc::new(senders);
         let ledger = Arc::new(DynamoLedger::new(self.dynamodb.clone(), &settings.table));
-        let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger);
+        let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger)
+            .with_reach_within(settings.reach_within);
         Arc::new(fanout.with_subscriptions(self.subscriptions.clone()))
     }
 }
@@ -261,6 +267,7 @@ impl Backend {
             directory,
             false,
             config.retention,
+            config.reach_within,
         )?))
     }
 

@@ -15,7 +15,7 @@ use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
 use crate::domain::districts::Districts;
 use crate::error::{Error, Result};
-use crate::fanout::{FanOut, Senders};
+use crate::fanout::{DEFAULT_REACH_WITHIN, FanOut, Senders};
 use crate::inbound::http;
 use crate::inbound::relay::relay_outbox;
 use crate::outbound::embedded::EmbeddedStore;
@@ -26,7 +26,7 @@ use crate::outbound::staff_tokens::LocalStaffTokens;
 use crate::ports::{
     AlertStore, CheckInStore, Clock, NoSubscriptions, Notifier, PersonStore, SystemClock,
 };
-use crate::service::{Ports, Scheduler, Services};
+use crate::service::{NextChannels, Ports, Scheduler, Services};
 
 pub const STORE_FILE: &str = "alert-button.sqlite3";
 pub const JOURNAL_FILE: &str = "notifications.jsonl";
@@ -66,18 +66,27 @@ impl LocalMode {
     /// Opens the store, journal and keys under `data_dir` (created owner-only if missing; every
     /// file in it is owner-only). `print` echoes each notification to standard output.
     pub fn open(data_dir: &Path, directory: Arc<Directory>, print: bool) -> Result<LocalMode> {
-        Self::open_keeping(data_dir, directory, print, Retention::default())
+        Self::open_keeping(
+            data_dir,
+            directory,
+            print,
+            Retention::default(),
+            DEFAULT_REACH_WITHIN,
+        )
     }
 
-    /// As `open`, keeping personal data as long as `retention` says (see `crate::config`).
+    /// As `open`, keeping personal data as long as `retention` says and giving a family send
+    /// `reach_within` to be delivered before the contact's next channel (see `crate::config`).
     pub fn open_keeping(
         data_dir: &Path,
         directory: Arc<Directory>,
         print: bool,
         retention: Retention,
+        reach_within: time::Duration,
     ) -> Result<LocalMode> {
         let clock = Arc::new(SystemClock);
-        Self::build(data_dir, directory, print, clock, retention, |ports| ports)
+        let policies = (retention, reach_within);
+        Self::build(data_dir, directory, print, clock, policies, |ports| ports)
     }
 
     pub fn open_with_clock(
@@ -98,14 +107,8 @@ impl LocalMode {
         clock: Arc<dyn Clock>,
         wrap: impl FnOnce(LocalPorts) -> LocalPorts,
     ) -> Result<LocalMode> {
-        Self::build(
-            data_dir,
-            directory,
-            print,
-            clock,
-            Retention::default(),
-            wrap,
-        )
+        let policies = (Retention::default(), DEFAULT_REACH_WITHIN);
+        Self::build(data_dir, directory, print, clock, policies, wrap)
     }
 
     fn build(
@@ -113,7 +116,7 @@ impl LocalMode {
         directory: Arc<Directory>,
         print: bool,
         clock: Arc<dyn Clock>,
-        retention: Retention,
+        (retention, reach_within): (Retention, time::Duration),
         wrap: impl FnOnce(LocalPorts) -> LocalPorts,
     ) -> Result<LocalMode> {
         private_file::create_dir(data_dir)?;
@@ -138,6 +141,20 @@ impl LocalMode {
             notifier: Arc::new(journal_senders(notifier.clone())),
         });
         let limits = Arc::new(MemoryRateLimiter::default());
+        // The store records the sends whatever wraps the notifier or the store's other ports.
+        let fanout = Arc::new(
+            FanOut::new(
+                directory.clone(),
+                wrapped.people.clone(),
+                wrapped.notifier,
+                store.clone(),
+            )
+            .with_reach_within(reach_within),
+        );
+        let next_channels = NextChannels {
+            due: store.clone(),
+            fanout: fanout.clone(),
+        };
         let ports = Ports {
             people: wrapped.people.clone(),
             alerts: wrapped.alerts,
@@ -149,15 +166,9 @@ impl LocalMode {
             key,
             districts: Arc::new(Districts::bundled()),
             deliveries: Some(store.clone()),
+            next_channels: Some(next_channels),
         };
         let services = Services::new(directory.clone(), ports, retention);
-        // The store records the sends whatever wraps the notifier or the store's other ports.
-        let fanout = Arc::new(FanOut::new(
-            directory.clone(),
-            wrapped.people,
-            wrapped.notifier,
-            store.clone(),
-        ));
         Ok(LocalMode {
             directory,
             store,
