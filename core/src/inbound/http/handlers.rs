@@ -42,7 +42,16 @@ pub async fn replace_contacts(
     StrictJson(replacement): StrictJson<ContactsReplacement>,
 ) -> Result<Response, ApiError> {
     let person = service.replace_contacts(person, replacement).await?;
-    Ok(Json(ContactsView::new(&person)).into_response())
+    let requests = deliveries::consent_requests(service.deliveries(), person.person_id).await?;
+    Ok(Json(ContactsView::new(&person, &requests)).into_response())
+}
+
+pub async fn get_contacts(
+    State(service): State<Arc<PersonService>>,
+    Authenticated(person): Authenticated,
+) -> Result<Response, ApiError> {
+    let requests = deliveries::consent_requests(service.deliveries(), person.person_id).await?;
+    Ok(Json(ContactsView::new(&person, &requests)).into_response())
 }
 
 pub async fn raise_alert(

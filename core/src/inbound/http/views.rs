@@ -7,10 +7,11 @@ use uuid::Uuid;
 
 use crate::domain::alert::{Alert, AlertStatus, HistoryEntry, Location, RoutingReason};
 use crate::domain::checkin::{CheckIn, CheckInStatus};
+use crate::domain::consent_request;
 use crate::domain::consulate::{Directory, distance_km};
 use crate::domain::notification::Audience;
 use crate::domain::person::{Contact, Person};
-use crate::ports::DeliveryRecord;
+use crate::ports::{DeliveryRecord, DeliveryState, Recipient};
 
 #[derive(Debug, Serialize)]
 pub struct AlertConsulateView<'a> {
@@ -136,14 +137,74 @@ pub struct RegisteredView {
 #[derive(Debug, Serialize)]
 pub struct ContactsView<'a> {
     pub person_id: Uuid,
-    pub contacts: &'a [Contact],
+    pub contacts: Vec<ContactView<'a>>,
 }
 
 impl<'a> ContactsView<'a> {
-    pub fn new(person: &'a Person) -> Self {
+    /// `requests`: the sends of the person's consent requests (`deliveries::consent_requests`).
+    pub fn new(person: &'a Person, requests: &[DeliveryRecord]) -> Self {
+        let contacts = person
+            .contacts
+            .iter()
+            .map(|contact| ContactView {
+                contact,
+                consent_request: contact
+                    .phone
+                    .as_deref()
+                    .map(|phone| ConsentRequestView::of(person, phone, requests)),
+            })
+            .collect();
         ContactsView {
             person_id: person.person_id,
-            contacts: &person.contacts,
+            contacts,
+        }
+    }
+}
+
+/// A contact as the person sees it.
+#[derive(Debug, Serialize)]
+pub struct ContactView<'a> {
+    #[serde(flatten)]
+    pub contact: &'a Contact,
+    /// A phone's request to accept texts: whether it got it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_request: Option<ConsentRequestView>,
+}
+
+/// How far the request to accept texts got to one phone: `not_sent` (not yet, or never: a number
+/// that opted out is not asked), `sending` (being sent, or retried after a failure for now),
+/// `sent`, `delivered` (the carrier's receipt), `failed` (refused, or undeliverable).
+#[derive(Debug, Serialize)]
+pub struct ConsentRequestView {
+    pub status: &'static str,
+    /// When it last changed; absent when not sent.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub at: Option<OffsetDateTime>,
+}
+
+impl ConsentRequestView {
+    fn of(person: &Person, phone: &str, requests: &[DeliveryRecord]) -> Self {
+        let request_id = consent_request::request_id(person.person_id);
+        let key = Recipient::sms(phone).key(&request_id);
+        let sent = requests
+            .iter()
+            .find(|r| r.notification_id == request_id && r.recipient == key);
+        let Some(sent) = sent else {
+            return ConsentRequestView {
+                status: "not_sent",
+                at: None,
+            };
+        };
+        let status = match sent.state {
+            DeliveryState::Queued | DeliveryState::FailedTransient => "sending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed | DeliveryState::FailedPermanent => "failed",
+            DeliveryState::OptedOut => "not_sent",
+        };
+        ConsentRequestView {
+            status,
+            at: Some(sent.at),
         }
     }
 }
