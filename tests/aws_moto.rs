@@ -67,6 +67,7 @@ fn registration(phone: &str, email: &str) -> Registration {
             language: Some(Language::En),
             country: None,
             consent: Default::default(),
+            preferred_channel: None,
         },
     ])
 }
@@ -131,6 +132,7 @@ fn store_ports(stack: &Stack, store: &Arc<DynamoStore>) -> Ports {
         districts: Arc::new(Districts::bundled()),
         deliveries: None,
         next_channels: None,
+        reach: Default::default(),
     }
 }
 
@@ -1523,6 +1525,7 @@ async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger
         topic_arn: stack.topic_arn.clone(),
         family_sms: FamilySms::Direct,
         sms_origination: None,
+        sms_countries: vec![alert_button_core::domain::phone::Country::Us],
         family_email: FamilyEmail::Direct {
             from,
             configuration_set: None,

@@ -469,6 +469,13 @@ def texts(template):
           and not blocked & SERVED_COUNTRIES and len(rules) == len({r["CountryCode"] for r in rules}),
           f"passing {passing} (defaults {modes}), {len(blocked)} blocked")
 
+    shared = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    check("every function is given the countries texts reach and whether WhatsApp is on",
+          refers_to(shared.get("ALERT_BUTTON_SMS_COUNTRIES"), "SmsCountries")
+          and parameter_default(template, shared.get("ALERT_BUTTON_SMS_COUNTRIES")) == "US"
+          and refers_to(shared.get("ALERT_BUTTON_WHATSAPP_PHONE_NUMBER_ID"), "WhatsAppPhoneNumberId"),
+          json.dumps(shared))
+
     fanout = resources["NotificationFanoutFunction"]["Properties"]
     variables = (fanout.get("Environment") or {}).get("Variables") or {}
     origination_var = variables.get("ALERT_BUTTON_SMS_ORIGINATION")

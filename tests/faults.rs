@@ -160,6 +160,10 @@ impl Notifier for FaultyNotifier {
         self.inner.recipients(notification)
     }
 
+    fn fallbacks(&self, notification: &Notification, recipient: &Recipient) -> Vec<Recipient> {
+        self.inner.fallbacks(notification, recipient)
+    }
+
     async fn send(&self, notification: &Notification, recipient: &Recipient) -> SendResult {
         let work = async {
             self.inner

@@ -269,9 +269,7 @@ mod next_channel {
     use alert_button_core::fanout::Senders;
     use alert_button_core::local::{LocalMode, LocalPorts};
     use alert_button_core::outbound::embedded_ledger::ReceiptOutcome;
-    use alert_button_core::ports::{
-        AudienceSender, ChannelSender, Notifier, Recipient, SendResult, Sent,
-    };
+    use alert_button_core::ports::{AudienceSender, ChannelSender, SendResult, Sent};
     use alert_button_core::testing::contact;
     use alert_button_tests::{SettableClock, ana};
     use time::{Duration, OffsetDateTime};
@@ -330,26 +328,6 @@ mod next_channel {
         }
     }
 
-    /// The fan-out sending each contact's first channel only, the next one left to the sweep.
-    struct FirstChannelOnly(Senders);
-
-    #[async_trait::async_trait]
-    impl Notifier for FirstChannelOnly {
-        fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
-            let firsts = self.contact_routes(notification).into_iter();
-            let firsts = firsts.filter_map(|routes| routes.into_iter().next());
-            std::iter::once(Recipient::Audience).chain(firsts).collect()
-        }
-
-        async fn send(&self, notification: &Notification, recipient: &Recipient) -> SendResult {
-            self.0.send(notification, recipient).await
-        }
-
-        fn contact_routes(&self, notification: &Notification) -> Vec<Vec<Recipient>> {
-            self.0.contact_routes(notification)
-        }
-    }
-
     struct Setup {
         local: LocalMode,
         sends: Arc<Sends>,
@@ -375,7 +353,7 @@ mod next_channel {
             false,
             clock.clone(),
             |ports| LocalPorts {
-                notifier: Arc::new(FirstChannelOnly(senders)),
+                notifier: Arc::new(senders),
                 ..ports
             },
         )

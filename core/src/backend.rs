@@ -19,6 +19,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::config::Config;
+use crate::domain::channel::Channel;
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
 use crate::domain::districts::Districts;
@@ -90,6 +91,7 @@ impl AwsBackend {
             districts: Arc::new(Districts::bundled()),
             deliveries: Some(ledger),
             next_channels: Some(next_channels),
+            reach: settings.reach(),
         };
         let services = Services::new(directory, ports, settings.retention);
         AwsBackend {
@@ -188,7 +190,8 @@ impl Adapters {
         let sns = aws_sdk_sns::Client::new(sdk_config);
         let store = Arc::new(DynamoStore::new(dynamodb.clone(), &settings.table));
         let mut subscriptions =
-            SnsFamilySubscriptions::new(sns.clone(), &settings.topic_arn, settings.family_sms);
+            SnsFamilySubscriptions::new(sns.clone(), &settings.topic_arn, settings.family_sms)
+                .texting(&settings.sms_countries);
         if settings.family_email != FamilyEmail::Subscriptions {
             subscriptions = subscriptions.without_email();
         }
@@ -211,16 +214,23 @@ impl Adapters {
             &settings.topic_arn,
             settings.family_sms,
             origination,
-        );
-        if let FamilyEmail::Direct {
-            from,
-            configuration_set,
-        } = &settings.family_email
-        {
-            let ses = aws_sdk_sesv2::Client::new(&self.sdk_config);
-            let email = SesEmail::new(ses, from, configuration_set.clone());
-            senders = senders.with(Arc::new(email));
+        )
+        .texting(&settings.sms_countries);
+        match &settings.family_email {
+            FamilyEmail::Direct {
+                from,
+                configuration_set,
+            } => {
+                let ses = aws_sdk_sesv2::Client::new(&self.sdk_config);
+                let email = SesEmail::new(ses, from, configuration_set.clone());
+                senders = senders.with(Arc::new(email));
+            }
+            FamilyEmail::Subscriptions => senders = senders.subscribed(Channel::Email),
         }
+        if let Some(whatsapp) = whatsapp_sender(&self.sdk_config, settings) {
+            senders = senders.with(Arc::new(whatsapp));
+        }
+        debug_assert_eq!(senders.reach(), &settings.reach());
         let notifier = Arc::new(senders);
         let ledger = Arc::new(DynamoLedger::new(self.dynamodb.clone(), &settings.table));
         let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger)
@@ -262,12 +272,8 @@ impl Backend {
     /// The embedded store under `ALERT_BUTTON_DATA_DIR`, which must be set.
     fn embedded(config: &Config, directory: Arc<Directory>) -> Result<Backend, ConfigError> {
         let data_dir = config.data_dir.as_deref().ok_or(ConfigError::NoBackend)?;
-        Ok(Backend::Embedded(LocalMode::open_keeping(
-            data_dir,
-            directory,
-            false,
-            config.retention,
-            config.reach_within,
+        Ok(Backend::Embedded(LocalMode::configured(
+            data_dir, directory, false, config,
         )?))
     }
 

@@ -19,7 +19,9 @@ use std::path::PathBuf;
 use time::Duration;
 
 use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL, Retention};
-use crate::domain::channel::whatsapp;
+use crate::domain::channel::route::Reach;
+use crate::domain::channel::{Channel, whatsapp};
+use crate::domain::phone::Country;
 use crate::outbound::ses::FamilyEmail;
 use crate::outbound::sns::FamilySms;
 
@@ -63,6 +65,8 @@ pub struct AwsSettings {
     pub family_sms: FamilySms,
     /// The registered number or short code direct texts come from.
     pub sms_origination: Option<String>,
+    /// The countries whose phones texts from `sms_origination` reach.
+    pub sms_countries: Vec<Country>,
     pub family_email: FamilyEmail,
     /// The staff identity provider: (issuer, audience).
     pub staff_issuer: Option<(String, String)>,
@@ -73,6 +77,30 @@ pub struct AwsSettings {
     pub service_key_secret: Option<String>,
     /// Where family WhatsApp messages leave from; `None`: no WhatsApp.
     pub whatsapp: Option<WhatsAppSettings>,
+}
+
+impl AwsSettings {
+    /// What reaches a family contact with these settings: what the fan-out built on them routes
+    /// (see `backend`), and what the person is shown of each contact.
+    pub fn reach(&self) -> Reach {
+        let (mut channels, mut subscribed) = (Vec::new(), Vec::new());
+        match self.family_sms {
+            FamilySms::Direct => channels.push(Channel::Sms),
+            FamilySms::Subscriptions => subscribed.push(Channel::Sms),
+        }
+        match self.family_email {
+            FamilyEmail::Direct { .. } => channels.push(Channel::Email),
+            FamilyEmail::Subscriptions => subscribed.push(Channel::Email),
+        }
+        if self.whatsapp.is_some() {
+            channels.push(Channel::WhatsApp);
+        }
+        Reach {
+            channels,
+            subscribed,
+            sms_countries: self.sms_countries.clone(),
+        }
+    }
 }
 
 /// The WhatsApp business number and its approved templates (see `outbound::whatsapp`).
@@ -94,6 +122,7 @@ pub struct Config {
     topic_arn: Option<String>,
     pub family_sms: FamilySms,
     pub sms_origination: Option<String>,
+    pub sms_countries: Vec<Country>,
     pub whatsapp: Option<WhatsAppSettings>,
     pub family_email: FamilyEmail,
     pub staff_issuer: Option<(String, String)>,
@@ -130,6 +159,10 @@ impl Config {
         let sms_origination = get(SMS_ORIGINATION)
             .map(|value| parse_origination(&value))
             .transpose()?;
+        let sms_countries = match get(SMS_COUNTRIES) {
+            Some(value) => parse_countries(&value)?,
+            None => vec![Country::Us],
+        };
         let whatsapp = parse_whatsapp(&get)?;
         let family_email = match get(FAMILY_EMAIL).as_deref() {
             None | Some("subscriptions") => FamilyEmail::Subscriptions,
@@ -230,6 +263,8 @@ impl Config {
             FamilyEmail::Direct { .. } => "direct",
         };
         effective.insert(FAMILY_EMAIL, email.to_owned());
+        let countries: Vec<&str> = sms_countries.iter().map(|c| country_code(*c)).collect();
+        effective.insert(SMS_COUNTRIES, countries.join(","));
         if let Some(origination) = &sms_origination {
             effective.insert(SMS_ORIGINATION, origination.clone());
         }
@@ -244,6 +279,7 @@ impl Config {
             topic_arn: get(TOPIC_ARN),
             family_sms,
             sms_origination,
+            sms_countries,
             whatsapp,
             family_email,
             staff_issuer,
@@ -272,6 +308,7 @@ impl Config {
             topic_arn,
             family_sms: self.family_sms,
             sms_origination: self.sms_origination.clone(),
+            sms_countries: self.sms_countries.clone(),
             family_email: self.family_email.clone(),
             staff_issuer: self.staff_issuer.clone(),
             retention: self.retention,
@@ -338,6 +375,34 @@ fn parse_origination(value: &str) -> Result<String, ConfigError> {
             allowed: E164_OR_SHORT_CODE.to_owned(),
         })
     }
+}
+
+fn country_code(country: Country) -> &'static str {
+    match country {
+        Country::Us => "US",
+        Country::Mx => "MX",
+    }
+}
+
+/// ISO codes separated by commas, of the countries a contact's phone may be of, each once.
+fn parse_countries(value: &str) -> Result<Vec<Country>, ConfigError> {
+    let out_of_range = || ConfigError::OutOfRange {
+        name: SMS_COUNTRIES,
+        value: value.to_owned(),
+        allowed: "ISO country codes separated by commas, of US and MX (e.g. US,MX)".to_owned(),
+    };
+    let mut countries = Vec::new();
+    for code in value.split(',').map(str::trim) {
+        let country = [Country::Us, Country::Mx]
+            .into_iter()
+            .find(|c| code.eq_ignore_ascii_case(country_code(*c)))
+            .ok_or_else(out_of_range)?;
+        if countries.contains(&country) {
+            return Err(out_of_range());
+        }
+        countries.push(country);
+    }
+    Ok(countries)
 }
 
 /// The WhatsApp settings: on when the number is set (an empty value, as a template passes a blank
@@ -448,6 +513,30 @@ mod tests {
         assert_eq!(config.effective(CLOSED_ALERT_DAYS), Some("30"));
         assert_eq!(config.effective(ESCALATE_AFTER_MINUTES), Some("10"));
         assert_eq!(config.effective(TABLE), Some("(unset)"));
+        assert_eq!(config.sms_countries, [Country::Us]);
+        assert_eq!(config.effective(SMS_COUNTRIES), Some("US"));
+    }
+
+    #[test]
+    fn sms_countries_are_iso_codes_each_once() {
+        for (given, countries) in [
+            ("US,MX", &[Country::Us, Country::Mx][..]),
+            (" mx ", &[Country::Mx][..]),
+            ("MX, US", &[Country::Mx, Country::Us][..]),
+        ] {
+            let config = config(&[(SMS_COUNTRIES, given)]).unwrap();
+            assert_eq!(config.sms_countries, countries, "{given}");
+        }
+        let shown = config(&[(SMS_COUNTRIES, "us, mx")]).unwrap();
+        assert_eq!(shown.effective(SMS_COUNTRIES), Some("US,MX"));
+        assert!(shown.table().contains("ALERT_BUTTON_SMS_COUNTRIES = US,MX"));
+        for bad in ["", "GB", "US,,MX", "US,US", "USA"] {
+            let err = config(&[(SMS_COUNTRIES, bad)]).unwrap_err().to_string();
+            assert!(
+                err.starts_with("ALERT_BUTTON_SMS_COUNTRIES: "),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use tracing::{error, info, warn};
 
 use crate::domain::alert::{Alert, HistoryEntry};
-use crate::domain::channel::{Channel, route};
+use crate::domain::channel::Channel;
+use crate::domain::channel::route::{self, Reach, Route};
 use crate::domain::consulate::Directory;
 use crate::domain::notification::{self, Audience, Notification};
 use crate::domain::person::Person;
+use crate::domain::phone::Country;
 use crate::error::{Error, Result};
 use crate::ports::{
     AudienceSender, ChannelSender, Delivery, DeliveryLedger, DeliveryState, DueSend,
@@ -39,8 +41,9 @@ pub enum NextChannel {
 pub struct Senders {
     audience: Arc<dyn AudienceSender>,
     channels: Vec<Arc<dyn ChannelSender>>,
-    /// The channels alerts are routed to: not one whose alerts reach families another way.
-    routed: Vec<Channel>,
+    /// What reaches a contact: the channels alerts are routed to (not one whose alerts reach
+    /// families another way), the subscribed ones, and the countries SMS reaches.
+    reach: Reach,
 }
 
 impl Senders {
@@ -48,7 +51,11 @@ impl Senders {
         Senders {
             audience,
             channels: Vec::new(),
-            routed: Vec::new(),
+            reach: Reach {
+                channels: Vec::new(),
+                subscribed: Vec::new(),
+                sms_countries: vec![Country::Us],
+            },
         }
     }
 
@@ -56,7 +63,8 @@ impl Senders {
     pub fn with(self, sender: Arc<dyn ChannelSender>) -> Senders {
         let channel = sender.channel();
         let mut senders = self.with_unrouted(sender);
-        senders.routed.push(channel);
+        senders.reach.subscribed.retain(|c| *c != channel);
+        senders.reach.channels.push(channel);
         senders
     }
 
@@ -66,25 +74,64 @@ impl Senders {
     pub fn with_unrouted(mut self, sender: Arc<dyn ChannelSender>) -> Senders {
         let channel = sender.channel();
         self.channels.retain(|s| s.channel() != channel);
-        self.routed.retain(|c| *c != channel);
+        self.reach.channels.retain(|c| *c != channel);
         self.channels.push(sender);
+        self.subscribed(channel)
+    }
+
+    /// Says that `channel` reaches families through subscriptions to the topic.
+    pub fn subscribed(mut self, channel: Channel) -> Senders {
+        if !self.reach.subscribed.contains(&channel) {
+            self.reach.subscribed.push(channel);
+        }
+        self
+    }
+
+    /// Texts only phones of `countries` (`ALERT_BUTTON_SMS_COUNTRIES`).
+    pub fn texting(mut self, countries: &[Country]) -> Senders {
+        self.reach.sms_countries = countries.to_vec();
         self
     }
 
     /// The channels alerts are routed to.
     pub fn channels(&self) -> Vec<Channel> {
-        self.routed.clone()
+        self.reach.channels.clone()
+    }
+
+    /// What reaches a contact through these senders.
+    pub fn reach(&self) -> &Reach {
+        &self.reach
     }
 }
 
 #[async_trait::async_trait]
 impl Notifier for Senders {
+    /// The audience, and each family contact's first route.
     fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
-        let routes = route::routes(notification, &self.channels());
-        let contacts = routes.into_iter().map(Recipient::from);
+        let routes = route::routes(notification, &self.reach);
+        let contacts = routes
+            .into_iter()
+            .filter_map(|routes| routes.into_iter().next())
+            .map(Recipient::from);
         std::iter::once(Recipient::Audience)
             .chain(contacts)
             .collect()
+    }
+
+    fn fallbacks(&self, notification: &Notification, recipient: &Recipient) -> Vec<Recipient> {
+        let Recipient::Contact { channel, address } = recipient else {
+            return Vec::new();
+        };
+        let first = |routes: &Vec<Route>| {
+            routes
+                .first()
+                .is_some_and(|r| r.channel == *channel && r.address == *address)
+        };
+        route::routes(notification, &self.reach)
+            .into_iter()
+            .find(first)
+            .map(|routes| routes.into_iter().skip(1).map(Recipient::from).collect())
+            .unwrap_or_default()
     }
 
     async fn send(&self, notification: &Notification, recipient: &Recipient) -> SendResult {
@@ -122,6 +169,16 @@ struct Tally {
     refused: usize,
     /// Failed for now (or could not be recorded): the change is retried for these.
     retrying: usize,
+}
+
+/// How one send ended, for whether to try the contact's next route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    Refused,
+    Retrying,
+    /// Settled by an earlier attempt (sent, or refused for good).
+    Settled,
 }
 
 impl FanOut {
@@ -289,7 +346,8 @@ impl FanOut {
         let mut tally = Tally::default();
         for notification in &notifications {
             for recipient in self.notifier.recipients(notification) {
-                self.deliver_to(notification, &recipient, &mut tally).await;
+                self.deliver_routed(notification, &recipient, &mut tally)
+                    .await;
             }
             if let Some(person) = &person {
                 self.record_opted_out(notification, person).await;
@@ -331,7 +389,7 @@ impl FanOut {
             .into_iter()
             .map(|phone| notification::Addressee {
                 phone: Some(phone),
-                email: None,
+                ..Default::default()
             })
             .collect();
         if withheld.contacts.is_empty() {
@@ -354,26 +412,65 @@ impl FanOut {
         }
     }
 
+    /// One send to `recipient`, and when it is refused for good (now or by an earlier attempt),
+    /// one to the same contact on their next route, in turn, in the same pass. Each is a send of
+    /// its own in the ledger, so a retry of the change repeats none.
+    async fn deliver_routed(
+        &self,
+        notification: &Notification,
+        recipient: &Recipient,
+        tally: &mut Tally,
+    ) {
+        let mut fallbacks: Option<std::vec::IntoIter<Recipient>> = None;
+        let mut current = recipient.clone();
+        loop {
+            let outcome = self.deliver_to(notification, &current, tally).await;
+            if !matches!(outcome, Outcome::Refused | Outcome::Settled) {
+                return;
+            }
+            let next = fallbacks
+                .get_or_insert_with(|| self.notifier.fallbacks(notification, recipient).into_iter())
+                .next();
+            let Some(next) = next else {
+                return;
+            };
+            if outcome == Outcome::Settled {
+                // Settled by an earlier attempt: go on only if that was a refusal.
+                let delivery = Delivery::new(notification, &current);
+                match self.ledger.recorded_state(&delivery).await {
+                    Ok(Some(DeliveryState::FailedPermanent)) => {}
+                    Ok(_) => return,
+                    Err(err) => {
+                        warn!(notification_id = %notification.notification_id, recipient = %delivery.recipient, error = %err, "whether a send was refused could not be read; will retry");
+                        tally.retrying += 1;
+                        return;
+                    }
+                }
+            }
+            current = next;
+        }
+    }
+
     /// One send, recorded as queued before the provider call and settled after it.
     async fn deliver_to(
         &self,
         notification: &Notification,
         recipient: &Recipient,
         tally: &mut Tally,
-    ) {
+    ) -> Outcome {
         let delivery = Delivery::new(notification, recipient);
         let ids = (&notification.notification_id, &delivery.recipient);
         match self.ledger.claim(&delivery).await {
             Ok(true) => {}
             Ok(false) => {
                 tally.skipped += 1;
-                return;
+                return Outcome::Settled;
             }
             Err(err) => {
                 // Unrecorded, a send could be repeated by every retry: wait for the ledger.
                 warn!(notification_id = %ids.0, recipient = %ids.1, error = %err, "a send could not be recorded; will retry");
                 tally.retrying += 1;
-                return;
+                return Outcome::Retrying;
             }
         }
         let mut message_id = None;
@@ -401,6 +498,11 @@ impl FanOut {
             // Left queued: a retry of this change sends it again (at least once beats never).
             warn!(notification_id = %ids.0, recipient = %ids.1, state = state.as_str(), error = %err, "a send's outcome could not be recorded");
         }
+        match state {
+            DeliveryState::FailedPermanent => Outcome::Refused,
+            DeliveryState::FailedTransient => Outcome::Retrying,
+            _ => Outcome::Sent,
+        }
     }
 }
 
@@ -424,11 +526,7 @@ mod tests {
     }
 
     /// The fan-out reading `people`, with its delivery ledger on an embedded store under `dir`.
-    fn fanout_on(
-        dir: &tempfile::TempDir,
-        people: OnFile,
-        notifier: Arc<ScriptedNotifier>,
-    ) -> FanOut {
+    fn fanout_on(dir: &tempfile::TempDir, people: OnFile, notifier: Arc<dyn Notifier>) -> FanOut {
         let ledger = EmbeddedStore::open(&dir.path().join("ledger.sqlite3")).unwrap();
         FanOut::new(
             Arc::new(Directory::bundled()),
@@ -621,6 +719,113 @@ mod tests {
                 ("email", "k•••@example.org", DeliveryState::Sent),
             ]
         );
+    }
+
+    /// A channel's sender whose sends to each address end as scripted, in turn (then sent).
+    struct ScriptedChannel {
+        channel: Channel,
+        outcomes: Mutex<HashMap<String, Vec<Outcome>>>,
+        sent: Mutex<Vec<String>>,
+    }
+
+    impl ScriptedChannel {
+        fn new(channel: Channel, outcomes: &[(&str, &[Outcome])]) -> Arc<ScriptedChannel> {
+            let outcomes = outcomes
+                .iter()
+                .map(|(address, o)| ((*address).to_owned(), o.iter().rev().copied().collect()))
+                .collect();
+            Arc::new(ScriptedChannel {
+                channel,
+                outcomes: Mutex::new(outcomes),
+                sent: Mutex::default(),
+            })
+        }
+
+        fn take_sent(&self) -> Vec<String> {
+            std::mem::take(&mut *self.sent.lock().unwrap())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ChannelSender for ScriptedChannel {
+        fn channel(&self) -> Channel {
+            self.channel
+        }
+
+        async fn send(&self, _notification: &Notification, address: &str) -> SendResult {
+            self.sent.lock().unwrap().push(address.into());
+            let mut outcomes = self.outcomes.lock().unwrap();
+            match outcomes.get_mut(address).and_then(Vec::pop) {
+                Some(Outcome::Refused) => Err(SendError::Refused("unreachable".into())),
+                Some(Outcome::Throttled) => Err(SendError::Transient("throttled".into())),
+                Some(Outcome::Sent) | None => Ok(Default::default()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_contact_refused_on_one_channel_is_reached_on_the_next_and_no_one_twice() {
+        const LUIS: &str = "+13035550000";
+        const ROSA: &str = "+13035550001";
+        const ROSA_EMAIL: &str = "rosa@example.org";
+        let mut person = person(&[Language::Es, Language::Es]);
+        person.contacts[1].email = Some(ROSA_EMAIL.into());
+        assert_eq!(person.contacts[0].phone.as_deref(), Some(LUIS));
+        assert_eq!(person.contacts[1].phone.as_deref(), Some(ROSA));
+        // Rosa's phone is refused for good, and her e-mail fails for now once.
+        let sms = ScriptedChannel::new(Channel::Sms, &[(ROSA, &[Outcome::Refused])]);
+        let email = ScriptedChannel::new(Channel::Email, &[(ROSA_EMAIL, &[Outcome::Throttled])]);
+        let senders = Senders::new(Arc::new(Recording::default()))
+            .with(sms.clone())
+            .with(email.clone());
+        let alert = alert(&person);
+        let dir = tempfile::tempdir().unwrap();
+        let fanout = fanout_on(&dir, OnFile::Found(Box::new(person)), Arc::new(senders));
+        // (attempt, texted, e-mailed, whether the change is retried)
+        for (attempt, texted, emailed, retried) in [
+            (1, vec![LUIS, ROSA], vec![ROSA_EMAIL], true),
+            // Only the send that failed for now goes again; Luis and Rosa's phone are settled.
+            (2, vec![], vec![ROSA_EMAIL], false),
+            (3, vec![], vec![], false),
+        ] {
+            let result = fanout.deliver(&alert, alert.latest_entry()).await;
+            assert_eq!(sms.take_sent(), texted, "attempt {attempt}");
+            assert_eq!(email.take_sent(), emailed, "attempt {attempt}");
+            assert_eq!(result.is_err(), retried, "attempt {attempt}: {result:?}");
+        }
+        let records = fanout.ledger.deliveries_of(alert.alert_id).await.unwrap();
+        let family: Vec<_> = records
+            .iter()
+            .filter(|r| r.audience == Audience::Family && r.channel != "topic")
+            .map(|r| (r.channel.as_str(), r.state))
+            .collect();
+        assert_eq!(
+            family,
+            [
+                ("sms", DeliveryState::Sent),
+                ("sms", DeliveryState::FailedPermanent),
+                ("email", DeliveryState::Sent),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_contact_sent_on_their_first_route_is_sent_nothing_else() {
+        let mut person = person(&[Language::Es]);
+        person.contacts[0].email = Some("luis@example.org".into());
+        let sms = ScriptedChannel::new(Channel::Sms, &[]);
+        let email = ScriptedChannel::new(Channel::Email, &[]);
+        let senders = Senders::new(Arc::new(Recording::default()))
+            .with(sms.clone())
+            .with(email.clone());
+        let alert = alert(&person);
+        let dir = tempfile::tempdir().unwrap();
+        let fanout = fanout_on(&dir, OnFile::Found(Box::new(person)), Arc::new(senders));
+        for _ in 0..2 {
+            fanout.deliver(&alert, alert.latest_entry()).await.unwrap();
+        }
+        assert_eq!(sms.take_sent(), ["+13035550000"]);
+        assert_eq!(email.take_sent(), Vec::<String>::new());
     }
 
     proptest! {

@@ -9,11 +9,13 @@ use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::config::Config;
 use crate::domain::alert::{EscalationPolicy, Retention};
 use crate::domain::channel::Channel;
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
 use crate::domain::districts::Districts;
+use crate::domain::phone::Country;
 use crate::error::{Error, Result};
 use crate::fanout::{DEFAULT_REACH_WITHIN, FanOut, Senders};
 use crate::inbound::http;
@@ -22,6 +24,7 @@ use crate::outbound::embedded::EmbeddedStore;
 use crate::outbound::journal::{JournalChannel, JournalNotifier};
 use crate::outbound::private_file;
 use crate::outbound::rate_limit::MemoryRateLimiter;
+use crate::outbound::ses::FamilyEmail;
 use crate::outbound::staff_tokens::LocalStaffTokens;
 use crate::ports::{
     AlertStore, CheckInStore, Clock, NoSubscriptions, Notifier, PersonStore, SystemClock,
@@ -56,37 +59,100 @@ pub struct LocalMode {
     pub data_dir: PathBuf,
 }
 
-/// The journal, standing in for the topic and for the SMS sender, as SNS in direct mode.
-fn journal_senders(journal: Arc<JournalNotifier>) -> Senders {
-    let sms = JournalChannel::new(Channel::Sms, journal.clone());
-    Senders::new(journal).with(Arc::new(sms))
+/// What local mode's family channels are, from the configuration (`LocalMode::configured`).
+#[derive(Debug, Clone)]
+pub struct LocalChannels {
+    /// Each family address is e-mailed one by one (`ALERT_BUTTON_FAMILY_EMAIL=direct`), as SES
+    /// does in AWS; otherwise the family's line in the journal stands for the subscriptions.
+    pub email: bool,
+    /// `ALERT_BUTTON_SMS_COUNTRIES`.
+    pub sms_countries: Vec<Country>,
+}
+
+impl Default for LocalChannels {
+    fn default() -> LocalChannels {
+        LocalChannels {
+            email: false,
+            sms_countries: vec![Country::Us],
+        }
+    }
+}
+
+impl LocalChannels {
+    pub fn from_config(config: &Config) -> LocalChannels {
+        LocalChannels {
+            email: matches!(config.family_email, FamilyEmail::Direct { .. }),
+            sms_countries: config.sms_countries.clone(),
+        }
+    }
+}
+
+/// The journal, standing in for the topic and for the SMS sender, as SNS in direct mode, and for
+/// WhatsApp always: the journal sends nothing anywhere, and a newcomer sees how a phone SMS does
+/// not reach (a +52 one, by default) is reached. E-mail as `channels` say.
+fn journal_senders(journal: Arc<JournalNotifier>, channels: &LocalChannels) -> Senders {
+    let channel = |channel| Arc::new(JournalChannel::new(channel, journal.clone()));
+    let mut senders = Senders::new(journal.clone())
+        .with(channel(Channel::Sms))
+        .with(channel(Channel::WhatsApp))
+        .texting(&channels.sms_countries);
+    if channels.email {
+        senders = senders.with(channel(Channel::Email));
+    } else {
+        // The family's line stands for the addresses' subscriptions to the topic.
+        senders = senders.subscribed(Channel::Email);
+    }
+    senders
 }
 
 impl LocalMode {
     /// Opens the store, journal and keys under `data_dir` (created owner-only if missing; every
     /// file in it is owner-only). `print` echoes each notification to standard output.
     pub fn open(data_dir: &Path, directory: Arc<Directory>, print: bool) -> Result<LocalMode> {
-        Self::open_keeping(
-            data_dir,
-            directory,
-            print,
-            Retention::default(),
-            DEFAULT_REACH_WITHIN,
-        )
+        Self::open_keeping(data_dir, directory, print, Retention::default())
     }
 
-    /// As `open`, keeping personal data as long as `retention` says and giving a family send
-    /// `reach_within` to be delivered before the contact's next channel (see `crate::config`).
+    /// As `open`, keeping personal data as long as `retention` says (see `crate::config`).
     pub fn open_keeping(
         data_dir: &Path,
         directory: Arc<Directory>,
         print: bool,
         retention: Retention,
-        reach_within: time::Duration,
     ) -> Result<LocalMode> {
         let clock = Arc::new(SystemClock);
-        let policies = (retention, reach_within);
-        Self::build(data_dir, directory, print, clock, policies, |ports| ports)
+        let channels = LocalChannels::default();
+        let policies = (retention, DEFAULT_REACH_WITHIN);
+        Self::build(
+            data_dir,
+            directory,
+            print,
+            clock,
+            policies,
+            &channels,
+            |ports| ports,
+        )
+    }
+
+    /// As `open`, with the retention, the family channels and the minutes a family send has to
+    /// be delivered before the contact's next channel that `config` gives.
+    pub fn configured(
+        data_dir: &Path,
+        directory: Arc<Directory>,
+        print: bool,
+        config: &Config,
+    ) -> Result<LocalMode> {
+        let clock = Arc::new(SystemClock);
+        let channels = LocalChannels::from_config(config);
+        let policies = (config.retention, config.reach_within);
+        Self::build(
+            data_dir,
+            directory,
+            print,
+            clock,
+            policies,
+            &channels,
+            |ports| ports,
+        )
     }
 
     pub fn open_with_clock(
@@ -108,7 +174,15 @@ impl LocalMode {
         wrap: impl FnOnce(LocalPorts) -> LocalPorts,
     ) -> Result<LocalMode> {
         let policies = (Retention::default(), DEFAULT_REACH_WITHIN);
-        Self::build(data_dir, directory, print, clock, policies, wrap)
+        Self::build(
+            data_dir,
+            directory,
+            print,
+            clock,
+            policies,
+            &LocalChannels::default(),
+            wrap,
+        )
     }
 
     fn build(
@@ -117,6 +191,7 @@ impl LocalMode {
         print: bool,
         clock: Arc<dyn Clock>,
         (retention, reach_within): (Retention, time::Duration),
+        channels: &LocalChannels,
         wrap: impl FnOnce(LocalPorts) -> LocalPorts,
     ) -> Result<LocalMode> {
         private_file::create_dir(data_dir)?;
@@ -134,11 +209,13 @@ impl LocalMode {
                 ServiceKey::MIN_LEN
             ))
         })?;
+        let senders = journal_senders(notifier.clone(), channels);
+        let reach = senders.reach().clone();
         let wrapped = wrap(LocalPorts {
             people: store.clone(),
             alerts: store.clone(),
             checkins: store.clone(),
-            notifier: Arc::new(journal_senders(notifier.clone())),
+            notifier: Arc::new(senders),
         });
         let limits = Arc::new(MemoryRateLimiter::default());
         // The store records the sends whatever wraps the notifier or the store's other ports.
@@ -167,6 +244,7 @@ impl LocalMode {
             districts: Arc::new(Districts::bundled()),
             deliveries: Some(store.clone()),
             next_channels: Some(next_channels),
+            reach,
         };
         let services = Services::new(directory.clone(), ports, retention);
         Ok(LocalMode {

@@ -68,6 +68,7 @@ pub fn contact(name: &str, phone: &str, language: Option<Language>) -> Contact {
         language,
         country: None,
         consent: None,
+        preferred_channel: None,
     }
 }
 
@@ -85,7 +86,7 @@ pub fn notification(audience: Audience) -> Notification {
     let alert_id = Uuid::new_v4();
     let phone = |n: u8| Addressee {
         phone: Some(format!("+1312555010{n}")),
-        email: None,
+        ..Addressee::default()
     };
     Notification {
         notification_id: format!("{alert_id}:1:{}:x", audience.as_str()),
@@ -219,8 +220,13 @@ impl ScriptedNotifier {
 #[async_trait]
 impl Notifier for ScriptedNotifier {
     fn recipients(&self, notification: &Notification) -> Vec<Recipient> {
-        let routes = route::routes(notification, &[Channel::Sms]);
-        let contacts = routes.into_iter().map(Recipient::from);
+        let reach = route::Reach {
+            channels: vec![Channel::Sms],
+            subscribed: Vec::new(),
+            sms_countries: vec![crate::domain::phone::Country::Us],
+        };
+        let routes = route::routes(notification, &reach);
+        let contacts = routes.into_iter().flatten().map(Recipient::from);
         std::iter::once(Recipient::Audience)
             .chain(contacts)
             .collect()

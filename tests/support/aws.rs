@@ -66,6 +66,7 @@ impl Stack {
             topic_arn: self.topic_arn.clone(),
             family_sms,
             sms_origination: None,
+            sms_countries: vec![alert_button_core::domain::phone::Country::Us],
             family_email: FamilyEmail::Subscriptions,
             staff_issuer: None,
             retention,

@@ -82,6 +82,10 @@ variables! {
             "unset: SNS picks one of the account's origination identities",
             E164_OR_SHORT_CODE,
             "The registered number direct family texts come from (End User Messaging SMS).";
+        SMS_COUNTRIES = "ALERT_BUTTON_SMS_COUNTRIES",
+            "US",
+            "ISO country codes separated by commas, of US and MX (e.g. US,MX)",
+            "The countries whose phones family texts reach from the origination identity (a US toll-free number texts no +52 phone); the others get WhatsApp or e-mail.";
         WHATSAPP_PHONE_NUMBER_ID = "ALERT_BUTTON_WHATSAPP_PHONE_NUMBER_ID",
             "unset: no WhatsApp",
             "phone-number-id-<id>, or its ARN (End User Messaging Social)",

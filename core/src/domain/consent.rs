@@ -136,6 +136,7 @@ mod tests {
             language: None,
             country: None,
             consent: Some(consent),
+            preferred_channel: None,
         }
     }
 

@@ -65,7 +65,7 @@ pub fn request(person: &Person, phone: &str) -> Notification {
         text,
         contacts: vec![Addressee {
             phone: Some(phone.to_owned()),
-            email: None,
+            ..Addressee::default()
         }],
         facts: Default::default(),
     }

@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::alert::{Alert, AlertEvent, CancelReason, HistoryEntry};
+use super::channel::Channel;
 use super::consulate::{Consulate, Directory, distance_km};
-use super::person::{Language, Person};
+use super::person::{Contact, Language, Person, PreferredChannel};
+use super::phone::Country;
 use super::templates;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -60,11 +62,29 @@ pub struct Notification {
     pub facts: Facts,
 }
 
-/// A family contact's addresses. A phone that opted out of texts is left out.
+/// A family contact's addresses, and what routing them needs. A phone that opted out of texts is
+/// left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Addressee {
     pub phone: Option<String>,
     pub email: Option<String>,
+    /// The phone's country, which decides whether SMS reaches it.
+    pub country: Option<Country>,
+    /// The channel to try first (see `channel::route::order`).
+    pub preferred: Option<Channel>,
+}
+
+impl Addressee {
+    /// How the fan-out reaches `contact`: never an opted-out phone.
+    pub fn of(contact: &Contact) -> Addressee {
+        let phone = contact.phone.clone().filter(|_| !contact.opted_out());
+        Addressee {
+            country: contact.country.filter(|_| phone.is_some()),
+            phone,
+            email: contact.email.clone(),
+            preferred: contact.preferred_channel.map(PreferredChannel::channel),
+        }
+    }
 }
 
 /// The facts of a family message, unrendered.
@@ -146,13 +166,7 @@ pub fn plan(
         .map(|(language, contacts)| {
             let message = templates::family_message(alert, entry, consulate, language);
             // An opted-out phone is never texted (see `opted_out_phones`); its e-mail still goes.
-            let addressees = contacts
-                .iter()
-                .map(|c| Addressee {
-                    phone: c.phone.clone().filter(|_| !c.opted_out()),
-                    email: c.email.clone(),
-                })
-                .collect();
+            let addressees = contacts.iter().map(|c| Addressee::of(c)).collect();
             Notification {
                 facts: facts.clone(),
                 ..notification(

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::alert::Location;
+use super::channel::Channel;
 use super::consent::Consent;
 use super::credential::StoredSecret;
 use super::phone::{Country, check_contact_phone};
@@ -52,6 +53,29 @@ pub struct Contact {
     /// a phone. Set by the server (what a client sends here is ignored); never shown to staff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<Consent>,
+    /// The channel the contact would rather be reached on first, when it can reach them (see
+    /// `channel::route::order`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_channel: Option<PreferredChannel>,
+}
+
+/// The channels a contact may ask to be reached on first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreferredChannel {
+    Sms,
+    Email,
+    WhatsApp,
+}
+
+impl PreferredChannel {
+    pub fn channel(self) -> Channel {
+        match self {
+            PreferredChannel::Sms => Channel::Sms,
+            PreferredChannel::Email => Channel::Email,
+            PreferredChannel::WhatsApp => Channel::WhatsApp,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -269,6 +293,17 @@ pub fn validate_contacts(contacts: Vec<Contact>) -> Result<Vec<Contact>> {
                 }
                 None => None,
             };
+            let needs = match contact.preferred_channel {
+                Some(PreferredChannel::Email) => email.is_none().then_some("an email"),
+                Some(_) => phone.is_none().then_some("a phone"),
+                None => None,
+            };
+            if let Some(address) = needs {
+                return Err(Error::invalid(
+                    field("preferred_channel"),
+                    format!("this channel needs {address}, which the contact does not have"),
+                ));
+            }
             Ok(Contact {
                 name,
                 country: phone.as_ref().map(|p| p.country),
@@ -276,6 +311,7 @@ pub fn validate_contacts(contacts: Vec<Contact>) -> Result<Vec<Contact>> {
                 phone: phone.map(|p| p.e164),
                 email,
                 language: contact.language,
+                preferred_channel: contact.preferred_channel,
             })
         })
         .collect()
@@ -337,7 +373,40 @@ mod tests {
             language: None,
             country: None,
             consent: Default::default(),
+            preferred_channel: None,
         }
+    }
+
+    #[test]
+    fn a_preferred_channel_needs_an_address_it_reaches() {
+        // (phone, email, preferred, accepted)
+        for (phone, email, preferred, accepted) in [
+            (Some("+13035550123"), None, PreferredChannel::Sms, true),
+            (Some("+13035550123"), None, PreferredChannel::WhatsApp, true),
+            (Some("+13035550123"), None, PreferredChannel::Email, false),
+            (None, Some("a@x.org"), PreferredChannel::Email, true),
+            (None, Some("a@x.org"), PreferredChannel::Sms, false),
+            (None, Some("a@x.org"), PreferredChannel::WhatsApp, false),
+        ] {
+            let mut given = contact(phone, email);
+            given.preferred_channel = Some(preferred);
+            match validate_contacts(vec![given]) {
+                Ok(contacts) => {
+                    assert!(accepted, "{preferred:?} {phone:?} {email:?}");
+                    assert_eq!(contacts[0].preferred_channel, Some(preferred));
+                }
+                Err(Error::Invalid { field, .. }) => {
+                    assert!(!accepted, "{preferred:?} {phone:?} {email:?}");
+                    assert_eq!(field, "contacts[0].preferred_channel");
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        let parsed: Contact = serde_json::from_str(
+            r#"{"name":"Kim","phone":"+13035550123","preferred_channel":"whatsapp"}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.preferred_channel, Some(PreferredChannel::WhatsApp));
     }
 
     #[test]

@@ -144,6 +144,13 @@ mod tests {
         async fn deliveries_of(&self, _alert_id: Uuid) -> crate::Result<Vec<DeliveryRecord>> {
             Ok(Vec::new())
         }
+
+        async fn recorded_state(
+            &self,
+            _delivery: &Delivery,
+        ) -> crate::Result<Option<crate::ports::DeliveryState>> {
+            Ok(None)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

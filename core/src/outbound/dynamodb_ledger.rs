@@ -116,6 +116,10 @@ fn state_in(item: &std::collections::HashMap<String, AttributeValue>) -> Option<
 
 #[async_trait]
 impl DeliveryLedger for DynamoLedger {
+    async fn recorded_state(&self, delivery: &Delivery) -> Result<Option<DeliveryState>> {
+        self.state_of(delivery).await
+    }
+
     async fn claim(&self, delivery: &Delivery) -> Result<bool> {
         let [(pk, pk_value), (sk, sk_value)] = Self::key(delivery);
         let put = self

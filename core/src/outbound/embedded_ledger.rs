@@ -192,6 +192,23 @@ impl DeliveryLedger for EmbeddedStore {
         Ok(())
     }
 
+    async fn recorded_state(&self, delivery: &Delivery) -> Result<Option<DeliveryState>> {
+        let (notification_id, recipient) =
+            (delivery.notification_id.clone(), delivery.recipient.clone());
+        self.run(move |connection| {
+            let state: Option<String> = connection
+                .query_row(
+                    "SELECT state FROM deliveries WHERE notification_id = ?1 AND recipient = ?2",
+                    params![notification_id, recipient],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(Error::store)?;
+            Ok(state.as_deref().and_then(DeliveryState::parse))
+        })
+        .await
+    }
+
     async fn deliveries_of(&self, alert_id: Uuid) -> Result<Vec<DeliveryRecord>> {
         let alert_id = alert_id.to_string();
         self.run(move |connection| {

@@ -16,9 +16,10 @@ use serde_json::json;
 use tracing::warn;
 
 use crate::domain::alert::AlertEvent;
-use crate::domain::channel::Channel;
+use crate::domain::channel::{Channel, route};
 use crate::domain::notification::Notification;
 use crate::domain::person::Person;
+use crate::domain::phone::Country;
 use crate::error::{Error, Result};
 use crate::fanout::Senders;
 use crate::ports::{
@@ -262,6 +263,8 @@ pub struct SnsFamilySubscriptions {
     family_sms: FamilySms,
     /// Whether e-mail addresses are subscribed too: not when the fan-out e-mails them itself.
     email: bool,
+    /// The countries whose phones are subscribed: a text to another's would not arrive.
+    sms_countries: Vec<Country>,
 }
 
 impl SnsFamilySubscriptions {
@@ -271,7 +274,14 @@ impl SnsFamilySubscriptions {
             topic_arn: topic_arn.into(),
             family_sms,
             email: true,
+            sms_countries: vec![Country::Us],
         }
+    }
+
+    /// Subscribes only phones of `countries` (`ALERT_BUTTON_SMS_COUNTRIES`).
+    pub fn texting(mut self, countries: &[Country]) -> Self {
+        self.sms_countries = countries.to_vec();
+        self
     }
 
     /// Subscribes no e-mail address: the fan-out sends each family e-mail itself.
@@ -316,7 +326,12 @@ impl FamilySubscriptions for SnsFamilySubscriptions {
             let person_id = person.person_id.to_string();
             let language = person.contact_language(contact).code();
             let mut endpoints = Vec::new();
-            if let (Some(phone), FamilySms::Subscriptions) = (&contact.phone, self.family_sms) {
+            let texted = |phone: &String| {
+                route::phone_country(phone, contact.country)
+                    .is_some_and(|country| self.sms_countries.contains(&country))
+            };
+            let phone = contact.phone.as_ref().filter(|phone| texted(phone));
+            if let (Some(phone), FamilySms::Subscriptions) = (phone, self.family_sms) {
                 endpoints.push((
                     "sms",
                     phone.as_str(),

@@ -12,9 +12,10 @@ use aws_sdk_socialmessaging::primitives::Blob;
 use serde_json::{Value, json};
 
 use crate::config::WhatsAppSettings;
+use crate::domain::channel::Channel;
 use crate::domain::channel::whatsapp::{self, TemplateMessage};
 use crate::domain::notification::Notification;
-use crate::ports::{SendError, SendResult, Sent};
+use crate::ports::{ChannelSender, SendError, SendResult, Sent};
 
 /// Sends family notifications as WhatsApp template messages; built once at start-up.
 pub struct WhatsAppSender {
@@ -75,6 +76,18 @@ impl WhatsAppSender {
         Ok(Sent {
             message_id: output.message_id().map(str::to_owned),
         })
+    }
+}
+
+/// The fan-out's WhatsApp channel: family contacts routed to WhatsApp (see `channel::route`).
+#[async_trait::async_trait]
+impl ChannelSender for WhatsAppSender {
+    fn channel(&self) -> Channel {
+        Channel::WhatsApp
+    }
+
+    async fn send(&self, notification: &Notification, address: &str) -> SendResult {
+        WhatsAppSender::send(self, notification, address).await
     }
 }
 
@@ -179,7 +192,9 @@ mod tests {
                     .build()
             });
         let client = mock_client!(aws_sdk_socialmessaging, RuleMode::MatchAny, [&send]);
-        let sender = WhatsAppSender::new(client, settings());
+        // As the fan-out holds it: one channel's sender among others.
+        let sender: Arc<dyn ChannelSender> = Arc::new(WhatsAppSender::new(client, settings()));
+        assert_eq!(sender.channel(), Channel::WhatsApp);
         let notification = family();
         let sent = sender.send(&notification, NUMBER).await.unwrap();
         assert_eq!(

@@ -108,18 +108,22 @@ pub trait Notifier: Send + Sync {
     /// Delivers `notification` to one of its recipients.
     async fn send(&self, notification: &Notification, recipient: &Recipient) -> SendResult;
 
-    /// Each family contact's channels, the one tried first first: where a contact not reached in
-    /// time is tried next. By default, the recipients of the notification made for that contact
-    /// alone, in their order.
+    /// Whom to try, in turn, when `recipient` of `notification` is refused for good: the same
+    /// contact on their next channels (see `channel::route::order`). None by default.
+    fn fallbacks(&self, _notification: &Notification, _recipient: &Recipient) -> Vec<Recipient> {
+        Vec::new()
+    }
+
+    /// Each family contact's channels in the order they are tried (the one the fan-out sends
+    /// first, then its `fallbacks`): where a contact not reached in time is tried next.
     fn contact_routes(&self, notification: &Notification) -> Vec<Vec<Recipient>> {
-        notification
-            .contacts
-            .iter()
-            .map(|contact| {
-                let mut alone = notification.clone();
-                alone.contacts = vec![contact.clone()];
-                let routes = self.recipients(&alone).into_iter();
-                routes.filter(|r| *r != Recipient::Audience).collect()
+        let firsts = self.recipients(notification).into_iter();
+        firsts
+            .filter(|r| *r != Recipient::Audience)
+            .map(|first| {
+                let mut routes = vec![first.clone()];
+                routes.extend(self.fallbacks(notification, &first));
+                routes
             })
             .collect()
     }
@@ -292,6 +296,8 @@ pub trait DeliveryLedger: Send + Sync {
     /// Every send of the alert's notifications as recorded now, in the order they were first
     /// claimed (notification by notification).
     async fn deliveries_of(&self, alert_id: Uuid) -> Result<Vec<DeliveryRecord>>;
+    /// How `delivery` stands as an earlier attempt left it; `None` if it was never claimed.
+    async fn recorded_state(&self, delivery: &Delivery) -> Result<Option<DeliveryState>>;
 }
 
 /// The audience a ledger record names (`Audience::as_str`).

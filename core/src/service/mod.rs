@@ -77,6 +77,8 @@ pub struct Ports {
     pub deliveries: Option<Arc<dyn DeliveryLedger>>,
     /// Where the scheduler tries family contacts not reached in time on their next channel.
     pub next_channels: Option<NextChannels>,
+    /// What reaches a family contact, as the fan-out routes them: what the person is shown.
+    pub reach: crate::domain::channel::route::Reach,
 }
 
 /// Abuse limits, per fixed window: enough for a person in trouble, too few to flood a consulate
@@ -142,6 +144,7 @@ impl Services {
             key: ports.key,
             retention,
             deliveries: ports.deliveries.clone(),
+            reach: ports.reach,
         };
         let staff = StaffService {
             staff: ports.staff,

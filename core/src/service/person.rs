@@ -11,6 +11,7 @@ use super::records::PersonRecords;
 use super::{MAX_PERSON_WRITE_ATTEMPTS, PinUse, RENEW_AFTER, RaisedAlert, limits};
 use crate::domain::alert::Retention;
 use crate::domain::alert::{Alert, AlertRequest, CancelRequest, Location, alert_id_for};
+use crate::domain::channel::route;
 use crate::domain::consent::keep_consent;
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
@@ -40,6 +41,7 @@ pub struct PersonService {
     pub(super) retention: Retention,
     /// What the person's alerts show of their deliveries (see `crate::deliveries`).
     pub(super) deliveries: Option<Arc<dyn DeliveryLedger>>,
+    pub(super) reach: route::Reach,
 }
 
 impl PersonService {
@@ -54,6 +56,11 @@ impl PersonService {
 
     pub fn deliveries(&self) -> Option<&dyn DeliveryLedger> {
         self.deliveries.as_deref()
+    }
+
+    /// What reaches a family contact (see `channel::route::reached_by`).
+    pub fn reach(&self) -> &route::Reach {
+        &self.reach
     }
 
     /// The parts a check-in's alert is raised with (for the duress PIN).

@@ -51,13 +51,7 @@ async fn run_server(
     config: Config,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let directory = Arc::new(Directory::bundled());
-    let local = LocalMode::open_keeping(
-        &data_dir,
-        directory,
-        true,
-        config.retention,
-        config.reach_within,
-    )?;
+    let local = LocalMode::configured(&data_dir, directory, true, &config)?;
     let purged = local.purge_expired(local.services.scheduler.now()).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;

@@ -43,7 +43,8 @@ pub async fn replace_contacts(
 ) -> Result<Response, ApiError> {
     let person = service.replace_contacts(person, replacement).await?;
     let requests = deliveries::consent_requests(service.deliveries(), person.person_id).await?;
-    Ok(Json(ContactsView::new(&person, &requests)).into_response())
+    let view = ContactsView::new(&person, service.reach(), &requests);
+    Ok(Json(view).into_response())
 }
 
 pub async fn get_contacts(
@@ -51,7 +52,8 @@ pub async fn get_contacts(
     Authenticated(person): Authenticated,
 ) -> Result<Response, ApiError> {
     let requests = deliveries::consent_requests(service.deliveries(), person.person_id).await?;
-    Ok(Json(ContactsView::new(&person, &requests)).into_response())
+    let view = ContactsView::new(&person, service.reach(), &requests);
+    Ok(Json(view).into_response())
 }
 
 pub async fn raise_alert(

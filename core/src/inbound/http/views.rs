@@ -6,6 +6,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::alert::{Alert, AlertStatus, HistoryEntry, Location, RoutingReason};
+use crate::domain::channel::Channel;
+use crate::domain::channel::route::{self, Reach};
 use crate::domain::checkin::{CheckIn, CheckInStatus};
 use crate::domain::consent_request;
 use crate::domain::consulate::{Directory, distance_km};
@@ -140,18 +142,41 @@ pub struct ContactsView<'a> {
     pub contacts: Vec<ContactView<'a>>,
 }
 
+/// A contact as stored, and how an alert reaches them: the channels the fan-out tries, in order,
+/// or why none does.
+#[derive(Debug, Serialize)]
+pub struct ContactView<'a> {
+    #[serde(flatten)]
+    pub contact: &'a Contact,
+    pub reached_by: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable_reason: Option<&'static str>,
+    /// A phone's request to accept texts: whether it got it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_request: Option<ConsentRequestView>,
+}
+
 impl<'a> ContactsView<'a> {
     /// `requests`: the sends of the person's consent requests (`deliveries::consent_requests`).
-    pub fn new(person: &'a Person, requests: &[DeliveryRecord]) -> Self {
+    pub fn new(person: &'a Person, reach: &Reach, requests: &[DeliveryRecord]) -> Self {
         let contacts = person
             .contacts
             .iter()
-            .map(|contact| ContactView {
-                contact,
-                consent_request: contact
+            .map(|contact| {
+                let (reached_by, reason) = match route::reached_by(contact, reach) {
+                    Ok(channels) => (channels.into_iter().map(Channel::as_str).collect(), None),
+                    Err(why) => (Vec::new(), Some(why.as_str())),
+                };
+                let consent_request = contact
                     .phone
                     .as_deref()
-                    .map(|phone| ConsentRequestView::of(person, phone, requests)),
+                    .map(|phone| ConsentRequestView::of(person, phone, requests));
+                ContactView {
+                    contact,
+                    reached_by,
+                    unreachable_reason: reason,
+                    consent_request,
+                }
             })
             .collect();
         ContactsView {
@@ -159,16 +184,6 @@ impl<'a> ContactsView<'a> {
             contacts,
         }
     }
-}
-
-/// A contact as the person sees it.
-#[derive(Debug, Serialize)]
-pub struct ContactView<'a> {
-    #[serde(flatten)]
-    pub contact: &'a Contact,
-    /// A phone's request to accept texts: whether it got it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consent_request: Option<ConsentRequestView>,
 }
 
 /// How far the request to accept texts got to one phone: `not_sent` (not yet, or never: a number
