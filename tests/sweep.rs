@@ -269,7 +269,9 @@ mod next_channel {
     use alert_button_core::fanout::Senders;
     use alert_button_core::local::{LocalMode, LocalPorts};
     use alert_button_core::outbound::embedded_ledger::ReceiptOutcome;
-    use alert_button_core::ports::{AudienceSender, ChannelSender, SendResult, Sent};
+    use alert_button_core::ports::{
+        AudienceSender, ChannelSender, DueSends, PageQuery, SendResult, Sent,
+    };
     use alert_button_core::testing::contact;
     use alert_button_tests::{SettableClock, ana};
     use time::{Duration, OffsetDateTime};
@@ -440,6 +442,14 @@ mod next_channel {
             .await
             .unwrap();
         assert_eq!(s.sends.to(LUIS), [("sms", LUIS.to_owned())]);
+        // Not even due: the ledger holds no next channel for it.
+        let later = OffsetDateTime::now_utc() + Duration::days(1);
+        let page = PageQuery {
+            limit: 10,
+            cursor: None,
+        };
+        let due = s.local.store.sends_due(later, page).await.unwrap();
+        assert!(due.items.is_empty(), "{due:?}");
         assert_eq!(s.sweep_after(60).await, 0);
         assert!(s.sends.to(LUIS_EMAIL).is_empty());
     }
