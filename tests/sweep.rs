@@ -270,8 +270,9 @@ mod next_channel {
     use alert_button_core::local::{LocalMode, LocalPorts};
     use alert_button_core::outbound::embedded_ledger::ReceiptOutcome;
     use alert_button_core::ports::{
-        AudienceSender, ChannelSender, DueSends, PageQuery, SendResult, Sent,
+        AudienceSender, ChannelSender, DueSends, PageQuery, SendError, SendResult, Sent,
     };
+    use alert_button_core::service::SweepSummary;
     use alert_button_core::testing::contact;
     use alert_button_tests::{SettableClock, ana};
     use time::{Duration, OffsetDateTime};
@@ -285,10 +286,17 @@ mod next_channel {
 
     /// Every send, as `(channel, address, message id)`.
     #[derive(Default)]
-    struct Sends(Mutex<Vec<(&'static str, String, String)>>);
+    struct Sends(
+        Mutex<Vec<(&'static str, String, String)>>,
+        /// Addresses every send to fails for now, unrecorded.
+        Mutex<Vec<String>>,
+    );
 
     impl Sends {
         fn record(&self, channel: &'static str, address: &str) -> SendResult {
+            if self.1.lock().unwrap().iter().any(|a| a == address) {
+                return Err(SendError::Transient("throttled".into()));
+            }
             let mut sends = self.0.lock().unwrap();
             let message_id = format!("m-{}", sends.len());
             sends.push((channel, address.to_owned(), message_id.clone()));
@@ -396,13 +404,17 @@ mod next_channel {
 
         /// Sweeps `minutes` after the sends; how many contacts it tried on their next channel.
         async fn sweep_after(&self, minutes: i64) -> usize {
+            let summary = self.summary_after(minutes).await;
+            assert_eq!(summary.failed, 0, "{summary:?}");
+            summary.rerouted
+        }
+
+        async fn summary_after(&self, minutes: i64) -> SweepSummary {
             let at = OffsetDateTime::now_utc() + Duration::minutes(minutes);
             self.clock.set(at);
             let scheduler = &self.local.services.scheduler;
             let policy = EscalationPolicy::default();
-            let summary = scheduler.sweep(scheduler.now(), &policy).await.unwrap();
-            assert_eq!(summary.failed, 0, "{summary:?}");
-            summary.rerouted
+            scheduler.sweep(scheduler.now(), &policy).await.unwrap()
         }
     }
 
@@ -431,6 +443,22 @@ mod next_channel {
         assert_eq!(s.sends.to(LUIS_EMAIL).len(), 1);
         assert_eq!(s.sends.to(LUIS).len(), 1);
         assert!(s.sends.to(ROSA_EMAIL).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_next_channel_failing_for_now_holds_up_no_other_contact_and_is_tried_again() {
+        let s = setup().await;
+        s.alert_texted().await;
+        s.sends.1.lock().unwrap().push(ROSA_EMAIL.into());
+        let summary = s.summary_after(6).await;
+        assert_eq!((summary.rerouted, summary.failed), (1, 1), "{summary:?}");
+        assert_eq!(s.sends.to(LUIS_EMAIL).len(), 1);
+        assert!(s.sends.to(ROSA_EMAIL).is_empty());
+        // Rosa's text stays due: once e-mail goes through again, the next sweep sends hers.
+        s.sends.1.lock().unwrap().clear();
+        assert_eq!(s.sweep_after(7).await, 1);
+        assert_eq!(s.sends.to(ROSA_EMAIL).len(), 1);
+        assert_eq!(s.sends.to(LUIS_EMAIL).len(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
