@@ -1573,6 +1573,106 @@ async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger
     );
 }
 
+/// Where SMS reaches the US only, only the US phone is subscribed to the family's texts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_phones_sms_reaches_are_subscribed() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Subscriptions);
+    let mx = format!(
+        "+5255{}",
+        20_000_000 + uuid::Uuid::new_v4().as_u128() % 70_000_000
+    );
+    let (person, _) = enrol(
+        &aws,
+        ana(vec![texted("Luis", &unique_phone()), texted("Rosa", &mx)]),
+    )
+    .await;
+    assert_eq!(person.subscriptions.len(), 1, "{:?}", person.subscriptions);
+    let listed = aws_sdk_sns::Client::new(&stack.config)
+        .list_subscriptions_by_topic()
+        .topic_arn(&stack.topic_arn)
+        .send()
+        .await
+        .unwrap()
+        .subscriptions
+        .unwrap_or_default();
+    assert!(
+        !listed.iter().any(|s| s.endpoint() == Some(mx.as_str())),
+        "the +52 phone is subscribed"
+    );
+}
+
+/// Where SMS reaches the US only, a +52 contact with an e-mail address is e-mailed by SES and
+/// not texted, and the person is shown so; a US contact is texted as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_phone_sms_does_not_reach_is_emailed_instead() {
+    use alert_button_core::domain::channel::{Channel, route};
+    use alert_button_core::inbound::stream::fan_out_batch;
+    use alert_button_core::outbound::ses::FamilyEmail;
+    use alert_button_tests::aws::email_sent_to;
+
+    let stack = Stack::create().await;
+    let from = format!("alerts-{}@example.org", uuid::Uuid::new_v4().simple());
+    let ses = aws_sdk_sesv2::Client::new(&stack.config);
+    ses.create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .unwrap();
+    let aws = stack.backend_with(AwsSettings {
+        table: stack.table.clone(),
+        topic_arn: stack.topic_arn.clone(),
+        family_sms: FamilySms::Direct,
+        sms_origination: None,
+        sms_countries: vec![alert_button_core::domain::phone::Country::Us],
+        family_email: FamilyEmail::Direct {
+            from,
+            configuration_set: None,
+        },
+        staff_issuer: None,
+        retention: Retention::default(),
+        whatsapp: None,
+        service_key_secret: Some(stack.service_key_secret.clone()),
+    });
+    let us = unique_phone();
+    let mx = format!(
+        "+5255{}",
+        20_000_000 + uuid::Uuid::new_v4().as_u128() % 70_000_000
+    );
+    let rosa = format!("rosa-{}@example.org", uuid::Uuid::new_v4().simple());
+    let (person, _) = enrol(
+        &aws,
+        ana(vec![
+            texted("Luis", &us),
+            Contact {
+                email: Some(rosa.clone()),
+                ..texted("Rosa", &mx)
+            },
+        ]),
+    )
+    .await;
+    let reach = aws.services.person.reach();
+    let shown: Vec<_> = person
+        .contacts
+        .iter()
+        .map(|c| route::reached_by(c, reach))
+        .collect();
+    assert_eq!(shown, [Ok(vec![Channel::Sms]), Ok(vec![Channel::Email])]);
+    aws.services
+        .person
+        .raise_alert(&person, press("mx", 41.88, -87.63))
+        .await
+        .unwrap();
+    let mut poller = poller(&stack).await;
+    for batch in poller.fetch().await.unwrap() {
+        let response = fan_out_batch(&aws.fanout, batch.event().unwrap()).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(sms_sent_to(&us).await.len(), 1);
+    assert_eq!(sms_sent_to(&mx).await, Vec::<String>::new());
+    assert_eq!(email_sent_to(&rosa).await.len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refused_family_phone_silences_nobody_and_a_retried_batch_sends_nothing_twice() {
     use alert_button_core::inbound::stream::fan_out_batch;

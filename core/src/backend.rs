@@ -234,7 +234,8 @@ impl Adapters {
         let notifier = Arc::new(senders);
         let ledger = Arc::new(DynamoLedger::new(self.dynamodb.clone(), &settings.table));
         let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger)
-            .with_reach_within(settings.reach_within);
+            .with_reach_within(settings.reach_within)
+            .texting(&settings.sms_countries);
         Arc::new(fanout.with_subscriptions(self.subscriptions.clone()))
     }
 }

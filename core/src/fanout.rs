@@ -158,6 +158,8 @@ pub struct FanOut {
     ledger: Arc<dyn DeliveryLedger>,
     subscriptions: Arc<dyn FamilySubscriptions>,
     reach_within: time::Duration,
+    /// The countries whose phones SMS reaches.
+    sms_countries: Vec<Country>,
 }
 
 /// How the sends of one change ended.
@@ -195,7 +197,14 @@ impl FanOut {
             ledger,
             subscriptions: Arc::new(NoSubscriptions),
             reach_within: DEFAULT_REACH_WITHIN,
+            sms_countries: vec![Country::Us],
         }
+    }
+
+    /// Asks only phones of `countries` to accept texts (`ALERT_BUTTON_SMS_COUNTRIES`).
+    pub fn texting(mut self, countries: &[Country]) -> Self {
+        self.sms_countries = countries.to_vec();
+        self
     }
 
     /// How long a family send waits for its delivered receipt before the contact's next channel.
@@ -317,9 +326,20 @@ impl FanOut {
     /// Texts each of `phones`, contacts just added to `person`, the request to accept texts: once
     /// per (person, phone), whatever is retried. A number refused for good is recorded and passed
     /// over; a failure for now leaves the change to be retried.
+    /// A phone of a country SMS does not reach is not asked: the text would not arrive, and the
+    /// contact is not texted alerts either.
     pub async fn ask_consent(&self, person: &Person, phones: &[String]) -> Result<()> {
+        let texted = |phone: &&String| {
+            let stored = person
+                .contacts
+                .iter()
+                .find(|c| c.phone.as_ref() == Some(*phone));
+            route::phone_country(phone, stored.and_then(|c| c.country))
+                .is_some_and(|country| self.sms_countries.contains(&country))
+        };
+        let phones: Vec<String> = phones.iter().filter(texted).cloned().collect();
         let mut tally = Tally::default();
-        for (request, recipient) in crate::consent_requests::sends(person, phones) {
+        for (request, recipient) in crate::consent_requests::sends(person, &phones) {
             self.deliver_to(&request, &recipient, &mut tally).await;
         }
         info!(person_id = %person.person_id, asked = tally.sent, already_settled = tally.skipped, refused = tally.refused, retrying = tally.retrying, "new contacts asked to accept texts");
@@ -628,6 +648,30 @@ mod tests {
             records
                 .iter()
                 .all(|r| r.channel == "sms" && r.masked.contains("•"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_phone_sms_does_not_reach_is_not_asked_to_accept_texts() {
+        let mut person = person(&[Language::Es, Language::Es]);
+        person.contacts[1].phone = Some("+525512345678".into());
+        let phones: Vec<String> = person
+            .contacts
+            .iter()
+            .filter_map(|c| c.phone.clone())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let (fanout, notifier) = fanout(&dir, person.clone(), &[]);
+        fanout.ask_consent(&person, &phones).await.unwrap();
+        assert_eq!(
+            notifier.take_sent(),
+            [(Audience::Family, Recipient::sms(phones[0].clone()))]
+        );
+        let fanout = fanout.texting(&[Country::Us, Country::Mx]);
+        fanout.ask_consent(&person, &phones).await.unwrap();
+        assert_eq!(
+            notifier.take_sent(),
+            [(Audience::Family, Recipient::sms(phones[1].clone()))]
         );
     }
 

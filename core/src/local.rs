@@ -226,7 +226,8 @@ impl LocalMode {
                 wrapped.notifier,
                 store.clone(),
             )
-            .with_reach_within(reach_within),
+            .with_reach_within(reach_within)
+            .texting(&channels.sms_countries),
         );
         let next_channels = NextChannels {
             due: store.clone(),
