@@ -1631,6 +1631,7 @@ async fn a_phone_sms_does_not_reach_is_emailed_instead() {
         },
         staff_issuer: None,
         retention: Retention::default(),
+        reach_within: alert_button_core::fanout::DEFAULT_REACH_WITHIN,
         whatsapp: None,
         service_key_secret: Some(stack.service_key_secret.clone()),
     });
