@@ -131,6 +131,7 @@ fn store_ports(stack: &Stack, store: &Arc<DynamoStore>) -> Ports {
         key: stack.service_key.clone(),
         districts: Arc::new(Districts::bundled()),
         deliveries: None,
+        next_channels: None,
         reach: Default::default(),
     }
 }
@@ -1531,6 +1532,7 @@ async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger
         },
         staff_issuer: None,
         retention: Retention::default(),
+        reach_within: alert_button_core::fanout::DEFAULT_REACH_WITHIN,
         whatsapp: None,
         service_key_secret: Some(stack.service_key_secret.clone()),
         trust_roots: TrustRoots::Bundled,
@@ -1630,6 +1632,7 @@ async fn a_phone_sms_does_not_reach_is_emailed_instead() {
         },
         staff_issuer: None,
         retention: Retention::default(),
+        reach_within: alert_button_core::fanout::DEFAULT_REACH_WITHIN,
         whatsapp: None,
         service_key_secret: Some(stack.service_key_secret.clone()),
         trust_roots: alert_button_core::config::TrustRoots::Bundled,
@@ -1917,6 +1920,87 @@ async fn the_ledger_sends_again_only_what_no_attempt_settled() {
         listed
             .iter()
             .all(|r| r.masked == "+1 ••• ••• 0100" && r.seq == 1)
+    );
+}
+
+/// The sends due for a contact's next channel are read from the sparse index, earliest first,
+/// page by page; a send taken off, or never due, is not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sends_due_for_a_next_channel_are_a_query_of_the_index() {
+    use alert_button_core::ports::{DeliveryLedger, DeliveryState, DueSends, PageQuery, Settled};
+    use alert_button_tests::family_text;
+    use time::{Duration, OffsetDateTime};
+
+    let stack = Stack::create().await;
+    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    let alert_id = uuid::Uuid::new_v4();
+    let now = OffsetDateTime::now_utc();
+    // (recipient, state, message id, next channel due)
+    let sends = [
+        (
+            "late",
+            DeliveryState::Sent,
+            Some("m-late"),
+            Some(now + Duration::minutes(5)),
+        ),
+        ("refused", DeliveryState::FailedPermanent, None, Some(now)),
+        ("topic", DeliveryState::Sent, Some("m-topic"), None),
+        (
+            "later",
+            DeliveryState::Sent,
+            Some("m-later"),
+            Some(now + Duration::minutes(9)),
+        ),
+    ];
+    for (recipient, state, message_id, at) in sends {
+        let send = family_text(alert_id, recipient, "+1 ••• ••• 0100");
+        assert!(ledger.claim(&send).await.unwrap());
+        let settled = Settled::new(state, message_id).next_channel_at(at);
+        ledger.settle(&send, settled).await.unwrap();
+    }
+    let due = |at: OffsetDateTime| {
+        let ledger = &ledger;
+        async move {
+            let (mut sends, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+            loop {
+                let page = PageQuery {
+                    limit: 1,
+                    cursor: cursor.as_deref(),
+                };
+                let page = ledger.sends_due(at, page).await.unwrap();
+                pages += 1;
+                sends.extend(page.items);
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => return (sends, pages),
+                }
+            }
+        }
+    };
+    let recipients = |sends: &[alert_button_core::ports::DueSend]| -> Vec<String> {
+        sends.iter().map(|s| s.recipient.clone()).collect()
+    };
+    let (soon, _) = due(now + Duration::minutes(1)).await;
+    assert_eq!(recipients(&soon), ["refused"]);
+    let (later, pages) = due(now + Duration::minutes(6)).await;
+    assert_eq!(recipients(&later), ["refused", "late"]);
+    assert!(pages >= 2, "a page of one at a time: {pages}");
+    assert!(
+        later
+            .iter()
+            .all(|s| s.alert_id == alert_id
+                && s.notification_id == format!("{alert_id}:1:family:es")),
+        "{later:?}"
+    );
+    ledger.not_due(&later[0]).await.unwrap();
+    let (left, _) = due(now + Duration::minutes(10)).await;
+    assert_eq!(recipients(&left), ["late", "later"]);
+    // The item keeps its state; only its index keys go.
+    let records = ledger.deliveries_of(alert_id).await.unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.state == DeliveryState::FailedPermanent)
     );
 }
 

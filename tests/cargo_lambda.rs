@@ -299,7 +299,10 @@ impl Sent {
             let masked = format!("+1 ••• ••• 010{n}");
             let delivery = alert_button_tests::family_text(sent.alert_id, &n.to_string(), &masked);
             assert!(sent.ledger.claim(&delivery).await.unwrap());
+            // Each due for the contact's next channel in five minutes, as the fan-out records it.
+            let due = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
             let settled = Settled::new(DeliveryState::Sent, Some(message_id));
+            let settled = settled.next_channel_at(Some(due));
             sent.ledger.settle(&delivery, settled).await.unwrap();
         }
         sent
@@ -315,6 +318,25 @@ impl Sent {
             .collect();
         states.sort();
         states
+    }
+
+    /// Which sends (by their number) are due for the next channel `minutes` from now.
+    async fn due_in(&self, minutes: i64) -> Vec<String> {
+        use alert_button_core::ports::{DueSends, PageQuery};
+        let at = time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes);
+        let page = PageQuery {
+            limit: 100,
+            cursor: None,
+        };
+        let due = self.ledger.sends_due(at, page).await.unwrap();
+        let mut due: Vec<String> = due
+            .items
+            .into_iter()
+            .filter(|send| send.alert_id == self.alert_id)
+            .map(|send| send.recipient)
+            .collect();
+        due.sort();
+        due
     }
 }
 
@@ -356,6 +378,9 @@ async fn receipts_turn_sent_texts_into_delivered_or_failed() {
     assert_eq!(receipts("failed"), counts(0, 1, 0, 0));
     let expected = shown(&["delivered", "failed", "sent"]);
     assert_eq!(sent.states().await, expected);
+    // The delivered text takes no next channel; the failed one's is due at once.
+    assert_eq!(sent.due_in(1).await, ["1"]);
+    assert_eq!(sent.due_in(6).await, ["1", "2"]);
 
     // A repeated batch changes nothing, and nothing goes backwards.
     assert_eq!(receipts("delivered"), counts(0, 0, 1, 1));

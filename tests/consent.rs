@@ -363,6 +363,86 @@ async fn an_opted_out_number_is_not_asked() {
     api.stop().await;
 }
 
+/// (name, consent request status) of each contact the person's `GET` of their contacts shows;
+/// `null` for a contact without a phone.
+async fn consent_requests_shown(api: &LocalApi, token: &str) -> Vec<(String, Value)> {
+    let reply = api.get("/v1/people/me/contacts", token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    let contacts = reply.json["contacts"].as_array().unwrap();
+    for contact in contacts
+        .iter()
+        .filter(|c| c["consent_request"]["status"] != "not_sent")
+    {
+        let at = &contact["consent_request"]["at"];
+        assert!(
+            contact.get("phone").is_none() || at.is_string(),
+            "{contact}"
+        );
+    }
+    contacts
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap().to_owned();
+            (name, c["consent_request"]["status"].clone())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_person_sees_whether_each_phone_got_its_request_to_accept_texts() {
+    let api = LocalApi::scratch();
+    let refused = format!("+1312{REFUSED_PHONE_SUFFIX}");
+    let (_, token) = api
+        .register_with(json!({
+            "display_name": "Ana",
+            "language": "es",
+            "contacts": [
+                {"name": "Luis", "phone": LUIS},
+                {"name": "X", "phone": refused},
+                {"name": "Kim", "email": "kim@example.org"}
+            ]
+        }))
+        .await;
+    api.idle().await;
+    let status = |name: &str, status: Value| (name.to_owned(), status);
+    assert_eq!(
+        consent_requests_shown(&api, &token).await,
+        [
+            status("Luis", json!("sent")),
+            status("X", json!("failed")),
+            status("Kim", Value::Null),
+        ]
+    );
+    // The carrier's receipt.
+    api.local
+        .report_receipts(time::Duration::ZERO)
+        .await
+        .unwrap();
+    let shown = consent_requests_shown(&api, &token).await;
+    assert_eq!(shown[0], status("Luis", json!("delivered")));
+
+    // A number not asked yet (here: an opted-out one, never asked) shows so.
+    let mut person = stored_person(&api, person_id_of(&api, &token).await).await;
+    person.contacts.push(contact("Rosa", ROSA, None));
+    person.contacts.last_mut().unwrap().consent = Some(Consent::OptedOut);
+    let version = person.version;
+    person.version += 1;
+    api.local
+        .store
+        .update_person(&person, version)
+        .await
+        .unwrap();
+    let shown = consent_requests_shown(&api, &token).await;
+    assert_eq!(shown[3], status("Rosa", json!("not_sent")));
+    api.stop().await;
+}
+
+/// The id of the person `token` is the token of.
+async fn person_id_of(api: &LocalApi, token: &str) -> Uuid {
+    let reply = api.get("/v1/people/me/contacts", token).await;
+    reply.json["person_id"].as_str().unwrap().parse().unwrap()
+}
+
 mod aws {
     use alert_button_core::backend::AwsBackend;
     use alert_button_core::domain::alert::Retention;

@@ -280,7 +280,7 @@ async fn the_route_list_is_what_the_router_serves() {
     for (method, path) in [
         ("GET", "/v1/people"),
         ("DELETE", "/v1/alerts/00000000-0000-4000-8000-000000000000"),
-        ("GET", "/v1/people/me/contacts"),
+        ("DELETE", "/v1/people/me/contacts"),
         ("POST", "/v1/consulates"),
         (
             "GET",

@@ -255,3 +255,230 @@ async fn the_embedded_store_leaves_out_alerts_at_the_level_asked() {
     let s = setup().await;
     overdue_query_leaves_out_the_last_level(s.local.store.as_ref(), &s.ana).await;
 }
+
+/// A family contact not reached in time is sent the message on their next channel by the sweep,
+/// once, whatever is swept again; one reached, or asked to accept texts, is not.
+mod next_channel {
+    use std::sync::{Arc, Mutex};
+
+    use alert_button_core::domain::alert::EscalationPolicy;
+    use alert_button_core::domain::channel::Channel;
+    use alert_button_core::domain::consulate::Directory;
+    use alert_button_core::domain::notification::Notification;
+    use alert_button_core::domain::person::Person;
+    use alert_button_core::fanout::Senders;
+    use alert_button_core::local::{LocalMode, LocalPorts};
+    use alert_button_core::outbound::embedded_ledger::ReceiptOutcome;
+    use alert_button_core::ports::{
+        AudienceSender, ChannelSender, DueSends, PageQuery, SendError, SendResult, Sent,
+    };
+    use alert_button_core::service::SweepSummary;
+    use alert_button_core::testing::contact;
+    use alert_button_tests::{SettableClock, ana};
+    use time::{Duration, OffsetDateTime};
+
+    use super::press;
+
+    const LUIS: &str = "+13125550100";
+    const LUIS_EMAIL: &str = "luis@example.org";
+    const ROSA: &str = "+13125550101";
+    const ROSA_EMAIL: &str = "rosa@example.org";
+
+    /// Every send, as `(channel, address, message id)`.
+    #[derive(Default)]
+    struct Sends(
+        Mutex<Vec<(&'static str, String, String)>>,
+        /// Addresses every send to fails for now, unrecorded.
+        Mutex<Vec<String>>,
+    );
+
+    impl Sends {
+        fn record(&self, channel: &'static str, address: &str) -> SendResult {
+            if self.1.lock().unwrap().iter().any(|a| a == address) {
+                return Err(SendError::Transient("throttled".into()));
+            }
+            let mut sends = self.0.lock().unwrap();
+            let message_id = format!("m-{}", sends.len());
+            sends.push((channel, address.to_owned(), message_id.clone()));
+            Ok(Sent {
+                message_id: Some(message_id),
+            })
+        }
+
+        fn to(&self, address: &str) -> Vec<(&'static str, String)> {
+            let sends = self.0.lock().unwrap();
+            let to = sends.iter().filter(|(_, a, _)| a == address);
+            to.map(|(c, a, _)| (*c, a.clone())).collect()
+        }
+
+        fn message_id_to(&self, address: &str) -> String {
+            let sends = self.0.lock().unwrap();
+            let sent = sends.iter().find(|(_, a, _)| a == address).unwrap();
+            sent.2.clone()
+        }
+    }
+
+    struct Sender(Channel, Arc<Sends>);
+
+    #[async_trait::async_trait]
+    impl AudienceSender for Sender {
+        async fn publish(&self, _notification: &Notification) -> SendResult {
+            self.1.record("topic", "topic")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ChannelSender for Sender {
+        fn channel(&self) -> Channel {
+            self.0
+        }
+
+        async fn send(&self, _notification: &Notification, address: &str) -> SendResult {
+            self.1.record(self.0.as_str(), address)
+        }
+    }
+
+    struct Setup {
+        local: LocalMode,
+        sends: Arc<Sends>,
+        clock: Arc<SettableClock>,
+        ana: Person,
+        _dir: tempfile::TempDir,
+    }
+
+    /// Ana, with Luis and Rosa, each with a phone and an e-mail address; texts and e-mail sent
+    /// through recorders; the clock at the time the sends are recorded at.
+    async fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = SettableClock::new(OffsetDateTime::now_utc());
+        let sends = Arc::new(Sends::default());
+        let (sms, email) = (
+            Arc::new(Sender(Channel::Sms, sends.clone())),
+            Arc::new(Sender(Channel::Email, sends.clone())),
+        );
+        let senders = Senders::new(sms.clone()).with(sms).with(email);
+        let local = LocalMode::open_with(
+            dir.path(),
+            Arc::new(Directory::bundled()),
+            false,
+            clock.clone(),
+            |ports| LocalPorts {
+                notifier: Arc::new(senders),
+                ..ports
+            },
+        )
+        .unwrap();
+        let mut luis = contact("Luis", LUIS, None);
+        luis.email = Some(LUIS_EMAIL.into());
+        let mut rosa = contact("Rosa", ROSA, None);
+        rosa.email = Some(ROSA_EMAIL.into());
+        let (ana, _) = local
+            .services
+            .person
+            .register(ana(vec![luis, rosa]), "192.0.2.1")
+            .await
+            .unwrap();
+        Setup {
+            local,
+            sends,
+            clock,
+            ana,
+            _dir: dir,
+        }
+    }
+
+    impl Setup {
+        /// Raises an alert and fans it out: each contact texted.
+        async fn alert_texted(&self) {
+            let raised = self
+                .local
+                .services
+                .person
+                .raise_alert(&self.ana, press("n"));
+            let alert = raised.await.unwrap().alert;
+            let fanout = self.local.fanout.deliver(&alert, alert.latest_entry());
+            fanout.await.unwrap();
+            assert_eq!(self.sends.to(LUIS), [("sms", LUIS.to_owned())]);
+            assert!(self.sends.to(LUIS_EMAIL).is_empty());
+        }
+
+        /// Sweeps `minutes` after the sends; how many contacts it tried on their next channel.
+        async fn sweep_after(&self, minutes: i64) -> usize {
+            let summary = self.summary_after(minutes).await;
+            assert_eq!(summary.failed, 0, "{summary:?}");
+            summary.rerouted
+        }
+
+        async fn summary_after(&self, minutes: i64) -> SweepSummary {
+            let at = OffsetDateTime::now_utc() + Duration::minutes(minutes);
+            self.clock.set(at);
+            let scheduler = &self.local.services.scheduler;
+            let policy = EscalationPolicy::default();
+            scheduler.sweep(scheduler.now(), &policy).await.unwrap()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_text_not_delivered_in_time_is_followed_by_an_email_once() {
+        let s = setup().await;
+        s.alert_texted().await;
+        assert_eq!(s.sweep_after(1).await, 0, "within the minutes allowed");
+        assert!(s.sends.to(LUIS_EMAIL).is_empty());
+
+        // Rosa's text was delivered: she is not e-mailed.
+        let rosa = s.sends.message_id_to(ROSA);
+        let receipt = s
+            .local
+            .store
+            .apply_receipt(&rosa, ReceiptOutcome::Delivered);
+        assert!(receipt.await.unwrap());
+
+        assert_eq!(s.sweep_after(6).await, 1);
+        assert_eq!(s.sends.to(LUIS_EMAIL), [("email", LUIS_EMAIL.to_owned())]);
+        assert!(s.sends.to(ROSA_EMAIL).is_empty());
+        // Swept again, even past the e-mail's own minutes: nothing is sent twice, and the
+        // e-mail, Luis's last channel, leaves nothing more to try.
+        assert_eq!(s.sweep_after(7).await, 0);
+        assert_eq!(s.sweep_after(60).await, 0);
+        assert_eq!(s.sends.to(LUIS_EMAIL).len(), 1);
+        assert_eq!(s.sends.to(LUIS).len(), 1);
+        assert!(s.sends.to(ROSA_EMAIL).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_next_channel_failing_for_now_holds_up_no_other_contact_and_is_tried_again() {
+        let s = setup().await;
+        s.alert_texted().await;
+        s.sends.1.lock().unwrap().push(ROSA_EMAIL.into());
+        let summary = s.summary_after(6).await;
+        assert_eq!((summary.rerouted, summary.failed), (1, 1), "{summary:?}");
+        assert_eq!(s.sends.to(LUIS_EMAIL).len(), 1);
+        assert!(s.sends.to(ROSA_EMAIL).is_empty());
+        // Rosa's text stays due: once e-mail goes through again, the next sweep sends hers.
+        s.sends.1.lock().unwrap().clear();
+        assert_eq!(s.sweep_after(7).await, 1);
+        assert_eq!(s.sends.to(ROSA_EMAIL).len(), 1);
+        assert_eq!(s.sends.to(LUIS_EMAIL).len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_to_accept_texts_is_never_followed_on_another_channel() {
+        let s = setup().await;
+        s.local
+            .fanout
+            .ask_consent(&s.ana, &[LUIS.into()])
+            .await
+            .unwrap();
+        assert_eq!(s.sends.to(LUIS), [("sms", LUIS.to_owned())]);
+        // Not even due: the ledger holds no next channel for it.
+        let later = OffsetDateTime::now_utc() + Duration::days(1);
+        let page = PageQuery {
+            limit: 10,
+            cursor: None,
+        };
+        let due = s.local.store.sends_due(later, page).await.unwrap();
+        assert!(due.items.is_empty(), "{due:?}");
+        assert_eq!(s.sweep_after(60).await, 0);
+        assert!(s.sends.to(LUIS_EMAIL).is_empty());
+    }
+}

@@ -35,7 +35,7 @@ use crate::outbound::sns::{self, SnsFamilySubscriptions};
 use crate::outbound::staff_tokens::{CognitoStaffTokens, NoStaffAccess};
 use crate::outbound::whatsapp::WhatsAppSender;
 use crate::ports::{StaffVerifier, SystemClock};
-use crate::service::{Ports, Services};
+use crate::service::{NextChannels, Ports, Services};
 
 pub use crate::config::{AwsSettings, ConfigError, TrustRoots};
 
@@ -137,6 +137,11 @@ impl AwsBackend {
             adapters.dynamodb.clone(),
             &settings.table,
         ));
+        let fanout = adapters.fanout(&settings, directory.clone());
+        let next_channels = NextChannels {
+            due: ledger.clone(),
+            fanout: fanout.clone(),
+        };
         let ports = Ports {
             people: store.clone(),
             alerts: store.clone(),
@@ -148,10 +153,10 @@ impl AwsBackend {
             key,
             districts: Arc::new(Districts::bundled()),
             deliveries: Some(ledger),
+            next_channels: Some(next_channels),
             reach: settings.reach(),
         };
-        let services = Services::new(directory.clone(), ports, settings.retention);
-        let fanout = adapters.fanout(&settings, directory);
+        let services = Services::new(directory, ports, settings.retention);
         AwsBackend {
             sdk_config,
             settings,
@@ -288,6 +293,7 @@ impl Adapters {
         let notifier = Arc::new(senders);
         let ledger = Arc::new(DynamoLedger::new(self.dynamodb.clone(), &settings.table));
         let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger)
+            .with_reach_within(settings.reach_within)
             .texting(&settings.sms_countries);
         Arc::new(fanout.with_subscriptions(self.subscriptions.clone()))
     }

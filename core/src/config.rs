@@ -74,6 +74,8 @@ pub struct AwsSettings {
     /// The staff identity provider: (issuer, audience).
     pub staff_issuer: Option<(String, String)>,
     pub retention: Retention,
+    /// How long a family send waits for its delivered receipt before the next channel.
+    pub reach_within: Duration,
     /// The Secrets Manager secret holding the service key; needed by all but the fan-out.
     pub service_key_secret: Option<String>,
     /// Where family WhatsApp messages leave from; `None`: no WhatsApp.
@@ -158,6 +160,8 @@ pub struct Config {
     pub aws_backend: bool,
     pub escalation: EscalationPolicy,
     pub retention: Retention,
+    /// How long a family send waits for its delivered receipt before the contact's next channel.
+    pub reach_within: Duration,
     /// The Lambda function's name, set by Lambda: the dimension of the metrics it emits.
     pub lambda_function: Option<String>,
     pub trust_roots: TrustRoots,
@@ -228,6 +232,15 @@ impl Config {
             escalation.after = Duration::minutes(minutes);
         }
         debug_assert!(escalation.max_level <= MAX_ESCALATION_LEVEL);
+        let reach_within = match get(REACH_WITHIN_MINUTES) {
+            None => crate::fanout::DEFAULT_REACH_WITHIN,
+            Some(value) => Duration::minutes(parse_whole(
+                REACH_WITHIN_MINUTES,
+                &value,
+                MAX_REACH_WITHIN_MINUTES,
+                "minutes",
+            )?),
+        };
         let mut retention = Retention::default();
         for (name, field) in [
             (CLOSED_ALERT_DAYS, &mut retention.closed_alert),
@@ -256,6 +269,10 @@ impl Config {
         effective.insert(
             ESCALATE_AFTER_MINUTES,
             escalation.after.whole_minutes().to_string(),
+        );
+        effective.insert(
+            REACH_WITHIN_MINUTES,
+            reach_within.whole_minutes().to_string(),
         );
         effective.insert(
             CLOSED_ALERT_DAYS,
@@ -301,6 +318,7 @@ impl Config {
             aws_backend,
             escalation,
             retention,
+            reach_within,
             lambda_function: get("AWS_LAMBDA_FUNCTION_NAME"),
             trust_roots: TrustRoots::from_source(&get),
             effective,
@@ -325,6 +343,7 @@ impl Config {
             family_email: self.family_email.clone(),
             staff_issuer: self.staff_issuer.clone(),
             retention: self.retention,
+            reach_within: self.reach_within,
             service_key_secret: self.service_key_secret.clone(),
             whatsapp: self.whatsapp.clone(),
             trust_roots: self.trust_roots,
@@ -538,6 +557,24 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(settings.trust_roots, TrustRoots::Files);
+    }
+
+    #[test]
+    fn a_contact_is_given_minutes_to_be_reached_before_the_next_channel() {
+        let default = config(&[]).unwrap();
+        assert_eq!(default.reach_within, Duration::minutes(5));
+        assert_eq!(default.effective(REACH_WITHIN_MINUTES), Some("5"));
+        let set = config(&[(REACH_WITHIN_MINUTES, " 15 ")]).unwrap();
+        assert_eq!(set.reach_within, Duration::minutes(15));
+        assert_eq!(set.effective(REACH_WITHIN_MINUTES), Some("15"));
+        for bad in ["0", "1441", "2.5", "soon"] {
+            let err = config(&[(REACH_WITHIN_MINUTES, bad)]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("ALERT_BUTTON_REACH_WITHIN_MINUTES: "),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

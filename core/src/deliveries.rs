@@ -7,6 +7,20 @@ use crate::domain::alert::{Alert, AlertEvent};
 use crate::error::Result;
 use crate::ports::{DeliveryLedger, DeliveryRecord};
 
+/// The sends of the requests to accept texts that `person_id`'s phone contacts were asked.
+pub async fn consent_requests(
+    ledger: Option<&dyn DeliveryLedger>,
+    person_id: uuid::Uuid,
+) -> Result<Vec<DeliveryRecord>> {
+    let Some(ledger) = ledger else {
+        return Ok(Vec::new());
+    };
+    let request_id = crate::domain::consent_request::request_id(person_id);
+    let mut records = ledger.deliveries_of(person_id).await?;
+    records.retain(|record| record.notification_id == request_id);
+    Ok(records)
+}
+
 /// Every send of `alert`, for the staff who may read it.
 pub async fn seen_by_staff(
     ledger: Option<&dyn DeliveryLedger>,

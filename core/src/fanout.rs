@@ -14,9 +14,26 @@ use crate::domain::person::Person;
 use crate::domain::phone::Country;
 use crate::error::{Error, Result};
 use crate::ports::{
-    AudienceSender, ChannelSender, Delivery, DeliveryLedger, DeliveryState, FamilySubscriptions,
-    NoSubscriptions, Notifier, PersonStore, Recipient, SendError, SendResult, Settled,
+    AudienceSender, ChannelSender, Delivery, DeliveryLedger, DeliveryState, DueSend,
+    FamilySubscriptions, NoSubscriptions, Notifier, PersonStore, Recipient, SendError, SendResult,
+    Settled,
 };
+
+/// How long a family send waits for its delivered receipt before the contact's next channel is
+/// tried, unless `ALERT_BUTTON_REACH_WITHIN_MINUTES` says otherwise.
+pub const DEFAULT_REACH_WITHIN: time::Duration = time::Duration::minutes(5);
+
+/// What became of a send whose contact's next channel was due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextChannel {
+    /// Sent on the contact's next channel (which is in turn due for the one after, in time).
+    Sent,
+    /// The next channel had been tried already, or refused this one for good (it is due for the
+    /// one after at once).
+    Tried,
+    /// The contact has no channel left, or is no longer among the notification's contacts.
+    NoneLeft,
+}
 
 /// What the fan-out sends through: the audience's own fan-out (the SNS topic, the journal) and a
 /// sender per channel that reaches family contacts one by one. Built once at start-up; a
@@ -140,6 +157,7 @@ pub struct FanOut {
     notifier: Arc<dyn Notifier>,
     ledger: Arc<dyn DeliveryLedger>,
     subscriptions: Arc<dyn FamilySubscriptions>,
+    reach_within: time::Duration,
     /// The countries whose phones SMS reaches.
     sms_countries: Vec<Country>,
 }
@@ -178,6 +196,7 @@ impl FanOut {
             notifier,
             ledger,
             subscriptions: Arc::new(NoSubscriptions),
+            reach_within: DEFAULT_REACH_WITHIN,
             sms_countries: vec![Country::Us],
         }
     }
@@ -186,6 +205,93 @@ impl FanOut {
     pub fn texting(mut self, countries: &[Country]) -> Self {
         self.sms_countries = countries.to_vec();
         self
+    }
+
+    /// How long a family send waits for its delivered receipt before the contact's next channel.
+    pub fn with_reach_within(mut self, reach_within: time::Duration) -> Self {
+        self.reach_within = reach_within;
+        self
+    }
+
+    /// When the contact's next channel is due after `notification` ended as `state` for
+    /// `recipient`: a family contact's send not delivered in time, or refused. Never for a
+    /// consent request, which only a text can carry.
+    fn next_channel_at(
+        &self,
+        notification: &Notification,
+        recipient: &Recipient,
+        state: DeliveryState,
+    ) -> Option<time::OffsetDateTime> {
+        let family_contact = notification.audience == Audience::Family
+            && matches!(recipient, Recipient::Contact { .. })
+            && !crate::domain::consent_request::is_request(notification);
+        let now = time::OffsetDateTime::now_utc();
+        match state {
+            _ if !family_contact => None,
+            DeliveryState::Sent => Some(now + self.reach_within),
+            DeliveryState::FailedPermanent => Some(now),
+            _ => None,
+        }
+    }
+
+    /// Sends `alert`'s notification of `send` on the due contact's next channel, unless the
+    /// ledger shows it was sent there already. The notification is made again from the alert and
+    /// the person's record as they are now; the contact is the one whose address the send's
+    /// recipient key was made from. An error (the person's record unread, a send failed for now)
+    /// leaves the send due, for the next sweep.
+    pub async fn next_channel(&self, alert: &Alert, send: &DueSend) -> Result<NextChannel> {
+        let person = self.people.get_person(alert.person_id).await?;
+        let notification = alert.history.iter().find_map(|entry| {
+            let planned = notification::plan(alert, entry, person.as_ref(), &self.directory);
+            planned
+                .into_iter()
+                .find(|n| n.notification_id == send.notification_id)
+        });
+        let Some(notification) = notification else {
+            return Ok(NextChannel::NoneLeft);
+        };
+        if notification.audience != Audience::Family
+            || crate::domain::consent_request::is_request(&notification)
+        {
+            return Ok(NextChannel::NoneLeft);
+        }
+        let next = self
+            .notifier
+            .contact_routes(&notification)
+            .into_iter()
+            .find_map(|routes| {
+                let at = routes
+                    .iter()
+                    .position(|r| r.key(&notification.notification_id) == send.recipient)?;
+                Some(routes.get(at + 1).cloned())
+            })
+            .flatten();
+        let Some(next) = next else {
+            return Ok(NextChannel::NoneLeft);
+        };
+        let mut tally = Tally::default();
+        self.deliver_to(&notification, &next, &mut tally).await;
+        info!(
+            alert_id = %alert.alert_id,
+            notification_id = %notification.notification_id,
+            from = %send.recipient,
+            channel = next.channel(),
+            sent = tally.sent,
+            already_settled = tally.skipped,
+            refused = tally.refused,
+            retrying = tally.retrying,
+            "a contact not reached in time tried on their next channel"
+        );
+        if tally.retrying > 0 {
+            return Err(Error::Notifier(
+                "the next channel failed for now; will retry".into(),
+            ));
+        }
+        Ok(if tally.sent > 0 {
+            NextChannel::Sent
+        } else {
+            NextChannel::Tried
+        })
     }
 
     /// Where the notifier reaches families through standing subscriptions, those are removed when
@@ -405,10 +511,9 @@ impl FanOut {
                 DeliveryState::FailedTransient
             }
         };
-        let settled = self
-            .ledger
-            .settle(&delivery, Settled::new(state, message_id.as_deref()))
-            .await;
+        let next_channel_at = self.next_channel_at(notification, recipient, state);
+        let settled = Settled::new(state, message_id.as_deref()).next_channel_at(next_channel_at);
+        let settled = self.ledger.settle(&delivery, settled).await;
         if let Err(err) = settled {
             // Left queued: a retry of this change sends it again (at least once beats never).
             warn!(notification_id = %ids.0, recipient = %ids.1, state = state.as_str(), error = %err, "a send's outcome could not be recorded");

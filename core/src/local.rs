@@ -17,7 +17,7 @@ use crate::domain::credential::ServiceKey;
 use crate::domain::districts::Districts;
 use crate::domain::phone::Country;
 use crate::error::{Error, Result};
-use crate::fanout::{FanOut, Senders};
+use crate::fanout::{DEFAULT_REACH_WITHIN, FanOut, Senders};
 use crate::inbound::http;
 use crate::inbound::relay::relay_outbox;
 use crate::outbound::embedded::EmbeddedStore;
@@ -29,7 +29,7 @@ use crate::outbound::staff_tokens::LocalStaffTokens;
 use crate::ports::{
     AlertStore, CheckInStore, Clock, NoSubscriptions, Notifier, PersonStore, SystemClock,
 };
-use crate::service::{Ports, Scheduler, Services};
+use crate::service::{NextChannels, Ports, Scheduler, Services};
 
 pub const STORE_FILE: &str = "alert-button.sqlite3";
 pub const JOURNAL_FILE: &str = "notifications.jsonl";
@@ -121,18 +121,20 @@ impl LocalMode {
     ) -> Result<LocalMode> {
         let clock = Arc::new(SystemClock);
         let channels = LocalChannels::default();
+        let policies = (retention, DEFAULT_REACH_WITHIN);
         Self::build(
             data_dir,
             directory,
             print,
             clock,
-            retention,
+            policies,
             &channels,
             |ports| ports,
         )
     }
 
-    /// As `open`, with the retention and the family channels `config` gives.
+    /// As `open`, with the retention, the family channels and the minutes a family send has to
+    /// be delivered before the contact's next channel that `config` gives.
     pub fn configured(
         data_dir: &Path,
         directory: Arc<Directory>,
@@ -141,13 +143,13 @@ impl LocalMode {
     ) -> Result<LocalMode> {
         let clock = Arc::new(SystemClock);
         let channels = LocalChannels::from_config(config);
-        let retention = config.retention;
+        let policies = (config.retention, config.reach_within);
         Self::build(
             data_dir,
             directory,
             print,
             clock,
-            retention,
+            policies,
             &channels,
             |ports| ports,
         )
@@ -171,12 +173,13 @@ impl LocalMode {
         clock: Arc<dyn Clock>,
         wrap: impl FnOnce(LocalPorts) -> LocalPorts,
     ) -> Result<LocalMode> {
+        let policies = (Retention::default(), DEFAULT_REACH_WITHIN);
         Self::build(
             data_dir,
             directory,
             print,
             clock,
-            Retention::default(),
+            policies,
             &LocalChannels::default(),
             wrap,
         )
@@ -187,7 +190,7 @@ impl LocalMode {
         directory: Arc<Directory>,
         print: bool,
         clock: Arc<dyn Clock>,
-        retention: Retention,
+        (retention, reach_within): (Retention, time::Duration),
         channels: &LocalChannels,
         wrap: impl FnOnce(LocalPorts) -> LocalPorts,
     ) -> Result<LocalMode> {
@@ -215,6 +218,21 @@ impl LocalMode {
             notifier: Arc::new(senders),
         });
         let limits = Arc::new(MemoryRateLimiter::default());
+        // The store records the sends whatever wraps the notifier or the store's other ports.
+        let fanout = Arc::new(
+            FanOut::new(
+                directory.clone(),
+                wrapped.people.clone(),
+                wrapped.notifier,
+                store.clone(),
+            )
+            .with_reach_within(reach_within)
+            .texting(&channels.sms_countries),
+        );
+        let next_channels = NextChannels {
+            due: store.clone(),
+            fanout: fanout.clone(),
+        };
         let ports = Ports {
             people: wrapped.people.clone(),
             alerts: wrapped.alerts,
@@ -226,19 +244,10 @@ impl LocalMode {
             key,
             districts: Arc::new(Districts::bundled()),
             deliveries: Some(store.clone()),
+            next_channels: Some(next_channels),
             reach,
         };
         let services = Services::new(directory.clone(), ports, retention);
-        // The store records the sends whatever wraps the notifier or the store's other ports.
-        let fanout = Arc::new(
-            FanOut::new(
-                directory.clone(),
-                wrapped.people,
-                wrapped.notifier,
-                store.clone(),
-            )
-            .texting(&channels.sms_countries),
-        );
         Ok(LocalMode {
             directory,
             store,

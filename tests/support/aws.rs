@@ -74,6 +74,7 @@ impl Stack {
             family_email: FamilyEmail::Subscriptions,
             staff_issuer: None,
             retention,
+            reach_within: alert_button_core::fanout::DEFAULT_REACH_WITHIN,
             service_key_secret: Some(self.service_key_secret.clone()),
             whatsapp: None,
             trust_roots: TrustRoots::Bundled,
@@ -291,6 +292,8 @@ async fn create_table(config: &SdkConfig, table: &str) {
         .attribute_definitions(attribute("sk", ScalarAttributeType::S))
         .attribute_definitions(attribute("consulate_status", ScalarAttributeType::S))
         .attribute_definitions(attribute("created_ms", ScalarAttributeType::N))
+        .attribute_definitions(attribute("next_channel_due", ScalarAttributeType::S))
+        .attribute_definitions(attribute("next_channel_ms", ScalarAttributeType::N))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
         .global_secondary_indexes(
@@ -301,6 +304,19 @@ async fn create_table(config: &SdkConfig, table: &str) {
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_next_channel")
+                .key_schema(key("next_channel_due", KeyType::Hash))
+                .key_schema(key("next_channel_ms", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
                         .build(),
                 )
                 .build()

@@ -51,6 +51,9 @@ pub const MAX_RETENTION_DAYS: i64 = 3650;
 /// A week: past that, escalation would no longer be a safeguard.
 pub const MAX_ESCALATE_AFTER_MINUTES: i64 = 10_080;
 
+/// A day: a contact not reached by then is not reached in time by any channel.
+pub const MAX_REACH_WITHIN_MINUTES: i64 = 1440;
+
 /// Declares each of the service's own variables as a constant holding its name, next to its row of
 /// the table, and `VARIABLES`: those rows, then the platform's.
 macro_rules! variables {
@@ -135,6 +138,10 @@ variables! {
             "10",
             "whole minutes from 1 to 10080",
             "How long an unacknowledged alert waits before each escalation level.";
+        REACH_WITHIN_MINUTES = "ALERT_BUTTON_REACH_WITHIN_MINUTES",
+            "5",
+            "whole minutes from 1 to 1440",
+            "How long a family contact's send waits for a delivered receipt before the contact's next channel is tried.";
         CLOSED_ALERT_DAYS = "ALERT_BUTTON_CLOSED_ALERT_DAYS",
             "30",
             "whole days from 1 to 3650",

@@ -9,6 +9,10 @@
 //! read. A global secondary index on the message id would do the same at the price of a table
 //! change, a projection of every ledger item and an eventually consistent read that can miss a
 //! receipt arriving within a second of the send.
+//!
+//! A family send whose contact's next channel may be due carries `next_channel_due` (always
+//! `due`) and `next_channel_ms`, the keys of the sparse `by_next_channel` index: the sweep
+//! queries the sends due, never the ledger. A delivered receipt or the sweep removes both.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -23,13 +27,21 @@ use uuid::Uuid;
 use super::dynamodb::{is_condition_failure, partition_items};
 use crate::error::{Error, Result};
 use crate::ports::{
-    Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, Settled, audience_named,
+    Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, DueSend, DueSends, Page, PageQuery,
+    Settled, audience_named,
 };
 
 pub const DELIVERY_KIND: &str = "delivery";
 pub const RECEIPT_KIND: &str = "receipt";
 /// The sort key of every receipt pointer.
 pub const RECEIPT_SORT_KEY: &str = "RECEIPT";
+
+/// The sparse index of the sends whose contact's next channel is due, and its keys.
+pub const BY_NEXT_CHANNEL_INDEX: &str = "by_next_channel";
+pub const NEXT_CHANNEL_PARTITION: &str = "next_channel_due";
+pub const NEXT_CHANNEL_SORT: &str = "next_channel_ms";
+/// The one value of the index's partition key.
+const DUE: &str = "due";
 
 pub fn delivery_key(alert_id: Uuid) -> String {
     format!("DELIVERY#{alert_id}")
@@ -192,35 +204,59 @@ impl DeliveryLedger for DynamoLedger {
     }
 
     async fn settle(&self, delivery: &Delivery, settled: Settled<'_>) -> Result<()> {
-        let Settled { state, message_id } = settled;
+        let Settled {
+            state,
+            message_id,
+            next_channel_at,
+        } = settled;
         let [(pk, pk_value), (sk, sk_value)] = Self::key(delivery);
         let now = AttributeValue::N(now_ms().to_string());
+        let (due, due_values) = match next_channel_at {
+            Some(at) => (
+                format!(", {NEXT_CHANNEL_PARTITION} = :due, {NEXT_CHANNEL_SORT} = :due_ms"),
+                vec![
+                    (":due", AttributeValue::S(DUE.into())),
+                    (":due_ms", AttributeValue::N(unix_ms(at).to_string())),
+                ],
+            ),
+            None => (
+                format!(" REMOVE {NEXT_CHANNEL_PARTITION}, {NEXT_CHANNEL_SORT}"),
+                Vec::new(),
+            ),
+        };
         let Some(message_id) = message_id else {
-            self.client
+            let mut update = self
+                .client
                 .update_item()
                 .table_name(&self.table)
                 .key(pk, pk_value)
                 .key(sk, sk_value)
-                .update_expression("SET #state = :state, updated_ms = :now")
+                .update_expression(format!("SET #state = :state, updated_ms = :now{due}"))
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":state", AttributeValue::S(state.as_str().into()))
-                .expression_attribute_values(":now", now)
-                .send()
-                .await
-                .map_err(ledger_error)?;
+                .expression_attribute_values(":now", now);
+            for (name, value) in due_values {
+                update = update.expression_attribute_values(name, value);
+            }
+            update.send().await.map_err(ledger_error)?;
             return Ok(());
         };
-        let update = Update::builder()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key(pk, pk_value.clone())
             .key(sk, sk_value.clone())
-            .update_expression("SET #state = :state, updated_ms = :now, message_id = :message")
+            .update_expression(format!(
+                "SET #state = :state, updated_ms = :now, message_id = :message{due}"
+            ))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":state", AttributeValue::S(state.as_str().into()))
             .expression_attribute_values(":now", now)
             .expression_attribute_values(":message", AttributeValue::S(message_id.into()));
+        for (name, value) in due_values {
+            update = update.expression_attribute_values(name, value);
+        }
         let pointer = Put::builder()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(receipt_key(message_id)))
@@ -261,6 +297,106 @@ impl DeliveryLedger for DynamoLedger {
     }
 }
 
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Where a page of due sends starts: the index key of the last one read, `<ms>\n<pk>\n<sk>`
+/// (the scheduler's own cursor; no client sees it).
+fn due_start(cursor: &str) -> Result<std::collections::HashMap<String, AttributeValue>> {
+    let mut parts = cursor.splitn(3, '\n');
+    let (Some(ms), Some(pk), Some(sk)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(Error::Store("an unreadable page cursor".into()));
+    };
+    Ok(std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+        (
+            NEXT_CHANNEL_PARTITION.to_owned(),
+            AttributeValue::S(DUE.into()),
+        ),
+        (
+            NEXT_CHANNEL_SORT.to_owned(),
+            AttributeValue::N(ms.to_owned()),
+        ),
+    ]))
+}
+
+fn due_cursor(key: &std::collections::HashMap<String, AttributeValue>) -> Option<String> {
+    let text = |name: &str| key.get(name).and_then(|v| v.as_s().ok());
+    let ms = key.get(NEXT_CHANNEL_SORT)?.as_n().ok()?;
+    Some(format!("{ms}\n{}\n{}", text("pk")?, text("sk")?))
+}
+
+/// A due send from the index's keys: the alert from the partition key, the notification and the
+/// recipient from the sort key.
+fn due_send(key: &std::collections::HashMap<String, AttributeValue>) -> Option<DueSend> {
+    let pk = key.get("pk")?.as_s().ok()?;
+    let alert_id = Uuid::parse_str(pk.strip_prefix("DELIVERY#")?).ok()?;
+    let (notification_id, recipient) = key.get("sk")?.as_s().ok()?.rsplit_once('#')?;
+    Some(DueSend {
+        alert_id,
+        notification_id: notification_id.to_owned(),
+        recipient: recipient.to_owned(),
+    })
+}
+
+#[async_trait]
+impl DueSends for DynamoLedger {
+    async fn sends_due(&self, at: OffsetDateTime, page: PageQuery<'_>) -> Result<Page<DueSend>> {
+        let start = page.cursor.map(due_start).transpose()?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_NEXT_CHANNEL_INDEX)
+            .key_condition_expression("#due = :due AND #at <= :at")
+            .expression_attribute_names("#due", NEXT_CHANNEL_PARTITION)
+            .expression_attribute_names("#at", NEXT_CHANNEL_SORT)
+            .expression_attribute_values(":due", AttributeValue::S(DUE.into()))
+            .expression_attribute_values(":at", AttributeValue::N(unix_ms(at).to_string()))
+            .limit(page.limit.clamp(1, i32::MAX as usize) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(ledger_error)?;
+        let next_cursor = output
+            .last_evaluated_key
+            .map(|key| {
+                due_cursor(&key).ok_or_else(|| Error::Store("an unexpected page key".into()))
+            })
+            .transpose()?;
+        let items = output.items.unwrap_or_default();
+        Ok(Page {
+            items: items.iter().filter_map(due_send).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn not_due(&self, send: &DueSend) -> Result<()> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(delivery_key(send.alert_id)))
+            .key(
+                "sk",
+                AttributeValue::S(format!("{}#{}", send.notification_id, send.recipient)),
+            )
+            .update_expression(format!(
+                "REMOVE {NEXT_CHANNEL_PARTITION}, {NEXT_CHANNEL_SORT}"
+            ))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match update {
+            // Gone with its alert: nothing is due.
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            other => other.map(drop).map_err(ledger_error),
+        }
+    }
+}
+
 /// A ledger item as a record, with when it was claimed (for ordering). Items from before sends
 /// recorded their change, audience and channel read them from the notification id.
 fn record_in(
@@ -288,6 +424,10 @@ fn record_in(
         }
         .to_owned()
     });
+    let recipient = sk
+        .strip_prefix(&format!("{notification_id}#"))
+        .unwrap_or_default()
+        .to_owned();
     let updated = number("updated_ms").unwrap_or(0);
     let at = OffsetDateTime::from_unix_timestamp_nanos(updated as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
@@ -299,6 +439,7 @@ fn record_in(
             audience,
             channel,
             masked: text("recipient")?,
+            recipient,
             state: state_in(item)?,
             at,
         },

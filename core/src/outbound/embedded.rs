@@ -143,6 +143,7 @@ impl EmbeddedStore {
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(Error::store)?;
         connection.execute_batch(SCHEMA).map_err(Error::store)?;
+        super::embedded_ledger::add_next_channel_column(&connection)?;
         for suffix in ["-wal", "-shm"] {
             let mut companion = path.as_os_str().to_owned();
             companion.push(suffix);

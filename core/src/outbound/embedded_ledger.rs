@@ -4,15 +4,36 @@
 //! again without being journalled again.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::embedded::{EmbeddedStore, unix_ms};
 use crate::error::{Error, Result};
 use crate::ports::{
-    Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, Settled, audience_named,
+    Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, DueSend, DueSends, Page, PageQuery,
+    Settled, audience_named,
 };
+
+/// Stores made before sends recorded when their contact's next channel is due gain the column; a
+/// partial index holds only the due sends, so the sweep reads those alone.
+pub(super) fn add_next_channel_column(connection: &Connection) -> Result<()> {
+    let has_column = connection
+        .prepare("SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'next_channel_ms'")
+        .and_then(|mut statement| statement.exists([]))
+        .map_err(Error::store)?;
+    if !has_column {
+        connection
+            .execute_batch("ALTER TABLE deliveries ADD COLUMN next_channel_ms INTEGER")
+            .map_err(Error::store)?;
+    }
+    connection
+        .execute_batch(
+            "CREATE INDEX IF NOT EXISTS deliveries_next_channel_due ON deliveries (next_channel_ms)
+             WHERE next_channel_ms IS NOT NULL",
+        )
+        .map_err(Error::store)
+}
 
 fn now_ms() -> i64 {
     unix_ms(OffsetDateTime::now_utc())
@@ -32,7 +53,8 @@ pub enum ReceiptOutcome {
 
 impl EmbeddedStore {
     /// Applies a provider's receipt to the send with `message_id`: sent becomes delivered or
-    /// failed, and nothing else moves. `false` when no sent message has that id.
+    /// failed, and nothing else moves. `false` when no sent message has that id. A delivered
+    /// send's next channel is no longer due; a failed one's is due at once.
     pub async fn apply_receipt(&self, message_id: &str, outcome: ReceiptOutcome) -> Result<bool> {
         let message_id = message_id.to_owned();
         let delivered = outcome == ReceiptOutcome::Delivered;
@@ -42,13 +64,15 @@ impl EmbeddedStore {
         self.write(move |connection| {
             let changed = connection
                 .execute(
-                    "UPDATE deliveries SET state = ?2, updated_ms = ?3
+                    "UPDATE deliveries SET state = ?2, updated_ms = ?3,
+                       next_channel_ms = CASE WHEN ?5 THEN NULL ELSE MIN(next_channel_ms, ?3) END
                      WHERE message_id = ?1 AND state = ?4",
                     params![
                         message_id,
                         next.as_str(),
                         now_ms(),
-                        DeliveryState::Sent.as_str()
+                        DeliveryState::Sent.as_str(),
+                        delivered,
                     ],
                 )
                 .map_err(Error::store)?;
@@ -141,17 +165,23 @@ impl DeliveryLedger for EmbeddedStore {
     }
 
     async fn settle(&self, delivery: &Delivery, settled: Settled<'_>) -> Result<()> {
-        let Settled { state, message_id } = settled;
+        let Settled {
+            state,
+            message_id,
+            next_channel_at,
+        } = settled;
         let (notification_id, recipient) =
             (delivery.notification_id.clone(), delivery.recipient.clone());
         let message_id = message_id.map(str::to_owned);
+        let next_channel_ms = next_channel_at.map(unix_ms);
         let updated = self
             .write(move |connection| {
                 connection
                     .execute(
-                        "UPDATE deliveries SET state = ?3, message_id = COALESCE(?4, message_id), updated_ms = ?5
+                        "UPDATE deliveries SET state = ?3, message_id = COALESCE(?4, message_id), updated_ms = ?5,
+                           next_channel_ms = ?6
                          WHERE notification_id = ?1 AND recipient = ?2",
-                        params![notification_id, recipient, state.as_str(), message_id, now_ms()],
+                        params![notification_id, recipient, state.as_str(), message_id, now_ms(), next_channel_ms],
                     )
                     .map_err(Error::store)
             })
@@ -184,7 +214,7 @@ impl DeliveryLedger for EmbeddedStore {
         self.run(move |connection| {
             let mut statement = connection
                 .prepare(
-                    "SELECT notification_id, seq, audience, channel, masked, state, updated_ms
+                    "SELECT notification_id, seq, audience, channel, masked, state, updated_ms, recipient
                      FROM deliveries WHERE alert_id = ?1 ORDER BY claimed_ms, rowid",
                 )
                 .map_err(Error::store)?;
@@ -198,6 +228,7 @@ impl DeliveryLedger for EmbeddedStore {
                         row.get::<_, String>(4)?,
                         row.get::<_, String>(5)?,
                         row.get::<_, i64>(6)?,
+                        row.get::<_, String>(7)?,
                     ))
                 })
                 .map_err(Error::store)?
@@ -206,13 +237,14 @@ impl DeliveryLedger for EmbeddedStore {
             Ok(rows
                 .into_iter()
                 .filter_map(
-                    |(notification_id, seq, audience, channel, masked, state, updated_ms)| {
+                    |(notification_id, seq, audience, channel, masked, state, updated_ms, recipient)| {
                         Some(DeliveryRecord {
                             notification_id,
                             seq,
                             audience: audience_named(&audience)?,
                             channel,
                             masked,
+                            recipient,
                             state: DeliveryState::parse(&state)?,
                             at: from_ms(updated_ms),
                         })
@@ -221,6 +253,76 @@ impl DeliveryLedger for EmbeddedStore {
                 .collect())
         })
         .await
+    }
+}
+
+/// The sends due, ordered by when they are due and then by row; a page's cursor is the last
+/// one's `<due ms>:<rowid>`.
+#[async_trait]
+impl DueSends for EmbeddedStore {
+    async fn sends_due(&self, at: OffsetDateTime, page: PageQuery<'_>) -> Result<Page<DueSend>> {
+        let after = match page.cursor {
+            None => (i64::MIN, i64::MIN),
+            Some(cursor) => cursor
+                .split_once(':')
+                .and_then(|(due, row)| Some((due.parse().ok()?, row.parse().ok()?)))
+                .ok_or_else(|| Error::Store("an unreadable page cursor".into()))?,
+        };
+        let (at, limit) = (unix_ms(at), page.limit.clamp(1, i64::MAX as usize) as i64);
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare(
+                    "SELECT alert_id, notification_id, recipient, next_channel_ms, rowid FROM deliveries
+                     WHERE next_channel_ms IS NOT NULL AND next_channel_ms <= ?1
+                       AND (next_channel_ms, rowid) > (?2, ?3)
+                     ORDER BY next_channel_ms, rowid LIMIT ?4",
+                )
+                .map_err(Error::store)?;
+            let rows = statement
+                .query_map(params![at, after.0, after.1, limit], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                })
+                .map_err(Error::store)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(Error::store)?;
+            let next_cursor = match rows.last() {
+                Some((_, _, _, due, row)) if rows.len() as i64 == limit => Some(format!("{due}:{row}")),
+                _ => None,
+            };
+            let items = rows
+                .into_iter()
+                .filter_map(|(alert_id, notification_id, recipient, _, _)| {
+                    Some(DueSend {
+                        alert_id: Uuid::parse_str(&alert_id).ok()?,
+                        notification_id,
+                        recipient,
+                    })
+                })
+                .collect();
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn not_due(&self, send: &DueSend) -> Result<()> {
+        let (notification_id, recipient) = (send.notification_id.clone(), send.recipient.clone());
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "UPDATE deliveries SET next_channel_ms = NULL
+                     WHERE notification_id = ?1 AND recipient = ?2",
+                    params![notification_id, recipient],
+                )
+                .map_err(Error::store)
+        })
+        .await
+        .map(drop)
     }
 }
 
@@ -300,5 +402,87 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// Every due send up to `at`, a page of one at a time.
+    async fn due(store: &EmbeddedStore, at: OffsetDateTime) -> Vec<String> {
+        let (mut recipients, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let page = store
+                .sends_due(
+                    at,
+                    PageQuery {
+                        limit: 1,
+                        cursor: cursor.as_deref(),
+                    },
+                )
+                .await
+                .unwrap();
+            recipients.extend(page.items.into_iter().map(|send| send.recipient));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return recipients,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_send_is_due_for_the_next_channel_until_delivered_or_taken_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.sqlite3")).unwrap();
+        let alert_id = Uuid::new_v4();
+        let now = OffsetDateTime::now_utc();
+        let minutes = time::Duration::minutes;
+        // (recipient, state, message id, next channel due)
+        let sends = [
+            (
+                "late",
+                DeliveryState::Sent,
+                Some("m-late"),
+                Some(now + minutes(5)),
+            ),
+            ("refused", DeliveryState::FailedPermanent, None, Some(now)),
+            ("topic", DeliveryState::Sent, Some("m-topic"), None),
+            (
+                "reached",
+                DeliveryState::Sent,
+                Some("m-reached"),
+                Some(now + minutes(5)),
+            ),
+            (
+                "bounced",
+                DeliveryState::Sent,
+                Some("m-bounced"),
+                Some(now + minutes(5)),
+            ),
+        ];
+        for (recipient, state, message_id, at) in sends {
+            let send = delivery(alert_id, recipient);
+            assert!(store.claim(&send).await.unwrap());
+            let settled = Settled::new(state, message_id).next_channel_at(at);
+            store.settle(&send, settled).await.unwrap();
+        }
+        assert_eq!(due(&store, now + minutes(1)).await, ["refused"]);
+        store
+            .apply_receipt("m-reached", ReceiptOutcome::Delivered)
+            .await
+            .unwrap();
+        // A failure receipt makes its next channel due at once.
+        store
+            .apply_receipt("m-bounced", ReceiptOutcome::Failed)
+            .await
+            .unwrap();
+        assert_eq!(due(&store, now + minutes(1)).await, ["refused", "bounced"]);
+        assert_eq!(
+            due(&store, now + minutes(6)).await,
+            ["refused", "bounced", "late"]
+        );
+        let taken = DueSend {
+            alert_id,
+            notification_id: format!("{alert_id}:1:family:es"),
+            recipient: "refused".into(),
+        };
+        store.not_due(&taken).await.unwrap();
+        assert_eq!(due(&store, now + minutes(6)).await, ["bounced", "late"]);
     }
 }

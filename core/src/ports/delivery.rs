@@ -9,6 +9,7 @@ use crate::domain::channel::Channel;
 use crate::domain::channel::route::Route;
 use crate::domain::notification::{Audience, Notification};
 use crate::error::Result;
+use crate::ports::{Page, PageQuery};
 
 /// Whom one send reaches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -111,6 +112,20 @@ pub trait Notifier: Send + Sync {
     /// contact on their next channels (see `channel::route::order`). None by default.
     fn fallbacks(&self, _notification: &Notification, _recipient: &Recipient) -> Vec<Recipient> {
         Vec::new()
+    }
+
+    /// Each family contact's channels in the order they are tried (the one the fan-out sends
+    /// first, then its `fallbacks`): where a contact not reached in time is tried next.
+    fn contact_routes(&self, notification: &Notification) -> Vec<Vec<Recipient>> {
+        let firsts = self.recipients(notification).into_iter();
+        firsts
+            .filter(|r| *r != Recipient::Audience)
+            .map(|first| {
+                let mut routes = vec![first.clone()];
+                routes.extend(self.fallbacks(notification, &first));
+                routes
+            })
+            .collect()
     }
 }
 
@@ -229,12 +244,44 @@ impl Delivery {
 pub struct Settled<'a> {
     pub state: DeliveryState,
     pub message_id: Option<&'a str>,
+    /// When the contact's next channel is due, unless a delivered receipt comes first (see
+    /// `DueSends`); `None`: never.
+    pub next_channel_at: Option<OffsetDateTime>,
 }
 
 impl<'a> Settled<'a> {
     pub fn new(state: DeliveryState, message_id: Option<&'a str>) -> Self {
-        Settled { state, message_id }
+        Settled {
+            state,
+            message_id,
+            next_channel_at: None,
+        }
     }
+
+    pub fn next_channel_at(mut self, at: Option<OffsetDateTime>) -> Self {
+        self.next_channel_at = at;
+        self
+    }
+}
+
+/// A family send that did not reach its contact in time (no delivered receipt) or was refused:
+/// the contact's next channel is due. Keys only: the ledger holds no address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueSend {
+    pub alert_id: Uuid,
+    pub notification_id: String,
+    /// `Recipient::key`.
+    pub recipient: String,
+}
+
+/// The sends whose contact's next channel is due: the scheduler's alone. A sparse index keeps
+/// this a query over the due sends only.
+#[async_trait]
+pub trait DueSends: Send + Sync {
+    /// One page of the sends due at or before `at`, earliest first.
+    async fn sends_due(&self, at: OffsetDateTime, page: PageQuery<'_>) -> Result<Page<DueSend>>;
+    /// Takes `send` off the due sends: its next channel was tried, or none is left.
+    async fn not_due(&self, send: &DueSend) -> Result<()>;
 }
 
 /// Every send, recorded before and after the provider call, so that a retried change reaches
@@ -269,6 +316,8 @@ pub struct DeliveryRecord {
     pub channel: String,
     /// `Recipient::masked`.
     pub masked: String,
+    /// `Recipient::key`: which send of the notification this is, never an address.
+    pub recipient: String,
     pub state: DeliveryState,
     /// When the state last changed.
     pub at: OffsetDateTime,

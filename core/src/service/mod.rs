@@ -5,8 +5,8 @@
 //!   check-ins. The only one that creates people, starts check-ins or counts abuse limits.
 //! - `StaffService` (`staff`): consulate staff read, list, acknowledge and resolve alerts. It can
 //!   neither register people nor change PINs, nor open an alert: it holds no such port.
-//! - `Scheduler` (`scheduler`): the scheduled sweep raises missed check-ins' alerts and escalates
-//!   overdue ones.
+//! - `Scheduler` (`scheduler`): the scheduled sweep raises missed check-ins' alerts, escalates
+//!   overdue ones and tries family contacts not reached in time on their next channel.
 //!
 //! Handlers parse and answer; these decide. What more than one of them does is a small part each
 //! holds, not a shared god struct: `AlertChanges` (the optimistic-concurrency loop every change of
@@ -24,7 +24,7 @@ mod scheduler;
 mod staff;
 
 pub use person::PersonService;
-pub use scheduler::{SWEEP_PAGE, Scheduler, SweepSummary};
+pub use scheduler::{NextChannels, SWEEP_PAGE, Scheduler, SweepSummary};
 pub use staff::StaffService;
 
 use std::sync::Arc;
@@ -75,6 +75,8 @@ pub struct Ports {
     pub districts: Arc<Districts>,
     /// The delivery ledger the alert's readers are shown (see `crate::deliveries`), if any.
     pub deliveries: Option<Arc<dyn DeliveryLedger>>,
+    /// Where the scheduler tries family contacts not reached in time on their next channel.
+    pub next_channels: Option<NextChannels>,
     /// What reaches a family contact, as the fan-out routes them: what the person is shown.
     pub reach: crate::domain::channel::route::Reach,
 }
@@ -160,6 +162,7 @@ impl Services {
             records,
             directory,
             clock: ports.clock,
+            next_channels: ports.next_channels,
         };
         Services {
             person: Arc::new(person),

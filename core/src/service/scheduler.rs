@@ -1,4 +1,5 @@
-//! The scheduler's use cases: raise the alerts of missed check-ins and escalate overdue alerts.
+//! The scheduler's use cases: raise the alerts of missed check-ins, escalate overdue alerts, and
+//! try family contacts not reached in time on their next channel.
 //! It reads time from the `Clock` port through its caller (`Scheduler::now`), never the system.
 
 use tracing::{info, warn};
@@ -13,7 +14,8 @@ use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL};
 use crate::domain::checkin::CheckIn;
 use crate::domain::consulate::Directory;
 use crate::error::{Error, Result};
-use crate::ports::{Clock, DueCheckIns, Overdue, OverdueAlerts, PageQuery};
+use crate::fanout::{FanOut, NextChannel};
+use crate::ports::{Clock, DueCheckIns, DueSend, DueSends, Overdue, OverdueAlerts, PageQuery};
 
 /// Check-ins or alerts the sweep reads per store query: its memory stays bounded however much is
 /// due.
@@ -24,7 +26,17 @@ pub const SWEEP_PAGE: usize = 100;
 pub struct SweepSummary {
     pub raised: usize,
     pub escalated: usize,
+    /// Family contacts not reached in time, sent the message on their next channel.
+    pub rerouted: usize,
     pub failed: usize,
+}
+
+/// What the sweep tries a contact's next channel with: the ledger's due sends, and the fan-out
+/// that makes and records the send.
+#[derive(Clone)]
+pub struct NextChannels {
+    pub due: Arc<dyn DueSends>,
+    pub fanout: Arc<FanOut>,
 }
 
 /// A sweep's running count, and whether anything at all got through.
@@ -62,6 +74,8 @@ pub struct Scheduler {
     /// The consulates whose queues are swept, and whom an escalation notifies.
     pub(super) directory: Arc<Directory>,
     pub(super) clock: Arc<dyn Clock>,
+    /// `None`: where nothing records sends, no next channel is tried.
+    pub(super) next_channels: Option<NextChannels>,
 }
 
 impl Scheduler {
@@ -74,8 +88,8 @@ impl Scheduler {
         CheckInAlarm::new(&self.checkins, &self.opener, &self.records, &self.alerts)
     }
 
-    /// The scheduled work: raise the alerts of missed check-ins, then escalate overdue alerts,
-    /// `SWEEP_PAGE` at a time. Each check-in and alert is handled on its own: a failure is logged
+    /// The scheduled work: raise the alerts of missed check-ins, escalate overdue alerts, then
+    /// try each family contact not reached in time on their next channel, `SWEEP_PAGE` at a time. Each check-in and alert is handled on its own: a failure is logged
     /// with its id, counted, and the sweep goes on. An error only when something failed and
     /// nothing at all got through (the store is unreachable, say).
     pub async fn sweep(
@@ -96,18 +110,21 @@ impl Scheduler {
         let mut tally = Tally::default();
         self.raise_missed_checkins(now, page, &mut tally).await;
         self.escalate_pages(now, policy, page, &mut tally).await;
+        self.next_channel_pages(now, page, &mut tally).await;
         let summary = tally.summary;
         if summary.failed > 0 {
             warn!(
                 raised = summary.raised,
                 escalated = summary.escalated,
+                rerouted = summary.rerouted,
                 failed = summary.failed,
                 "the sweep could not handle everything; the rest is retried next time"
             );
-        } else if summary.raised + summary.escalated > 0 {
+        } else if summary.raised + summary.escalated + summary.rerouted > 0 {
             info!(
                 raised = summary.raised,
                 escalated = summary.escalated,
+                rerouted = summary.rerouted,
                 "sweep done"
             );
         }
@@ -206,6 +223,56 @@ impl Scheduler {
             info!(alert_id = %alert_id, level = alert.escalation_level, "alert escalated");
         }
         Ok(escalated.is_some())
+    }
+
+    /// Tries each family send due for its contact's next channel (not delivered in time, or
+    /// refused) on that channel, then takes it off the due sends. Each send stands alone: one
+    /// that fails is logged by its keys (never an address) and stays due for the next sweep.
+    async fn next_channel_pages(&self, now: time::OffsetDateTime, page: usize, tally: &mut Tally) {
+        let Some(next) = &self.next_channels else {
+            return;
+        };
+        let mut cursor = None;
+        loop {
+            let query = PageQuery {
+                limit: page.max(1),
+                cursor: cursor.as_deref(),
+            };
+            let due = match next.due.sends_due(now, query).await {
+                Ok(due) => due,
+                Err(err) => {
+                    warn!(error = %err, "reading the sends due for a next channel failed");
+                    tally.failed(err);
+                    return;
+                }
+            };
+            tally.progressed = true;
+            for send in due.items {
+                match self.try_next_channel(next, &send).await {
+                    Ok(outcome) => {
+                        tally.progressed = true;
+                        tally.summary.rerouted += usize::from(outcome == NextChannel::Sent);
+                    }
+                    Err(err) => {
+                        warn!(alert_id = %send.alert_id, notification_id = %send.notification_id, recipient = %send.recipient, error = %err, "trying a contact's next channel failed");
+                        tally.failed(err);
+                    }
+                }
+            }
+            match due.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return,
+            }
+        }
+    }
+
+    async fn try_next_channel(&self, next: &NextChannels, send: &DueSend) -> Result<NextChannel> {
+        let outcome = match self.alerts.get(send.alert_id).await? {
+            Some(alert) => next.fanout.next_channel(&alert, send).await?,
+            None => NextChannel::NoneLeft,
+        };
+        next.due.not_due(send).await?;
+        Ok(outcome)
     }
 
     /// Raises the alert of every check-in whose deadline passed. Running twice raises each once:

@@ -162,13 +162,22 @@ impl Ledger {
             return Ok(Applied::Unknown);
         };
         let state = if delivered { "delivered" } else { "failed" };
+        // A send that reached its contact takes no next channel; one that could not is due for it
+        // now (the index holds only sends with both keys, so this dates only those it holds).
+        let next_channel = if delivered {
+            " REMOVE next_channel_due, next_channel_ms"
+        } else {
+            ", next_channel_ms = :now"
+        };
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(pk))
             .key("sk", AttributeValue::S(sk))
-            .update_expression("SET #state = :state, updated_ms = :now")
+            .update_expression(format!(
+                "SET #state = :state, updated_ms = :now{next_channel}"
+            ))
             .condition_expression("#state = :sent")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":state", AttributeValue::S(state.into()))

@@ -42,7 +42,18 @@ pub async fn replace_contacts(
     StrictJson(replacement): StrictJson<ContactsReplacement>,
 ) -> Result<Response, ApiError> {
     let person = service.replace_contacts(person, replacement).await?;
-    Ok(Json(ContactsView::new(&person, service.reach())).into_response())
+    let requests = deliveries::consent_requests(service.deliveries(), person.person_id).await?;
+    let view = ContactsView::new(&person, service.reach(), &requests);
+    Ok(Json(view).into_response())
+}
+
+pub async fn get_contacts(
+    State(service): State<Arc<PersonService>>,
+    Authenticated(person): Authenticated,
+) -> Result<Response, ApiError> {
+    let requests = deliveries::consent_requests(service.deliveries(), person.person_id).await?;
+    let view = ContactsView::new(&person, service.reach(), &requests);
+    Ok(Json(view).into_response())
 }
 
 pub async fn raise_alert(

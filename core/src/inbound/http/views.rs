@@ -9,10 +9,11 @@ use crate::domain::alert::{Alert, AlertStatus, HistoryEntry, Location, RoutingRe
 use crate::domain::channel::Channel;
 use crate::domain::channel::route::{self, Reach};
 use crate::domain::checkin::{CheckIn, CheckInStatus};
+use crate::domain::consent_request;
 use crate::domain::consulate::{Directory, distance_km};
 use crate::domain::notification::Audience;
 use crate::domain::person::{Contact, Person};
-use crate::ports::DeliveryRecord;
+use crate::ports::{DeliveryRecord, DeliveryState, Recipient};
 
 #[derive(Debug, Serialize)]
 pub struct AlertConsulateView<'a> {
@@ -150,10 +151,14 @@ pub struct ContactView<'a> {
     pub reached_by: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unreachable_reason: Option<&'static str>,
+    /// A phone's request to accept texts: whether it got it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_request: Option<ConsentRequestView>,
 }
 
 impl<'a> ContactsView<'a> {
-    pub fn new(person: &'a Person, reach: &Reach) -> Self {
+    /// `requests`: the sends of the person's consent requests (`deliveries::consent_requests`).
+    pub fn new(person: &'a Person, reach: &Reach, requests: &[DeliveryRecord]) -> Self {
         let contacts = person
             .contacts
             .iter()
@@ -162,16 +167,59 @@ impl<'a> ContactsView<'a> {
                     Ok(channels) => (channels.into_iter().map(Channel::as_str).collect(), None),
                     Err(why) => (Vec::new(), Some(why.as_str())),
                 };
+                let consent_request = contact
+                    .phone
+                    .as_deref()
+                    .map(|phone| ConsentRequestView::of(person, phone, requests));
                 ContactView {
                     contact,
                     reached_by,
                     unreachable_reason: reason,
+                    consent_request,
                 }
             })
             .collect();
         ContactsView {
             person_id: person.person_id,
             contacts,
+        }
+    }
+}
+
+/// How far the request to accept texts got to one phone: `not_sent` (not yet, or never: a number
+/// that opted out is not asked), `sending` (being sent, or retried after a failure for now),
+/// `sent`, `delivered` (the carrier's receipt), `failed` (refused, or undeliverable).
+#[derive(Debug, Serialize)]
+pub struct ConsentRequestView {
+    pub status: &'static str,
+    /// When it last changed; absent when not sent.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub at: Option<OffsetDateTime>,
+}
+
+impl ConsentRequestView {
+    fn of(person: &Person, phone: &str, requests: &[DeliveryRecord]) -> Self {
+        let request_id = consent_request::request_id(person.person_id);
+        let key = Recipient::sms(phone).key(&request_id);
+        let sent = requests
+            .iter()
+            .find(|r| r.notification_id == request_id && r.recipient == key);
+        let Some(sent) = sent else {
+            return ConsentRequestView {
+                status: "not_sent",
+                at: None,
+            };
+        };
+        let status = match sent.state {
+            DeliveryState::Queued | DeliveryState::FailedTransient => "sending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed | DeliveryState::FailedPermanent => "failed",
+            DeliveryState::OptedOut => "not_sent",
+        };
+        ConsentRequestView {
+            status,
+            at: Some(sent.at),
         }
     }
 }
