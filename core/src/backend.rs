@@ -496,6 +496,7 @@ mod tests {
             family_sms: FamilySms::Subscriptions,
             sms_origination: None,
             sms_countries: vec![crate::domain::phone::Country::Us],
+            reach_within: crate::fanout::DEFAULT_REACH_WITHIN,
             family_email: FamilyEmail::Subscriptions,
             staff_issuer: None,
             retention: Retention::default(),
