@@ -241,6 +241,13 @@ async fn the_duress_pin_on_contacts_answers_as_success_and_keeps_the_family() {
     let path = "/v1/people/me/contacts";
     let real_reply = alike(&api, Method::PUT, path, &people, [cut(CANCEL), cut(DURESS)]).await;
     assert_eq!(real_reply.status, StatusCode::OK, "{}", real_reply.json);
+    // Asked again later, the contacts are still what the answer showed.
+    let (shown, real_shown) = (api.get(path, forced).await, api.get(path, real).await);
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.json);
+    assert_eq!(
+        shown.normalized(&[&people[1].0]),
+        real_shown.normalized(&[&people[0].0])
+    );
 
     // The person's own view of the open alert shows nothing; responders see the duress.
     api.idle().await;
@@ -271,6 +278,22 @@ async fn the_duress_pin_on_contacts_answers_as_success_and_keeps_the_family() {
     );
     let cancel = api.post(&path, forced, body).await;
     assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.json);
+
+    // A change with the cancel PIN ends the pretence: the stored contacts are shown again.
+    let one =
+        json!({"contacts": [{"name": "Kim", "email": "kim@example.org"}], "current_pin": CANCEL});
+    let changed = api
+        .call(
+            Method::PUT,
+            "/v1/people/me/contacts",
+            Some(forced),
+            Some(one),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.json);
+    let shown = api.get("/v1/people/me/contacts", forced).await;
+    assert_eq!(shown.json["contacts"], changed.json["contacts"]);
+    assert_eq!(shown.json["contacts"].as_array().unwrap().len(), 1);
     api.stop().await;
 }
 

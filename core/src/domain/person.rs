@@ -85,6 +85,11 @@ pub struct Person {
     pub display_name: Option<String>,
     pub language: Language,
     pub contacts: Vec<Contact>,
+    /// What the person's contacts are shown as after a change made with the duress PIN: the
+    /// change as asked, so that whoever forced it sees it made, while `contacts` keep reaching
+    /// the family. A change with the cancel PIN ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown_contacts: Option<Vec<Contact>>,
     pub token: StoredSecret,
     /// Handles of the contacts' standing subscriptions (SNS subscription ARNs), to remove on change.
     #[serde(default)]
@@ -131,6 +136,7 @@ impl Person {
             display_name: registration.display_name,
             language: registration.language,
             contacts: registration.contacts,
+            shown_contacts: None,
             token,
             subscriptions: Vec::new(),
             pins: None,
@@ -141,6 +147,11 @@ impl Person {
             updated_at: now,
             expires_at,
         }
+    }
+
+    /// The contacts as the person is shown them (see `shown_contacts`).
+    pub fn contacts_shown(&self) -> &[Contact] {
+        self.shown_contacts.as_deref().unwrap_or(&self.contacts)
     }
 
     pub fn contact_language(&self, contact: &Contact) -> Language {

@@ -169,11 +169,19 @@ impl PersonService {
         .await?;
         if pin == Some(PinUse::Duress) {
             self.signal_duress(&person, location).await?;
-            let mut shown = person;
             let mut contacts = contacts;
-            keep_consent(&shown.contacts, &mut contacts);
-            shown.contacts = contacts;
-            return Ok(shown);
+            keep_consent(person.contacts_shown(), &mut contacts);
+            // Kept, so that asking again later shows the same; the stored contacts stay.
+            let shown = Some(contacts);
+            let mut person = self
+                .records
+                .change_person(&person, |p| {
+                    p.shown_contacts.clone_from(&shown);
+                    Ok(())
+                })
+                .await?;
+            person.contacts = person.shown_contacts.take().unwrap_or_default();
+            return Ok(person);
         }
         let now = self.clock.now();
         let mut current = person;
@@ -187,6 +195,7 @@ impl PersonService {
                 .await?;
             next.stale_subscriptions.extend(orphaned.iter().cloned());
             next.contacts = contacts.clone();
+            next.shown_contacts = None;
             keep_consent(&current.contacts, &mut next.contacts);
             next.updated_at = now;
             next.expires_at = (now + self.retention.person).unix_timestamp();

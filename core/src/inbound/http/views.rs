@@ -160,7 +160,7 @@ impl<'a> ContactsView<'a> {
     /// `requests`: the sends of the person's consent requests (`deliveries::consent_requests`).
     pub fn new(person: &'a Person, reach: &Reach, requests: &[DeliveryRecord]) -> Self {
         let contacts = person
-            .contacts
+            .contacts_shown()
             .iter()
             .map(|contact| {
                 let (reached_by, reason) = match route::reached_by(contact, reach) {
