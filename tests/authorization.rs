@@ -168,6 +168,7 @@ const TABLE: &[Row] = &[
                                                                           P::Nothing,      [200, 200, 200, 200, 200, 200]),
     row("POST", "/v1/people",                            "",              P::Registration, [201, 201, 201, 201, 201, 201]),
     row("PUT",  "/v1/people/me/contacts",                "",              P::Contacts,     [401, 401, 200, 401, 200, 401]),
+    row("GET",  "/v1/people/me/contacts",                "",              P::Nothing,      [401, 401, 200, 401, 200, 401]),
     row("PUT",  "/v1/people/me/pins",                    "",              P::Pins,         [401, 401, 200, 401, 200, 401]),
     row("POST", "/v1/alerts",                            "",              P::Alert,        [401, 401, 201, 401, 201, 401]),
     row("GET",  "/v1/alerts/{alert_id}",                 "",              P::Nothing,      [401, 401, 404, 404, 200, 200]),

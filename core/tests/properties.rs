@@ -730,6 +730,9 @@ fn a_valid_registration_is_accepted_and_its_contacts_read_back() {
             let contact = contact.as_object_mut().unwrap();
             prop_assert!(contact.remove("reached_by").is_some_and(|r| r.is_array()));
             contact.remove("unreachable_reason");
+            // A phone's consent request, and only a phone's.
+            let request = contact.remove("consent_request");
+            prop_assert_eq!(request.is_some(), contact.contains_key("phone"));
         }
         prop_assert_eq!(&kept, &normalised(contacts));
         Ok(())
