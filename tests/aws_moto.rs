@@ -1504,15 +1504,10 @@ fn text(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &
         .unwrap_or_default()
 }
 
-/// Direct family e-mail: SES sends one e-mail per family address, each a send of its own in the
-/// ledger (masked, with SES's message id), and no address is subscribed to the topic.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger() {
-    use alert_button_core::inbound::stream::fan_out_batch;
+/// Texts and e-mail sent one contact at a time (SMS to US phones, SES from a verified identity),
+/// as a deployment that routes each contact itself.
+async fn direct_settings(stack: &Stack) -> AwsSettings {
     use alert_button_core::outbound::ses::FamilyEmail;
-    use alert_button_tests::aws::email_sent_to;
-
-    let stack = Stack::create().await;
     let from = format!("alerts-{}@example.org", uuid::Uuid::new_v4().simple());
     let ses = aws_sdk_sesv2::Client::new(&stack.config);
     ses.create_email_identity()
@@ -1520,7 +1515,7 @@ async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger
         .send()
         .await
         .unwrap();
-    let aws = stack.backend_with(AwsSettings {
+    AwsSettings {
         table: stack.table.clone(),
         topic_arn: stack.topic_arn.clone(),
         family_sms: FamilySms::Direct,
@@ -1536,7 +1531,18 @@ async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger
         whatsapp: None,
         service_key_secret: Some(stack.service_key_secret.clone()),
         trust_roots: TrustRoots::Bundled,
-    });
+    }
+}
+
+/// Direct family e-mail: SES sends one e-mail per family address, each a send of its own in the
+/// ledger (masked, with SES's message id), and no address is subscribed to the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn direct_family_email_is_one_ses_email_per_address_recorded_in_the_ledger() {
+    use alert_button_core::inbound::stream::fan_out_batch;
+    use alert_button_tests::aws::email_sent_to;
+
+    let stack = Stack::create().await;
+    let aws = stack.backend_with(direct_settings(&stack).await);
     let kim = format!("kim-{}@example.org", uuid::Uuid::new_v4().simple());
     let (person, _) = register_as(&aws, &unique_phone(), &kim).await;
     assert!(
@@ -1609,34 +1615,10 @@ async fn only_phones_sms_reaches_are_subscribed() {
 async fn a_phone_sms_does_not_reach_is_emailed_instead() {
     use alert_button_core::domain::channel::{Channel, route};
     use alert_button_core::inbound::stream::fan_out_batch;
-    use alert_button_core::outbound::ses::FamilyEmail;
     use alert_button_tests::aws::email_sent_to;
 
     let stack = Stack::create().await;
-    let from = format!("alerts-{}@example.org", uuid::Uuid::new_v4().simple());
-    let ses = aws_sdk_sesv2::Client::new(&stack.config);
-    ses.create_email_identity()
-        .email_identity(&from)
-        .send()
-        .await
-        .unwrap();
-    let aws = stack.backend_with(AwsSettings {
-        table: stack.table.clone(),
-        topic_arn: stack.topic_arn.clone(),
-        family_sms: FamilySms::Direct,
-        sms_origination: None,
-        sms_countries: vec![alert_button_core::domain::phone::Country::Us],
-        family_email: FamilyEmail::Direct {
-            from,
-            configuration_set: None,
-        },
-        staff_issuer: None,
-        retention: Retention::default(),
-        reach_within: alert_button_core::fanout::DEFAULT_REACH_WITHIN,
-        whatsapp: None,
-        service_key_secret: Some(stack.service_key_secret.clone()),
-        trust_roots: alert_button_core::config::TrustRoots::Bundled,
-    });
+    let aws = stack.backend_with(direct_settings(&stack).await);
     let us = unique_phone();
     let mx = format!(
         "+5255{}",
