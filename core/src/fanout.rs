@@ -213,6 +213,12 @@ impl FanOut {
         self
     }
 
+    /// Each family contact's routes for `notification`, in the order they are tried: what the
+    /// person is shown of each contact agrees with them.
+    pub fn contact_routes(&self, notification: &Notification) -> Vec<Vec<Recipient>> {
+        self.notifier.contact_routes(notification)
+    }
+
     /// When the contact's next channel is due after `notification` ended as `state` for
     /// `recipient`: a family contact's send not delivered in time, or refused. Never for a
     /// consent request, which only a text can carry.
