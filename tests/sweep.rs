@@ -8,7 +8,7 @@ use alert_button_core::Error;
 use alert_button_core::domain::alert::{Alert, AlertRequest, EscalationPolicy, alert_id_for};
 use alert_button_core::domain::checkin::{CheckInRequest, CheckInStatus};
 use alert_button_core::domain::consulate::Directory;
-use alert_button_core::domain::person::Person;
+use alert_button_core::domain::person::{Contact, Person};
 use alert_button_core::local::{LocalMode, LocalPorts};
 use alert_button_core::ports::{AlertWriter, CheckInWriter, Page};
 use alert_button_core::service::PersonService;
@@ -57,36 +57,42 @@ struct Setup {
 /// When every sweep test starts.
 const START: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
 
-async fn setup() -> Setup {
+/// Local mode in a fresh directory on `clock`, its ports as `wrap` makes them of the embedded
+/// store's and the journal's, with Ana registered with `contacts`. The directory holds the
+/// store's files: keep it as long as the mode.
+async fn local_with_ana(
+    clock: Arc<SettableClock>,
+    contacts: Vec<Contact>,
+    wrap: impl FnOnce(LocalPorts) -> LocalPorts,
+) -> (LocalMode, Person, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let clock = SettableClock::new(START);
-    let probe = Arc::new(Probe::default());
-    let watching = probe.clone();
-    let local = LocalMode::open_with(
-        dir.path(),
-        Arc::new(Directory::bundled()),
-        false,
-        clock.clone(),
-        |ports| LocalPorts {
-            alerts: Arc::new(Guarded {
-                people: ports.people.clone(),
-                alerts: ports.alerts.clone(),
-                checkins: ports.checkins.clone(),
-                guard: watching,
-            }),
-            ..ports
-        },
-    )
-    .unwrap();
+    let directory = Arc::new(Directory::bundled());
+    let local = LocalMode::open_with(dir.path(), directory, false, clock, wrap).unwrap();
+    let registration = ana(contacts);
     let (ana, _) = local
         .services
         .person
-        .register(
-            ana(vec![contact("Luis", "+13125550100", None)]),
-            "192.0.2.1",
-        )
+        .register(registration, "192.0.2.1")
         .await
         .unwrap();
+    (local, ana, dir)
+}
+
+async fn setup() -> Setup {
+    let clock = SettableClock::new(START);
+    let probe = Arc::new(Probe::default());
+    let watching = probe.clone();
+    let luis = contact("Luis", "+13125550100", None);
+    let (local, ana, dir) = local_with_ana(clock.clone(), vec![luis], |ports| LocalPorts {
+        alerts: Arc::new(Guarded {
+            people: ports.people.clone(),
+            alerts: ports.alerts.clone(),
+            checkins: ports.checkins.clone(),
+            guard: watching,
+        }),
+        ..ports
+    })
+    .await;
     Setup {
         local,
         probe,
@@ -263,7 +269,6 @@ mod next_channel {
 
     use alert_button_core::domain::alert::EscalationPolicy;
     use alert_button_core::domain::channel::Channel;
-    use alert_button_core::domain::consulate::Directory;
     use alert_button_core::domain::notification::Notification;
     use alert_button_core::domain::person::Person;
     use alert_button_core::fanout::Senders;
@@ -274,10 +279,10 @@ mod next_channel {
     };
     use alert_button_core::service::SweepSummary;
     use alert_button_core::testing::contact;
-    use alert_button_tests::{SettableClock, ana};
+    use alert_button_tests::SettableClock;
     use time::{Duration, OffsetDateTime};
 
-    use super::press;
+    use super::{local_with_ana, press};
 
     const LUIS: &str = "+13125550100";
     const LUIS_EMAIL: &str = "luis@example.org";
@@ -349,7 +354,6 @@ mod next_channel {
     /// Ana, with Luis and Rosa, each with a phone and an e-mail address; texts and e-mail sent
     /// through recorders; the clock at the time the sends are recorded at.
     async fn setup() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
         let clock = SettableClock::new(OffsetDateTime::now_utc());
         let sends = Arc::new(Sends::default());
         let (sms, email) = (
@@ -357,27 +361,16 @@ mod next_channel {
             Arc::new(Sender(Channel::Email, sends.clone())),
         );
         let senders = Senders::new(sms.clone()).with(sms).with(email);
-        let local = LocalMode::open_with(
-            dir.path(),
-            Arc::new(Directory::bundled()),
-            false,
-            clock.clone(),
-            |ports| LocalPorts {
-                notifier: Arc::new(senders),
-                ..ports
-            },
-        )
-        .unwrap();
         let mut luis = contact("Luis", LUIS, None);
         luis.email = Some(LUIS_EMAIL.into());
         let mut rosa = contact("Rosa", ROSA, None);
         rosa.email = Some(ROSA_EMAIL.into());
-        let (ana, _) = local
-            .services
-            .person
-            .register(ana(vec![luis, rosa]), "192.0.2.1")
-            .await
-            .unwrap();
+        let (local, ana, dir) =
+            local_with_ana(clock.clone(), vec![luis, rosa], |ports| LocalPorts {
+                notifier: Arc::new(senders),
+                ..ports
+            })
+            .await;
         Setup {
             local,
             sends,

@@ -25,7 +25,7 @@ use crate::domain::channel::Channel;
 use crate::domain::consulate::Directory;
 use crate::domain::credential::ServiceKey;
 use crate::domain::districts::Districts;
-use crate::fanout::FanOut;
+use crate::fanout::{FanOut, Senders};
 use crate::inbound::redrive::Redrive;
 use crate::local::LocalMode;
 use crate::outbound::dynamodb::DynamoStore;
@@ -137,7 +137,10 @@ impl AwsBackend {
             adapters.dynamodb.clone(),
             &settings.table,
         ));
-        let fanout = adapters.fanout(&settings, directory.clone());
+        let senders = adapters.senders(&settings);
+        // What the person is shown of each contact is what the fan-out routes.
+        let reach = senders.reach().clone();
+        let fanout = adapters.fanout(&settings, directory.clone(), senders);
         let next_channels = NextChannels {
             due: ledger.clone(),
             fanout: fanout.clone(),
@@ -154,7 +157,7 @@ impl AwsBackend {
             districts: Arc::new(Districts::bundled()),
             deliveries: Some(ledger),
             next_channels: Some(next_channels),
-            reach: settings.reach(),
+            reach,
         };
         let services = Services::new(directory, ports, settings.retention);
         AwsBackend {
@@ -216,7 +219,8 @@ pub async fn fanout_from_config(config: &Config) -> Result<Arc<FanOut>, ConfigEr
         return Ok(Backend::embedded(config, directory)?.fanout());
     };
     let sdk_config = load_sdk_config(settings.trust_roots).await?;
-    Ok(Adapters::new(&sdk_config, &settings).fanout(&settings, directory))
+    let adapters = Adapters::new(&sdk_config, &settings);
+    Ok(adapters.fanout(&settings, directory, adapters.senders(&settings)))
 }
 
 /// What an operator's redrive of the fan-out's dead-letter queue needs: the table, and the same
@@ -229,7 +233,7 @@ pub async fn redrive_from_config(config: &Config) -> Result<Redrive, ConfigError
     let sdk_config = load_sdk_config(settings.trust_roots).await?;
     let adapters = Adapters::new(&sdk_config, &settings);
     let store = adapters.store.clone();
-    let fanout = adapters.fanout(&settings, directory);
+    let fanout = adapters.fanout(&settings, directory, adapters.senders(&settings));
     Ok(Redrive::new(&sdk_config, &settings.table, store, fanout))
 }
 
@@ -264,9 +268,9 @@ impl Adapters {
         }
     }
 
-    /// The fan-out on SNS with the delivery ledger in the table: one construction for the
-    /// function and for the runner.
-    fn fanout(&self, settings: &AwsSettings, directory: Arc<Directory>) -> Arc<FanOut> {
+    /// The senders on SNS, and on SES and WhatsApp where `settings` turn them on: what reaches a
+    /// family contact (`Senders::reach`), for the fan-out to route by and the person to be shown.
+    fn senders(&self, settings: &AwsSettings) -> Senders {
         let origination = settings.sms_origination.clone();
         let mut senders = sns::senders(
             &self.sns,
@@ -289,7 +293,17 @@ impl Adapters {
         if let Some(whatsapp) = whatsapp_sender(&self.sdk_config, settings) {
             senders = senders.with(Arc::new(whatsapp));
         }
-        debug_assert_eq!(senders.reach(), &settings.reach());
+        senders
+    }
+
+    /// The fan-out on `senders` with the delivery ledger in the table: one construction for the
+    /// function and for the runner.
+    fn fanout(
+        &self,
+        settings: &AwsSettings,
+        directory: Arc<Directory>,
+        senders: Senders,
+    ) -> Arc<FanOut> {
         let notifier = Arc::new(senders);
         let ledger = Arc::new(DynamoLedger::new(self.dynamodb.clone(), &settings.table));
         let fanout = FanOut::new(directory, self.store.clone(), notifier, ledger)
@@ -366,7 +380,11 @@ mod tests {
 
     use super::*;
     use crate::domain::alert::Retention;
+    use crate::domain::channel::route;
+    use crate::domain::notification::{Addressee, Audience};
+    use crate::domain::phone::Country;
     use crate::outbound::sns::FamilySms;
+    use crate::ports::Recipient;
 
     /// Real AWS endpoints chain to Amazon's roots (and Starfield's, for older ones): the bundled
     /// set must hold them, each as it was compiled in.
@@ -490,12 +508,21 @@ mod tests {
             ))
             .load()
             .await;
-        let settings = AwsSettings {
+        let started =
+            AwsBackend::start(sdk_config, settings(), Arc::new(Directory::bundled())).await;
+        assert!(started.is_ok());
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    /// A deployment texting and e-mailing families through the topic's subscriptions, US phones
+    /// only, without WhatsApp.
+    fn settings() -> AwsSettings {
+        AwsSettings {
             table: "alerts".into(),
             topic_arn: "arn:aws:sns:us-east-1:1:alerts".into(),
             family_sms: FamilySms::Subscriptions,
             sms_origination: None,
-            sms_countries: vec![crate::domain::phone::Country::Us],
+            sms_countries: vec![Country::Us],
             reach_within: crate::fanout::DEFAULT_REACH_WITHIN,
             family_email: FamilyEmail::Subscriptions,
             staff_issuer: None,
@@ -503,10 +530,76 @@ mod tests {
             service_key_secret: Some("k".into()),
             whatsapp: None,
             trust_roots: TrustRoots::Bundled,
+        }
+    }
+
+    /// Whatever channels the settings turn on, the person is shown each contact reached as the
+    /// fan-out routes them: both go by the one set of senders.
+    #[tokio::test]
+    async fn the_person_is_shown_the_routes_the_fan_out_sends_on() {
+        let sdk_config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let key = ServiceKey::from_text(&"k".repeat(ServiceKey::MIN_LEN)).unwrap();
+        let direct_email = FamilyEmail::Direct {
+            from: "alerts@example.org".into(),
+            configuration_set: None,
         };
-        let started = AwsBackend::start(sdk_config, settings, Arc::new(Directory::bundled())).await;
-        assert!(started.is_ok());
-        assert_eq!(most.load(Ordering::SeqCst), 2);
+        let whatsapp = crate::config::WhatsAppSettings {
+            phone_number_id: "phone-number-id-1".into(),
+            template_prefix: "alert_button".into(),
+            api_version: "v20.0".into(),
+        };
+        let contact = |phone: Option<&str>, email: Option<&str>, preferred| Addressee {
+            phone: phone.map(Into::into),
+            email: email.map(Into::into),
+            preferred,
+            ..Addressee::default()
+        };
+        let mut family = crate::testing::notification(Audience::Family);
+        family.contacts = vec![
+            contact(Some("+13125550100"), None, None),
+            contact(Some("+525512345678"), Some("rosa@example.org"), None),
+            contact(
+                Some("+13125550101"),
+                Some("kim@example.org"),
+                Some(Channel::Email),
+            ),
+            contact(None, Some("ana@example.org"), None),
+        ];
+        let mut routed = 0;
+        for family_sms in [FamilySms::Subscriptions, FamilySms::Direct] {
+            for family_email in [FamilyEmail::Subscriptions, direct_email.clone()] {
+                for whatsapp in [None, Some(whatsapp.clone())] {
+                    for sms_countries in [vec![Country::Us], vec![Country::Us, Country::Mx]] {
+                        let settings = AwsSettings {
+                            family_sms,
+                            family_email: family_email.clone(),
+                            whatsapp: whatsapp.clone(),
+                            sms_countries,
+                            ..settings()
+                        };
+                        let label = format!("{settings:?}");
+                        let directory = Arc::new(Directory::bundled());
+                        let aws = AwsBackend::with_config(
+                            sdk_config.clone(),
+                            settings,
+                            directory,
+                            key.clone(),
+                        );
+                        let shown: Vec<Vec<Recipient>> =
+                            route::routes(&family, aws.services.person.reach())
+                                .into_iter()
+                                .map(|routes| routes.into_iter().map(Recipient::from).collect())
+                                .collect();
+                        assert_eq!(aws.fanout.contact_routes(&family), shown, "{label}");
+                        routed += shown.iter().map(Vec::len).sum::<usize>();
+                    }
+                }
+            }
+        }
+        assert!(routed > 0, "no setting routed any contact");
     }
 
     /// A function deployed without its table must not fall back to a store in a shared directory.

@@ -19,8 +19,7 @@ use std::path::PathBuf;
 use time::Duration;
 
 use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL, Retention};
-use crate::domain::channel::route::Reach;
-use crate::domain::channel::{Channel, whatsapp};
+use crate::domain::channel::whatsapp;
 use crate::domain::person::is_plausible_email;
 use crate::domain::phone::Country;
 use crate::outbound::ses::FamilyEmail;
@@ -103,30 +102,6 @@ impl TrustRoots {
             TrustRoots::Files
         } else {
             TrustRoots::Bundled
-        }
-    }
-}
-
-impl AwsSettings {
-    /// What reaches a family contact with these settings: what the fan-out built on them routes
-    /// (see `backend`), and what the person is shown of each contact.
-    pub fn reach(&self) -> Reach {
-        let (mut channels, mut subscribed) = (Vec::new(), Vec::new());
-        match self.family_sms {
-            FamilySms::Direct => channels.push(Channel::Sms),
-            FamilySms::Subscriptions => subscribed.push(Channel::Sms),
-        }
-        match self.family_email {
-            FamilyEmail::Direct { .. } => channels.push(Channel::Email),
-            FamilyEmail::Subscriptions => subscribed.push(Channel::Email),
-        }
-        if self.whatsapp.is_some() {
-            channels.push(Channel::WhatsApp);
-        }
-        Reach {
-            channels,
-            subscribed,
-            sms_countries: self.sms_countries.clone(),
         }
     }
 }

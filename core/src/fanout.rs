@@ -173,6 +173,21 @@ struct Tally {
     retrying: usize,
 }
 
+/// Logs `$message` with the pass's own fields and then how its sends ended (`$tally`): one set
+/// of counts, named alike, for every pass of the fan-out that reports them.
+macro_rules! info_tally {
+    ($message:literal, $tally:expr; $($fields:tt)+) => {
+        info!(
+            $($fields)+,
+            sent = $tally.sent,
+            already_settled = $tally.skipped,
+            refused = $tally.refused,
+            retrying = $tally.retrying,
+            $message
+        )
+    };
+}
+
 /// How one send ended, for whether to try the contact's next route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -211,6 +226,12 @@ impl FanOut {
     pub fn with_reach_within(mut self, reach_within: time::Duration) -> Self {
         self.reach_within = reach_within;
         self
+    }
+
+    /// Each family contact's routes for `notification`, in the order they are tried: what the
+    /// person is shown of each contact agrees with them.
+    pub fn contact_routes(&self, notification: &Notification) -> Vec<Vec<Recipient>> {
+        self.notifier.contact_routes(notification)
     }
 
     /// When the contact's next channel is due after `notification` ended as `state` for
@@ -271,16 +292,11 @@ impl FanOut {
         };
         let mut tally = Tally::default();
         self.deliver_to(&notification, &next, &mut tally).await;
-        info!(
+        info_tally!("a contact not reached in time tried on their next channel", tally;
             alert_id = %alert.alert_id,
             notification_id = %notification.notification_id,
             from = %send.recipient,
-            channel = next.channel(),
-            sent = tally.sent,
-            already_settled = tally.skipped,
-            refused = tally.refused,
-            retrying = tally.retrying,
-            "a contact not reached in time tried on their next channel"
+            channel = next.channel()
         );
         if tally.retrying > 0 {
             return Err(Error::Notifier(
@@ -373,16 +389,11 @@ impl FanOut {
                 self.record_opted_out(notification, person).await;
             }
         }
-        info!(
+        info_tally!("change fanned out", tally;
             alert_id = %alert.alert_id,
             seq = entry.seq,
             event = entry.event().as_str(),
-            notifications = notifications.len(),
-            sent = tally.sent,
-            already_settled = tally.skipped,
-            refused = tally.refused,
-            retrying = tally.retrying,
-            "change fanned out"
+            notifications = notifications.len()
         );
         // Counted by the attempt that settles a first send; a retry meets settled ones.
         if tally.skipped == 0 && tally.sent + tally.refused > 0 {
@@ -545,6 +556,15 @@ mod tests {
         person_with(contacts(&languages))
     }
 
+    /// The phones of `person`'s contacts, in order.
+    fn phones_of(person: &Person) -> Vec<String> {
+        person
+            .contacts
+            .iter()
+            .filter_map(|c| c.phone.clone())
+            .collect()
+    }
+
     /// The fan-out reading `people`, with its delivery ledger on an embedded store under `dir`.
     fn fanout_on(dir: &tempfile::TempDir, people: OnFile, notifier: Arc<dyn Notifier>) -> FanOut {
         let ledger = EmbeddedStore::open(&dir.path().join("ledger.sqlite3")).unwrap();
@@ -605,11 +625,7 @@ mod tests {
     #[tokio::test]
     async fn new_contacts_are_asked_once_each_and_a_refused_one_never_blocks_the_rest() {
         let person = person(&[Language::Es, Language::En, Language::Es]);
-        let phones: Vec<String> = person
-            .contacts
-            .iter()
-            .filter_map(|c| c.phone.clone())
-            .collect();
+        let phones = phones_of(&person);
         let dir = tempfile::tempdir().unwrap();
         let outcomes = [Outcome::Sent, Outcome::Refused, Outcome::Throttled];
         let (fanout, notifier) = fanout(&dir, person.clone(), &outcomes);
@@ -655,11 +671,7 @@ mod tests {
     async fn a_phone_sms_does_not_reach_is_not_asked_to_accept_texts() {
         let mut person = person(&[Language::Es, Language::Es]);
         person.contacts[1].phone = Some("+525512345678".into());
-        let phones: Vec<String> = person
-            .contacts
-            .iter()
-            .filter_map(|c| c.phone.clone())
-            .collect();
+        let phones = phones_of(&person);
         let dir = tempfile::tempdir().unwrap();
         let (fanout, notifier) = fanout(&dir, person.clone(), &[]);
         fanout.ask_consent(&person, &phones).await.unwrap();
@@ -807,6 +819,19 @@ mod tests {
         }
     }
 
+    /// The fan-out of `person`'s changes, texting through `sms` and e-mailing through `email`.
+    fn fanout_texting_and_emailing(
+        dir: &tempfile::TempDir,
+        person: Person,
+        sms: Arc<ScriptedChannel>,
+        email: Arc<ScriptedChannel>,
+    ) -> FanOut {
+        let senders = Senders::new(Arc::new(Recording::default()))
+            .with(sms)
+            .with(email);
+        fanout_on(dir, OnFile::Found(Box::new(person)), Arc::new(senders))
+    }
+
     #[tokio::test]
     async fn a_contact_refused_on_one_channel_is_reached_on_the_next_and_no_one_twice() {
         const LUIS: &str = "+13035550000";
@@ -819,12 +844,9 @@ mod tests {
         // Rosa's phone is refused for good, and her e-mail fails for now once.
         let sms = ScriptedChannel::new(Channel::Sms, &[(ROSA, &[Outcome::Refused])]);
         let email = ScriptedChannel::new(Channel::Email, &[(ROSA_EMAIL, &[Outcome::Throttled])]);
-        let senders = Senders::new(Arc::new(Recording::default()))
-            .with(sms.clone())
-            .with(email.clone());
         let alert = alert(&person);
         let dir = tempfile::tempdir().unwrap();
-        let fanout = fanout_on(&dir, OnFile::Found(Box::new(person)), Arc::new(senders));
+        let fanout = fanout_texting_and_emailing(&dir, person, sms.clone(), email.clone());
         // (attempt, texted, e-mailed, whether the change is retried)
         for (attempt, texted, emailed, retried) in [
             (1, vec![LUIS, ROSA], vec![ROSA_EMAIL], true),
@@ -859,12 +881,9 @@ mod tests {
         person.contacts[0].email = Some("luis@example.org".into());
         let sms = ScriptedChannel::new(Channel::Sms, &[]);
         let email = ScriptedChannel::new(Channel::Email, &[]);
-        let senders = Senders::new(Arc::new(Recording::default()))
-            .with(sms.clone())
-            .with(email.clone());
         let alert = alert(&person);
         let dir = tempfile::tempdir().unwrap();
-        let fanout = fanout_on(&dir, OnFile::Found(Box::new(person)), Arc::new(senders));
+        let fanout = fanout_texting_and_emailing(&dir, person, sms.clone(), email.clone());
         for _ in 0..2 {
             fanout.deliver(&alert, alert.latest_entry()).await.unwrap();
         }

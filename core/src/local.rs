@@ -105,11 +105,33 @@ fn journal_senders(journal: Arc<JournalNotifier>, channels: &LocalChannels) -> S
     senders
 }
 
+/// What a local mode is opened with besides its directory: the defaults, unless an `open_*`
+/// says otherwise.
+struct Options {
+    clock: Arc<dyn Clock>,
+    retention: Retention,
+    /// How long a family send has to be delivered before the contact's next channel.
+    reach_within: time::Duration,
+    channels: LocalChannels,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            clock: Arc::new(SystemClock),
+            retention: Retention::default(),
+            reach_within: DEFAULT_REACH_WITHIN,
+            channels: LocalChannels::default(),
+        }
+    }
+}
+
 impl LocalMode {
     /// Opens the store, journal and keys under `data_dir` (created owner-only if missing; every
     /// file in it is owner-only). `print` echoes each notification to standard output.
     pub fn open(data_dir: &Path, directory: Arc<Directory>, print: bool) -> Result<LocalMode> {
-        Self::open_keeping(data_dir, directory, print, Retention::default())
+        let options = Options::default();
+        Self::build(data_dir, directory, print, options, |ports| ports)
     }
 
     /// As `open`, keeping personal data as long as `retention` says (see `crate::config`).
@@ -119,18 +141,11 @@ impl LocalMode {
         print: bool,
         retention: Retention,
     ) -> Result<LocalMode> {
-        let clock = Arc::new(SystemClock);
-        let channels = LocalChannels::default();
-        let policies = (retention, DEFAULT_REACH_WITHIN);
-        Self::build(
-            data_dir,
-            directory,
-            print,
-            clock,
-            policies,
-            &channels,
-            |ports| ports,
-        )
+        let options = Options {
+            retention,
+            ..Options::default()
+        };
+        Self::build(data_dir, directory, print, options, |ports| ports)
     }
 
     /// As `open`, with the retention, the family channels and the minutes a family send has to
@@ -141,18 +156,13 @@ impl LocalMode {
         print: bool,
         config: &Config,
     ) -> Result<LocalMode> {
-        let clock = Arc::new(SystemClock);
-        let channels = LocalChannels::from_config(config);
-        let policies = (config.retention, config.reach_within);
-        Self::build(
-            data_dir,
-            directory,
-            print,
-            clock,
-            policies,
-            &channels,
-            |ports| ports,
-        )
+        let options = Options {
+            retention: config.retention,
+            reach_within: config.reach_within,
+            channels: LocalChannels::from_config(config),
+            ..Options::default()
+        };
+        Self::build(data_dir, directory, print, options, |ports| ports)
     }
 
     pub fn open_with_clock(
@@ -173,27 +183,26 @@ impl LocalMode {
         clock: Arc<dyn Clock>,
         wrap: impl FnOnce(LocalPorts) -> LocalPorts,
     ) -> Result<LocalMode> {
-        let policies = (Retention::default(), DEFAULT_REACH_WITHIN);
-        Self::build(
-            data_dir,
-            directory,
-            print,
+        let options = Options {
             clock,
-            policies,
-            &LocalChannels::default(),
-            wrap,
-        )
+            ..Options::default()
+        };
+        Self::build(data_dir, directory, print, options, wrap)
     }
 
     fn build(
         data_dir: &Path,
         directory: Arc<Directory>,
         print: bool,
-        clock: Arc<dyn Clock>,
-        (retention, reach_within): (Retention, time::Duration),
-        channels: &LocalChannels,
+        options: Options,
         wrap: impl FnOnce(LocalPorts) -> LocalPorts,
     ) -> Result<LocalMode> {
+        let Options {
+            clock,
+            retention,
+            reach_within,
+            channels,
+        } = options;
         private_file::create_dir(data_dir)?;
         let store = Arc::new(EmbeddedStore::open(&data_dir.join(STORE_FILE))?);
         let notifier = Arc::new(JournalNotifier::open(&data_dir.join(JOURNAL_FILE), print)?);
@@ -209,7 +218,7 @@ impl LocalMode {
                 ServiceKey::MIN_LEN
             ))
         })?;
-        let senders = journal_senders(notifier.clone(), channels);
+        let senders = journal_senders(notifier.clone(), &channels);
         let reach = senders.reach().clone();
         let wrapped = wrap(LocalPorts {
             people: store.clone(),
