@@ -150,6 +150,32 @@ def probe(port, tokens, journal, every, until, results):
     results["missing"] = sum(1 for a, _ in pressed if a not in journal.notified_at)
 
 
+class CpuMeter:
+    """CPU seconds spent from `start()` to `stop()`: by the runner (its pid), by wrk (this script's
+    children), by this script, and by the whole machine, so a rate can be told apart from what
+    the load generator took from the same cores."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.ticks = os.sysconf("SC_CLK_TCK")
+
+    def sample(self):
+        runner = 0.0
+        if self.pid:
+            fields = Path("/proc/%d/stat" % self.pid).read_text().rsplit(")", 1)[1].split()
+            runner = (int(fields[11]) + int(fields[12])) / self.ticks
+        cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        busy = (sum(cpu) - cpu[3] - cpu[4]) / self.ticks  # all but idle and iowait
+        times = os.times()
+        return runner, times.children_user + times.children_system, time.process_time(), busy
+
+    def start(self):
+        self.first = self.sample()
+
+    def stop(self):
+        return [b - a for a, b in zip(self.first, self.sample())]
+
+
 def summary(latencies):
     if not latencies:
         return "no sample"
@@ -208,6 +234,7 @@ def main():
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--paced", type=float, default=0.5,
                         help="share of the measured intake rate for the paced run (0: none)")
+    parser.add_argument("--pid", type=int, help="the runner's process, to report its CPU per alert")
     parser.add_argument("--json")
     args = parser.parse_args()
     base = "http://127.0.0.1:%d" % args.port
@@ -244,6 +271,8 @@ def main():
               under_load),
     )
     env = dict(os.environ, TOKENS=str(token_file), RUN=str(os.getpid()), THREADS=str(args.threads))
+    meter = CpuMeter(args.pid)
+    meter.start()
     load_started = time.perf_counter()
     prober.start()
     out = wrk(args, ["-s", str(HERE / "load" / "alerts.lua"), "%s/v1/alerts" % base], env)
@@ -259,6 +288,7 @@ def main():
     while journal.notified() < expected and time.perf_counter() < deadline:
         time.sleep(0.005)
     caught_up = time.perf_counter()
+    runner_cpu, wrk_cpu, script_cpu, busy = meter.stop()
     window = load_ended - load_started
     intake = (created + probed) / window
     fanout = (journal.notified() - before) / (caught_up - load_started)
@@ -267,6 +297,11 @@ def main():
     print("fan-out: every alert notified %.2f s after the last press; %.0f alerts/s "
           "(%.2f x intake)" % (caught_up - load_ended, fanout, fanout / intake))
     print("press -> notified under that load: " + summary(under_load["latencies_ms"]))
+    alerts = created + probed
+    print("CPU from the first press to the last notification: runner %.2f s (%.0f us per alert), "
+          "wrk %.2f s, this script %.2f s, machine %.2f s of %.2f s x %d cores"
+          % (runner_cpu, runner_cpu / alerts * 1e6, wrk_cpu, script_cpu, busy,
+             caught_up - load_started, os.cpu_count()))
     report.update(
         alerts_created=created,
         alerts_refused=refused,
@@ -277,6 +312,9 @@ def main():
         fanout_over_intake=fanout / intake,
         loaded_press_to_notified_ms=under_load["latencies_ms"],
         notified_missing=journal.notified() < expected,
+        cpu_s=dict(runner=runner_cpu, wrk=wrk_cpu, script=script_cpu, machine=busy,
+                   wall=caught_up - load_started),
+        runner_cpu_us_per_alert=runner_cpu / alerts * 1e6 if args.pid else None,
     )
     if args.paced > 0:
         paced = paced_run(args, base, journal, probe_tokens, env, args.paced * intake)

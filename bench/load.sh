@@ -45,7 +45,7 @@ for _ in $(seq 100); do
 done
 
 echo "== the runner on 127.0.0.1:$port"
-python3 bench/load.py --port "$port" --data-dir "$data" --json "$out/load.json" "$@"
+python3 bench/load.py --port "$port" --data-dir "$data" --pid "$pid" --json "$out/load.json" "$@"
 
 python3 - "$out" <<'PY'
 import json, sys

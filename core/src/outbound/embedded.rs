@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Params, Row, params, params_from_iter};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -201,10 +201,7 @@ impl EmbeddedStore {
     {
         let id = id.to_string();
         self.run(move |connection| {
-            let body: Option<String> = connection
-                .query_row(sql, params![id], |row| row.get(0))
-                .optional()
-                .map_err(Error::store)?;
+            let body: Option<String> = row_cached(connection, sql, params![id], |row| row.get(0))?;
             body.as_deref().map(from_json).transpose()
         })
         .await
@@ -307,12 +304,8 @@ impl EmbeddedStore {
 
     /// Runs one statement as a write of its own; how many rows it changed.
     async fn execute(&self, sql: &'static str, values: Vec<Value>) -> Result<usize> {
-        self.write(move |connection| {
-            connection
-                .execute(sql, params_from_iter(values))
-                .map_err(Error::store)
-        })
-        .await
+        self.write(move |connection| execute_cached(connection, sql, params_from_iter(values)))
+            .await
     }
 }
 
@@ -346,6 +339,31 @@ fn page<T>(mut items: Vec<T>, limit: usize, position: impl Fn(&T) -> (i64, Uuid)
         None
     };
     Page { items, next_cursor }
+}
+
+/// Runs `sql` as a statement the connection keeps prepared: the store runs the same few
+/// statements on every request, and parsing and planning one again cost more than running it.
+pub(super) fn execute_cached(
+    connection: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> Result<usize> {
+    let mut statement = connection.prepare_cached(sql).map_err(Error::store)?;
+    statement.execute(params).map_err(Error::store)
+}
+
+/// The one row `sql` selects, if any, read by `read`; kept prepared as `execute_cached` is.
+pub(super) fn row_cached<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl Params,
+    read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
+    let mut statement = connection.prepare_cached(sql).map_err(Error::store)?;
+    statement
+        .query_row(params, read)
+        .optional()
+        .map_err(Error::store)
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {

@@ -4,11 +4,11 @@
 //! again without being journalled again.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::embedded::{EmbeddedStore, unix_ms};
+use super::embedded::{EmbeddedStore, execute_cached, row_cached, unix_ms};
 use crate::error::{Error, Result};
 use crate::ports::{
     Delivery, DeliveryLedger, DeliveryRecord, DeliveryState, DueSend, DueSends, Page, PageQuery,
@@ -62,20 +62,19 @@ impl EmbeddedStore {
             .after_receipt(delivered)
             .ok_or_else(|| Error::Store("no receipt state".into()))?;
         self.write(move |connection| {
-            let changed = connection
-                .execute(
-                    "UPDATE deliveries SET state = ?2, updated_ms = ?3,
-                       next_channel_ms = CASE WHEN ?5 THEN NULL ELSE MIN(next_channel_ms, ?3) END
-                     WHERE message_id = ?1 AND state = ?4",
-                    params![
-                        message_id,
-                        next.as_str(),
-                        now_ms(),
-                        DeliveryState::Sent.as_str(),
-                        delivered,
-                    ],
-                )
-                .map_err(Error::store)?;
+            let changed = execute_cached(
+                connection,
+                "UPDATE deliveries SET state = ?2, updated_ms = ?3,
+                   next_channel_ms = CASE WHEN ?5 THEN NULL ELSE MIN(next_channel_ms, ?3) END
+                 WHERE message_id = ?1 AND state = ?4",
+                params![
+                    message_id,
+                    next.as_str(),
+                    now_ms(),
+                    DeliveryState::Sent.as_str(),
+                    delivered,
+                ],
+            )?;
             Ok(changed == 1)
         })
         .await
@@ -87,7 +86,7 @@ impl EmbeddedStore {
         let before = unix_ms(OffsetDateTime::now_utc() - age);
         self.run(move |connection| {
             let mut statement = connection
-                .prepare(
+                .prepare_cached(
                     "SELECT message_id FROM deliveries
                      WHERE state = ?1 AND channel = 'sms' AND message_id IS NOT NULL AND updated_ms <= ?2",
                 )
@@ -111,52 +110,48 @@ impl DeliveryLedger for EmbeddedStore {
         let delivery = delivery.clone();
         // The writer runs this in its own savepoint: the read and the write are one step.
         self.write(move |transaction| {
-            let seen: Option<String> = transaction
-                .query_row(
-                    "SELECT state FROM deliveries WHERE notification_id = ?1 AND recipient = ?2",
-                    params![delivery.notification_id, delivery.recipient],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(Error::store)?;
+            let seen: Option<String> = row_cached(
+                transaction,
+                "SELECT state FROM deliveries WHERE notification_id = ?1 AND recipient = ?2",
+                params![delivery.notification_id, delivery.recipient],
+                |row| row.get(0),
+            )?;
             let now = now_ms();
             match seen.as_deref().map(DeliveryState::parse) {
                 None => {
-                    transaction
-                        .execute(
-                            "INSERT INTO deliveries (notification_id, recipient, alert_id, seq, audience,
-                               channel, masked, state, message_id, attempts, claimed_ms, updated_ms, expires_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, 1, ?9, ?9, ?10)",
-                            params![
-                                delivery.notification_id,
-                                delivery.recipient,
-                                delivery.alert_id.to_string(),
-                                delivery.seq,
-                                delivery.audience.as_str(),
-                                delivery.channel,
-                                delivery.masked,
-                                DeliveryState::Queued.as_str(),
-                                now,
-                                delivery.expires_at,
-                            ],
-                        )
-                        .map_err(Error::store)?;
+                    execute_cached(
+                        transaction,
+                        "INSERT INTO deliveries (notification_id, recipient, alert_id, seq, audience,
+                           channel, masked, state, message_id, attempts, claimed_ms, updated_ms, expires_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, 1, ?9, ?9, ?10)",
+                        params![
+                            delivery.notification_id,
+                            delivery.recipient,
+                            delivery.alert_id.to_string(),
+                            delivery.seq,
+                            delivery.audience.as_str(),
+                            delivery.channel,
+                            delivery.masked,
+                            DeliveryState::Queued.as_str(),
+                            now,
+                            delivery.expires_at,
+                        ],
+                    )?;
                 }
                 Some(Some(state)) if state.is_settled() => return Ok(false),
                 // Queued with its answer lost, failed for now, or unreadable: send it again.
                 Some(_) => {
-                    transaction
-                        .execute(
-                            "UPDATE deliveries SET state = ?3, attempts = attempts + 1, updated_ms = ?4
-                             WHERE notification_id = ?1 AND recipient = ?2",
-                            params![
-                                delivery.notification_id,
-                                delivery.recipient,
-                                DeliveryState::Queued.as_str(),
-                                now
-                            ],
-                        )
-                        .map_err(Error::store)?;
+                    execute_cached(
+                        transaction,
+                        "UPDATE deliveries SET state = ?3, attempts = attempts + 1, updated_ms = ?4
+                         WHERE notification_id = ?1 AND recipient = ?2",
+                        params![
+                            delivery.notification_id,
+                            delivery.recipient,
+                            DeliveryState::Queued.as_str(),
+                            now
+                        ],
+                    )?;
                 }
             }
             Ok(true)
@@ -176,14 +171,13 @@ impl DeliveryLedger for EmbeddedStore {
         let next_channel_ms = next_channel_at.map(unix_ms);
         let updated = self
             .write(move |connection| {
-                connection
-                    .execute(
-                        "UPDATE deliveries SET state = ?3, message_id = COALESCE(?4, message_id), updated_ms = ?5,
-                           next_channel_ms = ?6
-                         WHERE notification_id = ?1 AND recipient = ?2",
-                        params![notification_id, recipient, state.as_str(), message_id, now_ms(), next_channel_ms],
-                    )
-                    .map_err(Error::store)
+                execute_cached(
+                    connection,
+                    "UPDATE deliveries SET state = ?3, message_id = COALESCE(?4, message_id), updated_ms = ?5,
+                       next_channel_ms = ?6
+                     WHERE notification_id = ?1 AND recipient = ?2",
+                    params![notification_id, recipient, state.as_str(), message_id, now_ms(), next_channel_ms],
+                )
             })
             .await?;
         if updated != 1 {
@@ -196,14 +190,12 @@ impl DeliveryLedger for EmbeddedStore {
         let (notification_id, recipient) =
             (delivery.notification_id.clone(), delivery.recipient.clone());
         self.run(move |connection| {
-            let state: Option<String> = connection
-                .query_row(
-                    "SELECT state FROM deliveries WHERE notification_id = ?1 AND recipient = ?2",
-                    params![notification_id, recipient],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(Error::store)?;
+            let state: Option<String> = row_cached(
+                connection,
+                "SELECT state FROM deliveries WHERE notification_id = ?1 AND recipient = ?2",
+                params![notification_id, recipient],
+                |row| row.get(0),
+            )?;
             Ok(state.as_deref().and_then(DeliveryState::parse))
         })
         .await
@@ -213,7 +205,7 @@ impl DeliveryLedger for EmbeddedStore {
         let alert_id = alert_id.to_string();
         self.run(move |connection| {
             let mut statement = connection
-                .prepare(
+                .prepare_cached(
                     "SELECT notification_id, seq, audience, channel, masked, state, updated_ms, recipient
                      FROM deliveries WHERE alert_id = ?1 ORDER BY claimed_ms, rowid",
                 )
@@ -271,7 +263,7 @@ impl DueSends for EmbeddedStore {
         let (at, limit) = (unix_ms(at), page.limit.clamp(1, i64::MAX as usize) as i64);
         self.run(move |connection| {
             let mut statement = connection
-                .prepare(
+                .prepare_cached(
                     "SELECT alert_id, notification_id, recipient, next_channel_ms, rowid FROM deliveries
                      WHERE next_channel_ms IS NOT NULL AND next_channel_ms <= ?1
                        AND (next_channel_ms, rowid) > (?2, ?3)
@@ -313,13 +305,12 @@ impl DueSends for EmbeddedStore {
     async fn not_due(&self, send: &DueSend) -> Result<()> {
         let (notification_id, recipient) = (send.notification_id.clone(), send.recipient.clone());
         self.write(move |connection| {
-            connection
-                .execute(
-                    "UPDATE deliveries SET next_channel_ms = NULL
-                     WHERE notification_id = ?1 AND recipient = ?2",
-                    params![notification_id, recipient],
-                )
-                .map_err(Error::store)
+            execute_cached(
+                connection,
+                "UPDATE deliveries SET next_channel_ms = NULL
+                 WHERE notification_id = ?1 AND recipient = ?2",
+                params![notification_id, recipient],
+            )
         })
         .await
         .map(drop)

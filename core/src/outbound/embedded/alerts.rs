@@ -16,20 +16,19 @@ impl AlertWriter for EmbeddedStore {
         let alert = alert.clone();
         let body = to_json(&alert)?;
         self.write(move |transaction| {
-            let updated = transaction
-                .execute(
-                    "UPDATE alerts SET status = ?2, version = ?3, body = ?4, expires_at = ?5
-                     WHERE alert_id = ?1 AND version = ?6",
-                    params![
-                        alert.alert_id.to_string(),
-                        alert.status.as_str(),
-                        alert.version(),
-                        body,
-                        alert.expires_at,
-                        expected_version,
-                    ],
-                )
-                .map_err(Error::store)?;
+            let updated = execute_cached(
+                transaction,
+                "UPDATE alerts SET status = ?2, version = ?3, body = ?4, expires_at = ?5
+                 WHERE alert_id = ?1 AND version = ?6",
+                params![
+                    alert.alert_id.to_string(),
+                    alert.status.as_str(),
+                    alert.version(),
+                    body,
+                    alert.expires_at,
+                    expected_version,
+                ],
+            )?;
             if updated == 0 {
                 return Err(Error::ConcurrentUpdate);
             }
@@ -48,33 +47,30 @@ impl AlertCreator for EmbeddedStore {
         let body = to_json(&alert)?;
         let created = self
             .write(move |transaction| {
-                let existing: Option<String> = transaction
-                    .query_row(
-                        "SELECT body FROM alerts WHERE alert_id = ?1",
-                        params![alert.alert_id.to_string()],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(Error::store)?;
+                let existing: Option<String> = row_cached(
+                    transaction,
+                    "SELECT body FROM alerts WHERE alert_id = ?1",
+                    params![alert.alert_id.to_string()],
+                    |row| row.get(0),
+                )?;
                 if let Some(existing) = existing {
                     return Ok(Created::Existing(Box::new(from_json(&existing)?)));
                 }
-                transaction
-                    .execute(
-                        "INSERT INTO alerts (alert_id, person_id, consulate_id, status, version, created_ms, body, expires_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        params![
-                            alert.alert_id.to_string(),
-                            alert.person_id.to_string(),
-                            alert.consulate_id,
-                            alert.status.as_str(),
-                            alert.version(),
-                            created_ms(&alert),
-                            body,
-                            alert.expires_at,
-                        ],
-                    )
-                    .map_err(Error::store)?;
+                execute_cached(
+                    transaction,
+                    "INSERT INTO alerts (alert_id, person_id, consulate_id, status, version, created_ms, body, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        alert.alert_id.to_string(),
+                        alert.person_id.to_string(),
+                        alert.consulate_id,
+                        alert.status.as_str(),
+                        alert.version(),
+                        created_ms(&alert),
+                        body,
+                        alert.expires_at,
+                    ],
+                )?;
                 insert_outbox(transaction, &alert, &body)?;
                 Ok(Created::New)
             })
@@ -140,11 +136,10 @@ fn created_ms(alert: &Alert) -> i64 {
 }
 
 fn insert_outbox(connection: &Connection, alert: &Alert, body: &str) -> Result<()> {
-    connection
-        .execute(
-            "INSERT INTO outbox (alert_id, seq, alert) VALUES (?1, ?2, ?3)",
-            params![alert.alert_id.to_string(), alert.version(), body],
-        )
-        .map_err(Error::store)?;
+    execute_cached(
+        connection,
+        "INSERT INTO outbox (alert_id, seq, alert) VALUES (?1, ?2, ?3)",
+        params![alert.alert_id.to_string(), alert.version(), body],
+    )?;
     Ok(())
 }

@@ -21,13 +21,12 @@ impl PersonWriter for EmbeddedStore {
             .write(move |transaction| {
                 let old = stored_body(transaction, person.person_id)?;
                 // The version lives in the body; records written before it existed read as 0.
-                let updated = transaction
-                    .execute(
-                        "UPDATE people SET body = ?2, expires_at = ?3
-                         WHERE person_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?4",
-                        params_from_iter(values),
-                    )
-                    .map_err(Error::store)?;
+                let updated = execute_cached(
+                    transaction,
+                    "UPDATE people SET body = ?2, expires_at = ?3
+                     WHERE person_id = ?1 AND COALESCE(json_extract(body, '$.version'), 0) = ?4",
+                    params_from_iter(values),
+                )?;
                 updated_one(updated)?;
                 // An old record that cannot be read counts as none: the ledger keeps a phone
                 // already asked from being asked again.
@@ -47,13 +46,12 @@ impl PersonStore for EmbeddedStore {
         let values = person_values(&person)?;
         let asks = self
             .write(move |transaction| {
-                let inserted = transaction
-                    .execute(
-                        "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (person_id) DO NOTHING",
-                        params_from_iter(values),
-                    )
-                    .map_err(Error::store)?;
+                let inserted = execute_cached(
+                    transaction,
+                    "INSERT INTO people (person_id, body, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (person_id) DO NOTHING",
+                    params_from_iter(values),
+                )?;
                 created(inserted)?;
                 ask_new_phones(transaction, None, &person)
             })
@@ -107,8 +105,9 @@ impl crate::ports::PeopleByPhone for EmbeddedStore {
 /// The person's record as stored, within a write.
 fn stored_body(transaction: &Connection, person_id: Uuid) -> Result<Option<String>> {
     let sql = "SELECT body FROM people WHERE person_id = ?1";
-    let body = transaction.query_row(sql, params![person_id.to_string()], |row| row.get(0));
-    body.optional().map_err(Error::store)
+    row_cached(transaction, sql, params![person_id.to_string()], |row| {
+        row.get(0)
+    })
 }
 
 /// Writes the outbox event that asks the phone contacts `new` has and `old` had not, if any;
@@ -122,12 +121,11 @@ fn ask_new_phones(transaction: &Connection, old: Option<&Person>, new: &Person) 
         ask_consent: phones,
         person: new.clone(),
     })?;
-    transaction
-        .execute(
-            "INSERT INTO outbox (alert_id, seq, alert) VALUES (?1, 0, ?2)",
-            params![Uuid::new_v4().to_string(), body],
-        )
-        .map_err(Error::store)?;
+    execute_cached(
+        transaction,
+        "INSERT INTO outbox (alert_id, seq, alert) VALUES (?1, 0, ?2)",
+        params![Uuid::new_v4().to_string(), body],
+    )?;
     Ok(true)
 }
 

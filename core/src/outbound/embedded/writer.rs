@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 const GROUP_LIMIT: usize = 512;
 /// Connections for reads.
 const READERS: usize = 4;
+/// Statements each connection keeps prepared (see `execute_cached`): more than the store has.
+const PREPARED: usize = 64;
 /// How long a connection waits for a lock another one holds.
 pub(super) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -98,7 +100,7 @@ impl Writer {
     fn serve(self) {
         while let Ok(first) = self.requests.recv() {
             // The write lock first: whatever arrives while it is taken joins this group.
-            let began = self.connection.execute_batch("BEGIN IMMEDIATE");
+            let began = run(&self.connection, "BEGIN IMMEDIATE");
             let mut group = vec![first];
             group.extend(self.requests.try_iter().take(GROUP_LIMIT - 1));
             if let Err(err) = began {
@@ -122,16 +124,13 @@ impl Writer {
         let mut broken = None;
         let mut waiting = group.into_iter();
         for mut request in waiting.by_ref() {
-            let stands = connection
-                .execute_batch("SAVEPOINT request")
+            let stands = run(connection, "SAVEPOINT request")
                 .map(|()| request.run(connection))
                 .and_then(|stands| {
-                    let end = if stands {
-                        "RELEASE request"
-                    } else {
-                        "ROLLBACK TO request; RELEASE request"
-                    };
-                    connection.execute_batch(end).map(|()| stands)
+                    if !stands {
+                        run(connection, "ROLLBACK TO request")?;
+                    }
+                    run(connection, "RELEASE request").map(|()| stands)
                 });
             ran.push(request);
             match stands {
@@ -154,9 +153,7 @@ impl Writer {
         }
         let failed = match broken {
             Some(why) => Err(why),
-            None => connection
-                .execute_batch("COMMIT")
-                .map_err(|err| err.to_string()),
+            None => run(connection, "COMMIT").map_err(|err| err.to_string()),
         };
         match &failed {
             Ok(()) => {
@@ -167,7 +164,7 @@ impl Writer {
             }
             Err(_) => {
                 if !connection.is_autocommit() {
-                    let _ = connection.execute_batch("ROLLBACK");
+                    let _ = run(connection, "ROLLBACK");
                 }
             }
         }
@@ -177,6 +174,11 @@ impl Writer {
         }
         true
     }
+}
+
+/// One transaction-control statement, kept prepared: the writer runs a few for every request.
+fn run(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 impl Drop for Connections {
@@ -197,8 +199,10 @@ impl Connections {
         for _ in 0..READERS {
             let reader = Connection::open(path).map_err(Error::store)?;
             reader.busy_timeout(BUSY_TIMEOUT).map_err(Error::store)?;
+            reader.set_prepared_statement_cache_capacity(PREPARED);
             readers.push(Mutex::new(reader));
         }
+        writer.set_prepared_statement_cache_capacity(PREPARED);
         let counters = Arc::new(Counters::default());
         #[cfg(test)]
         let crash = Arc::new(std::sync::atomic::AtomicBool::new(false));
