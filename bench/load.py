@@ -159,20 +159,34 @@ class CpuMeter:
         self.pid = pid
         self.ticks = os.sysconf("SC_CLK_TCK")
 
+    def seconds(self, stat):
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.ticks
+
+    def threads(self):
+        """CPU seconds by thread name (the store's writer, the journal's, the async workers)."""
+        named = {}
+        for task in Path("/proc/%d/task" % self.pid).iterdir() if self.pid else []:
+            try:
+                name = (task / "comm").read_text().strip()
+                named[name] = named.get(name, 0.0) + self.seconds(task / "stat")
+            except FileNotFoundError:  # a thread that ended meanwhile
+                pass
+        return named
+
     def sample(self):
-        runner = 0.0
-        if self.pid:
-            fields = Path("/proc/%d/stat" % self.pid).read_text().rsplit(")", 1)[1].split()
-            runner = (int(fields[11]) + int(fields[12])) / self.ticks
+        runner = self.seconds(Path("/proc/%d/stat" % self.pid)) if self.pid else 0.0
         cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
         busy = (sum(cpu) - cpu[3] - cpu[4]) / self.ticks  # all but idle and iowait
         times = os.times()
         return runner, times.children_user + times.children_system, time.process_time(), busy
 
     def start(self):
-        self.first = self.sample()
+        self.first, self.first_threads = self.sample(), self.threads()
 
     def stop(self):
+        last = self.threads()
+        self.by_thread = {n: s - self.first_threads.get(n, 0.0) for n, s in last.items()}
         return [b - a for a, b in zip(self.first, self.sample())]
 
 
@@ -302,6 +316,9 @@ def main():
           "wrk %.2f s, this script %.2f s, machine %.2f s of %.2f s x %d cores"
           % (runner_cpu, runner_cpu / alerts * 1e6, wrk_cpu, script_cpu, busy,
              caught_up - load_started, os.cpu_count()))
+    if meter.by_thread:
+        print("runner's CPU by thread: " + ", ".join(
+            "%s %.2f s" % item for item in sorted(meter.by_thread.items(), key=lambda i: -i[1])))
     report.update(
         alerts_created=created,
         alerts_refused=refused,
@@ -315,6 +332,7 @@ def main():
         cpu_s=dict(runner=runner_cpu, wrk=wrk_cpu, script=script_cpu, machine=busy,
                    wall=caught_up - load_started),
         runner_cpu_us_per_alert=runner_cpu / alerts * 1e6 if args.pid else None,
+        runner_cpu_s_by_thread=meter.by_thread,
     )
     if args.paced > 0:
         paced = paced_run(args, base, journal, probe_tokens, env, args.paced * intake)

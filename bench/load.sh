@@ -22,10 +22,15 @@ if ! command -v wrk >/dev/null; then
 fi
 
 # BENCH_PROFILE=dev measures a debug build (slower; for checking the script, not for figures).
+# RUNNER=path measures that binary instead of building one: two builds compared turn by turn.
 profile="${BENCH_PROFILE:-release}"
-cargo build --profile "$profile" -p alert-button-runner
-[ "$profile" = dev ] && profile_dir=debug || profile_dir="$profile"
-runner="${CARGO_TARGET_DIR:-$root/target}/$profile_dir/alert-button"
+if [ -n "${RUNNER:-}" ]; then
+    runner="$(realpath "$RUNNER")"
+else
+    cargo build --profile "$profile" -p alert-button-runner
+    [ "$profile" = dev ] && profile_dir=debug || profile_dir="$profile"
+    runner="${CARGO_TARGET_DIR:-$root/target}/$profile_dir/alert-button"
+fi
 
 out="$root/target/bench-load"
 rm -rf "$out"
