@@ -35,6 +35,20 @@ pub(super) fn add_next_channel_column(connection: &Connection) -> Result<()> {
         .map_err(Error::store)
 }
 
+/// The recorded state of the send to `recipient` of `notification_id`, as stored.
+fn state_of(
+    connection: &Connection,
+    notification_id: &str,
+    recipient: &str,
+) -> Result<Option<String>> {
+    row_cached(
+        connection,
+        "SELECT state FROM deliveries WHERE notification_id = ?1 AND recipient = ?2",
+        params![notification_id, recipient],
+        |row| row.get(0),
+    )
+}
+
 fn now_ms() -> i64 {
     unix_ms(OffsetDateTime::now_utc())
 }
@@ -110,12 +124,7 @@ impl DeliveryLedger for EmbeddedStore {
         let delivery = delivery.clone();
         // The writer runs this in its own savepoint: the read and the write are one step.
         self.write(move |transaction| {
-            let seen: Option<String> = row_cached(
-                transaction,
-                "SELECT state FROM deliveries WHERE notification_id = ?1 AND recipient = ?2",
-                params![delivery.notification_id, delivery.recipient],
-                |row| row.get(0),
-            )?;
+            let seen = state_of(transaction, &delivery.notification_id, &delivery.recipient)?;
             let now = now_ms();
             match seen.as_deref().map(DeliveryState::parse) {
                 None => {
@@ -190,12 +199,7 @@ impl DeliveryLedger for EmbeddedStore {
         let (notification_id, recipient) =
             (delivery.notification_id.clone(), delivery.recipient.clone());
         self.run(move |connection| {
-            let state: Option<String> = row_cached(
-                connection,
-                "SELECT state FROM deliveries WHERE notification_id = ?1 AND recipient = ?2",
-                params![notification_id, recipient],
-                |row| row.get(0),
-            )?;
+            let state = state_of(connection, &notification_id, &recipient)?;
             Ok(state.as_deref().and_then(DeliveryState::parse))
         })
         .await
