@@ -23,11 +23,11 @@ use alert_button_core::outbound::sns::{
     FamilySms, SnsFamilySubscriptions, family_filter_policy, family_sms_filter_policy, senders,
 };
 use alert_button_core::ports::{
-    AlertCreator, AlertWriter, FamilySubscriptions, PersonWriter, StaffMember, StaffVerifier,
-    SystemClock,
+    AlertCreator, AlertWriter, Created, FamilySubscriptions, PersonWriter, StaffMember,
+    StaffVerifier, SystemClock,
 };
 use alert_button_core::service::{Ports, Services};
-use alert_button_core::testing::contact;
+use alert_button_core::testing::{alert_at, contact};
 use alert_button_tests::ana;
 use alert_button_tests::aws::{Stack, field, person_key, sdk_config, sms_sent_to, unique_phone};
 use serde_json::{Value, json};
@@ -261,6 +261,55 @@ async fn the_dynamodb_store_keeps_people_alerts_and_their_history() {
         store.update_alert(&stored, 2).await,
         Err(Error::ConcurrentUpdate)
     ));
+}
+
+/// The alert and its person's pointer to it are one transaction: a press is one round trip, and
+/// a duress PIN right after finds the alert.
+#[tokio::test]
+async fn a_new_alert_points_its_person_at_it_in_the_same_write_in_dynamodb() {
+    let stack = Stack::create().await;
+    let aws = backend(&stack, FamilySms::Direct);
+    let (registered, _) = register(&aws).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.config), &stack.table);
+    let person = store
+        .get_person(registered.person_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let alert = alert_at(&person, press("p-1", DENVER.0, DENVER.1), now);
+
+    assert_eq!(store.create_alert(&alert).await.unwrap(), Created::New);
+    let pointed = store.get_person(person.person_id).await.unwrap().unwrap();
+    assert_eq!(pointed.last_alert_id, Some(alert.alert_id));
+    assert_eq!(pointed.version, person.version + 1);
+    // A change read before the alert is refused (to be re-read), not written over the pointer.
+    assert!(matches!(
+        store.update_person(&person, person.version).await,
+        Err(Error::ConcurrentUpdate)
+    ));
+
+    // The same alert again is the stored one, and the person is left as it is.
+    match store.create_alert(&alert).await.unwrap() {
+        Created::Existing(existing) => assert_eq!(existing.alert_id, alert.alert_id),
+        Created::New => panic!("the alert was stored twice"),
+    }
+    assert_eq!(
+        store.get_person(person.person_id).await.unwrap().unwrap(),
+        pointed
+    );
+
+    // A person whose record is gone still has their alert stored, and no record is made for them.
+    stack.delete_person(person.person_id).await;
+    let orphan = alert_at(&person, press("p-2", DENVER.0, DENVER.1), now);
+    assert_eq!(store.create_alert(&orphan).await.unwrap(), Created::New);
+    assert!(store.get_alert(orphan.alert_id).await.unwrap().is_some());
+    assert_eq!(
+        stack
+            .item(&format!("PERSON#{}", person.person_id), "PERSON")
+            .await,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -154,6 +154,31 @@ async fn without_pins_the_changes_work_as_before() {
     api.stop().await;
 }
 
+/// A press is one write to the store: the alert, its event and the person's pointer to it in one
+/// commit, so that a duress PIN given right after finds the alert to mark.
+#[tokio::test]
+async fn a_press_is_one_write_and_the_duress_pin_right_after_marks_its_alert() {
+    let api = LocalApi::scratch_without_relay();
+    let (ana_id, ana) = api.register("Ana").await;
+    api.set_pins(&ana).await;
+    let before = api.local.store.stats();
+
+    let alert_id = api.raise(&ana, "press-1", CHICAGO).await;
+    let after = api.local.store.stats();
+    assert_eq!(after.writes - before.writes, 1, "one write for a press");
+    assert_eq!(after.transactions - before.transactions, 1);
+
+    // No location given: only the pointer leads to the alert to mark.
+    let body = json!({"contacts": [], "current_pin": DURESS});
+    let cut = api.put("/v1/people/me/contacts", &ana, body).await;
+    assert_eq!(cut.status, StatusCode::OK, "{}", cut.json);
+    let open = staff_alerts(&api, "mx-cg-chicago", &ana_id).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["alert_id"], alert_id.as_str());
+    assert_eq!(open[0]["duress"], true);
+    api.stop().await;
+}
+
 /// The family notifications of an alert's opening, as (language, recipients).
 async fn family_reached(api: &LocalApi, alert_id: &str) -> Vec<(String, u64)> {
     let lines = wait_for_audience(&api.journal(), alert_id, 1, "consulate").await;

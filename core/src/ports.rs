@@ -126,6 +126,9 @@ pub trait AlertWriter: Send + Sync {
 #[async_trait]
 pub trait AlertCreator: Send + Sync {
     /// Stores a new alert and its `opened` event atomically, unless an alert with the same id exists.
+    /// A new alert is also made its person's `last_alert_id` in the same write, the record's
+    /// version bumped, so that a press costs one commit; a person with no record still has the
+    /// alert stored.
     async fn create_alert(&self, alert: &Alert) -> Result<Created>;
 }
 

@@ -107,14 +107,26 @@ impl LocalApi {
         api
     }
 
+    /// As `scratch`, with no relay: the store then holds only what the service wrote.
+    pub fn scratch_without_relay() -> LocalApi {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let mut api = Self::open(dir.path(), Arc::new(SystemClock), false);
+        api.scratch = Some(dir);
+        api
+    }
+
     /// As `start`, with the service reading the time from `clock`.
     pub fn start_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> LocalApi {
+        Self::open(data_dir, clock, true)
+    }
+
+    fn open(data_dir: &Path, clock: Arc<dyn Clock>, relay: bool) -> LocalApi {
         let local =
             LocalMode::open_with_clock(data_dir, Arc::new(Directory::bundled()), false, clock)
                 .expect("the local mode opens");
         let router = local.router();
         let (stop, stopped) = watch::channel(false);
-        let relay = Some(local.spawn_relay(stopped));
+        let relay = relay.then(|| local.spawn_relay(stopped));
         LocalApi {
             local,
             router,

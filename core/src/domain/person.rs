@@ -97,7 +97,8 @@ pub struct Person {
     /// Once set, a cancel needs one of these PINs; the duress PIN only appears to cancel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pins: Option<CancelPins>,
-    /// The person's newest alert, so that a duress PIN given later can mark it. Best effort.
+    /// The person's newest alert, so that a duress PIN given later can mark it: set by the store
+    /// in the write that stores the alert (see `AlertCreator::create_alert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_alert_id: Option<Uuid>,
     /// Subscriptions that could not be removed; every later write of the person retries them,

@@ -10,7 +10,9 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::QueryError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use tracing::warn;
 use uuid::Uuid;
 
 use super::cursor::{decode_cursor, encode_cursor};
@@ -298,7 +300,109 @@ impl AlertWriter for DynamoStore {
 
 #[async_trait]
 impl AlertCreator for DynamoStore {
+    /// The alert and its person's pointer to it in one transaction. When that is cancelled for
+    /// anything but the alert already existing (the person's record gone, or written that very
+    /// moment), the alert is put on its own and the pointer set after it, where there is a record.
     async fn create_alert(&self, alert: &Alert) -> Result<Created> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(AlertItem::new(alert.clone()))?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(Error::store)?;
+        let (key, values) = pointer_to(alert);
+        let pointer = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(POINTER_UPDATE)
+            .condition_expression(POINTER_CONDITION)
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(Error::store)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(pointer).build())
+            .send()
+            .await;
+        let cancelled = match result {
+            Ok(_) => return Ok(Created::New),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    cancelled.clone()
+                }
+                _ => return Err(sdk_error(err)),
+            },
+        };
+        let alert_reason = cancelled.cancellation_reasons().first();
+        if alert_reason.and_then(|reason| reason.code()) == Some("ConditionalCheckFailed") {
+            let returned = alert_reason.and_then(|reason| reason.item().cloned());
+            return self.existing_alert(alert.alert_id, returned).await;
+        }
+        let created = self.put_alert(alert).await?;
+        if created == Created::New {
+            self.point_person_at(alert).await;
+        }
+        Ok(created)
+    }
+}
+
+/// Sets the person's `last_alert_id` and bumps the record's version, so that a change read before
+/// it is re-read rather than written over the pointer; only on an existing record, never making
+/// one of its own.
+const POINTER_UPDATE: &str =
+    "SET last_alert_id = :alert, version = if_not_exists(version, :zero) + :one";
+const POINTER_CONDITION: &str = "attribute_exists(pk)";
+
+/// The key of `alert`'s person and the values `POINTER_UPDATE` reads.
+fn pointer_to(alert: &Alert) -> (Item, Item) {
+    let key = Item::from([
+        (
+            "pk".to_owned(),
+            AttributeValue::S(person_key(alert.person_id)),
+        ),
+        ("sk".to_owned(), AttributeValue::S("PERSON".into())),
+    ]);
+    let values = Item::from([
+        (
+            ":alert".to_owned(),
+            AttributeValue::S(alert.alert_id.to_string()),
+        ),
+        (":zero".to_owned(), AttributeValue::N("0".into())),
+        (":one".to_owned(), AttributeValue::N("1".into())),
+    ]);
+    (key, values)
+}
+
+impl DynamoStore {
+    /// The pointer alone, after an alert put on its own: best effort, as the alert is stored.
+    async fn point_person_at(&self, alert: &Alert) {
+        let (key, values) = pointer_to(alert);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(POINTER_UPDATE)
+            .condition_expression(POINTER_CONDITION)
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        if let Err(err) = result
+            && !err
+                .as_service_error()
+                .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+        {
+            warn!(alert_id = %alert.alert_id, "the person's pointer to their alert could not be set");
+        }
+    }
+
+    /// Puts the alert alone, unless one with its id exists.
+    async fn put_alert(&self, alert: &Alert) -> Result<Created> {
         let result = self
             .client
             .put_item()
@@ -319,18 +423,23 @@ impl AlertCreator for DynamoStore {
                     PutItemError::ConditionalCheckFailedException(e) => e.item,
                     _ => None,
                 };
-                let existing = match returned {
-                    Some(item) => item,
-                    // Not every DynamoDB implementation returns the old item; read it instead.
-                    None => self
-                        .get(alert_key(alert.alert_id), "ALERT")
-                        .await?
-                        .ok_or_else(|| Error::Store("the conflicting alert vanished".into()))?,
-                };
-                let existing: AlertItem = from_item(existing)?;
-                Ok(Created::Existing(Box::new(existing.alert)))
+                self.existing_alert(alert.alert_id, returned).await
             }
         }
+    }
+
+    /// The alert a create found stored under its id: as the refused write returned it, else read.
+    async fn existing_alert(&self, alert_id: Uuid, returned: Option<Item>) -> Result<Created> {
+        let existing = match returned {
+            Some(item) => item,
+            // Not every DynamoDB implementation returns the old item; read it instead.
+            None => self
+                .get(alert_key(alert_id), "ALERT")
+                .await?
+                .ok_or_else(|| Error::Store("the conflicting alert vanished".into()))?,
+        };
+        let existing: AlertItem = from_item(existing)?;
+        Ok(Created::Existing(Box::new(existing.alert)))
     }
 }
 
@@ -436,9 +545,10 @@ mod tests {
     use crate::domain::person::Person;
     use crate::testing::{NOW, alert_at, person, request};
     use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
-    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::types::CancellationReason;
     use aws_sdk_dynamodb::types::error::{
-        ConditionalCheckFailedException, ProvisionedThroughputExceededException,
+        ProvisionedThroughputExceededException, TransactionCanceledException,
     };
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
@@ -455,14 +565,21 @@ mod tests {
         alert_at(&person, request(san_diego), NOW)
     }
 
+    /// A transaction cancelled with these reasons' codes, one per item (alert, person pointer).
+    fn cancelled(codes: [&'static str; 2]) -> TransactWriteItemsError {
+        let reasons = codes.map(|code| CancellationReason::builder().code(code).build());
+        TransactWriteItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder()
+                .set_cancellation_reasons(Some(reasons.to_vec()))
+                .build(),
+        )
+    }
+
     #[tokio::test]
     async fn a_duplicate_create_without_the_old_item_reads_it_back() {
         let stored = alert();
-        let conflict = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
-            PutItemError::ConditionalCheckFailedException(
-                ConditionalCheckFailedException::builder().build(),
-            )
-        });
+        let conflict = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+            .then_error(|| cancelled(["ConditionalCheckFailed", "None"]));
         let item = to_item(AlertItem::new(stored.clone())).unwrap();
         let read = mock!(aws_sdk_dynamodb::Client::get_item).then_output(move || {
             GetItemOutput::builder()
@@ -481,14 +598,50 @@ mod tests {
         assert_eq!(read.num_calls(), 1);
     }
 
+    /// The person's record written at that very moment cancels the transaction (moto serves
+    /// requests one at a time, so only a scripted answer shows it): the alert is put alone and
+    /// the pointer set after.
+    #[tokio::test]
+    async fn a_person_written_meanwhile_does_not_cost_the_alert() {
+        let conflict = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+            .then_error(|| cancelled(["None", "TransactionConflict"]));
+        let put = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| {
+            aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build()
+        });
+        let pointer = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| {
+            aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build()
+        });
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&conflict, &put, &pointer]
+        );
+        let store = DynamoStore::new(client, "t");
+
+        assert_eq!(store.create_alert(&alert()).await.unwrap(), Created::New);
+        assert_eq!(
+            (conflict.num_calls(), put.num_calls(), pointer.num_calls()),
+            (1, 1, 1)
+        );
+    }
+
     #[tokio::test]
     async fn throttling_is_a_store_error_not_a_conflict() {
-        let throttled = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+        let throttled = mock!(aws_sdk_dynamodb::Client::transact_write_items).then_error(|| {
+            TransactWriteItemsError::ProvisionedThroughputExceededException(
+                ProvisionedThroughputExceededException::builder().build(),
+            )
+        });
+        let throttled_put = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
             PutItemError::ProvisionedThroughputExceededException(
                 ProvisionedThroughputExceededException::builder().build(),
             )
         });
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled]);
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::MatchAny,
+            [&throttled, &throttled_put]
+        );
         let store = DynamoStore::new(client, "t");
         let alert = alert();
         assert!(matches!(

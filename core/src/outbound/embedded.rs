@@ -565,6 +565,48 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_new_alert_is_its_persons_latest_in_the_same_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("store.sqlite3")).unwrap();
+        let person = person();
+        store.create_person(&person).await.unwrap();
+        let pressed = alert(&person, "pressed");
+        let before = store.stats();
+
+        assert_eq!(store.create_alert(&pressed).await.unwrap(), Created::New);
+        let after = store.stats();
+        assert_eq!(after.writes - before.writes, 1);
+        assert_eq!(after.transactions - before.transactions, 1);
+        let stored = store.get_person(person.person_id).await.unwrap().unwrap();
+        assert_eq!(stored.last_alert_id, Some(pressed.alert_id));
+        assert_eq!(stored.version, person.version + 1);
+        // A change read before the alert was stored is refused, to be re-read and re-applied:
+        // written as it was read, it would drop the pointer.
+        assert!(matches!(
+            store.update_person(&person, person.version).await,
+            Err(Error::ConcurrentUpdate)
+        ));
+
+        // The same alert again leaves the person as it is.
+        assert!(matches!(
+            store.create_alert(&pressed).await.unwrap(),
+            Created::Existing(_)
+        ));
+        let again = store.get_person(person.person_id).await.unwrap().unwrap();
+        assert_eq!(again, stored);
+
+        // A person whose record is gone still has their alert stored, and no record is made.
+        let gone = Person {
+            person_id: Uuid::new_v4(),
+            ..person.clone()
+        };
+        let orphan = alert(&gone, "gone");
+        assert_eq!(store.create_alert(&orphan).await.unwrap(), Created::New);
+        assert!(store.get_alert(orphan.alert_id).await.unwrap().is_some());
+        assert_eq!(store.get_person(gone.person_id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
     async fn delivered_events_are_deleted_in_one_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(&dir.path().join("store.sqlite3")).unwrap();

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::alerts::{AlertChanges, AlertOpener};
-use super::records::PersonRecords;
 use super::{MAX_UPDATE_ATTEMPTS, unless_raced};
 use crate::domain::alert::alert_id_for;
 use crate::domain::checkin::{CheckIn, CheckInStatus};
@@ -64,7 +63,6 @@ impl CheckInChanges {
 pub(super) struct CheckInAlarm<'a> {
     checkins: &'a CheckInChanges,
     opener: &'a AlertOpener,
-    records: &'a PersonRecords,
     alerts: &'a AlertChanges,
 }
 
@@ -72,13 +70,11 @@ impl<'a> CheckInAlarm<'a> {
     pub(super) fn new(
         checkins: &'a CheckInChanges,
         opener: &'a AlertOpener,
-        records: &'a PersonRecords,
         alerts: &'a AlertChanges,
     ) -> Self {
         CheckInAlarm {
             checkins,
             opener,
-            records,
             alerts,
         }
     }
@@ -120,9 +116,6 @@ impl<'a> CheckInAlarm<'a> {
             .open(person, claimed.alert_request(), now, claimed.duress)
             .await?;
         let alert_id = raised.alert.alert_id;
-        if raised.created {
-            self.records.remember_alert(person, alert_id).await;
-        }
         if claimed.duress {
             self.alerts.mark_duress(alert_id).await?;
         }

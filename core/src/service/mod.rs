@@ -159,7 +159,7 @@ impl Services {
             checkins: checkin_changes,
             alerts: changes,
             opener,
-            records,
+            people: records.people.clone(),
             directory,
             clock: ports.clock,
             next_channels: ports.next_channels,

@@ -65,7 +65,7 @@ impl PersonService {
 
     /// The parts a check-in's alert is raised with (for the duress PIN).
     pub(super) fn alarm(&self) -> CheckInAlarm<'_> {
-        CheckInAlarm::new(&self.checkins, &self.opener, &self.records, &self.alerts)
+        CheckInAlarm::new(&self.checkins, &self.opener, &self.alerts)
     }
 
     pub(super) async fn limit(
@@ -306,9 +306,6 @@ impl PersonService {
             .opener
             .open(person, request, self.clock.now(), true)
             .await?;
-        self.records
-            .remember_alert(person, raised.alert.alert_id)
-            .await;
         self.alerts.mark_duress(raised.alert.alert_id).await
     }
 
@@ -348,9 +345,6 @@ impl PersonService {
         if raised.created {
             // Counted once it exists; a burst of distinct presses may overshoot by its width.
             let _ = self.limits.hit(hit(self.clock.now())).await;
-            self.records
-                .remember_alert(person, raised.alert.alert_id)
-                .await;
         }
         // A replay that raced with the first press gets the stored alert: the person's view of it.
         raised.alert = raised.alert.as_seen_by_person();

@@ -1,6 +1,5 @@
-//! A person's record and the family subscriptions it points at, written together: what the
-//! person's changes and the scheduler's missed check-ins (which record the alert they raised)
-//! share. Neither registers anyone here: that is `PersonStore`'s, which only the person holds.
+//! A person's record and the family subscriptions it points at, written together. Nobody is
+//! registered here: that is `PersonStore`'s.
 
 use std::sync::Arc;
 
@@ -21,10 +20,6 @@ pub(super) struct PersonRecords {
 }
 
 impl PersonRecords {
-    pub(super) async fn get(&self, person_id: Uuid) -> Result<Option<Person>> {
-        self.people.get_person(person_id).await
-    }
-
     /// Subscribes every contact of `person` (see `FamilySubscriptions::subscribe`).
     pub(super) async fn subscribe(&self, person: &Person) -> Result<Vec<String>> {
         self.subscriptions.subscribe(person).await
@@ -39,20 +34,6 @@ impl PersonRecords {
                 count = failed.len(),
                 "stale family subscriptions were left behind"
             );
-        }
-    }
-
-    /// Records the person's newest alert, for a later duress PIN. Best effort: it must never
-    /// fail the press that raised the alert.
-    pub(super) async fn remember_alert(&self, person: &Person, alert_id: Uuid) {
-        let recorded = self
-            .change_person(person, |p| {
-                p.last_alert_id = Some(alert_id);
-                Ok(())
-            })
-            .await;
-        if recorded.is_err() {
-            warn!(person_id = %person.person_id, alert_id = %alert_id, "the latest alert could not be recorded");
         }
     }
 

@@ -9,13 +9,14 @@ use std::sync::Arc;
 
 use super::alerts::{AlertChanges, AlertOpener, Reach};
 use super::missed::{CheckInAlarm, CheckInChanges};
-use super::records::PersonRecords;
 use crate::domain::alert::{EscalationPolicy, MAX_ESCALATION_LEVEL};
 use crate::domain::checkin::CheckIn;
 use crate::domain::consulate::Directory;
 use crate::error::{Error, Result};
 use crate::fanout::{FanOut, NextChannel};
-use crate::ports::{Clock, DueCheckIns, DueSend, DueSends, Overdue, OverdueAlerts, PageQuery};
+use crate::ports::{
+    Clock, DueCheckIns, DueSend, DueSends, Overdue, OverdueAlerts, PageQuery, PersonWriter,
+};
 
 /// Check-ins or alerts the sweep reads per store query: its memory stays bounded however much is
 /// due.
@@ -62,15 +63,15 @@ impl Tally {
 }
 
 /// The scheduled sweep's use cases. It finds what is due (check-ins past their deadline, alerts
-/// nobody acknowledged in time) and raises or escalates it; it registers nobody, and of a person's
-/// record it only records the alert a missed check-in raised.
+/// nobody acknowledged in time) and raises or escalates it; it registers nobody and writes no
+/// person's record, only reads the one whose missed check-in raises an alert.
 pub struct Scheduler {
     pub(super) due: Arc<dyn DueCheckIns>,
     pub(super) overdue: Arc<dyn OverdueAlerts>,
     pub(super) checkins: CheckInChanges,
     pub(super) alerts: AlertChanges,
     pub(super) opener: AlertOpener,
-    pub(super) records: PersonRecords,
+    pub(super) people: Arc<dyn PersonWriter>,
     /// The consulates whose queues are swept, and whom an escalation notifies.
     pub(super) directory: Arc<Directory>,
     pub(super) clock: Arc<dyn Clock>,
@@ -85,7 +86,7 @@ impl Scheduler {
     }
 
     fn alarm(&self) -> CheckInAlarm<'_> {
-        CheckInAlarm::new(&self.checkins, &self.opener, &self.records, &self.alerts)
+        CheckInAlarm::new(&self.checkins, &self.opener, &self.alerts)
     }
 
     /// The scheduled work: raise the alerts of missed check-ins, escalate overdue alerts, then
@@ -333,7 +334,7 @@ impl Scheduler {
         checkin: CheckIn,
         now: time::OffsetDateTime,
     ) -> Result<bool> {
-        let Some(person) = self.records.get(checkin.person_id).await? else {
+        let Some(person) = self.people.get_person(checkin.person_id).await? else {
             return Ok(false);
         };
         let Some((checkin, created)) = self

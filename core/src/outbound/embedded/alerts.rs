@@ -72,6 +72,7 @@ impl AlertCreator for EmbeddedStore {
                     ],
                 )?;
                 insert_outbox(transaction, &alert, &body)?;
+                point_person_at(transaction, &alert)?;
                 Ok(Created::New)
             })
             .await?;
@@ -140,6 +141,20 @@ fn insert_outbox(connection: &Connection, alert: &Alert, body: &str) -> Result<(
         connection,
         "INSERT INTO outbox (alert_id, seq, alert) VALUES (?1, ?2, ?3)",
         params![alert.alert_id.to_string(), alert.version(), body],
+    )?;
+    Ok(())
+}
+
+/// Makes `alert` its person's newest (`Person::last_alert_id`), bumping the record's version so
+/// that a change read before it is re-read rather than written over the pointer. A person with no
+/// record has their alert stored all the same.
+fn point_person_at(connection: &Connection, alert: &Alert) -> Result<()> {
+    execute_cached(
+        connection,
+        "UPDATE people SET body = json_set(body, '$.last_alert_id', ?2,
+             '$.version', COALESCE(json_extract(body, '$.version'), 0) + 1)
+         WHERE person_id = ?1",
+        params![alert.person_id.to_string(), alert.alert_id.to_string()],
     )?;
     Ok(())
 }
