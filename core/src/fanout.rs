@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::join_all;
 use tracing::{error, info, warn};
 
 use crate::domain::alert::{Alert, HistoryEntry};
@@ -381,10 +382,9 @@ impl FanOut {
         notifications.sort_by_key(|n| n.audience == Audience::Family);
         let mut tally = Tally::default();
         for notification in &notifications {
-            for recipient in self.notifier.recipients(notification) {
-                self.deliver_routed(notification, &recipient, &mut tally)
-                    .await;
-            }
+            let recipients = self.notifier.recipients(notification);
+            self.deliver_routed(notification, &recipients, &mut tally)
+                .await;
             if let Some(person) = &person {
                 self.record_opted_out(notification, person).await;
             }
@@ -443,19 +443,34 @@ impl FanOut {
         }
     }
 
-    /// One send to `recipient`, and when it is refused for good (now or by an earlier attempt),
-    /// one to the same contact on their next route, in turn, in the same pass. Each is a send of
-    /// its own in the ledger, so a retry of the change repeats none.
+    /// One notification to each of `recipients` (see `deliver_each`), and each refused for good,
+    /// now or by an earlier attempt, on to the same contact's next route, in turn, in the same
+    /// pass. Each is a send of its own in the ledger, so a retry of the change repeats none.
     async fn deliver_routed(
         &self,
         notification: &Notification,
+        recipients: &[Recipient],
+        tally: &mut Tally,
+    ) {
+        let outcomes = self.deliver_each(notification, recipients, tally).await;
+        for (recipient, outcome) in recipients.iter().zip(outcomes) {
+            self.fall_back(notification, recipient, outcome, tally)
+                .await;
+        }
+    }
+
+    /// While the contact of `recipient` is refused for good (its send ended as `outcome`), the
+    /// next of their routes.
+    async fn fall_back(
+        &self,
+        notification: &Notification,
         recipient: &Recipient,
+        mut outcome: Outcome,
         tally: &mut Tally,
     ) {
         let mut fallbacks: Option<std::vec::IntoIter<Recipient>> = None;
         let mut current = recipient.clone();
         loop {
-            let outcome = self.deliver_to(notification, &current, tally).await;
             if !matches!(outcome, Outcome::Refused | Outcome::Settled) {
                 return;
             }
@@ -479,60 +494,115 @@ impl FanOut {
                 }
             }
             current = next;
+            outcome = self.deliver_to(notification, &current, tally).await;
         }
     }
 
-    /// One send, recorded as queued before the provider call and settled after it.
+    /// One send (see `deliver_each`).
     async fn deliver_to(
         &self,
         notification: &Notification,
         recipient: &Recipient,
         tally: &mut Tally,
     ) -> Outcome {
-        let delivery = Delivery::new(notification, recipient);
-        let ids = (&notification.notification_id, &delivery.recipient);
-        match self.ledger.claim(&delivery).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tally.skipped += 1;
-                return Outcome::Settled;
-            }
+        let outcomes = self
+            .deliver_each(notification, std::slice::from_ref(recipient), tally)
+            .await;
+        outcomes.first().copied().unwrap_or(Outcome::Retrying)
+    }
+
+    /// One notification's sends: recorded as queued in one ledger write before any provider
+    /// call, made side by side (one that fails or hangs holds up none of the others' sends), and
+    /// settled in one write after. How each ended, in the order of `recipients`.
+    async fn deliver_each(
+        &self,
+        notification: &Notification,
+        recipients: &[Recipient],
+        tally: &mut Tally,
+    ) -> Vec<Outcome> {
+        let deliveries: Vec<Delivery> = recipients
+            .iter()
+            .map(|recipient| Delivery::new(notification, recipient))
+            .collect();
+        let id = &notification.notification_id;
+        let claimed = match self.ledger.claim_all(&deliveries).await {
+            Ok(claimed) => claimed,
             Err(err) => {
                 // Unrecorded, a send could be repeated by every retry: wait for the ledger.
-                warn!(notification_id = %ids.0, recipient = %ids.1, error = %err, "a send could not be recorded; will retry");
-                tally.retrying += 1;
-                return Outcome::Retrying;
-            }
-        }
-        let mut message_id = None;
-        let state = match self.notifier.send(notification, recipient).await {
-            Ok(sent) => {
-                tally.sent += 1;
-                message_id = sent.message_id;
-                DeliveryState::Sent
-            }
-            Err(SendError::Refused(code)) => {
-                error!(notification_id = %ids.0, recipient = %ids.1, audience = notification.audience.as_str(), code = %code, "a recipient was refused for good; not retried");
-                tally.refused += 1;
-                DeliveryState::FailedPermanent
-            }
-            Err(SendError::Transient(kind)) => {
-                warn!(notification_id = %ids.0, recipient = %ids.1, audience = notification.audience.as_str(), kind = %kind, "a send failed; will retry");
-                tally.retrying += 1;
-                DeliveryState::FailedTransient
+                warn!(notification_id = %id, count = deliveries.len(), error = %err, "sends could not be recorded; will retry");
+                tally.retrying += deliveries.len();
+                return vec![Outcome::Retrying; deliveries.len()];
             }
         };
-        let next_channel_at = self.next_channel_at(notification, recipient, state);
-        let settled = Settled::new(state, message_id.as_deref()).next_channel_at(next_channel_at);
-        let settled = self.ledger.settle(&delivery, settled).await;
-        if let Err(err) = settled {
-            // Left queued: a retry of this change sends it again (at least once beats never).
-            warn!(notification_id = %ids.0, recipient = %ids.1, state = state.as_str(), error = %err, "a send's outcome could not be recorded");
+        let sends = recipients.iter().zip(&claimed).map(|(recipient, claimed)| {
+            let notifier = &self.notifier;
+            async move {
+                match claimed {
+                    true => Some(notifier.send(notification, recipient).await),
+                    false => None,
+                }
+            }
+        });
+        let results = join_all(sends).await;
+
+        let mut outcomes = Vec::with_capacity(recipients.len());
+        let mut ended = Vec::new();
+        for ((recipient, delivery), result) in recipients.iter().zip(&deliveries).zip(results) {
+            let Some(result) = result else {
+                tally.skipped += 1;
+                outcomes.push(Outcome::Settled);
+                continue;
+            };
+            let (state, message_id) = tally_send(notification, delivery, result, tally);
+            let next_channel_at = self.next_channel_at(notification, recipient, state);
+            outcomes.push(match state {
+                DeliveryState::FailedPermanent => Outcome::Refused,
+                DeliveryState::FailedTransient => Outcome::Retrying,
+                _ => Outcome::Sent,
+            });
+            ended.push((delivery.clone(), state, message_id, next_channel_at));
         }
-        match state {
-            DeliveryState::FailedPermanent => Outcome::Refused,
-            DeliveryState::FailedTransient => Outcome::Retrying,
-            _ => Outcome::Sent,
+        let settled: Vec<(Delivery, Settled<'_>)> = ended
+            .iter()
+            .map(|(delivery, state, message_id, next_channel_at)| {
+                let settled = Settled::new(*state, message_id.as_deref());
+                (delivery.clone(), settled.next_channel_at(*next_channel_at))
+            })
+            .collect();
+        if !settled.is_empty()
+            && let Err(err) = self.ledger.settle_all(&settled).await
+        {
+            // Left queued: a retry of this change sends them again (at least once beats never).
+            warn!(notification_id = %id, count = settled.len(), error = %err, "sends' outcomes could not be recorded");
+        }
+        outcomes
+    }
+}
+
+/// How one send ended, counted and logged by the recipient's key (never its address): its
+/// state for the ledger and the provider's message id.
+fn tally_send(
+    notification: &Notification,
+    delivery: &Delivery,
+    result: SendResult,
+    tally: &mut Tally,
+) -> (DeliveryState, Option<String>) {
+    let ids = (&notification.notification_id, &delivery.recipient);
+    let audience = notification.audience.as_str();
+    match result {
+        Ok(sent) => {
+            tally.sent += 1;
+            (DeliveryState::Sent, sent.message_id)
+        }
+        Err(SendError::Refused(code)) => {
+            error!(notification_id = %ids.0, recipient = %ids.1, audience, code = %code, "a recipient was refused for good; not retried");
+            tally.refused += 1;
+            (DeliveryState::FailedPermanent, None)
+        }
+        Err(SendError::Transient(kind)) => {
+            warn!(notification_id = %ids.0, recipient = %ids.1, audience, kind = %kind, "a send failed; will retry");
+            tally.retrying += 1;
+            (DeliveryState::FailedTransient, None)
         }
     }
 }
@@ -603,6 +673,35 @@ mod tests {
             "{sent:?}"
         );
         assert_eq!(sent.len(), 5, "every family recipient was tried: {sent:?}");
+    }
+
+    /// Each notification's sends are claimed in one ledger write and settled in one: the
+    /// consulate's, then each family language's, whatever the number of recipients.
+    #[tokio::test]
+    async fn a_notifications_sends_are_claimed_together_and_settled_together() {
+        let person = person(&[Language::Es, Language::Es, Language::Es, Language::En]);
+        let alert = alert(&person);
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(EmbeddedStore::open(&dir.path().join("ledger.sqlite3")).unwrap());
+        let notifier = Arc::new(ScriptedNotifier::texting(HashMap::new()));
+        let fanout = FanOut::new(
+            Arc::new(Directory::bundled()),
+            Arc::new(OnFile::Found(Box::new(person))),
+            notifier.clone(),
+            ledger.clone(),
+        );
+        let before = ledger.stats();
+
+        assert_eq!(
+            fanout.deliver(&alert, alert.latest_entry()).await.unwrap(),
+            3
+        );
+        // The consulate (1), the Spanish family (the topic and 3 phones), the English (2).
+        assert_eq!(notifier.sent.lock().unwrap().len(), 7);
+        assert_eq!(ledger.stats().writes - before.writes, 3 * 2);
+        let recorded = ledger.deliveries_of(alert.alert_id).await.unwrap();
+        assert_eq!(recorded.len(), 7);
+        assert!(recorded.iter().all(|d| d.state == DeliveryState::Sent));
     }
 
     #[tokio::test]

@@ -118,81 +118,138 @@ impl EmbeddedStore {
     }
 }
 
+/// Records `delivery` as queued within a write; `false` if an earlier attempt settled it. The
+/// writer runs each request in its own savepoint, so the read and the write are one step.
+fn claim_in(transaction: &Connection, delivery: &Delivery) -> Result<bool> {
+    let seen = state_of(transaction, &delivery.notification_id, &delivery.recipient)?;
+    let now = now_ms();
+    match seen.as_deref().map(DeliveryState::parse) {
+        None => {
+            execute_cached(
+                transaction,
+                "INSERT INTO deliveries (notification_id, recipient, alert_id, seq, audience,
+                   channel, masked, state, message_id, attempts, claimed_ms, updated_ms, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, 1, ?9, ?9, ?10)",
+                params![
+                    delivery.notification_id,
+                    delivery.recipient,
+                    delivery.alert_id.to_string(),
+                    delivery.seq,
+                    delivery.audience.as_str(),
+                    delivery.channel,
+                    delivery.masked,
+                    DeliveryState::Queued.as_str(),
+                    now,
+                    delivery.expires_at,
+                ],
+            )?;
+        }
+        Some(Some(state)) if state.is_settled() => return Ok(false),
+        // Queued with its answer lost, failed for now, or unreadable: send it again.
+        Some(_) => {
+            execute_cached(
+                transaction,
+                "UPDATE deliveries SET state = ?3, attempts = attempts + 1, updated_ms = ?4
+                 WHERE notification_id = ?1 AND recipient = ?2",
+                params![
+                    delivery.notification_id,
+                    delivery.recipient,
+                    DeliveryState::Queued.as_str(),
+                    now
+                ],
+            )?;
+        }
+    }
+    Ok(true)
+}
+
+/// A send's outcome as the writer thread takes it: owned.
+struct Outcome {
+    notification_id: String,
+    recipient: String,
+    state: DeliveryState,
+    message_id: Option<String>,
+    next_channel_ms: Option<i64>,
+}
+
+impl Outcome {
+    fn new(delivery: &Delivery, settled: Settled<'_>) -> Outcome {
+        Outcome {
+            notification_id: delivery.notification_id.clone(),
+            recipient: delivery.recipient.clone(),
+            state: settled.state,
+            message_id: settled.message_id.map(str::to_owned),
+            next_channel_ms: settled.next_channel_at.map(unix_ms),
+        }
+    }
+
+    /// Writes the outcome within a write; whether the send was there to settle.
+    fn record(&self, connection: &Connection) -> Result<bool> {
+        let updated = execute_cached(
+            connection,
+            "UPDATE deliveries SET state = ?3, message_id = COALESCE(?4, message_id), updated_ms = ?5,
+               next_channel_ms = ?6
+             WHERE notification_id = ?1 AND recipient = ?2",
+            params![
+                self.notification_id,
+                self.recipient,
+                self.state.as_str(),
+                self.message_id,
+                now_ms(),
+                self.next_channel_ms
+            ],
+        )?;
+        Ok(updated == 1)
+    }
+}
+
+fn no_such_send() -> Error {
+    Error::Store("delivery ledger: no such send".into())
+}
+
 #[async_trait]
 impl DeliveryLedger for EmbeddedStore {
     async fn claim(&self, delivery: &Delivery) -> Result<bool> {
         let delivery = delivery.clone();
-        // The writer runs this in its own savepoint: the read and the write are one step.
+        self.write(move |transaction| claim_in(transaction, &delivery))
+            .await
+    }
+
+    async fn claim_all(&self, deliveries: &[Delivery]) -> Result<Vec<bool>> {
+        let deliveries = deliveries.to_vec();
         self.write(move |transaction| {
-            let seen = state_of(transaction, &delivery.notification_id, &delivery.recipient)?;
-            let now = now_ms();
-            match seen.as_deref().map(DeliveryState::parse) {
-                None => {
-                    execute_cached(
-                        transaction,
-                        "INSERT INTO deliveries (notification_id, recipient, alert_id, seq, audience,
-                           channel, masked, state, message_id, attempts, claimed_ms, updated_ms, expires_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, 1, ?9, ?9, ?10)",
-                        params![
-                            delivery.notification_id,
-                            delivery.recipient,
-                            delivery.alert_id.to_string(),
-                            delivery.seq,
-                            delivery.audience.as_str(),
-                            delivery.channel,
-                            delivery.masked,
-                            DeliveryState::Queued.as_str(),
-                            now,
-                            delivery.expires_at,
-                        ],
-                    )?;
-                }
-                Some(Some(state)) if state.is_settled() => return Ok(false),
-                // Queued with its answer lost, failed for now, or unreadable: send it again.
-                Some(_) => {
-                    execute_cached(
-                        transaction,
-                        "UPDATE deliveries SET state = ?3, attempts = attempts + 1, updated_ms = ?4
-                         WHERE notification_id = ?1 AND recipient = ?2",
-                        params![
-                            delivery.notification_id,
-                            delivery.recipient,
-                            DeliveryState::Queued.as_str(),
-                            now
-                        ],
-                    )?;
-                }
-            }
-            Ok(true)
+            deliveries
+                .iter()
+                .map(|delivery| claim_in(transaction, delivery))
+                .collect()
         })
         .await
     }
 
     async fn settle(&self, delivery: &Delivery, settled: Settled<'_>) -> Result<()> {
-        let Settled {
-            state,
-            message_id,
-            next_channel_at,
-        } = settled;
-        let (notification_id, recipient) =
-            (delivery.notification_id.clone(), delivery.recipient.clone());
-        let message_id = message_id.map(str::to_owned);
-        let next_channel_ms = next_channel_at.map(unix_ms);
-        let updated = self
+        let outcome = Outcome::new(delivery, settled);
+        let recorded = self
+            .write(move |connection| outcome.record(connection))
+            .await?;
+        recorded.then_some(()).ok_or_else(no_such_send)
+    }
+
+    /// The outcomes that find their send are recorded even when one does not.
+    async fn settle_all(&self, settled: &[(Delivery, Settled<'_>)]) -> Result<()> {
+        let outcomes: Vec<Outcome> = settled
+            .iter()
+            .map(|(delivery, how)| Outcome::new(delivery, *how))
+            .collect();
+        let missing = self
             .write(move |connection| {
-                execute_cached(
-                    connection,
-                    "UPDATE deliveries SET state = ?3, message_id = COALESCE(?4, message_id), updated_ms = ?5,
-                       next_channel_ms = ?6
-                     WHERE notification_id = ?1 AND recipient = ?2",
-                    params![notification_id, recipient, state.as_str(), message_id, now_ms(), next_channel_ms],
-                )
+                let mut missing = 0;
+                for outcome in &outcomes {
+                    missing += usize::from(!outcome.record(connection)?);
+                }
+                Ok(missing)
             })
             .await?;
-        if updated != 1 {
-            return Err(Error::Store("delivery ledger: no such send".into()));
-        }
-        Ok(())
+        (missing == 0).then_some(()).ok_or_else(no_such_send)
     }
 
     async fn recorded_state(&self, delivery: &Delivery) -> Result<Option<DeliveryState>> {

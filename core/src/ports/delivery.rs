@@ -2,6 +2,7 @@
 //! ledger that records it before and after the provider call.
 
 use async_trait::async_trait;
+use futures_util::future::join_all;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -293,6 +294,20 @@ pub trait DeliveryLedger: Send + Sync {
     async fn claim(&self, delivery: &Delivery) -> Result<bool>;
     /// Records how the send ended.
     async fn settle(&self, delivery: &Delivery, settled: Settled<'_>) -> Result<()>;
+    /// `claim` for each of a notification's sends, answered in their order. A ledger that can
+    /// records them in one write; this one claims them side by side, each to its end.
+    async fn claim_all(&self, deliveries: &[Delivery]) -> Result<Vec<bool>> {
+        let claims = join_all(deliveries.iter().map(|delivery| self.claim(delivery))).await;
+        claims.into_iter().collect()
+    }
+    /// `settle` for each of a notification's sends; as `claim_all`, in one write where it can.
+    /// One that fails leaves the others recorded.
+    async fn settle_all(&self, settled: &[(Delivery, Settled<'_>)]) -> Result<()> {
+        let each = settled
+            .iter()
+            .map(|(delivery, how)| self.settle(delivery, *how));
+        join_all(each).await.into_iter().collect()
+    }
     /// Every send of the alert's notifications as recorded now, in the order they were first
     /// claimed (notification by notification).
     async fn deliveries_of(&self, alert_id: Uuid) -> Result<Vec<DeliveryRecord>>;
