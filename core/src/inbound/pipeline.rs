@@ -7,11 +7,9 @@
 //! the feed gets both back to retry (Lambda from the lowest reported record, the relay on its next
 //! round, the redrive on its next run); the delivery ledger keeps a retry from reaching anyone twice.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 
+use futures_util::future::join_all;
 use tracing::warn;
 use uuid::Uuid;
 
@@ -70,7 +68,9 @@ pub async fn deliver<T: Clone + PartialEq>(fanout: &FanOut, changes: Vec<Change<
         });
         by_key[at].push(change);
     }
-    let held = side_by_side(by_key.into_iter().map(|c| in_order(fanout, c)).collect()).await;
+    // Side by side on this task (the fan-out's time is spent waiting on the store and providers,
+    // and a borrowed fan-out needs no task of its own); only the changes woken are polled again.
+    let held = join_all(by_key.into_iter().map(|c| in_order(fanout, c))).await;
     let mut retry: Vec<T> = Vec::new();
     for from in held.into_iter().flatten() {
         if !retry.contains(&from) {
@@ -116,31 +116,6 @@ async fn in_order<T>(fanout: &FanOut, changes: Vec<Change<T>>) -> Vec<T> {
         }
     }
     Vec::new()
-}
-
-/// Waits for every one of `futures`, run side by side on this task: the fan-out's time is spent
-/// waiting on providers, and a borrowed fan-out needs no task of its own.
-async fn side_by_side<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut running: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
-    std::future::poll_fn(|context| {
-        let mut pending = false;
-        for (future, output) in running.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(context) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 #[cfg(test)]
