@@ -13,7 +13,10 @@ use crate::fanout::FanOut;
 use crate::inbound::pipeline::{self, Change, Step};
 use crate::outbound::embedded::{EmbeddedStore, Outboxed};
 
-const BATCH: usize = 256;
+/// At most this many events a round. A round is as long as its slowest alert's few durable waits
+/// whatever its size, so under load the backlog a round takes grows with what arrived during the
+/// last one, and the fan-out keeps pace with intake instead of capping at a round size.
+const BATCH: usize = 4096;
 /// A change that failed is retried after this pause (and on the next commit), never dropped.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// Also look now and then, in case a wake-up was missed.
