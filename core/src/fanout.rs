@@ -537,38 +537,32 @@ impl FanOut {
         let sends = recipients.iter().zip(&claimed).map(|(recipient, claimed)| {
             let notifier = &self.notifier;
             async move {
-                match claimed {
-                    true => Some(notifier.send(notification, recipient).await),
-                    false => None,
+                if !*claimed {
+                    return None;
                 }
+                Some(notifier.send(notification, recipient).await)
             }
         });
         let results = join_all(sends).await;
 
         let mut outcomes = Vec::with_capacity(recipients.len());
-        let mut ended = Vec::new();
-        for ((recipient, delivery), result) in recipients.iter().zip(&deliveries).zip(results) {
+        let mut settled = Vec::new();
+        for ((recipient, delivery), result) in recipients.iter().zip(deliveries).zip(&results) {
             let Some(result) = result else {
                 tally.skipped += 1;
                 outcomes.push(Outcome::Settled);
                 continue;
             };
-            let (state, message_id) = tally_send(notification, delivery, result, tally);
+            let (state, message_id) = tally_send(notification, &delivery, result, tally);
             let next_channel_at = self.next_channel_at(notification, recipient, state);
             outcomes.push(match state {
                 DeliveryState::FailedPermanent => Outcome::Refused,
                 DeliveryState::FailedTransient => Outcome::Retrying,
                 _ => Outcome::Sent,
             });
-            ended.push((delivery.clone(), state, message_id, next_channel_at));
+            let how = Settled::new(state, message_id).next_channel_at(next_channel_at);
+            settled.push((delivery, how));
         }
-        let settled: Vec<(Delivery, Settled<'_>)> = ended
-            .iter()
-            .map(|(delivery, state, message_id, next_channel_at)| {
-                let settled = Settled::new(*state, message_id.as_deref());
-                (delivery.clone(), settled.next_channel_at(*next_channel_at))
-            })
-            .collect();
         if !settled.is_empty()
             && let Err(err) = self.ledger.settle_all(&settled).await
         {
@@ -581,18 +575,18 @@ impl FanOut {
 
 /// How one send ended, counted and logged by the recipient's key (never its address): its
 /// state for the ledger and the provider's message id.
-fn tally_send(
+fn tally_send<'a>(
     notification: &Notification,
     delivery: &Delivery,
-    result: SendResult,
+    result: &'a SendResult,
     tally: &mut Tally,
-) -> (DeliveryState, Option<String>) {
+) -> (DeliveryState, Option<&'a str>) {
     let ids = (&notification.notification_id, &delivery.recipient);
     let audience = notification.audience.as_str();
     match result {
         Ok(sent) => {
             tally.sent += 1;
-            (DeliveryState::Sent, sent.message_id)
+            (DeliveryState::Sent, sent.message_id.as_deref())
         }
         Err(SendError::Refused(code)) => {
             error!(notification_id = %ids.0, recipient = %ids.1, audience, code = %code, "a recipient was refused for good; not retried");
