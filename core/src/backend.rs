@@ -18,7 +18,6 @@ use std::sync::Arc;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use base64::Engine as _;
 
 use crate::config::Config;
 use crate::domain::channel::Channel;
@@ -44,7 +43,7 @@ pub use crate::config::{AwsSettings, ConfigError, TrustRoots};
 /// `roots`. Plain HTTP (an emulator on loopback) is unaffected.
 pub fn sdk_loader(roots: TrustRoots) -> Result<ConfigLoader, ConfigError> {
     let trust_store = match roots {
-        TrustRoots::Bundled => TrustStore::empty().with_pem_certificate(bundled_roots_pem()),
+        TrustRoots::Bundled => TrustStore::empty().with_pem_certificate(TrustRoots::AWS_PEM),
         // The TLS library reads `SSL_CERT_FILE` / `SSL_CERT_DIR` for its "native" roots.
         TrustRoots::Files => TrustStore::default(),
     };
@@ -64,24 +63,6 @@ pub fn sdk_loader(roots: TrustRoots) -> Result<ConfigLoader, ConfigError> {
 /// The SDK configuration from the standard sources, trusting `roots` (see `sdk_loader`).
 pub async fn load_sdk_config(roots: TrustRoots) -> Result<SdkConfig, ConfigError> {
     Ok(sdk_loader(roots)?.load().await)
-}
-
-/// Mozilla's roots, compiled in (`webpki-root-certs`), as the one PEM bundle the SDK's trust
-/// store takes. Reading and parsing the machine's store instead (a bundle and a file per root on
-/// Debian) was more than half of a function's init; these take no file at all.
-fn bundled_roots_pem() -> Vec<u8> {
-    let mut pem = String::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2048);
-    for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        let text = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        for line in text.as_bytes().chunks(64) {
-            // Base64 is ASCII, so each chunk is text.
-            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    pem.into_bytes()
 }
 
 /// The AWS adapters, built once per execution environment.
@@ -373,7 +354,6 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use base64::Engine as _;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::watch;
@@ -385,38 +365,38 @@ mod tests {
     use crate::domain::phone::Country;
     use crate::outbound::sns::FamilySms;
     use crate::ports::Recipient;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
 
-    /// Real AWS endpoints chain to Amazon's roots (and Starfield's, for older ones): the bundled
-    /// set must hold them, each as it was compiled in.
+    /// The five Amazon Trust Services roots, which every AWS endpoint chains to, and no other:
+    /// each exactly as Mozilla ships it, and each readable by the PEM parser the SDK's client uses
+    /// (it panics on a bundle it cannot read).
     #[test]
-    fn the_bundled_roots_hold_every_root_aws_endpoints_chain_to() {
-        let pem = String::from_utf8(bundled_roots_pem()).unwrap();
-        let ders: Vec<Vec<u8>> = pem
-            .split("-----END CERTIFICATE-----\n")
-            .filter_map(|block| block.split_once("-----BEGIN CERTIFICATE-----\n"))
-            .map(|(_, body)| {
-                let text: String = body.lines().collect();
-                base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .unwrap()
-            })
-            .collect();
-        let compiled_in = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
-        assert!(compiled_in.len() > 100, "{}", compiled_in.len());
-        assert_eq!(ders.len(), compiled_in.len());
-        assert!(ders.iter().zip(compiled_in).all(|(a, b)| a[..] == b[..]));
-        for name in [
+    fn only_the_amazon_trust_services_roots_are_trusted_each_as_mozilla_ships_it() {
+        let trusted: Vec<CertificateDer<'_>> = CertificateDer::pem_slice_iter(TrustRoots::AWS_PEM)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let names = [
             "Amazon Root CA 1",
             "Amazon Root CA 2",
             "Amazon Root CA 3",
             "Amazon Root CA 4",
             "Starfield Services Root Certificate Authority - G2",
-        ] {
-            let held = ders
+        ];
+        assert_eq!(trusted.len(), names.len());
+        for name in names {
+            let holding =
+                |der: &&CertificateDer<'_>| der.windows(name.len()).any(|w| w == name.as_bytes());
+            let mozillas: Vec<_> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
                 .iter()
-                .any(|der| der.windows(name.len()).any(|w| w == name.as_bytes()));
-            assert!(held, "{name}");
+                .filter(holding)
+                .collect();
+            assert_eq!(mozillas.len(), 1, "{name}");
+            let ours: Vec<_> = trusted.iter().filter(holding).collect();
+            assert_eq!(ours, mozillas, "{name}");
         }
+        let cognito_roots = reqwest::Certificate::from_pem_bundle(TrustRoots::AWS_PEM).unwrap();
+        assert_eq!(cognito_roots.len(), names.len());
     }
 
     /// A stand-in for the AWS endpoint that answers no request until two are in flight at once,

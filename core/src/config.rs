@@ -86,7 +86,8 @@ pub struct AwsSettings {
 /// Which root certificates the AWS SDK's HTTPS client trusts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrustRoots {
-    /// Mozilla's roots, compiled into the binary: nothing is read from the machine at start-up.
+    /// The five Amazon Trust Services roots every AWS endpoint chains to (`AWS_PEM`), compiled
+    /// into the binary: nothing is read from the machine at start-up.
     Bundled,
     /// The certificates in `SSL_CERT_FILE` and `SSL_CERT_DIR` instead (a proxy's or a private
     /// CA), read at start-up.
@@ -94,6 +95,11 @@ pub enum TrustRoots {
 }
 
 impl TrustRoots {
+    /// `core/roots/amazon-trust-services.pem`. Only these, not a whole public store: no other
+    /// authority can vouch for an AWS endpoint, and each SDK client's first connection parses five
+    /// certificates instead of more than a hundred (BENCHMARKS.md §4).
+    pub const AWS_PEM: &'static [u8] = include_bytes!("../roots/amazon-trust-services.pem");
+
     /// `Files` when `SSL_CERT_FILE` or `SSL_CERT_DIR` names something, as the TLS library reads
     /// them; a blank value is unset.
     fn from_source(get: &impl Fn(&str) -> Option<String>) -> TrustRoots {

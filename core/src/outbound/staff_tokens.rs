@@ -156,9 +156,9 @@ fn key_client(roots: TrustRoots) -> reqwest::Client {
     let builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
     let builder = match roots {
         TrustRoots::Files => builder,
-        TrustRoots::Bundled => webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+        TrustRoots::Bundled => reqwest::Certificate::from_pem_bundle(TrustRoots::AWS_PEM)
+            .unwrap_or_default()
+            .into_iter()
             .fold(builder.tls_built_in_root_certs(false), |builder, root| {
                 builder.add_root_certificate(root)
             }),
