@@ -8,7 +8,7 @@ exec -> first `GET .../invocation/next` (the init phase) and exec -> first answe
 For alert-intake it then sends nine more alerts and compares the first alert after the cold start
 with a warm one. AWS calls go to moto on loopback (started here unless MOTO_URL is set).
 
-    bench/cold_start.py [--runs 5] [--target-dir target/release] [--json out.json]
+    bench/cold_start.py [--runs 5] [--target-dir target/release] [--json out.json] [--instructions]
 
 Build first (one at a time on a small machine):
     cargo build --release -p hello-lambda -p consulate-lookup -p alert-intake \
@@ -26,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -243,33 +244,40 @@ def alert_event(token, client_alert_id):
     return e
 
 
+def lambda_environment(binary, env, runtime_api):
+    """What Lambda gives a function's process, with `env` and the runtime API at `runtime_api`."""
+    # Lambda sets neither: a function reads the roots these name only where they are given.
+    environment = {k: v for k, v in os.environ.items() if k not in TRUST_STORE_VARIABLES}
+    environment.update(env)
+    environment.update(
+        {
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_LAMBDA_FUNCTION_NAME": binary.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + binary.name,
+            "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+            "RUST_LOG": "warn",
+            # Lambda sets none; where a machine does, a failing poll would also walk the stack.
+            "RUST_BACKTRACE": "0",
+        }
+    )
+    return environment
+
+
 class Function:
     """One process of `binary`, with a runtime API of its own (`self.api`)."""
 
-    def __init__(self, binary, env):
-        self.binary, self.env = binary, env
+    def __init__(self, binary, env, wrapper=()):
+        self.binary, self.env, self.wrapper = binary, env, list(wrapper)
         self.api = RuntimeApi(binary.name)
         self.process = None
 
     def __enter__(self):
-        # Lambda sets neither: a function reads the roots these name only where they are given.
-        env = {k: v for k, v in os.environ.items() if k not in TRUST_STORE_VARIABLES}
-        env.update(self.env)
-        env.update(
-            {
-                "AWS_LAMBDA_RUNTIME_API": self.api.address,
-                "AWS_LAMBDA_FUNCTION_NAME": self.binary.name,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + self.binary.name,
-                "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
-                "RUST_LOG": "warn",
-            }
-        )
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [str(self.binary)],
-            env=env,
+            self.wrapper + [str(self.binary)],
+            env=lambda_environment(self.binary, self.env, self.api.address),
             stdout=subprocess.DEVNULL,
             stderr=open("/tmp/cold-start-%s.log" % self.binary.name, "w"),
         )
@@ -311,6 +319,54 @@ def cold(binary, env, first_event, timeout):
         return (api.first_poll - f.started) * 1000, (at - f.started) * 1000
 
 
+def callgrind(out_file):
+    return [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=%s" % out_file,
+        "--dump-line=no",
+        "--compress-strings=no",
+    ]
+
+
+def instructions_counted(out_file):
+    """The total of the instructions callgrind counted, from its output file."""
+    for line in Path(out_file).read_text().splitlines():
+        if line.startswith("totals:") or line.startswith("summary:"):
+            return int(line.split()[1])
+    raise RuntimeError("no totals in %s" % out_file)
+
+
+def instructions(binary, env, first_event, timeout, scratch):
+    """Instructions executed (valgrind's callgrind: a count, the same from run to run whatever
+    else the machine does) from exec to the end of init, and to the first answer.
+
+    Init: the process is given a runtime API that refuses connections, so it exits at its first
+    poll. First answer: it is handed `first_event`, then the API closes, so it exits at its next
+    poll. Both counts include that failed poll and the exit, as hello-lambda's do."""
+    init_out = scratch / ("%s.init.callgrind" % binary.name)
+    closed = "127.0.0.1:%d" % free_port()
+    subprocess.run(
+        callgrind(init_out) + [str(binary)],
+        env=lambda_environment(binary, env, closed),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=timeout,
+    )
+    answer_out = scratch / ("%s.answer.callgrind" % binary.name)
+    late = len(LATE_POLLS)
+    with Function(binary, env, callgrind(answer_out)) as f:
+        request_id = f.api.invoke(first_event)
+        _, reply = f.api.answer(request_id, timeout)
+        if not http_ok(reply):
+            raise RuntimeError("%s answered %s" % (binary.name, json.dumps(reply)[:300]))
+        f.api.close()
+        f.process.wait(timeout=timeout)
+    # The poll that found the API closed ended the process, as meant: not a late poll.
+    del LATE_POLLS[late:]
+    return instructions_counted(init_out), instructions_counted(answer_out)
+
+
 def intake_first_and_tenth(binary, env, token):
     """Invocation times (handed out -> answered, ms) of ten alerts right after a cold start."""
     times = []
@@ -331,6 +387,12 @@ def main():
     parser.add_argument("--target-dir", default=str(ROOT / "target" / "release"))
     parser.add_argument("--json")
     parser.add_argument("--answer-timeout", type=float, default=60)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each binary's instructions to the end of init and to its first answer "
+        "(one run each under valgrind's callgrind)",
+    )
     args = parser.parse_args()
     target = Path(args.target_dir)
 
@@ -396,6 +458,18 @@ def main():
                 "first_answer_ms": statistics.median(s[1] for s in samples),
                 "samples": samples,
             }
+        counted = {}
+        if args.instructions:
+            scratch = Path(tempfile.mkdtemp(prefix="cold-start-callgrind-"))
+            for row, name, env, first in functions:
+                if row not in results or TRUST_STORE_VARIABLES[0] in env:
+                    continue
+                if name == "alert-intake":
+                    first = alert_event(tokens[0], "counted-%s" % uuid.uuid4().hex)
+                binary = target / name
+                counted[row] = instructions(
+                    binary, env, copy.deepcopy(first), args.answer_timeout * 20, scratch
+                )
         tenths = [
             intake_first_and_tenth(intake, stack, tokens[2 * args.runs + run])
             for run in range(args.runs)
@@ -426,6 +500,15 @@ def main():
                 r["first_answer_ms"] / hello["first_answer_ms"],
             )
         )
+    if counted:
+        print("instructions counted by callgrind, one run each (the same from run to run)")
+        print("%-28s %16s %8s %18s %8s" % ("binary", "to end of init", "× hello", "to first answer", "× hello"))
+        hello_init, hello_answer = counted["hello-lambda"]
+        for name, (init, answer) in counted.items():
+            print(
+                "%-28s %16d %8.2f %18d %8.2f"
+                % (name, init, init / hello_init, answer, answer / hello_answer)
+            )
     print(
         "alert-intake against moto: first alert after a cold start %.2f ms, tenth %.2f ms "
         "(× %.2f), median warm %.2f ms" % (first, tenth, first / tenth, warm)
@@ -437,6 +520,7 @@ def main():
     if args.json:
         results["intake_invocations_ms"] = tenths
         results["late_polls"] = len(LATE_POLLS)
+        results["instructions"] = counted
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
