@@ -135,7 +135,7 @@ impl AwsBackend {
             limits: store.clone(),
             clock: Arc::new(SystemClock),
             key,
-            districts: Arc::new(Districts::bundled()),
+            districts: Arc::new(Districts::bundled_for(&directory)),
             deliveries: Some(ledger),
             next_channels: Some(next_channels),
             reach,

@@ -251,7 +251,7 @@ impl LocalMode {
             limits: limits.clone(),
             clock,
             key,
-            districts: Arc::new(Districts::bundled()),
+            districts: Arc::new(Districts::bundled_for(&directory)),
             deliveries: Some(store.clone()),
             next_channels: Some(next_channels),
             reach,
