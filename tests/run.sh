@@ -83,9 +83,14 @@ cargo test --workspace --no-fail-fast
 step "the person's page and the console in headless Chromium (Playwright, axe-core)"
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
-if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null; then
+# Only what is missing: where Node.js comes from elsewhere (NodeSource's nodejs bundles npm),
+# Debian's npm conflicts with it.
+packages=()
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+command -v npm >/dev/null || packages+=(nodejs npm)
+if [ "${#packages[@]}" -gt 0 ]; then
     $sudo apt-get update
-    $sudo apt-get install -y chromium nodejs npm
+    $sudo apt-get install -y "${packages[@]}"
 fi
 (cd tests/browser && npm ci --no-audit --no-fund && ALERT_BUTTON_BIN="$root/target/debug/alert-button" npm test)
 
