@@ -102,3 +102,42 @@ async fn us_and_mexican_contact_phones_are_stored_in_e164_with_their_country() {
         assert_eq!(shown["country"], country, "{given}");
     }
 }
+
+/// Each contact phone's mask is kept with the person's record whenever the contacts are set, so
+/// that the fan-out never loads the numbering plans to show whom it texted; a phone taken off
+/// the list takes its mask with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_keeps_each_contact_phones_mask_as_the_contacts_change() {
+    let api = LocalApi::scratch();
+    let contact = |phone: &str| json!({"name": "Luis", "phone": phone});
+    let person = json!({
+        "language": "es",
+        "contacts": [contact("+13125550100"), contact("+5215512345678"), {"name": "Eva", "email": "eva@example.com"}],
+    });
+    let (person_id, token) = api.register_with(person).await;
+    let person_id: Uuid = person_id.parse().unwrap();
+    let masks = || async {
+        let stored = api.local.store.get_person(person_id).await.unwrap();
+        let masks = stored.expect("registered").masked_phones;
+        masks.into_iter().collect::<Vec<_>>()
+    };
+    let pair = |phone: &str, mask: &str| (phone.to_owned(), mask.to_owned());
+    assert_eq!(
+        masks().await,
+        [
+            pair("+13125550100", "+1 ••• ••• 0100"),
+            pair("+525512345678", "+52 •• •••• 5678"),
+        ]
+    );
+
+    let replacement = json!({"contacts": [contact("+525536865100"), contact("+13125550100")]});
+    let replaced = api.put("/v1/people/me/contacts", &token, replacement).await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.json);
+    assert_eq!(
+        masks().await,
+        [
+            pair("+13125550100", "+1 ••• ••• 0100"),
+            pair("+525536865100", "+52 •• •••• 5100"),
+        ]
+    );
+}

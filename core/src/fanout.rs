@@ -418,9 +418,12 @@ impl FanOut {
         let mut withheld = notification.clone();
         withheld.contacts = notification::opted_out_phones(person, notification)
             .into_iter()
-            .map(|phone| notification::Addressee {
-                phone: Some(phone),
-                ..Default::default()
+            .map(|phone| {
+                notification::Addressee {
+                    phone: Some(phone),
+                    ..Default::default()
+                }
+                .masked_as_in(person)
             })
             .collect();
         if withheld.contacts.is_empty() {
@@ -428,7 +431,7 @@ impl FanOut {
         }
         let recipients = self.notifier.recipients(&withheld);
         for recipient in recipients.iter().filter(|r| **r != Recipient::Audience) {
-            let delivery = Delivery::new(notification, recipient);
+            let delivery = Delivery::new(&withheld, recipient);
             let recorded = match self.ledger.claim(&delivery).await {
                 Ok(true) => {
                     self.ledger

@@ -63,10 +63,13 @@ pub fn request(person: &Person, phone: &str) -> Notification {
         subject: render(name),
         sms: text.clone(),
         text,
-        contacts: vec![Addressee {
-            phone: Some(phone.to_owned()),
-            ..Addressee::default()
-        }],
+        contacts: vec![
+            Addressee {
+                phone: Some(phone.to_owned()),
+                ..Addressee::default()
+            }
+            .masked_as_in(person),
+        ],
         facts: Default::default(),
     }
 }

@@ -72,6 +72,9 @@ pub struct Addressee {
     pub country: Option<Country>,
     /// The channel to try first (see `channel::route::order`).
     pub preferred: Option<Channel>,
+    /// The phone as the person's record shows it masked (`Person::masked_phones`), so that
+    /// recording a send to it needs no numbering plan.
+    pub masked_phone: Option<String>,
 }
 
 impl Addressee {
@@ -83,7 +86,15 @@ impl Addressee {
             phone,
             email: contact.email.clone(),
             preferred: contact.preferred_channel.map(PreferredChannel::channel),
+            masked_phone: None,
         }
+    }
+
+    /// With the mask `person`'s record keeps for the phone, when it keeps one.
+    pub fn masked_as_in(mut self, person: &Person) -> Addressee {
+        let phone = self.phone.as_ref();
+        self.masked_phone = phone.and_then(|p| person.masked_phones.get(p)).cloned();
+        self
     }
 }
 
@@ -159,14 +170,17 @@ pub fn plan(
         reason: entry.reason(),
     };
 
-    let mut notifications: Vec<Notification> = person
-        .map(Person::contacts_by_language)
-        .unwrap_or_default()
+    let by_language = person.map(|person| (person, person.contacts_by_language()));
+    let mut notifications: Vec<Notification> = by_language
         .into_iter()
-        .map(|(language, contacts)| {
+        .flat_map(|(person, groups)| groups.into_iter().map(move |group| (person, group)))
+        .map(|(person, (language, contacts))| {
             let message = templates::family_message(alert, entry, consulate, language);
             // An opted-out phone is never texted (see `opted_out_phones`); its e-mail still goes.
-            let addressees = contacts.iter().map(|c| Addressee::of(c)).collect();
+            let addressees = contacts
+                .iter()
+                .map(|c| Addressee::of(c).masked_as_in(person))
+                .collect();
             Notification {
                 facts: facts.clone(),
                 ..notification(

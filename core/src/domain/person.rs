@@ -1,5 +1,7 @@
 //! People at risk and their family contacts, as registered through the API.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -8,7 +10,7 @@ use super::alert::Location;
 use super::channel::Channel;
 use super::consent::Consent;
 use super::credential::StoredSecret;
-use super::phone::{Country, check_contact_phone};
+use super::phone::{self, Country, check_contact_phone};
 use crate::error::{Error, Result};
 
 pub const MAX_CONTACTS: usize = 15;
@@ -90,6 +92,14 @@ pub struct Person {
     /// the family. A change with the cancel PIN ends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shown_contacts: Option<Vec<Contact>>,
+    /// Each of `contacts`' phones as shown with most of it hidden (`phone::masked`), made when the
+    /// contacts are set (see `mask_phones`): the fan-out records whom a text went to from here,
+    /// since masking loads libphonenumber's numbering plans, tens of milliseconds on a cold
+    /// start. A phone missing (a record written by an older release) is masked when sent to.
+    /// Kept beside the contacts rather than in them: a contact with a field an older release
+    /// does not know would make the whole record unreadable to it during a canary deployment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub masked_phones: BTreeMap<String, String>,
     pub token: StoredSecret,
     /// Handles of the contacts' standing subscriptions (SNS subscription ARNs), to remove on change.
     #[serde(default)]
@@ -132,12 +142,13 @@ impl Person {
         now: OffsetDateTime,
         expires_at: i64,
     ) -> Person {
-        Person {
+        let mut person = Person {
             person_id,
             display_name: registration.display_name,
             language: registration.language,
             contacts: registration.contacts,
             shown_contacts: None,
+            masked_phones: BTreeMap::new(),
             token,
             subscriptions: Vec::new(),
             pins: None,
@@ -147,7 +158,21 @@ impl Person {
             created_at: now,
             updated_at: now,
             expires_at,
-        }
+        };
+        person.mask_phones();
+        person
+    }
+
+    /// Masks each of `contacts`' phones into `masked_phones`, the phones no longer listed left
+    /// out. Called wherever `contacts` are set, when their numbers have just been validated (the
+    /// numbering plans are loaded then anyway).
+    pub fn mask_phones(&mut self) {
+        self.masked_phones = self
+            .contacts
+            .iter()
+            .filter_map(|c| c.phone.as_ref())
+            .map(|p| (p.clone(), phone::masked(p)))
+            .collect();
     }
 
     /// The contacts as the person is shown them (see `shown_contacts`).

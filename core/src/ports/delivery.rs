@@ -218,7 +218,8 @@ pub struct Delivery {
     pub channel: String,
     /// `Recipient::key`: never an address.
     pub recipient: String,
-    /// `Recipient::masked`, for showing later.
+    /// The recipient masked (`Recipient::masked`, or as the person's record keeps the phone), for
+    /// showing later.
     pub masked: String,
     /// Unix seconds; the record goes with the alert it belongs to.
     pub expires_at: i64,
@@ -233,10 +234,24 @@ impl Delivery {
             audience: notification.audience,
             channel: recipient.channel().to_owned(),
             recipient: recipient.key(&notification.notification_id),
-            masked: recipient.masked(),
+            masked: masked(notification, recipient),
             expires_at: notification.expires_at,
         }
     }
+}
+
+/// `recipient` as the person's record shows its phone masked, when the notification carries that
+/// (see `Addressee::masked_phone`): masking it here would load the numbering plans.
+fn masked(notification: &Notification, recipient: &Recipient) -> String {
+    let kept = match recipient {
+        Recipient::Contact { address, .. } => notification
+            .contacts
+            .iter()
+            .find(|c| c.phone.as_deref() == Some(address.as_str()))
+            .and_then(|c| c.masked_phone.clone()),
+        Recipient::Audience => None,
+    };
+    kept.unwrap_or_else(|| recipient.masked())
 }
 
 /// How one send ended: its state, with the provider's message id when it was accepted, so that

@@ -197,6 +197,7 @@ impl PersonService {
             next.contacts = contacts.clone();
             next.shown_contacts = None;
             keep_consent(&current.contacts, &mut next.contacts);
+            next.mask_phones();
             next.updated_at = now;
             next.expires_at = (now + self.retention.person).unix_timestamp();
             // New subscriptions first: until the record points at them, the old ones keep working.
