@@ -414,6 +414,17 @@ mod tests {
         }
     }
 
+    /// During a canary deployment the release before this one reads what this one writes, and
+    /// this one what the next writes: a field added to the record must not make it unreadable.
+    #[test]
+    fn a_person_record_with_a_field_added_by_a_later_release_is_still_read() {
+        let person = crate::testing::person_with(vec![contact(Some("+13035550123"), None)]);
+        let mut stored = serde_json::to_value(&person).unwrap();
+        stored["added_later"] = serde_json::json!({"any": ["shape"]});
+        let read: Person = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, person);
+    }
+
     #[test]
     fn a_preferred_channel_needs_an_address_it_reaches() {
         // (phone, email, preferred, accepted)
