@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alert_button_core::Error;
-use alert_button_core::backend::{AwsBackend, AwsSettings, TrustRoots};
+use alert_button_core::backend::{AwsBackend, AwsSettings, SdkCredentials, TrustRoots};
 use alert_button_core::domain::alert::{
     Alert, AlertRequest, AlertStatus, CancelReason, CancelRequest, Location, Retention,
 };
@@ -1580,6 +1580,7 @@ async fn direct_settings(stack: &Stack) -> AwsSettings {
         whatsapp: None,
         service_key_secret: Some(stack.service_key_secret.clone()),
         trust_roots: TrustRoots::Bundled,
+        credentials: SdkCredentials::DefaultChain,
     }
 }
 

@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
@@ -36,12 +37,15 @@ use crate::outbound::whatsapp::WhatsAppSender;
 use crate::ports::{StaffVerifier, SystemClock};
 use crate::service::{NextChannels, Ports, Services};
 
-pub use crate::config::{AwsSettings, ConfigError, TrustRoots};
+pub use crate::config::{AwsSettings, ConfigError, SdkCredentials, TrustRoots};
 
 /// The AWS SDK's configuration loader for every client of this process: the standard
-/// configuration (region, credentials, `AWS_ENDPOINT_URL`), with an HTTPS client that trusts
-/// `roots`. Plain HTTP (an emulator on loopback) is unaffected.
-pub fn sdk_loader(roots: TrustRoots) -> Result<ConfigLoader, ConfigError> {
+/// configuration (region, `AWS_ENDPOINT_URL`), credentials from where `credentials` says, with an
+/// HTTPS client that trusts `roots`. Plain HTTP (an emulator on loopback) is unaffected.
+pub fn sdk_loader(
+    roots: TrustRoots,
+    credentials: SdkCredentials,
+) -> Result<ConfigLoader, ConfigError> {
     let trust_store = match roots {
         TrustRoots::Bundled => TrustStore::empty().with_pem_certificate(TrustRoots::AWS_PEM),
         // The TLS library reads `SSL_CERT_FILE` / `SSL_CERT_DIR` for its "native" roots.
@@ -57,12 +61,21 @@ pub fn sdk_loader(roots: TrustRoots) -> Result<ConfigLoader, ConfigError> {
         ))
         .tls_context(context)
         .build_https();
-    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(client))
+    let loader = aws_config::defaults(BehaviorVersion::latest()).http_client(client);
+    Ok(match credentials {
+        SdkCredentials::Environment => {
+            loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        }
+        SdkCredentials::DefaultChain => loader,
+    })
 }
 
-/// The SDK configuration from the standard sources, trusting `roots` (see `sdk_loader`).
-pub async fn load_sdk_config(roots: TrustRoots) -> Result<SdkConfig, ConfigError> {
-    Ok(sdk_loader(roots)?.load().await)
+/// The SDK configuration from the standard sources (see `sdk_loader`).
+pub async fn load_sdk_config(
+    roots: TrustRoots,
+    credentials: SdkCredentials,
+) -> Result<SdkConfig, ConfigError> {
+    Ok(sdk_loader(roots, credentials)?.load().await)
 }
 
 /// The AWS adapters, built once per execution environment.
@@ -80,7 +93,7 @@ impl AwsBackend {
         settings: AwsSettings,
         directory: Arc<Directory>,
     ) -> Result<AwsBackend, ConfigError> {
-        let sdk_config = load_sdk_config(settings.trust_roots).await?;
+        let sdk_config = load_sdk_config(settings.trust_roots, settings.credentials).await?;
         Self::start(sdk_config, settings, directory).await
     }
 
@@ -199,7 +212,7 @@ pub async fn fanout_from_config(config: &Config) -> Result<Arc<FanOut>, ConfigEr
     let Some(settings) = config.aws()? else {
         return Ok(Backend::embedded(config, directory)?.fanout());
     };
-    let sdk_config = load_sdk_config(settings.trust_roots).await?;
+    let sdk_config = load_sdk_config(settings.trust_roots, settings.credentials).await?;
     let adapters = Adapters::new(&sdk_config, &settings);
     Ok(adapters.fanout(&settings, directory, adapters.senders(&settings)))
 }
@@ -211,7 +224,7 @@ pub async fn redrive_from_config(config: &Config) -> Result<Redrive, ConfigError
         .aws()?
         .ok_or(ConfigError::Missing("ALERT_BUTTON_TABLE"))?;
     let directory = Arc::new(Directory::bundled());
-    let sdk_config = load_sdk_config(settings.trust_roots).await?;
+    let sdk_config = load_sdk_config(settings.trust_roots, settings.credentials).await?;
     let adapters = Adapters::new(&sdk_config, &settings);
     let store = adapters.store.clone();
     let fanout = adapters.fanout(&settings, directory, adapters.senders(&settings));
@@ -479,7 +492,7 @@ mod tests {
     #[tokio::test]
     async fn the_service_key_and_the_warm_up_are_read_side_by_side() {
         let (url, most) = endpoint_holding_requests(Duration::from_secs(10)).await;
-        let sdk_config = sdk_loader(TrustRoots::Bundled)
+        let sdk_config = sdk_loader(TrustRoots::Bundled, SdkCredentials::DefaultChain)
             .unwrap()
             .endpoint_url(url)
             .region(aws_config::Region::new("us-east-1"))
@@ -510,6 +523,7 @@ mod tests {
             service_key_secret: Some("k".into()),
             whatsapp: None,
             trust_roots: TrustRoots::Bundled,
+            credentials: SdkCredentials::DefaultChain,
         }
     }
 

@@ -81,6 +81,33 @@ pub struct AwsSettings {
     pub whatsapp: Option<WhatsAppSettings>,
     /// The roots the SDK's HTTPS client trusts.
     pub trust_roots: TrustRoots,
+    /// Where the SDK's clients find their credentials.
+    pub credentials: SdkCredentials,
+}
+
+/// Where the AWS SDK's clients find their credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdkCredentials {
+    /// The function's execution role, which Lambda puts in the environment (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). The SDK's default chain would find them
+    /// there too, but builds its every provider first at start-up, among them a web-identity
+    /// provider with an STS client of its own: a sixth of the fan-out's init (BENCHMARKS.md §4).
+    Environment,
+    /// The SDK's default chain (environment, profiles and SSO, web identity, container and
+    /// instance roles): the runner, and a function started outside Lambda without keys.
+    DefaultChain,
+}
+
+impl SdkCredentials {
+    /// `Environment` under Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) when the keys are there.
+    fn from_source(get: &impl Fn(&str) -> Option<String>) -> SdkCredentials {
+        let set = |name| get(name).is_some_and(|value: String| !value.trim().is_empty());
+        if set("AWS_LAMBDA_FUNCTION_NAME") && set("AWS_ACCESS_KEY_ID") {
+            SdkCredentials::Environment
+        } else {
+            SdkCredentials::DefaultChain
+        }
+    }
 }
 
 /// Which root certificates the AWS SDK's HTTPS client trusts.
@@ -146,6 +173,7 @@ pub struct Config {
     /// The Lambda function's name, set by Lambda: the dimension of the metrics it emits.
     pub lambda_function: Option<String>,
     pub trust_roots: TrustRoots,
+    pub credentials: SdkCredentials,
     /// Each variable's value in effect, for `alert-button config`; secrets as set or unset.
     effective: BTreeMap<&'static str, String>,
 }
@@ -302,6 +330,7 @@ impl Config {
             reach_within,
             lambda_function: get("AWS_LAMBDA_FUNCTION_NAME"),
             trust_roots: TrustRoots::from_source(&get),
+            credentials: SdkCredentials::from_source(&get),
             effective,
         })
     }
@@ -328,6 +357,7 @@ impl Config {
             service_key_secret: self.service_key_secret.clone(),
             whatsapp: self.whatsapp.clone(),
             trust_roots: self.trust_roots,
+            credentials: self.credentials,
         }))
     }
 
@@ -538,6 +568,37 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(settings.trust_roots, TrustRoots::Files);
+    }
+
+    /// Under Lambda the execution role's keys are taken from the environment; elsewhere, or
+    /// without keys there, the SDK's default chain looks for them.
+    #[test]
+    fn the_lambda_roles_keys_from_the_environment_elsewhere_the_default_chain() {
+        let under_lambda = ("AWS_LAMBDA_FUNCTION_NAME", "alert-intake");
+        let keys = ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE");
+        for (vars, expected) in [
+            (vec![under_lambda, keys], SdkCredentials::Environment),
+            (vec![under_lambda], SdkCredentials::DefaultChain),
+            (
+                vec![under_lambda, ("AWS_ACCESS_KEY_ID", " ")],
+                SdkCredentials::DefaultChain,
+            ),
+            (vec![keys], SdkCredentials::DefaultChain),
+            (vec![], SdkCredentials::DefaultChain),
+        ] {
+            assert_eq!(config(&vars).unwrap().credentials, expected, "{vars:?}");
+        }
+        let settings = config(&[
+            under_lambda,
+            keys,
+            ("ALERT_BUTTON_TABLE", "t"),
+            ("ALERT_BUTTON_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
+        ])
+        .unwrap()
+        .aws()
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.credentials, SdkCredentials::Environment);
     }
 
     #[test]

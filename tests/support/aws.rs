@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alert_button_core::backend::{
-    AwsBackend, AwsSettings, TrustRoots, read_service_key, sdk_loader,
+    AwsBackend, AwsSettings, SdkCredentials, TrustRoots, read_service_key, sdk_loader,
 };
 use alert_button_core::domain::alert::Retention;
 use alert_button_core::domain::consulate::Directory;
@@ -39,7 +39,7 @@ pub fn unique_phone() -> String {
 /// An SDK configuration aimed at moto, with the dummy credentials it accepts, on the HTTPS client
 /// the functions use (plain HTTP here).
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    sdk_loader(TrustRoots::Bundled)
+    sdk_loader(TrustRoots::Bundled, SdkCredentials::DefaultChain)
         .unwrap()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
@@ -78,6 +78,7 @@ impl Stack {
             service_key_secret: Some(self.service_key_secret.clone()),
             whatsapp: None,
             trust_roots: TrustRoots::Bundled,
+            credentials: SdkCredentials::DefaultChain,
         })
     }
 

@@ -36,7 +36,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .table_name()
         .ok_or("ALERT_BUTTON_TABLE is not set: the table holding the people")?
         .to_owned();
-    let sdk = load_sdk_config(config.trust_roots).await?;
+    let sdk = load_sdk_config(config.trust_roots, config.credentials).await?;
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
     let store = &store;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SnsEvent>| async move {
