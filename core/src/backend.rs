@@ -3,7 +3,8 @@
 //! - `ALERT_BUTTON_TABLE` set: AWS. DynamoDB table `ALERT_BUTTON_TABLE`, SNS topic
 //!   `ALERT_BUTTON_TOPIC_ARN`, family SMS by `ALERT_BUTTON_FAMILY_SMS` (`subscriptions`, the
 //!   default, or `direct`). Region, credentials and endpoint (`AWS_ENDPOINT_URL`, e.g. an emulator)
-//!   come from the standard AWS configuration.
+//!   come from the standard AWS configuration (under Lambda, the keys from the environment: see
+//!   `SdkCredentials`).
 //!   Staff tokens are Cognito ID tokens of the pool `ALERT_BUTTON_STAFF_ISSUER`
 //!   (`https://cognito-idp.<region>.amazonaws.com/<pool id>`) for the app client
 //!   `ALERT_BUTTON_STAFF_AUDIENCE`; without them no staff token is accepted.
