@@ -532,6 +532,16 @@ mod tests {
         Config::from_source(|name| vars.get(name).cloned())
     }
 
+    /// The AWS settings with a table and topic, and `vars`.
+    fn aws_settings(vars: &[(&str, &str)]) -> AwsSettings {
+        let aws = [
+            ("ALERT_BUTTON_TABLE", "t"),
+            ("ALERT_BUTTON_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
+        ];
+        let all: Vec<_> = vars.iter().copied().chain(aws).collect();
+        config(&all).unwrap().aws().unwrap().unwrap()
+    }
+
     #[test]
     fn retention_days_must_be_a_sane_whole_number() {
         assert_eq!(parse_retention_days("X", " 7 ").unwrap(), Duration::days(7));
@@ -558,15 +568,7 @@ mod tests {
             assert_eq!(config.trust_roots, TrustRoots::Files, "{name}");
             assert_eq!(config.effective(name), Some("/etc/proxy-ca"));
         }
-        let settings = config(&[
-            (SSL_CERT_DIR, "/etc/proxy-ca"),
-            ("ALERT_BUTTON_TABLE", "t"),
-            ("ALERT_BUTTON_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
-        ])
-        .unwrap()
-        .aws()
-        .unwrap()
-        .unwrap();
+        let settings = aws_settings(&[(SSL_CERT_DIR, "/etc/proxy-ca")]);
         assert_eq!(settings.trust_roots, TrustRoots::Files);
     }
 
@@ -588,16 +590,7 @@ mod tests {
         ] {
             assert_eq!(config(&vars).unwrap().credentials, expected, "{vars:?}");
         }
-        let settings = config(&[
-            under_lambda,
-            keys,
-            ("ALERT_BUTTON_TABLE", "t"),
-            ("ALERT_BUTTON_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
-        ])
-        .unwrap()
-        .aws()
-        .unwrap()
-        .unwrap();
+        let settings = aws_settings(&[under_lambda, keys]);
         assert_eq!(settings.credentials, SdkCredentials::Environment);
     }
 
