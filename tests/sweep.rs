@@ -2,6 +2,7 @@
 //! alerts at the last escalation level are not read again, and the work goes page by page.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use alert_button_core::Error;
@@ -11,7 +12,7 @@ use alert_button_core::domain::consulate::Directory;
 use alert_button_core::domain::person::{Contact, Person};
 use alert_button_core::local::{LocalMode, LocalPorts};
 use alert_button_core::ports::{AlertWriter, CheckInWriter, Page};
-use alert_button_core::service::PersonService;
+use alert_button_core::service::{PersonService, SWEEP_CONCURRENCY};
 use alert_button_core::testing::{CHICAGO, Guard, Guarded, Verdict, contact, request};
 use alert_button_tests::{SettableClock, ana, overdue_query_leaves_out_the_last_level};
 use time::macros::datetime;
@@ -25,10 +26,15 @@ struct Probe {
     poisoned: Mutex<HashSet<Uuid>>,
     /// Each overdue query's answer, in order.
     pages: Mutex<Vec<Vec<Uuid>>>,
+    /// Calls under way, and the most there were at once.
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
 }
 
 impl Guard for Probe {
     fn judge(&self, alert_id: Option<Uuid>) -> Verdict {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         match alert_id {
             Some(id) if self.poisoned.lock().unwrap().contains(&id) => {
                 Verdict::FailBefore(Error::Store("poisoned".into()))
@@ -42,6 +48,10 @@ impl Guard for Probe {
             let ids = page.items.iter().map(|a| a.alert_id).collect();
             self.pages.lock().unwrap().push(ids);
         }
+    }
+
+    fn finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -260,6 +270,52 @@ async fn more_overdue_alerts_than_one_page_all_escalate() {
 async fn the_embedded_store_leaves_out_alerts_at_the_level_asked() {
     let s = setup().await;
     overdue_query_leaves_out_the_last_level(s.local.store.as_ref(), &s.ana).await;
+}
+
+/// On a raid day thousands of alerts fall due in the same minute, and one at a time (two store
+/// round trips each) they would outlast the sweep's minute: the sweep handles a page's alerts side
+/// by side, and different people's check-ins, at most `SWEEP_CONCURRENCY` at once. One person's
+/// check-ins stay one after the other: each alert raised points their record at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_alerts_and_check_ins_are_handled_side_by_side_within_a_bound() {
+    let s = setup().await;
+    let services = &s.local.services;
+    let overdue = SWEEP_CONCURRENCY + 2;
+    let mut alerts = Vec::new();
+    for n in 0..overdue {
+        let raised = services.person.raise_alert(&s.ana, press(&format!("r{n}")));
+        alerts.push(raised.await.unwrap().alert.alert_id);
+    }
+    let mut checkins = Vec::new();
+    for n in 2..7 {
+        let address = format!("192.0.2.{n}");
+        let registered = services.person.register(ana(Vec::new()), &address);
+        let (person, _) = registered.await.unwrap();
+        for _ in 0..2 {
+            checkins.push(check_in(&services.person, &person, START + Duration::minutes(2)).await);
+        }
+    }
+    s.probe.most_in_flight.store(0, Ordering::SeqCst);
+
+    let summary = services
+        .scheduler
+        .sweep(START + Duration::minutes(11), &EscalationPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.raised, summary.escalated, summary.failed),
+        (checkins.len(), overdue, 0)
+    );
+    for alert in alerts {
+        assert_eq!(level(&s.local, alert).await, 1);
+    }
+    for checkin in checkins {
+        let stored = s.local.store.get_checkin(checkin).await.unwrap().unwrap();
+        assert_eq!(stored.status, CheckInStatus::Missed);
+    }
+    let most = s.probe.most_in_flight.load(Ordering::SeqCst);
+    assert!(most > 1, "the store was asked one thing at a time");
+    assert!(most <= SWEEP_CONCURRENCY, "{most} calls at once");
 }
 
 /// A family contact not reached in time is sent the message on their next channel by the sweep,

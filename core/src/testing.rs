@@ -287,6 +287,9 @@ pub trait Guard: Send + Sync {
 
     /// Each page of overdue alerts the store returned.
     fn overdue_page(&self, _page: &Page<Alert>) {}
+
+    /// The call `judge` was asked about has ended, whatever its verdict.
+    fn finished(&self) {}
 }
 
 /// The store ports in front of the real ones, every call judged by `guard` first: how a test
@@ -304,11 +307,13 @@ impl<G: Guard + ?Sized> Guarded<G> {
         alert_id: Option<Uuid>,
         work: impl Future<Output = Result<T>> + Send,
     ) -> Result<T> {
-        match self.guard.judge(alert_id) {
+        let result = match self.guard.judge(alert_id) {
             Verdict::Pass => work.await,
             Verdict::FailBefore(err) => Err(err),
             Verdict::FailAfter(err) => work.await.and(Err(err)),
-        }
+        };
+        self.guard.finished();
+        result
     }
 }
 

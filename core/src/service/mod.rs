@@ -24,7 +24,7 @@ mod scheduler;
 mod staff;
 
 pub use person::PersonService;
-pub use scheduler::{NextChannels, SWEEP_PAGE, Scheduler, SweepSummary};
+pub use scheduler::{NextChannels, SWEEP_CONCURRENCY, SWEEP_PAGE, Scheduler, SweepSummary};
 pub use staff::StaffService;
 
 use std::sync::Arc;

@@ -2,10 +2,12 @@
 //! try family contacts not reached in time on their next channel.
 //! It reads time from the `Clock` port through its caller (`Scheduler::now`), never the system.
 
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::{StreamExt, stream};
 use tracing::{info, warn};
 use uuid::Uuid;
-
-use std::sync::Arc;
 
 use super::alerts::{AlertChanges, AlertOpener, Reach};
 use super::missed::{CheckInAlarm, CheckInChanges};
@@ -21,6 +23,13 @@ use crate::ports::{
 /// Check-ins or alerts the sweep reads per store query: its memory stays bounded however much is
 /// due.
 pub const SWEEP_PAGE: usize = 100;
+
+/// How many alerts, or different people's check-ins, one sweep handles side by side. On a raid
+/// day thousands fall due in the same minute; one at a time, at two or three store round trips
+/// each, they would outlast the function's minute. No more than this, because a raid's alerts
+/// share one consulate's index partition, where every escalation is a write (docs/SCALE.md, "The
+/// escalation sweep").
+pub const SWEEP_CONCURRENCY: usize = 4;
 
 /// What one sweep did; each failure was logged with the check-in's or alert's id.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -181,17 +190,20 @@ impl Scheduler {
                     }
                 };
                 tally.progressed = true;
-                for alert in overdue.items {
-                    if alert.escalation_due(now, policy).is_none() {
-                        continue;
-                    }
-                    match self.escalate(alert.alert_id, now, policy).await {
+                let escalations = overdue
+                    .items
+                    .iter()
+                    .filter(|alert| alert.escalation_due(now, policy).is_some())
+                    .map(|alert| self.escalate_one(alert.alert_id, now, policy))
+                    .collect();
+                for (alert_id, escalated) in side_by_side(escalations).await {
+                    match escalated {
                         Ok(escalated) => {
                             tally.progressed = true;
                             tally.summary.escalated += usize::from(escalated);
                         }
                         Err(err) => {
-                            warn!(alert_id = %alert.alert_id, error = %err, "escalating an alert failed");
+                            warn!(alert_id = %alert_id, error = %err, "escalating an alert failed");
                             tally.failed(err);
                         }
                     }
@@ -202,6 +214,16 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// `escalate`, with the alert's id for the tally.
+    async fn escalate_one(
+        &self,
+        alert_id: Uuid,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+    ) -> (Uuid, Result<bool>) {
+        (alert_id, self.escalate(alert_id, now, policy).await)
     }
 
     async fn escalate(
@@ -305,12 +327,13 @@ impl Scheduler {
                 }
             };
             tally.progressed = true;
-            for checkin in due.items {
-                if !checkin.is_overdue(now) {
-                    continue;
-                }
-                let checkin_id = checkin.checkin_id;
-                match self.raise_missed_checkin(checkin, now).await {
+            let overdue = due.items.into_iter().filter(|c| c.is_overdue(now));
+            let people = by_person(overdue)
+                .into_iter()
+                .map(|checkins| self.raise_in_turn(checkins, now))
+                .collect();
+            for (checkin_id, created) in side_by_side(people).await.into_iter().flatten() {
+                match created {
                     Ok(created) => {
                         tally.progressed = true;
                         tally.summary.raised += usize::from(created);
@@ -326,6 +349,21 @@ impl Scheduler {
                 None => return,
             }
         }
+    }
+
+    /// Raises the alerts of one person's missed `checkins`, one after the other: each points the
+    /// person's record at the alert it raises.
+    async fn raise_in_turn(
+        &self,
+        checkins: Vec<CheckIn>,
+        now: time::OffsetDateTime,
+    ) -> Vec<(Uuid, Result<bool>)> {
+        let mut raised = Vec::new();
+        for checkin in checkins {
+            let checkin_id = checkin.checkin_id;
+            raised.push((checkin_id, self.raise_missed_checkin(checkin, now).await));
+        }
+        raised
     }
 
     /// Whether a new alert was raised (not if it already was, or the person is gone).
@@ -347,4 +385,27 @@ impl Scheduler {
         info!(checkin_id = %checkin.checkin_id, alert_id = ?checkin.alert_id, "check-in missed: alert raised");
         Ok(created)
     }
+}
+
+/// Runs `work`, at most `SWEEP_CONCURRENCY` at once; the results in the order they finish.
+async fn side_by_side<Fut: Future>(work: Vec<Fut>) -> Vec<Fut::Output> {
+    stream::iter(work)
+        .buffer_unordered(SWEEP_CONCURRENCY)
+        .collect()
+        .await
+}
+
+/// `checkins` grouped by person, in the order each person first appears, each group in order.
+fn by_person(checkins: impl IntoIterator<Item = CheckIn>) -> Vec<Vec<CheckIn>> {
+    let mut groups: Vec<Vec<CheckIn>> = Vec::new();
+    for checkin in checkins {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].person_id == checkin.person_id)
+        {
+            Some(group) => group.push(checkin),
+            None => groups.push(vec![checkin]),
+        }
+    }
+    groups
 }
