@@ -176,7 +176,7 @@ def start_moto():
 
 
 def create_stack(moto_url):
-    """The table, topic and service key secret the functions read, as tests/support/aws.rs makes them."""
+    """The table (both indexes of the template's), topic and service key secret the functions read."""
     import boto3
 
     session = boto3.session.Session(
@@ -190,7 +190,14 @@ def create_stack(moto_url):
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
             {"AttributeName": a, "AttributeType": t}
-            for a, t in [("pk", "S"), ("sk", "S"), ("consulate_status", "S"), ("created_ms", "N")]
+            for a, t in [
+                ("pk", "S"),
+                ("sk", "S"),
+                ("consulate_status", "S"),
+                ("created_ms", "N"),
+                ("next_channel_due", "S"),
+                ("next_channel_ms", "N"),
+            ]
         ],
         KeySchema=[
             {"AttributeName": "pk", "KeyType": "HASH"},
@@ -204,7 +211,15 @@ def create_stack(moto_url):
                     {"AttributeName": "created_ms", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": "by_next_channel",
+                "KeySchema": [
+                    {"AttributeName": "next_channel_due", "KeyType": "HASH"},
+                    {"AttributeName": "next_channel_ms", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
