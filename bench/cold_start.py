@@ -157,14 +157,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_moto():
+def start_moto(server=None, log_path="/tmp/cold-start-moto.log"):
+    """moto on a free loopback port, as the test suite serves it unless `server(port)` gives
+    another command; (process, url) once it answers."""
     port = free_port()
-    log = open("/tmp/cold-start-moto.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "moto_server.py"), "127.0.0.1", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    if server is None:
+        command = [sys.executable, str(ROOT / "tests" / "moto_server.py"), "127.0.0.1", str(port)]
+    else:
+        command = server(port)
+    log = open(log_path, "w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = "http://127.0.0.1:%d" % port
     for _ in range(100):
         try:
@@ -172,7 +174,8 @@ def start_moto():
             return process, url
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError("moto did not start; see /tmp/cold-start-moto.log")
+    process.kill()
+    raise RuntimeError("moto did not start; see %s" % log_path)
 
 
 def create_stack(moto_url):

@@ -20,10 +20,8 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -87,19 +85,10 @@ def serve_moto(host, port, latency_ms):
 
 
 def start_moto(latency_ms):
-    port = cold_start.free_port()
-    log = open("/tmp/sweep-moto.log", "w")
-    command = [sys.executable, __file__, "--serve-moto", str(port), str(latency_ms)]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    sys.exit("moto did not start; see /tmp/sweep-moto.log")
+    def server(port):
+        return [sys.executable, __file__, "--serve-moto", str(port), str(latency_ms)]
+
+    return cold_start.start_moto(server, "/tmp/sweep-moto.log")
 
 
 def main():

@@ -101,13 +101,17 @@ pub enum SdkCredentials {
 impl SdkCredentials {
     /// `Environment` under Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) when the keys are there.
     fn from_source(get: &impl Fn(&str) -> Option<String>) -> SdkCredentials {
-        let set = |name| get(name).is_some_and(|value: String| !value.trim().is_empty());
-        if set("AWS_LAMBDA_FUNCTION_NAME") && set("AWS_ACCESS_KEY_ID") {
+        if is_set(get, "AWS_LAMBDA_FUNCTION_NAME") && is_set(get, "AWS_ACCESS_KEY_ID") {
             SdkCredentials::Environment
         } else {
             SdkCredentials::DefaultChain
         }
     }
+}
+
+/// Whether `name` has a value other than blanks (a blank value counts as unset).
+fn is_set(get: &impl Fn(&str) -> Option<String>, name: &str) -> bool {
+    get(name).is_some_and(|value| !value.trim().is_empty())
 }
 
 /// Which root certificates the AWS SDK's HTTPS client trusts.
@@ -130,8 +134,7 @@ impl TrustRoots {
     /// `Files` when `SSL_CERT_FILE` or `SSL_CERT_DIR` names something, as the TLS library reads
     /// them; a blank value is unset.
     fn from_source(get: &impl Fn(&str) -> Option<String>) -> TrustRoots {
-        let named = |name| get(name).is_some_and(|value: String| !value.trim().is_empty());
-        if named(SSL_CERT_FILE) || named(SSL_CERT_DIR) {
+        if is_set(get, SSL_CERT_FILE) || is_set(get, SSL_CERT_DIR) {
             TrustRoots::Files
         } else {
             TrustRoots::Bundled

@@ -13,7 +13,8 @@ use super::geography::GeoPoint;
 
 mod load;
 
-use load::{Checks, parse};
+use crate::Checks;
+use load::parse;
 
 /// The directory as bundled at build time. `Directory::bundled` parses it.
 pub const BUNDLED_CSV: &str = include_str!("../../data/consulates.csv");

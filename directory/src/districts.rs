@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
+use super::Checks;
 use super::consulate::{Consulate, Directory, DirectoryProblem, distance_km};
 use super::geography::{GeoPoint, is_us_state_or_territory};
 
@@ -217,15 +218,6 @@ pub struct Districts {
     assignments: Vec<CountyAssignment>,
     /// (consulate id, state) where the office serves only its listed counties.
     listed_only: HashSet<(String, String)>,
-}
-
-/// Which checks a county file gets as it is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Checks {
-    All,
-    /// All but each office's own county, which locates every office among the places: the test
-    /// suite runs that on the bundled files, so a function's start-up need not.
-    BuildTime,
 }
 
 impl Districts {

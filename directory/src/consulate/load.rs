@@ -4,19 +4,9 @@
 use std::collections::HashMap;
 
 use super::{COLUMNS, Consulate, CoordinatePrecision, DirectoryProblem};
+use crate::Checks;
 use crate::geography::{GeoPoint, is_us_state_or_territory, is_within_us};
 use crate::phone::{PhoneProblem, check_us_phone};
-
-/// Which checks a directory file gets as it is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Checks {
-    All,
-    /// All but those the test suite runs on the bundled file, so that a function's start-up need
-    /// not: the numbering plans (loading libphonenumber's metadata takes tens of milliseconds;
-    /// numbers are checked for `+1` and ten digits only) and the duplicate rows, ids and names
-    /// (hashing every row was a third of parsing the file).
-    BuildTime,
-}
 
 pub(super) fn parse(text: &str, checks: Checks) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
     let mut problems = Vec::new();
