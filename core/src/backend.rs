@@ -16,10 +16,8 @@
 
 use std::sync::Arc;
 
-use aws_config::environment::EnvironmentVariableCredentialsProvider;
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 use crate::config::Config;
 use crate::domain::channel::Channel;
@@ -39,45 +37,7 @@ use crate::ports::{StaffVerifier, SystemClock};
 use crate::service::{NextChannels, Ports, Services};
 
 pub use crate::config::{AwsSettings, ConfigError, SdkCredentials, TrustRoots};
-
-/// The AWS SDK's configuration loader for every client of this process: the standard
-/// configuration (region, `AWS_ENDPOINT_URL`), credentials from where `credentials` says, with an
-/// HTTPS client that trusts `roots`. Plain HTTP (an emulator on loopback) is unaffected.
-pub fn sdk_loader(
-    roots: TrustRoots,
-    credentials: SdkCredentials,
-) -> Result<ConfigLoader, ConfigError> {
-    let trust_store = match roots {
-        TrustRoots::Bundled => TrustStore::empty().with_pem_certificate(TrustRoots::AWS_PEM),
-        // The TLS library reads `SSL_CERT_FILE` / `SSL_CERT_DIR` for its "native" roots.
-        TrustRoots::Files => TrustStore::default(),
-    };
-    let context = TlsContext::builder()
-        .with_trust_store(trust_store)
-        .build()
-        .map_err(|err| ConfigError::Tls(err.to_string()))?;
-    let client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .tls_context(context)
-        .build_https();
-    let loader = aws_config::defaults(BehaviorVersion::latest()).http_client(client);
-    Ok(match credentials {
-        SdkCredentials::Environment => {
-            loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
-        }
-        SdkCredentials::DefaultChain => loader,
-    })
-}
-
-/// The SDK configuration from the standard sources (see `sdk_loader`).
-pub async fn load_sdk_config(
-    roots: TrustRoots,
-    credentials: SdkCredentials,
-) -> Result<SdkConfig, ConfigError> {
-    Ok(sdk_loader(roots, credentials)?.load().await)
-}
+pub use alert_button_sdk::{load_sdk_config, sdk_loader};
 
 /// The AWS adapters, built once per execution environment.
 pub struct AwsBackend {
@@ -368,6 +328,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    use aws_config::BehaviorVersion;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::watch;

@@ -27,6 +27,8 @@ use crate::outbound::sns::FamilySms;
 
 mod variables;
 
+pub use alert_button_sdk::{SdkCredentials, TrustRoots};
+
 use variables::E164_OR_SHORT_CODE;
 pub use variables::*;
 
@@ -53,8 +55,8 @@ pub enum ConfigError {
     NoBackend,
     #[error("the service key secret cannot be read: {0}")]
     ServiceKey(String),
-    #[error("the HTTPS client's trusted roots cannot be set up: {0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] alert_button_sdk::TlsError),
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
@@ -83,63 +85,6 @@ pub struct AwsSettings {
     pub trust_roots: TrustRoots,
     /// Where the SDK's clients find their credentials.
     pub credentials: SdkCredentials,
-}
-
-/// Where the AWS SDK's clients find their credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SdkCredentials {
-    /// The function's execution role, which Lambda puts in the environment (`AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). The SDK's default chain would find them
-    /// there too, but builds its every provider first at start-up, among them a web-identity
-    /// provider with an STS client of its own: a sixth of the fan-out's init (BENCHMARKS.md §4).
-    Environment,
-    /// The SDK's default chain (environment, profiles and SSO, web identity, container and
-    /// instance roles): the runner, and a function started outside Lambda without keys.
-    DefaultChain,
-}
-
-impl SdkCredentials {
-    /// `Environment` under Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) when the keys are there.
-    fn from_source(get: &impl Fn(&str) -> Option<String>) -> SdkCredentials {
-        if is_set(get, "AWS_LAMBDA_FUNCTION_NAME") && is_set(get, "AWS_ACCESS_KEY_ID") {
-            SdkCredentials::Environment
-        } else {
-            SdkCredentials::DefaultChain
-        }
-    }
-}
-
-/// Whether `name` has a value other than blanks (a blank value counts as unset).
-fn is_set(get: &impl Fn(&str) -> Option<String>, name: &str) -> bool {
-    get(name).is_some_and(|value| !value.trim().is_empty())
-}
-
-/// Which root certificates the AWS SDK's HTTPS client trusts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrustRoots {
-    /// The five Amazon Trust Services roots every AWS endpoint chains to (`AWS_PEM`), compiled
-    /// into the binary: nothing is read from the machine at start-up.
-    Bundled,
-    /// The certificates in `SSL_CERT_FILE` and `SSL_CERT_DIR` instead (a proxy's or a private
-    /// CA), read at start-up.
-    Files,
-}
-
-impl TrustRoots {
-    /// `core/roots/amazon-trust-services.pem`. Only these, not a whole public store: no other
-    /// authority can vouch for an AWS endpoint, and each SDK client's first connection parses five
-    /// certificates instead of more than a hundred (BENCHMARKS.md §4).
-    pub const AWS_PEM: &'static [u8] = include_bytes!("../roots/amazon-trust-services.pem");
-
-    /// `Files` when `SSL_CERT_FILE` or `SSL_CERT_DIR` names something, as the TLS library reads
-    /// them; a blank value is unset.
-    fn from_source(get: &impl Fn(&str) -> Option<String>) -> TrustRoots {
-        if is_set(get, SSL_CERT_FILE) || is_set(get, SSL_CERT_DIR) {
-            TrustRoots::Files
-        } else {
-            TrustRoots::Bundled
-        }
-    }
 }
 
 /// The WhatsApp business number and its approved templates (see `outbound::whatsapp`).

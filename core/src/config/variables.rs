@@ -42,9 +42,7 @@ const fn secret(name: &'static str, meaning: &'static str) -> Variable {
 pub(super) const E164_OR_SHORT_CODE: &str =
     "an E.164 number (+ and 7 to 15 digits) or a US short code (5 or 6 digits)";
 
-/// The TLS library's standard variables for other trusted roots (see `TrustRoots`).
-pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
-pub const SSL_CERT_DIR: &str = "SSL_CERT_DIR";
+pub use alert_button_sdk::{SSL_CERT_DIR, SSL_CERT_FILE};
 
 /// At least a day (a consulate needs time to act), at most ten years.
 pub const MAX_RETENTION_DAYS: i64 = 3650;

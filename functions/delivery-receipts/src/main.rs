@@ -9,7 +9,6 @@ mod channel_events;
 mod config;
 mod receipt;
 
-use aws_config::BehaviorVersion;
 use aws_lambda_events::event::cloudwatch_logs::LogsEvent;
 use aws_lambda_events::event::sns::SnsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -55,8 +54,12 @@ impl Event {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config::Config { table } = config::Config::from_env()?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let config::Config {
+        table,
+        trust_roots,
+        credentials,
+    } = config::Config::from_env()?;
+    let sdk = alert_button_sdk::load_sdk_config(trust_roots, credentials).await?;
     let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let ledger = &ledger;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| async move {
