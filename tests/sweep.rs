@@ -29,6 +29,8 @@ struct Probe {
     /// Calls under way, and the most there were at once.
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
+    /// Queries of a consulate's queue of open alerts.
+    overdue_queries: AtomicUsize,
 }
 
 impl Guard for Probe {
@@ -44,6 +46,7 @@ impl Guard for Probe {
     }
 
     fn overdue_page(&self, page: &Page<Alert>) {
+        self.overdue_queries.fetch_add(1, Ordering::SeqCst);
         if !page.items.is_empty() {
             let ids = page.items.iter().map(|a| a.alert_id).collect();
             self.pages.lock().unwrap().push(ids);
@@ -315,6 +318,51 @@ async fn due_alerts_and_check_ins_are_handled_side_by_side_within_a_bound() {
     }
     let most = s.probe.most_in_flight.load(Ordering::SeqCst);
     assert!(most > 1, "the store was asked one thing at a time");
+    assert!(most <= SWEEP_CONCURRENCY, "{most} calls at once");
+}
+
+/// Every sweep reads each consulate's queue of open alerts, fifty-three queries even when nothing
+/// is due; one after the other at a round trip each, that is most of a quiet sweep. The queues are
+/// read side by side, and the bound holds across them: no more than `SWEEP_CONCURRENCY` store
+/// calls at once, queries and escalations together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consulates_queues_are_read_side_by_side_within_the_same_bound() {
+    let s = setup().await;
+    let services = &s.local.services;
+    let overdue = SWEEP_CONCURRENCY + 2;
+    let mut alerts = Vec::new();
+    for n in 0..overdue {
+        let raised = services.person.raise_alert(&s.ana, press(&format!("q{n}")));
+        alerts.push(raised.await.unwrap().alert.alert_id);
+    }
+    s.probe.most_in_flight.store(0, Ordering::SeqCst);
+    s.probe.overdue_queries.store(0, Ordering::SeqCst);
+
+    let escalated = services
+        .scheduler
+        .escalate_overdue(START + Duration::minutes(11), &EscalationPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(escalated, overdue);
+    for alert in alerts {
+        assert_eq!(level(&s.local, alert).await, 1);
+    }
+    let offices = Directory::bundled().all().len();
+    assert_eq!(s.probe.overdue_queries.load(Ordering::SeqCst), offices);
+    let most = s.probe.most_in_flight.load(Ordering::SeqCst);
+    assert!(most > 1, "the queues were read one at a time");
+    assert!(most <= SWEEP_CONCURRENCY, "{most} calls at once");
+
+    // Nothing due: the queries alone, still side by side.
+    s.probe.most_in_flight.store(0, Ordering::SeqCst);
+    let escalated = services
+        .scheduler
+        .escalate_overdue(START + Duration::minutes(12), &EscalationPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(escalated, 0);
+    let most = s.probe.most_in_flight.load(Ordering::SeqCst);
+    assert!(most > 1, "the queues were read one at a time");
     assert!(most <= SWEEP_CONCURRENCY, "{most} calls at once");
 }
 

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -24,9 +25,9 @@ use crate::ports::{
 /// due.
 pub const SWEEP_PAGE: usize = 100;
 
-/// How many alerts, or different people's check-ins, one sweep handles side by side. On a raid
-/// day thousands fall due in the same minute; one at a time, at two or three store round trips
-/// each, they would outlast the function's minute. No more than this, because a raid's alerts
+/// How many alerts, consulates' queues or different people's check-ins one sweep handles side by
+/// side. On a raid day thousands fall due in the same minute; one at a time, at two or three store
+/// round trips each, they would outlast the function's minute. No more than this, because a raid's alerts
 /// share one consulate's index partition, where every escalation is a write (docs/SCALE.md, "The
 /// escalation sweep").
 pub const SWEEP_CONCURRENCY: usize = 4;
@@ -39,6 +40,13 @@ pub struct SweepSummary {
     /// Family contacts not reached in time, sent the message on their next channel.
     pub rerouted: usize,
     pub failed: usize,
+}
+
+/// One consulate's queue of open alerts, as the sweep reads it.
+struct Queue<'a> {
+    consulate_id: &'a str,
+    below_level: u32,
+    page: usize,
 }
 
 /// What the sweep tries a contact's next channel with: the ledger's due sends, and the fan-out
@@ -61,6 +69,18 @@ impl Tally {
     fn failed(&mut self, err: Error) {
         self.summary.failed += 1;
         self.first_error.get_or_insert(err);
+    }
+
+    /// Takes in what a part of the sweep counted on its own.
+    fn add(&mut self, part: Tally) {
+        self.summary.raised += part.summary.raised;
+        self.summary.escalated += part.summary.escalated;
+        self.summary.rerouted += part.summary.rerouted;
+        self.summary.failed += part.summary.failed;
+        self.progressed |= part.progressed;
+        if let Some(err) = part.first_error {
+            self.first_error.get_or_insert(err);
+        }
     }
 
     fn finish(self) -> Result<SweepSummary> {
@@ -154,6 +174,9 @@ impl Scheduler {
         tally.finish().map(|summary| summary.escalated)
     }
 
+    /// Every consulate's queue, side by side: each sweep reads all of them, and one after the
+    /// other at a round trip each they would be most of a quiet sweep. `permits` bounds the store
+    /// calls at once across the queues, queries and escalations together.
     async fn escalate_pages(
         &self,
         now: time::OffsetDateTime,
@@ -166,52 +189,82 @@ impl Scheduler {
         if below_level == 0 {
             return;
         }
-        for consulate in self.directory.all() {
-            let mut cursor = None;
-            loop {
-                let overdue = match self
-                    .overdue
-                    .open_alerts_created_before(Overdue {
-                        consulate_id: &consulate.id,
-                        created_before: now - policy.after,
-                        below_level,
-                        page: PageQuery {
-                            limit: page.max(1),
-                            cursor: cursor.as_deref(),
-                        },
-                    })
-                    .await
-                {
-                    Ok(overdue) => overdue,
-                    Err(err) => {
-                        warn!(consulate_id = %consulate.id, error = %err, "reading overdue alerts failed");
-                        tally.failed(err);
-                        break;
-                    }
+        let permits = Semaphore::new(SWEEP_CONCURRENCY);
+        let queues = self
+            .directory
+            .all()
+            .iter()
+            .map(|consulate| {
+                let queue = Queue {
+                    consulate_id: &consulate.id,
+                    below_level,
+                    page,
                 };
-                tally.progressed = true;
-                let escalations = overdue
-                    .items
-                    .iter()
-                    .filter(|alert| alert.escalation_due(now, policy).is_some())
-                    .map(|alert| self.escalate_one(alert.alert_id, now, policy))
-                    .collect();
-                for (alert_id, escalated) in side_by_side(escalations).await {
-                    match escalated {
-                        Ok(escalated) => {
-                            tally.progressed = true;
-                            tally.summary.escalated += usize::from(escalated);
-                        }
-                        Err(err) => {
-                            warn!(alert_id = %alert_id, error = %err, "escalating an alert failed");
-                            tally.failed(err);
-                        }
+                self.escalate_queue(queue, now, policy, &permits)
+            })
+            .collect();
+        for queue in side_by_side(queues).await {
+            tally.add(queue);
+        }
+    }
+
+    /// Escalates one consulate's overdue alerts, a page at a time, each store call under a permit.
+    async fn escalate_queue(
+        &self,
+        queue: Queue<'_>,
+        now: time::OffsetDateTime,
+        policy: &EscalationPolicy,
+        permits: &Semaphore,
+    ) -> Tally {
+        let mut tally = Tally::default();
+        let mut cursor = None;
+        loop {
+            let query = Overdue {
+                consulate_id: queue.consulate_id,
+                created_before: now - policy.after,
+                below_level: queue.below_level,
+                page: PageQuery {
+                    limit: queue.page.max(1),
+                    cursor: cursor.as_deref(),
+                },
+            };
+            let read = {
+                let _permit = permits.acquire().await;
+                self.overdue.open_alerts_created_before(query).await
+            };
+            let overdue = match read {
+                Ok(overdue) => overdue,
+                Err(err) => {
+                    warn!(consulate_id = %queue.consulate_id, error = %err, "reading overdue alerts failed");
+                    tally.failed(err);
+                    return tally;
+                }
+            };
+            tally.progressed = true;
+            let escalations = overdue
+                .items
+                .iter()
+                .filter(|alert| alert.escalation_due(now, policy).is_some())
+                .map(|alert| async {
+                    let _permit = permits.acquire().await;
+                    self.escalate_one(alert.alert_id, now, policy).await
+                })
+                .collect();
+            for (alert_id, escalated) in side_by_side(escalations).await {
+                match escalated {
+                    Ok(escalated) => {
+                        tally.progressed = true;
+                        tally.summary.escalated += usize::from(escalated);
+                    }
+                    Err(err) => {
+                        warn!(alert_id = %alert_id, error = %err, "escalating an alert failed");
+                        tally.failed(err);
                     }
                 }
-                match overdue.next_cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
+            }
+            match overdue.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return tally,
             }
         }
     }
