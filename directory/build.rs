@@ -1,6 +1,7 @@
 //! Lays out `data/us-places.csv` at compile time (see `src/districts/places.rs`), so that a
-//! function's start-up borrows the places instead of parsing and sorting 16,000 rows. A bad row
-//! fails the build, naming its line.
+//! function's start-up borrows the places instead of parsing and sorting 16,000 rows, and splits
+//! `data/consulates.csv` into its fields, so that start-up checks them without a CSV reader. A bad
+//! place, or a line no CSV reader can read, fails the build, naming its line.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,8 +12,42 @@ use std::{env, fs};
 mod places;
 
 const PLACES: &str = "../data/us-places.csv";
+const CONSULATES: &str = "../data/consulates.csv";
 
 fn main() {
+    lay_out_places();
+    split_consulates();
+}
+
+/// `LINES`: each line of the directory (the header first) with its number and its fields, as
+/// `csv` reads them; `consulate::load` checks them at start-up as it checks a file it is given.
+fn split_consulates() {
+    println!("cargo::rerun-if-changed={CONSULATES}");
+    let text = fs::read_to_string(CONSULATES).unwrap_or_else(|err| panic!("{CONSULATES}: {err}"));
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    let mut lines = Vec::new();
+    for record in reader.records() {
+        let record = record.unwrap_or_else(|err| {
+            let line = err.position().map_or(0, |p| p.line());
+            panic!("data/consulates.csv line {line}: unreadable: {err}")
+        });
+        let line = record.position().map_or(0, |p| p.line());
+        let fields: Vec<&str> = record.iter().collect();
+        lines.push(format!("({line}, &{fields:?})"));
+    }
+    let out = format!(
+        "pub static LINES: [(u64, &[&str]); {}] = [\n{}\n];\n",
+        lines.len(),
+        lines.join(",\n")
+    );
+    let path = Path::new(&env::var("OUT_DIR").expect("OUT_DIR")).join("consulates.rs");
+    fs::write(&path, out).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+}
+
+fn lay_out_places() {
     println!("cargo::rerun-if-changed={PLACES}");
     println!("cargo::rerun-if-changed=src/districts/places.rs");
     let text = fs::read_to_string(PLACES).unwrap_or_else(|err| panic!("{PLACES}: {err}"));

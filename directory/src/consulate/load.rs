@@ -16,7 +16,7 @@ pub(super) fn parse(text: &str, checks: Checks) -> Result<Vec<Consulate>, Vec<Di
         .from_reader(text.as_bytes());
     let mut records = reader.records();
 
-    match records.next() {
+    let header = match records.next() {
         None => {
             return Err(vec![DirectoryProblem {
                 line: 1,
@@ -29,47 +29,79 @@ pub(super) fn parse(text: &str, checks: Checks) -> Result<Vec<Consulate>, Vec<Di
                 message: format!("unreadable header: {err}"),
             }]);
         }
-        Some(Ok(header)) => {
-            let found: Vec<&str> = header.iter().map(str::trim).collect();
-            if found != COLUMNS {
-                return Err(vec![DirectoryProblem {
-                    line: 1,
-                    message: format!(
-                        "the header must be exactly `{}`, found `{}`",
-                        COLUMNS.join(","),
-                        found.join(",")
-                    ),
-                }]);
-            }
-        }
-    }
-
-    let mut consulates = Vec::new();
-    let mut first_line_of_id: HashMap<String, u64> = HashMap::new();
-    let mut first_line_of_name: HashMap<String, u64> = HashMap::new();
-    let mut first_line_of_row: HashMap<Vec<String>, u64> = HashMap::new();
-
+        Some(Ok(header)) => header,
+    };
+    let mut rows = Vec::new();
     for record in records {
-        let record = match record {
-            Ok(record) => record,
+        match record {
+            Ok(record) => {
+                let line = record.position().map_or(0, |p| p.line());
+                rows.push((line, record));
+            }
             Err(err) => {
                 let line = err.position().map_or(0, |p| p.line());
                 problems.push(DirectoryProblem {
                     line,
                     message: format!("unreadable row: {err}"),
                 });
-                continue;
             }
-        };
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() != COLUMNS.len() {
+        }
+    }
+    let header: Vec<&str> = header.iter().collect();
+    let rows = rows
+        .iter()
+        .map(|(line, record)| (*line, record.iter().collect::<Vec<&str>>()));
+    read_rows(&header, rows, problems, checks)
+}
+
+/// Reads the bundled file as the build script split it (`LINES`, the header first): the same
+/// checks as `parse`, without a CSV reader at start-up.
+pub(super) fn parse_laid_out(
+    lines: &[(u64, &[&str])],
+    checks: Checks,
+) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
+    let Some(((_, header), rows)) = lines.split_first() else {
+        return Err(vec![DirectoryProblem {
+            line: 1,
+            message: "the file is empty; expected a header row".into(),
+        }]);
+    };
+    let rows = rows.iter().map(|(line, fields)| (*line, fields.to_vec()));
+    read_rows(header, rows, Vec::new(), checks)
+}
+
+/// Checks the header, then each row (each with its line), adding to `problems`.
+fn read_rows<'a>(
+    header: &[&str],
+    rows: impl Iterator<Item = (u64, Vec<&'a str>)>,
+    mut problems: Vec<DirectoryProblem>,
+    checks: Checks,
+) -> Result<Vec<Consulate>, Vec<DirectoryProblem>> {
+    let found: Vec<&str> = header.iter().map(|name| name.trim()).collect();
+    if found != COLUMNS {
+        return Err(vec![DirectoryProblem {
+            line: 1,
+            message: format!(
+                "the header must be exactly `{}`, found `{}`",
+                COLUMNS.join(","),
+                found.join(",")
+            ),
+        }]);
+    }
+
+    let mut consulates = Vec::new();
+    let mut first_line_of_id: HashMap<&str, u64> = HashMap::new();
+    let mut first_line_of_name: HashMap<&str, u64> = HashMap::new();
+    let mut first_line_of_row: HashMap<Vec<&str>, u64> = HashMap::new();
+
+    for (line, fields) in rows {
+        if fields.len() != COLUMNS.len() {
             problems.push(DirectoryProblem {
                 line,
-                message: format!("expected {} fields, found {}", COLUMNS.len(), record.len()),
+                message: format!("expected {} fields, found {}", COLUMNS.len(), fields.len()),
             });
             continue;
         }
-        let fields: Vec<String> = record.iter().map(str::to_owned).collect();
         if checks == Checks::All {
             if let Some(first) = first_line_of_row.get(&fields) {
                 problems.push(DirectoryProblem {
@@ -82,8 +114,8 @@ pub(super) fn parse(text: &str, checks: Checks) -> Result<Vec<Consulate>, Vec<Di
 
             // Ids and names must be unique even on rows with other problems, so check them first.
             for (what, value, first_lines) in [
-                ("id", &fields[0], &mut first_line_of_id),
-                ("name", &fields[1], &mut first_line_of_name),
+                ("id", fields[0], &mut first_line_of_id),
+                ("name", fields[1], &mut first_line_of_name),
             ] {
                 match first_lines.get(value) {
                     Some(first) => problems.push(DirectoryProblem {
@@ -91,7 +123,7 @@ pub(super) fn parse(text: &str, checks: Checks) -> Result<Vec<Consulate>, Vec<Di
                         message: format!("duplicate {what} `{value}` (first on line {first})"),
                     }),
                     None => {
-                        first_lines.insert(value.clone(), line);
+                        first_lines.insert(value, line);
                     }
                 }
             }
@@ -121,13 +153,13 @@ pub(super) fn parse(text: &str, checks: Checks) -> Result<Vec<Consulate>, Vec<Di
 }
 
 /// Validates one row, pushing a message per problem; returns the office only when the row is usable.
-fn parse_row(fields: &[String], checks: Checks, problems: &mut Vec<String>) -> Option<Consulate> {
+fn parse_row(fields: &[&str], checks: Checks, problems: &mut Vec<String>) -> Option<Consulate> {
     let before = problems.len();
     let field = |name: &str| -> &str {
         let index = COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
-        fields[index].as_str()
+        fields[index]
     };
-    for (name, value) in COLUMNS.iter().zip(fields) {
+    for (name, &value) in COLUMNS.iter().zip(fields) {
         if value.trim() != value {
             problems.push(format!("{name}: leading or trailing spaces"));
         }
