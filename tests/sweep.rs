@@ -33,6 +33,16 @@ struct Probe {
     overdue_queries: AtomicUsize,
 }
 
+impl Probe {
+    /// Checks that more than one store call was under way at some point since the last check, and
+    /// never more than the bound; `one_at_a_time` says what failed otherwise.
+    fn side_by_side_within_the_bound(&self, one_at_a_time: &str) {
+        let most = self.most_in_flight.swap(0, Ordering::SeqCst);
+        assert!(most > 1, "{one_at_a_time}");
+        assert!(most <= SWEEP_CONCURRENCY, "{most} calls at once");
+    }
+}
+
 impl Guard for Probe {
     fn judge(&self, alert_id: Option<Uuid>) -> Verdict {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -120,6 +130,20 @@ fn press(client_alert_id: &str) -> AlertRequest {
         client_alert_id: client_alert_id.into(),
         ..request(CHICAGO)
     }
+}
+
+/// Raises `count` alerts of Ana's, in Chicago; their ids.
+async fn raise_alerts(s: &Setup, count: usize) -> Vec<Uuid> {
+    let mut alerts = Vec::new();
+    for n in 0..count {
+        let raised = s
+            .local
+            .services
+            .person
+            .raise_alert(&s.ana, press(&format!("a{n}")));
+        alerts.push(raised.await.unwrap().alert.alert_id);
+    }
+    alerts
 }
 
 /// Starts a check-in of `person`'s, in Chicago, due at `deadline`; returns its id.
@@ -284,11 +308,7 @@ async fn due_alerts_and_check_ins_are_handled_side_by_side_within_a_bound() {
     let s = setup().await;
     let services = &s.local.services;
     let overdue = SWEEP_CONCURRENCY + 2;
-    let mut alerts = Vec::new();
-    for n in 0..overdue {
-        let raised = services.person.raise_alert(&s.ana, press(&format!("r{n}")));
-        alerts.push(raised.await.unwrap().alert.alert_id);
-    }
+    let alerts = raise_alerts(&s, overdue).await;
     let mut checkins = Vec::new();
     for n in 2..7 {
         let address = format!("192.0.2.{n}");
@@ -316,9 +336,8 @@ async fn due_alerts_and_check_ins_are_handled_side_by_side_within_a_bound() {
         let stored = s.local.store.get_checkin(checkin).await.unwrap().unwrap();
         assert_eq!(stored.status, CheckInStatus::Missed);
     }
-    let most = s.probe.most_in_flight.load(Ordering::SeqCst);
-    assert!(most > 1, "the store was asked one thing at a time");
-    assert!(most <= SWEEP_CONCURRENCY, "{most} calls at once");
+    s.probe
+        .side_by_side_within_the_bound("the store was asked one thing at a time");
 }
 
 /// Every sweep reads each consulate's queue of open alerts, fifty-three queries even when nothing
@@ -330,11 +349,7 @@ async fn the_consulates_queues_are_read_side_by_side_within_the_same_bound() {
     let s = setup().await;
     let services = &s.local.services;
     let overdue = SWEEP_CONCURRENCY + 2;
-    let mut alerts = Vec::new();
-    for n in 0..overdue {
-        let raised = services.person.raise_alert(&s.ana, press(&format!("q{n}")));
-        alerts.push(raised.await.unwrap().alert.alert_id);
-    }
+    let alerts = raise_alerts(&s, overdue).await;
     s.probe.most_in_flight.store(0, Ordering::SeqCst);
     s.probe.overdue_queries.store(0, Ordering::SeqCst);
 
@@ -349,21 +364,18 @@ async fn the_consulates_queues_are_read_side_by_side_within_the_same_bound() {
     }
     let offices = Directory::bundled().all().len();
     assert_eq!(s.probe.overdue_queries.load(Ordering::SeqCst), offices);
-    let most = s.probe.most_in_flight.load(Ordering::SeqCst);
-    assert!(most > 1, "the queues were read one at a time");
-    assert!(most <= SWEEP_CONCURRENCY, "{most} calls at once");
+    s.probe
+        .side_by_side_within_the_bound("the queues were read one at a time");
 
     // Nothing due: the queries alone, still side by side.
-    s.probe.most_in_flight.store(0, Ordering::SeqCst);
     let escalated = services
         .scheduler
         .escalate_overdue(START + Duration::minutes(12), &EscalationPolicy::default())
         .await
         .unwrap();
     assert_eq!(escalated, 0);
-    let most = s.probe.most_in_flight.load(Ordering::SeqCst);
-    assert!(most > 1, "the queues were read one at a time");
-    assert!(most <= SWEEP_CONCURRENCY, "{most} calls at once");
+    s.probe
+        .side_by_side_within_the_bound("the queues were read one at a time");
 }
 
 /// A family contact not reached in time is sent the message on their next channel by the sweep,
