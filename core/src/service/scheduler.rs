@@ -27,9 +27,9 @@ pub const SWEEP_PAGE: usize = 100;
 
 /// How many alerts, consulates' queues or different people's check-ins one sweep handles side by
 /// side. On a raid day thousands fall due in the same minute; one at a time, at two or three store
-/// round trips each, they would outlast the function's minute. No more than this, because a raid's alerts
-/// share one consulate's index partition, where every escalation is a write (docs/SCALE.md, "The
-/// escalation sweep").
+/// round trips each, they would outlast the function's minute. No more than this, because a raid's
+/// alerts share one consulate's index partition, where every escalation is a write (docs/SCALE.md,
+/// "The escalation sweep").
 pub const SWEEP_CONCURRENCY: usize = 4;
 
 /// What one sweep did; each failure was logged with the check-in's or alert's id.
@@ -247,7 +247,8 @@ impl Scheduler {
                 .filter(|alert| alert.escalation_due(now, policy).is_some())
                 .map(|alert| async {
                     let _permit = permits.acquire().await;
-                    self.escalate_one(alert.alert_id, now, policy).await
+                    let escalated = self.escalate(alert.alert_id, now, policy).await;
+                    (alert.alert_id, escalated)
                 })
                 .collect();
             for (alert_id, escalated) in side_by_side(escalations).await {
@@ -267,16 +268,6 @@ impl Scheduler {
                 None => return tally,
             }
         }
-    }
-
-    /// `escalate`, with the alert's id for the tally.
-    async fn escalate_one(
-        &self,
-        alert_id: Uuid,
-        now: time::OffsetDateTime,
-        policy: &EscalationPolicy,
-    ) -> (Uuid, Result<bool>) {
-        (alert_id, self.escalate(alert_id, now, policy).await)
     }
 
     async fn escalate(
