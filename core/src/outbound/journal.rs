@@ -516,6 +516,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn message_ids_sort_in_the_order_the_sends_were_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal =
+            JournalNotifier::open(&dir.path().join("notifications.jsonl"), false).unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..16 {
+            let sent = journal
+                .publish(&notification(Uuid::new_v4(), 1, i64::MAX))
+                .await
+                .unwrap();
+            ids.push(sent.message_id.unwrap());
+        }
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+    }
+
+    #[tokio::test]
     async fn the_lines_of_expired_alerts_are_erased_and_current_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notifications.jsonl");

@@ -13,10 +13,11 @@ use crate::domain::consent_request;
 use crate::domain::notification::Notification;
 use crate::ports::{ChannelSender, Recipient, SendError, SendResult, Sent};
 
-/// A local message id, as a provider's answer carries one.
+/// A local message id, as a provider's answer carries one. Ordered by time, so the ledger's index
+/// of message ids grows at its end rather than at a random page per send.
 pub(super) fn message_id(prefix: &str) -> Sent {
     Sent {
-        message_id: Some(format!("{prefix}{}", uuid::Uuid::new_v4())),
+        message_id: Some(format!("{prefix}{}", uuid::Uuid::now_v7())),
     }
 }
 
