@@ -79,6 +79,8 @@ struct Counters {
 struct Append {
     key: (String, String),
     line: Vec<u8>,
+    /// The console's line about it, printed once the line is durable.
+    shown: Option<String>,
     reply: oneshot::Sender<Result<bool, SendError>>,
 }
 
@@ -320,17 +322,9 @@ impl JournalNotifier {
         })
         .map_err(|_| SendError::Refused("unserializable".into()))?;
         line.push(b'\n');
-        let stopped = || SendError::Transient("the journal's writer has stopped".into());
-        let (reply, answer) = oneshot::channel();
-        self.appends
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(Append { key, line, reply })
-            .map_err(|_| stopped())?;
-        let appended = answer.await.map_err(|_| stopped())??;
-        if appended && self.print {
-            println!(
-                "notification alert_id={} seq={} event={} audience={} consulate_id={} language={} recipients={}",
+        let shown = self.print.then(|| {
+            format!(
+                "notification alert_id={} seq={} event={} audience={} consulate_id={} language={} recipients={}\n",
                 notification.alert_id,
                 notification.seq,
                 notification.event.as_str(),
@@ -338,8 +332,21 @@ impl JournalNotifier {
                 notification.consulate_id,
                 notification.language.code(),
                 notification.recipients,
-            );
-        }
+            )
+        });
+        let stopped = || SendError::Transient("the journal's writer has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Append {
+                key,
+                line,
+                shown,
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())??;
         Ok(())
     }
 }
@@ -423,11 +430,20 @@ fn append_all(state: &Mutex<JournalState>, appends: &mpsc::Receiver<Append>, cou
             },
             Err(err) => Err(SendError::Transient(format!("{:?}", err.kind()))),
         };
+        let mut shown = String::new();
         for append in fresh {
+            if outcome.is_ok() {
+                shown.extend(append.shown);
+            }
             let _ = append.reply.send(outcome.clone().map(|()| true));
         }
         for append in repeated {
             let _ = append.reply.send(outcome.clone().map(|()| false));
+        }
+        // After the answers, in one write: a slow console holds up neither the sends nor the
+        // runtime's threads.
+        if !shown.is_empty() {
+            let _ = std::io::stdout().lock().write_all(shown.as_bytes());
         }
     }
 }
