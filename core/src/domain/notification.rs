@@ -35,7 +35,8 @@ impl Audience {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
-    /// Unique per event, audience and language: receivers use it to drop a redelivery.
+    /// Unique per event, audience and language: receivers use it to drop a redelivery. It begins
+    /// with `alert_id` and a colon, which is how the local delivery ledger finds an alert's sends.
     pub notification_id: String,
     pub event: AlertEvent,
     pub audience: Audience,
@@ -269,6 +270,8 @@ mod tests {
         );
         assert!(plan[2].sms.contains(&alert.alert_id.to_string()));
         assert_eq!(plan[2].consulate_id, "mx-cg-chicago");
+        let prefix = format!("{}:", alert.alert_id);
+        assert!(plan.iter().all(|n| n.notification_id.starts_with(&prefix)));
     }
 
     #[test]

@@ -82,7 +82,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
     expires_at      INTEGER NOT NULL,
     PRIMARY KEY (notification_id, recipient)
 );
-CREATE INDEX IF NOT EXISTS deliveries_by_alert ON deliveries (alert_id, claimed_ms);
 ";
 
 /// One pending change, in commit order.
@@ -143,7 +142,7 @@ impl EmbeddedStore {
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(Error::store)?;
         connection.execute_batch(SCHEMA).map_err(Error::store)?;
-        super::embedded_ledger::add_next_channel_column(&connection)?;
+        super::embedded_ledger::upgrade(&connection)?;
         for suffix in ["-wal", "-shm"] {
             let mut companion = path.as_os_str().to_owned();
             companion.push(suffix);

@@ -15,9 +15,15 @@ use crate::ports::{
     Settled, audience_named,
 };
 
+/// Brings a store made by an earlier version up to date.
+pub(super) fn upgrade(connection: &Connection) -> Result<()> {
+    add_next_channel_column(connection)?;
+    drop_alert_index(connection)
+}
+
 /// Stores made before sends recorded when their contact's next channel is due gain the column; a
 /// partial index holds only the due sends, so the sweep reads those alone.
-pub(super) fn add_next_channel_column(connection: &Connection) -> Result<()> {
+fn add_next_channel_column(connection: &Connection) -> Result<()> {
     let has_column = connection
         .prepare("SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'next_channel_ms'")
         .and_then(|mut statement| statement.exists([]))
@@ -34,6 +40,23 @@ pub(super) fn add_next_channel_column(connection: &Connection) -> Result<()> {
         )
         .map_err(Error::store)
 }
+
+/// Stores made before `DELIVERIES_OF` read the key's range had an index of the sends by alert, a
+/// random page of which every claim wrote.
+fn drop_alert_index(connection: &Connection) -> Result<()> {
+    connection
+        .execute_batch("DROP INDEX IF EXISTS deliveries_by_alert")
+        .map_err(Error::store)
+}
+
+/// An alert's sends, in the order they were claimed. Every notification id begins with its
+/// alert's id and a colon, so the key's range from `"{alert_id}:"` to `"{alert_id};"` holds them:
+/// no index keyed by the alert has to be written on every send.
+const DELIVERIES_OF: &str =
+    "SELECT notification_id, seq, audience, channel, masked, state, updated_ms, recipient
+     FROM deliveries
+     WHERE notification_id > ?1 || ':' AND notification_id < ?1 || ';' AND alert_id = ?1
+     ORDER BY claimed_ms, rowid";
 
 /// The recorded state of the send to `recipient` of `notification_id`, as stored.
 fn state_of(
@@ -266,10 +289,7 @@ impl DeliveryLedger for EmbeddedStore {
         let alert_id = alert_id.to_string();
         self.run(move |connection| {
             let mut statement = connection
-                .prepare_cached(
-                    "SELECT notification_id, seq, audience, channel, masked, state, updated_ms, recipient
-                     FROM deliveries WHERE alert_id = ?1 ORDER BY claimed_ms, rowid",
-                )
+                .prepare_cached(DELIVERIES_OF)
                 .map_err(Error::store)?;
             let rows = statement
                 .query_map(params![alert_id], |row| {
@@ -290,7 +310,16 @@ impl DeliveryLedger for EmbeddedStore {
             Ok(rows
                 .into_iter()
                 .filter_map(
-                    |(notification_id, seq, audience, channel, masked, state, updated_ms, recipient)| {
+                    |(
+                        notification_id,
+                        seq,
+                        audience,
+                        channel,
+                        masked,
+                        state,
+                        updated_ms,
+                        recipient,
+                    )| {
                         Some(DeliveryRecord {
                             notification_id,
                             seq,
@@ -453,6 +482,62 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_alerts_sends_are_found_by_the_ledgers_key_in_a_file_from_before_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let (alert_id, neighbour) = (Uuid::new_v4(), Uuid::new_v4());
+        {
+            let store = EmbeddedStore::open(&path).unwrap();
+            for send in [
+                delivery(alert_id, "a"),
+                delivery(neighbour, "b"),
+                delivery(alert_id, "c"),
+            ] {
+                assert!(store.claim(&send).await.unwrap());
+            }
+        }
+        // A file made when an index keyed by the alert was written on every send.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE INDEX IF NOT EXISTS deliveries_by_alert ON deliveries (alert_id, claimed_ms)",
+            )
+            .unwrap();
+
+        let store = EmbeddedStore::open(&path).unwrap();
+        let recipients: Vec<String> = store
+            .deliveries_of(alert_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|record| record.recipient)
+            .collect();
+        assert_eq!(recipients, ["a", "c"]);
+        let connection = Connection::open(&path).unwrap();
+        let indexes: Vec<String> = connection
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'deliveries' AND sql IS NOT NULL")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(indexes, ["deliveries_next_channel_due"]);
+        // Found by a range of the key, not by reading every send.
+        let plan: Vec<String> = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {DELIVERIES_OF}"))
+            .unwrap()
+            .query_map(params![alert_id.to_string()], |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("(notification_id>? AND notification_id<?)")),
+            "{plan:?}"
         );
     }
 
