@@ -174,6 +174,14 @@ class CpuMeter:
                 pass
         return named
 
+    def io(self):
+        """The runner's read and write calls (files and sockets alike) and the bytes they wrote."""
+        if not self.pid:
+            return {}
+        lines = Path("/proc/%d/io" % self.pid).read_text().splitlines()
+        fields = dict(line.split(": ") for line in lines)
+        return {name: int(fields[name]) for name in ("syscr", "syscw", "wchar")}
+
     def sample(self):
         runner = self.seconds(Path("/proc/%d/stat" % self.pid)) if self.pid else 0.0
         cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
@@ -182,11 +190,12 @@ class CpuMeter:
         return runner, times.children_user + times.children_system, time.process_time(), busy
 
     def start(self):
-        self.first, self.first_threads = self.sample(), self.threads()
+        self.first, self.first_threads, self.first_io = self.sample(), self.threads(), self.io()
 
     def stop(self):
-        last = self.threads()
+        last, io = self.threads(), self.io()
         self.by_thread = {n: s - self.first_threads.get(n, 0.0) for n, s in last.items()}
+        self.io_calls = {n: v - self.first_io[n] for n, v in io.items()}
         return [b - a for a, b in zip(self.first, self.sample())]
 
 
@@ -319,6 +328,10 @@ def main():
     if meter.by_thread:
         print("runner's CPU by thread: " + ", ".join(
             "%s %.2f s" % item for item in sorted(meter.by_thread.items(), key=lambda i: -i[1])))
+    io_per_alert = {name: value / alerts for name, value in meter.io_calls.items()}
+    if io_per_alert:
+        print("runner's calls per alert: %.1f writes (%.1f KB), %.1f reads"
+              % (io_per_alert["syscw"], io_per_alert["wchar"] / 1024, io_per_alert["syscr"]))
     report.update(
         alerts_created=created,
         alerts_refused=refused,
@@ -333,6 +346,7 @@ def main():
                    wall=caught_up - load_started),
         runner_cpu_us_per_alert=runner_cpu / alerts * 1e6 if args.pid else None,
         runner_cpu_s_by_thread=meter.by_thread,
+        runner_io_per_alert=io_per_alert,
     )
     if args.paced > 0:
         paced = paced_run(args, base, journal, probe_tokens, env, args.paced * intake)
