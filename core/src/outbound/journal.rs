@@ -440,8 +440,8 @@ fn append_all(state: &Mutex<JournalState>, appends: &mpsc::Receiver<Append>, cou
         for append in repeated {
             let _ = append.reply.send(outcome.clone().map(|()| false));
         }
-        // After the answers, in one write: a slow console holds up neither the sends nor the
-        // runtime's threads.
+        // In one write, after the answers: a slow console holds up no runtime thread, and no send
+        // it reports waits for it.
         if !shown.is_empty() {
             let _ = std::io::stdout().lock().write_all(shown.as_bytes());
         }
