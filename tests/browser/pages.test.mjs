@@ -133,7 +133,15 @@ async function openInConsole(staff, alertId, status = 'open') {
   const row = staff.locator(`[data-alert-id="${alertId}"]`);
   await row.waitFor({ timeout: 15000 });
   await row.click();
-  await staff.locator('#detail').waitFor();
+  try {
+    await staff.locator('#detail').waitFor();
+  } catch (error) {
+    // Say what the console showed instead, so that a failure here names its cause.
+    const showing = await staff.evaluate(() => ['sign-in', 'list', 'detail'].filter((id) => !document.getElementById(id).hidden));
+    const notice = await staff.textContent('#notice');
+    await staff.screenshot({ path: join(artefacts, 'console-detail-missing.png'), fullPage: true });
+    throw new Error(`the alert's detail did not open: showing ${showing.join(', ') || 'nothing'}, notice "${notice}"`, { cause: error });
+  }
   await staff.waitForFunction(() => document.getElementById('d-status').textContent !== '');
 }
 
