@@ -74,14 +74,14 @@ struct Counters {
     lines: AtomicU64,
 }
 
-/// One line waiting for the writer thread; answered `true` once it is durable, `false` if the
-/// journal already held it.
+/// One line waiting for the writer thread; answered once it is durable, or at once if the journal
+/// already held it.
 struct Append {
     key: (String, String),
     line: Vec<u8>,
     /// The console's line about it, printed once the line is durable.
     shown: Option<String>,
-    reply: oneshot::Sender<Result<bool, SendError>>,
+    reply: oneshot::Sender<Result<(), SendError>>,
 }
 
 struct JournalState {
@@ -379,7 +379,7 @@ fn append_all(state: &Mutex<JournalState>, appends: &mpsc::Receiver<Append>, cou
         let mut bytes = Vec::new();
         for append in batch {
             if guard.sent.contains(&append.key) {
-                let _ = append.reply.send(Ok(false));
+                let _ = append.reply.send(Ok(()));
             } else if keys.insert(append.key.clone()) {
                 bytes.extend_from_slice(&append.line);
                 fresh.push(append);
@@ -435,10 +435,10 @@ fn append_all(state: &Mutex<JournalState>, appends: &mpsc::Receiver<Append>, cou
             if outcome.is_ok() {
                 shown.extend(append.shown);
             }
-            let _ = append.reply.send(outcome.clone().map(|()| true));
+            let _ = append.reply.send(outcome.clone());
         }
         for append in repeated {
-            let _ = append.reply.send(outcome.clone().map(|()| false));
+            let _ = append.reply.send(outcome.clone());
         }
         // In one write, after the answers: a slow console holds up no runtime thread, and no send
         // it reports waits for it.
