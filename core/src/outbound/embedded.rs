@@ -445,6 +445,56 @@ pub(crate) mod tests {
         holder
     }
 
+    /// Reads beyond the pool's connections wait without taking a blocking thread each, so a burst
+    /// of them leaves the runtime's blocking threads to the rest of the process.
+    #[test]
+    fn a_burst_of_reads_leaves_the_blocking_threads_to_other_work() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(2 * writer::READERS)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(EmbeddedStore::open(&dir.path().join("store.sqlite3")).unwrap());
+            // Every read waits at the gate until the test opens it.
+            let gate = Arc::new(tokio::sync::RwLock::new(()));
+            let closed = gate.write().await;
+            let reads: Vec<_> = (0..6 * writer::READERS)
+                .map(|_| {
+                    let (store, gate) = (store.clone(), gate.clone());
+                    tokio::spawn(async move {
+                        store
+                            .run(move |connection| {
+                                drop(gate.blocking_read());
+                                connection
+                                    .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+                                    .map_err(Error::store)
+                            })
+                            .await
+                    })
+                })
+                .collect();
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+            let other = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                tokio::task::spawn_blocking(|| "ran"),
+            )
+            .await;
+            drop(closed);
+            assert_eq!(
+                other.map(Result::unwrap).ok(),
+                Some("ran"),
+                "other blocking work waited behind the reads"
+            );
+            for read in reads {
+                assert_eq!(read.await.unwrap().unwrap(), 1);
+            }
+        });
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_are_committed_together_and_each_answered_after() {
         let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,9 @@
 //! groups: the requests that arrive while a commit is syncing share the next transaction (and its
 //! one sync), each inside its own savepoint, so that a request that fails takes back only its own
 //! statements. Nobody is answered before the commit that holds their write is durable. Reads use
-//! a small pool of their own connections, which WAL lets run beside each other and the writer.
+//! a small pool of their own connections, which WAL lets run beside each other and the writer; a
+//! read waits for a free one before it takes a blocking thread, so a burst of reads queues here
+//! instead of starting a thread each to wait on a lock.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,14 +12,14 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::{Error, Result};
 
 /// At most this many requests share one transaction.
 const GROUP_LIMIT: usize = 512;
 /// Connections for reads.
-const READERS: usize = 4;
+pub(super) const READERS: usize = 4;
 /// Statements each connection keeps prepared (see `execute_cached`): more than the store has.
 const PREPARED: usize = 64;
 /// How long a connection waits for a lock another one holds.
@@ -41,6 +43,8 @@ struct Counters {
 /// The reader pool and the way to the writer thread.
 pub(super) struct Connections {
     readers: Arc<Vec<Mutex<Connection>>>,
+    /// One permit per reader connection.
+    free_readers: Arc<Semaphore>,
     requests: Option<mpsc::Sender<Box<dyn Request>>>,
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
@@ -220,6 +224,7 @@ impl Connections {
             .map_err(Error::store)?;
         Ok(Connections {
             readers: Arc::new(readers),
+            free_readers: Arc::new(Semaphore::new(READERS)),
             requests: Some(requests),
             writer: Some(writer),
             counters,
@@ -248,8 +253,15 @@ impl Connections {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let readers = self.readers.clone();
+        let permit = self
+            .free_readers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(Error::store)?;
         tokio::task::spawn_blocking(move || {
-            // A free connection if there is one, else wait for the first.
+            let _permit = permit;
+            // With a permit one connection is free; the lock is the fallback, never the plan.
             let connection = match readers.iter().find_map(|reader| reader.try_lock().ok()) {
                 Some(connection) => connection,
                 None => readers[0]
