@@ -191,8 +191,14 @@ class CpuMeter:
 
     def start(self):
         self.first, self.first_threads, self.first_io = self.sample(), self.threads(), self.io()
+        self.threads_before = self.thread_count()
+
+    def thread_count(self):
+        """Threads alive in the runner (the async runtime's idle blocking threads linger 10 s)."""
+        return len(list(Path("/proc/%d/task" % self.pid).iterdir())) if self.pid else None
 
     def stop(self):
+        self.threads_alive = self.thread_count()
         last, io = self.threads(), self.io()
         self.by_thread = {n: s - self.first_threads.get(n, 0.0) for n, s in last.items()}
         self.io_calls = {n: v - self.first_io[n] for n, v in io.items()}
@@ -328,6 +334,8 @@ def main():
     if meter.by_thread:
         print("runner's CPU by thread: " + ", ".join(
             "%s %.2f s" % item for item in sorted(meter.by_thread.items(), key=lambda i: -i[1])))
+        print("runner's threads alive once caught up: %d (%d before the load)"
+              % (meter.threads_alive, meter.threads_before))
     io_per_alert = {name: value / alerts for name, value in meter.io_calls.items()}
     if io_per_alert:
         print("runner's calls per alert: %.1f writes (%.1f KB), %.1f reads"
@@ -346,6 +354,7 @@ def main():
                    wall=caught_up - load_started),
         runner_cpu_us_per_alert=runner_cpu / alerts * 1e6 if args.pid else None,
         runner_cpu_s_by_thread=meter.by_thread,
+        runner_threads=dict(before=meter.threads_before, after=meter.threads_alive),
         runner_io_per_alert=io_per_alert,
     )
     if args.paced > 0:
